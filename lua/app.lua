@@ -1,0 +1,92 @@
+-- The application: loads the route modules, runs the pipeline (middleware.lua) for each request
+-- and renders the answer. app.handle(req) runs in a coroutine per request and returns
+-- status, headers, body, tenant to the C host (src/server/request.c).
+local json = require "json"
+local pulse = require "pulse"
+local problem = require "problem"
+local router = require "router"
+local middleware = require "middleware"
+local schema = require "schema"
+local openapi = require "openapi"
+
+schema.configure { null = json.null, is_array = function(t) return getmetatable(t) == json.array_mt end }
+openapi.configure { array = json.array }
+
+local app = { router = router.new() }
+
+-- Route modules are functions taking the router; the list is the application's table of contents.
+local ROUTE_MODULES = { "routes.system" }
+
+local function load_routes()
+    for _, name in ipairs(ROUTE_MODULES) do
+        require(name)(app.router, app)
+    end
+    -- PULSE_APP_EXTRA: more route files (tests, benchmarks), same shape as a route module.
+    for path in (pulse.config.app_extra or ""):gmatch("[^;]+") do
+        local chunk, err = loadfile(path)
+        if not chunk then error("PULSE_APP_EXTRA: " .. err, 0) end
+        chunk()(app.router, app)
+    end
+end
+
+local JSON_TYPE = "application/json"
+local PROBLEM_TYPE = "application/problem+json"
+
+local function traceback(err)
+    if problem.is(err) or (type(err) == "table" and err.code) then return err end
+    return debug.traceback(tostring(err), 2)
+end
+
+-- Any error value -> the problem the client sees; unexpected ones are logged, never sent.
+local function to_problem(req, err)
+    if problem.is(err) then return err end
+    if type(err) == "table" and type(err.code) == "string" and err.code:match("^db_") then
+        local p = problem.from_db(err)
+        if p then
+            pulse.log("warn", "db_error", err.code .. ": " .. tostring(err.message))
+            return p
+        end
+        pulse.log("error", "db_error", ("%s %s: %s (sqlstate %s)"):format(req.method, req.path,
+            tostring(err.message), tostring(err.sqlstate)))
+        return problem.internal()
+    end
+    pulse.log("error", "handler_error", ("%s %s: %s"):format(req.method, req.path, tostring(err)))
+    return problem.internal()
+end
+
+local function render(req, res)
+    local headers = res.headers or {}
+    local body
+    if problem.is(res) then
+        headers["content-type"] = PROBLEM_TYPE
+        body = json.encode(problem.body(res, req.id))
+        res = { status = res.status }
+    elseif res.json ~= nil then
+        headers["content-type"] = headers["content-type"] or JSON_TYPE
+        body = json.encode(res.json)
+    else
+        body = res.body
+    end
+    if req.headers.origin then
+        local cors = middleware.cors_headers(req)
+        if cors then
+            for k, v in pairs(cors) do headers[k] = headers[k] or v end
+        end
+    end
+    return res.status or 200, headers, body, req.tenant
+end
+
+function app.handle(req)
+    local ok, res, err = xpcall(middleware.run, traceback, app.router, req)
+    if not ok then
+        res = to_problem(req, res)
+    elseif res == nil then
+        res = err ~= nil and to_problem(req, err) or problem.internal()
+        if err == nil then pulse.log("error", "handler_error", req.method .. " " .. req.path .. ": handler returned nothing") end
+    end
+    return render(req, res)
+end
+
+load_routes()
+
+return app

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Installs what Pulse needs on Debian 12 (system packages, front-end packages) and builds it.
+# Safe to run again: installs only what is missing, rebuilds only what changed.
+# Usage: scripts/setup.sh [--sanitize]   (--sanitize: ASan+UBSan build in build-asan/)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PACKAGES=(build-essential cmake pkg-config liblua5.4-dev libh2o-evloop-dev libpq-dev libcurl4-openssl-dev
+          libjwt-dev libcmocka-dev libssl-dev zlib1g-dev postgresql postgresql-contrib ca-certificates)
+command -v node >/dev/null 2>&1 || PACKAGES+=(nodejs)
+command -v npm >/dev/null 2>&1 || PACKAGES+=(npm)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    echo "setup: installing ${missing[*]}"
+    SUDO=""
+    if [ "$(id -u)" != 0 ]; then
+        command -v sudo >/dev/null || { echo "setup: run as root or install sudo (missing: ${missing[*]})" >&2; exit 1; }
+        SUDO=sudo
+    fi
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# Front-end packages (served locally, never from a CDN). --ignore-scripts: no install-time code.
+if [ ! -f dashboard/node_modules/.package-lock.json ] || [ dashboard/package-lock.json -nt dashboard/node_modules/.package-lock.json ]; then
+    echo "setup: installing front-end packages (npm ci)"
+    (cd dashboard && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error)
+fi
+
+build_dir=build
+cmake_flags=(-DCMAKE_BUILD_TYPE=RelWithDebInfo)
+if [ "${1:-}" = "--sanitize" ]; then
+    build_dir=build-asan
+    cmake_flags=(-DCMAKE_BUILD_TYPE=Debug -DPULSE_SANITIZE=ON)
+fi
+[ "${CI:-}" = "true" ] && cmake_flags+=(-DPULSE_WERROR=ON)
+cmake -S . -B "$build_dir" "${cmake_flags[@]}" >/dev/null
+cmake --build "$build_dir" -j"$(nproc)" 2>&1 | grep -vE '^\[ *[0-9]+%\]' || true
+test -x "$build_dir/pulse" || { echo "setup: build failed" >&2; exit 1; }
+echo "setup: built $build_dir/pulse"

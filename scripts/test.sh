@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Quick start 2: install what is missing, build, and run every test suite (unit, Lua specs,
+# integration against a real PostgreSQL and a real `pulse serve`). PULSE_SANITIZE=1 also runs
+# the whole suite again under AddressSanitizer + UndefinedBehaviorSanitizer (CI does).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh
+ctest --test-dir build --output-on-failure -j2
+if [ "${PULSE_SANITIZE:-0}" = 1 ]; then
+    scripts/setup.sh --sanitize
+    ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+        ctest --test-dir build-asan --output-on-failure -j2
+fi

@@ -1,0 +1,21 @@
+/* Subcommands of the pulse binary. Each takes (argc, argv) with argv[0] the command name,
+ * handles its own --help, and returns the process exit code (0 ok, 1 failure, 2 usage). */
+#ifndef PULSE_CLI_CLI_H
+#define PULSE_CLI_CLI_H
+
+
+typedef struct pulse_cli_command_t {
+    const char *name;
+    const char *summary;
+    int (*run)(int argc, char **argv);
+} pulse_cli_command_t;
+
+int pulse_cli_serve(int argc, char **argv);
+int pulse_cli_migrate(int argc, char **argv);
+int pulse_cli_demo(int argc, char **argv);
+int pulse_cli_db(int argc, char **argv);
+
+/* True if argv holds --help or -h. */
+int pulse_cli_wants_help(int argc, char **argv);
+
+#endif

@@ -1,0 +1,131 @@
+/* pulse serve: the HTTP server; pulse demo: everything a first-time user needs, then serve. */
+#include "cli/cli.h"
+#include "core/config.h"
+#include "core/log.h"
+#include "db/cluster.h"
+#include "db/conninfo.h"
+#include "db/migrate.h"
+#include "server/server.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int pulse_cli_wants_help(int argc, char **argv)
+{
+    for (int i = 1; i < argc; i++)
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0)
+            return 1;
+    return 0;
+}
+
+/* Applies --port and --threads over the environment (the flags win). */
+static int parse_server_flags(int argc, char **argv, const char *cmd)
+{
+    for (int i = 1; i < argc; i++) {
+        const char *var = NULL;
+        if (strcmp(argv[i], "--port") == 0)
+            var = "PULSE_PORT";
+        else if (strcmp(argv[i], "--threads") == 0)
+            var = "PULSE_THREADS";
+        else {
+            fprintf(stderr, "pulse %s: unknown option '%s' (see pulse %s --help)\n", cmd, argv[i], cmd);
+            return -1;
+        }
+        if (i + 1 >= argc) {
+            fprintf(stderr, "pulse %s: %s needs a value\n", cmd, argv[i]);
+            return -1;
+        }
+        setenv(var, argv[++i], 1);
+    }
+    return 0;
+}
+
+static int load_config(pulse_config_t *cfg, const char *cmd)
+{
+    char err[1024];
+    if (pulse_config_load(cfg, err, sizeof(err)) != 0) {
+        fprintf(stderr, "pulse %s: %s\n", cmd, err);
+        return -1;
+    }
+    pulse_log_set_level(cfg->log_level);
+    if (strcmp(cfg->env, "production") == 0 && cfg->database_url == NULL) {
+        fprintf(stderr, "pulse %s: PULSE_ENV=production needs PULSE_DATABASE_URL (the private cluster is for "
+                        "development only)\n", cmd);
+        return -1;
+    }
+    return 0;
+}
+
+static void serve_usage(const char *cmd)
+{
+    if (strcmp(cmd, "demo") == 0)
+        printf("Usage: pulse demo [--port N] [--threads N]\n\n"
+               "Provisions a private PostgreSQL under var/ (unless PULSE_DATABASE_URL is set), applies the\n"
+               "migrations, loads the demo data and serves the product. Safe to run again.\n\n");
+    else
+        printf("Usage: pulse serve [--port N] [--threads N]\n\n"
+               "Serves the API (/api), the dashboard (/), the widget (/widget), /docs, /openapi.json,\n"
+               "/health and /ready. SIGTERM or Ctrl-C: finish in-flight requests, then exit 0.\n"
+               "SIGHUP: reload lua/ (a reload that fails to load keeps the running code).\n\n");
+    pulse_config_describe();
+}
+
+static int serve(const pulse_config_t *cfg, const char *conninfo)
+{
+    return pulse_server_run(cfg, conninfo);
+}
+
+int pulse_cli_serve(int argc, char **argv)
+{
+    pulse_config_t cfg;
+    char conninfo[2048], err[2048];
+    if (pulse_cli_wants_help(argc, argv)) {
+        serve_usage("serve");
+        return 0;
+    }
+    if (parse_server_flags(argc, argv, "serve") != 0)
+        return 2;
+    if (load_config(&cfg, "serve") != 0)
+        return 1;
+    if (pulse_db_conninfo(&cfg, conninfo, sizeof(conninfo), err, sizeof(err)) != 0) {
+        fprintf(stderr, "pulse serve: %s\n", err);
+        return 1;
+    }
+    return serve(&cfg, conninfo);
+}
+
+int pulse_cli_demo(int argc, char **argv)
+{
+    pulse_config_t cfg;
+    char conninfo[2048], err[2048];
+    if (pulse_cli_wants_help(argc, argv)) {
+        serve_usage("demo");
+        return 0;
+    }
+    if (parse_server_flags(argc, argv, "demo") != 0)
+        return 2;
+    if (load_config(&cfg, "demo") != 0)
+        return 1;
+    printf("pulse demo: preparing the database%s...\n", cfg.database_url ? "" : " (private cluster under var/pg)");
+    fflush(stdout);
+    if (pulse_db_conninfo(&cfg, conninfo, sizeof(conninfo), err, sizeof(err)) != 0) {
+        fprintf(stderr, "pulse demo: %s\n", err);
+        return 1;
+    }
+    PGconn *conn = pulse_db_connect_blocking(conninfo, err, sizeof(err));
+    if (conn == NULL) {
+        fprintf(stderr, "pulse demo: %s\n", err);
+        return 1;
+    }
+    int rc = pulse_migrate_apply(conn, cfg.migrations_dir, stdout, err, sizeof(err));
+    PQfinish(conn);
+    if (rc != 0) {
+        fprintf(stderr, "pulse demo: migration failed: %s\n", err);
+        return 1;
+    }
+    /* Demo data arrives with the data features (tenants, ingestion); the foundation has none. */
+    printf("pulse demo: database ready; no demo data sets exist yet in this version\n");
+    fflush(stdout);
+    return serve(&cfg, conninfo);
+}

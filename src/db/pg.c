@@ -1,0 +1,499 @@
+/* Asynchronous libpq connection pool driven by an h2o event loop (see pg.h). */
+#include "db/pg.h"
+#include "core/buf.h"
+#include "core/log.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* Back-off between reconnect attempts; the last step repeats. */
+static const uint64_t backoff_ms[] = {100, 200, 400, 800, 1600, 2000};
+#define BACKOFF_STEPS (sizeof(backoff_ms) / sizeof(backoff_ms[0]))
+#define MAX_PENDING 10000
+
+typedef struct pg_job_t {
+    struct pg_job_t *next;
+    const char *sql;
+    int nparams;
+    const char **values;
+    int *lengths;
+    int flags;
+    pulse_pg_pin_t *pin;
+    pulse_pg_cb cb;
+    void *data;
+} pg_job_t;
+
+typedef enum { CONN_BROKEN, CONN_CONNECTING, CONN_READY } conn_state_t;
+
+struct pulse_pg_conn_t {
+    pulse_pg_pool_t *pool;
+    PGconn *pg;
+    h2o_socket_t *sock; /* wraps a dup() of libpq's fd, so libpq may close its own */
+    int sock_fd;        /* libpq's fd that sock mirrors */
+    conn_state_t state;
+    unsigned epoch;
+    int reserved;     /* pinned by a transaction */
+    int ever_ready;   /* connected at least once (for logging) */
+    pg_job_t *current;
+    pg_job_t *pinned_head, *pinned_tail; /* queries of the owning transaction waiting their turn */
+    PGresult *result; /* result being collected for current */
+    unsigned backoff;
+    h2o_timeout_entry_t retry;
+};
+
+struct pulse_pg_pool_t {
+    h2o_loop_t *loop;
+    char *conninfo;
+    char options[64];
+    int size;
+    pulse_pg_conn_t *conns;
+    pg_job_t *pending_head, *pending_tail;
+    size_t pending_count;
+    h2o_timeout_t backoff[BACKOFF_STEPS];
+    /* New queries are dispatched from a zero timeout, not inside pulse_pg_query, so a send
+     * failure can never call back into the coroutine that is still submitting. */
+    h2o_timeout_t zero;
+    h2o_timeout_entry_t kick;
+    int was_down; /* for one "database unavailable" / "database back" log pair */
+};
+
+static void conn_connect(pulse_pg_conn_t *c);
+static void conn_dispatch(pulse_pg_conn_t *c);
+static void on_readable(h2o_socket_t *sock, const char *err);
+
+/* --- jobs --- */
+
+static pg_job_t *job_new(const char *sql, int nparams, const char *const *values, const int *lengths)
+{
+    size_t sql_len = strlen(sql) + 1, total = sizeof(pg_job_t) + sql_len;
+    total += (size_t)nparams * (sizeof(char *) + sizeof(int));
+    for (int i = 0; i < nparams; i++)
+        if (values[i] != NULL)
+            total += (size_t)lengths[i] + 1;
+    /* one allocation: the job, the parameter arrays, then the bytes */
+    pg_job_t *job = pulse_xmalloc(total);
+    memset(job, 0, sizeof(*job));
+    char *p = (char *)(job + 1);
+    job->values = (const char **)p;
+    p += (size_t)nparams * sizeof(char *);
+    job->lengths = (int *)p;
+    p += (size_t)nparams * sizeof(int);
+    job->sql = memcpy(p, sql, sql_len);
+    p += sql_len;
+    job->nparams = nparams;
+    for (int i = 0; i < nparams; i++) {
+        job->lengths[i] = values[i] ? lengths[i] : 0;
+        if (values[i] == NULL) {
+            job->values[i] = NULL;
+            continue;
+        }
+        memcpy(p, values[i], (size_t)lengths[i]);
+        p[lengths[i]] = '\0';
+        job->values[i] = p;
+        p += lengths[i] + 1;
+    }
+    return job;
+}
+
+static void job_finish(pg_job_t *job, pulse_pg_status_t status, PGresult *res, const char *message)
+{
+    pulse_pg_outcome_t out = {status, res, message};
+    if (job->cb != NULL) /* fire-and-forget, e.g. the safety ROLLBACK of an abandoned transaction */
+        job->cb(job->data, &out);
+    free(job);
+}
+
+static void queue_push(pg_job_t **head, pg_job_t **tail, pg_job_t *job)
+{
+    job->next = NULL;
+    if (*tail)
+        (*tail)->next = job;
+    else
+        *head = job;
+    *tail = job;
+}
+
+static pg_job_t *queue_pop(pg_job_t **head, pg_job_t **tail)
+{
+    pg_job_t *job = *head;
+    if (job) {
+        *head = job->next;
+        if (*head == NULL)
+            *tail = NULL;
+    }
+    return job;
+}
+
+/* --- pool state --- */
+
+int pulse_pg_pool_ready(const pulse_pg_pool_t *pool)
+{
+    int n = 0;
+    for (int i = 0; i < pool->size; i++)
+        n += pool->conns[i].state == CONN_READY;
+    return n;
+}
+
+static int pool_may_recover_soon(const pulse_pg_pool_t *pool)
+{
+    for (int i = 0; i < pool->size; i++)
+        if (pool->conns[i].state != CONN_BROKEN)
+            return 1;
+    return 0;
+}
+
+/* No connection is up or on its way: everyone waiting gets "unavailable" now, not a hang. */
+static void pool_fail_pending(pulse_pg_pool_t *pool, const char *why)
+{
+    pg_job_t *job;
+    while ((job = queue_pop(&pool->pending_head, &pool->pending_tail)) != NULL) {
+        pool->pending_count--;
+        job_finish(job, PULSE_PG_UNAVAILABLE, NULL, why);
+    }
+}
+
+/* --- connection life cycle --- */
+
+static void conn_close_socket(pulse_pg_conn_t *c)
+{
+    if (c->sock != NULL) {
+        h2o_socket_close(c->sock); /* closes our dup, never libpq's fd */
+        c->sock = NULL;
+        c->sock_fd = -1;
+    }
+}
+
+/* Makes sure c->sock mirrors libpq's current fd (it may change while connecting). */
+static int conn_wrap_socket(pulse_pg_conn_t *c)
+{
+    int fd = PQsocket(c->pg);
+    if (fd < 0)
+        return -1;
+    if (c->sock != NULL && c->sock_fd == fd)
+        return 0;
+    conn_close_socket(c);
+    int dupfd = dup(fd);
+    if (dupfd < 0)
+        return -1;
+    c->sock = h2o_evloop_socket_create(c->pool->loop, dupfd, H2O_SOCKET_FLAG_DONT_READ);
+    c->sock->data = c;
+    c->sock_fd = fd;
+    return 0;
+}
+
+static void on_retry(h2o_timeout_entry_t *entry)
+{
+    pulse_pg_conn_t *c = H2O_STRUCT_FROM_MEMBER(pulse_pg_conn_t, retry, entry);
+    conn_connect(c);
+}
+
+static void conn_schedule_retry(pulse_pg_conn_t *c)
+{
+    unsigned step = c->backoff < BACKOFF_STEPS ? c->backoff : BACKOFF_STEPS - 1;
+    if (c->backoff < BACKOFF_STEPS)
+        c->backoff++;
+    h2o_timeout_link(c->pool->loop, &c->pool->backoff[step], &c->retry);
+}
+
+/* The connection is gone: fail what it was doing, and try again later. */
+static void conn_break(pulse_pg_conn_t *c, const char *why)
+{
+    pulse_pg_pool_t *pool = c->pool;
+    char msg[256];
+    snprintf(msg, sizeof(msg), "database connection lost: %s", why && *why ? why : "unknown reason");
+    for (char *nl = strchr(msg, '\n'); nl; nl = strchr(nl, '\n'))
+        *nl = ' ';
+    conn_close_socket(c);
+    if (c->pg) {
+        PQfinish(c->pg);
+        c->pg = NULL;
+    }
+    c->state = CONN_BROKEN;
+    c->reserved = 0; /* the transaction died with the session; its pin is now stale (epoch) */
+    if (c->result) {
+        PQclear(c->result);
+        c->result = NULL;
+    }
+    pg_job_t *job = c->current;
+    c->current = NULL;
+    if (job)
+        job_finish(job, PULSE_PG_UNAVAILABLE, NULL, msg);
+    while ((job = queue_pop(&c->pinned_head, &c->pinned_tail)) != NULL)
+        job_finish(job, PULSE_PG_UNAVAILABLE, NULL, msg);
+    if (!pool_may_recover_soon(pool)) {
+        if (!pool->was_down)
+            pulse_log(PULSE_LOG_ERROR, "db_unavailable", "%s", msg);
+        pool->was_down = 1;
+        pool_fail_pending(pool, msg);
+    }
+    conn_schedule_retry(c);
+}
+
+static void conn_became_ready(pulse_pg_conn_t *c)
+{
+    PQsetnonblocking(c->pg, 1);
+    c->state = CONN_READY;
+    c->epoch++;
+    c->backoff = 0;
+    c->ever_ready = 1;
+    if (c->pool->was_down) {
+        c->pool->was_down = 0;
+        pulse_log(PULSE_LOG_INFO, "db_available", "database connection re-established");
+    }
+    h2o_socket_read_start(c->sock, on_readable);
+    conn_dispatch(c);
+}
+
+static void on_connect_io(h2o_socket_t *sock, const char *err);
+
+static void conn_poll(pulse_pg_conn_t *c)
+{
+    for (;;) {
+        PostgresPollingStatusType st = PQconnectPoll(c->pg);
+        if (st == PGRES_POLLING_OK) {
+            if (conn_wrap_socket(c) != 0) {
+                conn_break(c, "cannot watch the database socket");
+                return;
+            }
+            conn_became_ready(c);
+            return;
+        }
+        if (st == PGRES_POLLING_FAILED) {
+            conn_break(c, PQerrorMessage(c->pg));
+            return;
+        }
+        if (conn_wrap_socket(c) != 0) {
+            conn_break(c, "cannot watch the database socket");
+            return;
+        }
+        if (st == PGRES_POLLING_READING) {
+            h2o_socket_read_start(c->sock, on_connect_io);
+        } else { /* PGRES_POLLING_WRITING */
+            h2o_socket_read_stop(c->sock);
+            h2o_socket_notify_write(c->sock, on_connect_io);
+        }
+        return;
+    }
+}
+
+static void on_connect_io(h2o_socket_t *sock, const char *err)
+{
+    pulse_pg_conn_t *c = sock->data;
+    h2o_socket_read_stop(sock);
+    conn_poll(c);
+}
+
+static void conn_connect(pulse_pg_conn_t *c)
+{
+    pulse_pg_pool_t *pool = c->pool;
+    /* dbname is expanded as a conninfo string or URI; the keywords after it override it. */
+    const char *keys[] = {"dbname", "application_name", "options", "connect_timeout", NULL};
+    const char *vals[] = {pool->conninfo, "pulse", pool->options, "5", NULL};
+    c->state = CONN_CONNECTING;
+    c->pg = PQconnectStartParams(keys, vals, 1);
+    if (c->pg == NULL || PQstatus(c->pg) == CONNECTION_BAD) {
+        conn_break(c, c->pg ? PQerrorMessage(c->pg) : "out of memory");
+        return;
+    }
+    conn_poll(c);
+}
+
+/* --- running queries --- */
+
+static void on_writable(h2o_socket_t *sock, const char *err)
+{
+    pulse_pg_conn_t *c = sock->data;
+    if (c->state != CONN_READY || c->current == NULL)
+        return;
+    int r = PQflush(c->pg);
+    if (r < 0)
+        conn_break(c, PQerrorMessage(c->pg));
+    else if (r == 1)
+        h2o_socket_notify_write(c->sock, on_writable);
+}
+
+static void conn_send(pulse_pg_conn_t *c, pg_job_t *job)
+{
+    c->current = job;
+    if (!PQsendQueryParams(c->pg, job->sql, job->nparams, NULL, job->values, job->lengths, NULL, 0)) {
+        conn_break(c, PQerrorMessage(c->pg));
+        return;
+    }
+    int r = PQflush(c->pg);
+    if (r < 0)
+        conn_break(c, PQerrorMessage(c->pg));
+    else if (r == 1)
+        h2o_socket_notify_write(c->sock, on_writable);
+}
+
+/* Gives an idle connection its next query: the owning transaction's first, else the pool's. */
+static void conn_dispatch(pulse_pg_conn_t *c)
+{
+    if (c->state != CONN_READY || c->current != NULL)
+        return;
+    pg_job_t *job = queue_pop(&c->pinned_head, &c->pinned_tail);
+    if (job == NULL && !c->reserved) {
+        job = queue_pop(&c->pool->pending_head, &c->pool->pending_tail);
+        if (job)
+            c->pool->pending_count--;
+    }
+    if (job)
+        conn_send(c, job);
+}
+
+static void conn_complete(pulse_pg_conn_t *c)
+{
+    pg_job_t *job = c->current;
+    PGresult *res = c->result;
+    c->current = NULL;
+    c->result = NULL;
+    ExecStatusType st = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
+    int ok = st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK || st == PGRES_EMPTY_QUERY;
+    if (job->flags & PULSE_PG_PIN) {
+        if (ok) {
+            c->reserved = 1;
+            job->pin->conn = c;
+            job->pin->epoch = c->epoch;
+        }
+    }
+    if (job->flags & PULSE_PG_UNPIN) {
+        c->reserved = 0;
+        job->pin->conn = NULL;
+    }
+    job_finish(job, ok ? PULSE_PG_OK : PULSE_PG_ERROR, res, res ? PQresultErrorMessage(res) : "no result");
+    if (res)
+        PQclear(res);
+    conn_dispatch(c);
+}
+
+static void on_readable(h2o_socket_t *sock, const char *err)
+{
+    pulse_pg_conn_t *c = sock->data;
+    if (!PQconsumeInput(c->pg) || PQstatus(c->pg) == CONNECTION_BAD) {
+        conn_break(c, PQerrorMessage(c->pg));
+        return;
+    }
+    PGnotify *n;
+    while ((n = PQnotifies(c->pg)) != NULL)
+        PQfreemem(n); /* LISTEN/NOTIFY is not used on request connections yet */
+    while (c->current != NULL && !PQisBusy(c->pg)) {
+        PGresult *res = PQgetResult(c->pg);
+        if (res == NULL) {
+            conn_complete(c);
+            return; /* conn_complete may have sent the next query; wait for its bytes */
+        }
+        /* several statements: keep the first error, else the last result */
+        if (c->result == NULL || PQresultStatus(c->result) == PGRES_TUPLES_OK ||
+            PQresultStatus(c->result) == PGRES_COMMAND_OK) {
+            if (c->result)
+                PQclear(c->result);
+            c->result = res;
+        } else {
+            PQclear(res);
+        }
+    }
+}
+
+static void on_kick(h2o_timeout_entry_t *entry)
+{
+    pulse_pg_pool_t *pool = H2O_STRUCT_FROM_MEMBER(pulse_pg_pool_t, kick, entry);
+    for (int i = 0; i < pool->size; i++)
+        conn_dispatch(&pool->conns[i]);
+}
+
+/* --- public API --- */
+
+pulse_pg_pool_t *pulse_pg_pool_create(h2o_loop_t *loop, const char *conninfo, int size, int statement_timeout_ms)
+{
+    pulse_pg_pool_t *pool = pulse_xmalloc(sizeof(*pool));
+    memset(pool, 0, sizeof(*pool));
+    pool->loop = loop;
+    pool->conninfo = pulse_xstrdup(conninfo);
+    snprintf(pool->options, sizeof(pool->options), "-c statement_timeout=%d", statement_timeout_ms);
+    pool->size = size;
+    pool->conns = pulse_xmalloc(sizeof(pulse_pg_conn_t) * (size_t)size);
+    memset(pool->conns, 0, sizeof(pulse_pg_conn_t) * (size_t)size);
+    for (size_t i = 0; i < BACKOFF_STEPS; i++)
+        h2o_timeout_init(loop, &pool->backoff[i], backoff_ms[i]);
+    h2o_timeout_init(loop, &pool->zero, 0);
+    pool->kick.cb = on_kick;
+    for (int i = 0; i < size; i++) {
+        pulse_pg_conn_t *c = &pool->conns[i];
+        c->pool = pool;
+        c->sock_fd = -1;
+        c->retry.cb = on_retry;
+        conn_connect(c);
+    }
+    return pool;
+}
+
+void pulse_pg_pool_destroy(pulse_pg_pool_t *pool)
+{
+    if (pool == NULL)
+        return;
+    pool_fail_pending(pool, "server shutting down");
+    for (int i = 0; i < pool->size; i++) {
+        pulse_pg_conn_t *c = &pool->conns[i];
+        if (h2o_timeout_is_linked(&c->retry))
+            h2o_timeout_unlink(&c->retry);
+        conn_close_socket(c);
+        if (c->pg)
+            PQfinish(c->pg);
+        if (c->result)
+            PQclear(c->result);
+        c->pg = NULL;
+        c->state = CONN_BROKEN;
+        pg_job_t *job = c->current;
+        c->current = NULL;
+        if (job)
+            job_finish(job, PULSE_PG_UNAVAILABLE, NULL, "server shutting down");
+        while ((job = queue_pop(&c->pinned_head, &c->pinned_tail)) != NULL)
+            job_finish(job, PULSE_PG_UNAVAILABLE, NULL, "server shutting down");
+    }
+    if (h2o_timeout_is_linked(&pool->kick))
+        h2o_timeout_unlink(&pool->kick);
+    for (size_t i = 0; i < BACKOFF_STEPS; i++)
+        h2o_timeout_dispose(pool->loop, &pool->backoff[i]);
+    h2o_timeout_dispose(pool->loop, &pool->zero);
+    free(pool->conns);
+    free(pool->conninfo);
+    free(pool);
+}
+
+int pulse_pg_query(pulse_pg_pool_t *pool, pulse_pg_pin_t *pin, int flags, const char *sql, int nparams,
+                   const char *const *values, const int *lengths, pulse_pg_cb cb, void *data, char *err, size_t errlen)
+{
+    pulse_pg_conn_t *target = NULL;
+    if (pin != NULL && pin->conn != NULL) {
+        target = pin->conn;
+        if (target->state != CONN_READY || target->epoch != pin->epoch || !target->reserved) {
+            snprintf(err, errlen, "the transaction's database connection was lost");
+            if (flags & PULSE_PG_UNPIN)
+                pin->conn = NULL;
+            return -1;
+        }
+    } else if (!pool_may_recover_soon(pool)) {
+        snprintf(err, errlen, "database unavailable (reconnecting)");
+        return -1;
+    } else if (pool->pending_count >= MAX_PENDING) {
+        snprintf(err, errlen, "database overloaded: %d queries waiting", MAX_PENDING);
+        return -1;
+    }
+    pg_job_t *job = job_new(sql, nparams, values, lengths);
+    job->flags = flags;
+    job->pin = pin;
+    job->cb = cb;
+    job->data = data;
+    if (target != NULL) {
+        queue_push(&target->pinned_head, &target->pinned_tail, job);
+    } else {
+        queue_push(&pool->pending_head, &pool->pending_tail, job);
+        pool->pending_count++;
+    }
+    if (!h2o_timeout_is_linked(&pool->kick))
+        h2o_timeout_link(pool->loop, &pool->zero, &pool->kick);
+    return 0;
+}

@@ -1,0 +1,46 @@
+/* The pulse binary: one entry point, one subcommand per verb. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "core/config.h"
+
+static const pulse_cli_command_t commands[] = {
+    {"serve", "run the HTTP server (API, dashboard, widget)", pulse_cli_serve},
+    {"migrate", "apply database migrations (--status to list them)", pulse_cli_migrate},
+    {"demo", "provision a local database, migrate, load demo data and serve", pulse_cli_demo},
+    {"db", "start, stop or locate the private PostgreSQL cluster under var/", pulse_cli_db},
+    {NULL, NULL, NULL},
+};
+
+static void usage(FILE *out)
+{
+    fprintf(out, "Usage: pulse <command> [options]\n\nPulse: customer-retention platform.\n\nCommands:\n");
+    for (const pulse_cli_command_t *c = commands; c->name; c++)
+        fprintf(out, "  %-10s %s\n", c->name, c->summary);
+    fprintf(out, "\nRun 'pulse <command> --help' for a command's options. Configuration comes from PULSE_*\n"
+                 "environment variables: 'pulse serve --help' lists them.\n");
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "help") == 0) {
+        usage(stdout);
+        return 0;
+    }
+    if (strcmp(argv[1], "--version") == 0) {
+        printf("pulse %s\n", PULSE_VERSION);
+        return 0;
+    }
+    for (const pulse_cli_command_t *c = commands; c->name; c++) {
+        if (strcmp(argv[1], c->name) == 0)
+            return c->run(argc - 1, argv + 1);
+    }
+    fprintf(stderr, "pulse: unknown command '%s'\n\n", argv[1]);
+    usage(stderr);
+    return 2;
+}

@@ -1,0 +1,368 @@
+/* Requests handled by the Lua application (see request.h): building the request table,
+ * running the coroutine, turning its return values into the HTTP response, deadlines, the
+ * access log. One place, app.handle, decides the answer; C only steps in when Lua itself
+ * failed (500) or ran past the deadline (504), with the same problem+json shape. */
+#include "server/request.h"
+#include "core/buf.h"
+#include "core/log.h"
+#include "server/server.h"
+
+#include <arpa/inet.h>
+#include <lauxlib.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+typedef struct pulse_request_guard_t {
+    pulse_request_t *r;
+} pulse_request_guard_t;
+
+static const char REQ_MT[] = "pulse.request";
+static h2o_generator_t static_generator = {NULL, NULL};
+
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+pulse_request_t *pulse_request_current(lua_State *co)
+{
+    return *(pulse_request_t **)lua_getextraspace(co);
+}
+
+static void on_guard_dispose(void *p)
+{
+    pulse_request_guard_t *g = p;
+    if (g->r != NULL) {
+        g->r->req = NULL;
+        g->r->guard = NULL;
+    }
+}
+
+/* --- the request table --- */
+
+static void push_headers(lua_State *L, h2o_req_t *req)
+{
+    lua_createtable(L, 0, (int)req->headers.size);
+    for (size_t i = 0; i != req->headers.size; ++i) {
+        h2o_header_t *h = req->headers.entries + i;
+        lua_pushlstring(L, h->name->base, h->name->len);
+        if (lua_rawget(L, -2) == LUA_TSTRING) { /* repeated header: join as HTTP says */
+            lua_pushliteral(L, ", ");
+            lua_pushlstring(L, h->value.base, h->value.len);
+            lua_concat(L, 3);
+        } else {
+            lua_pop(L, 1);
+            lua_pushlstring(L, h->value.base, h->value.len);
+        }
+        lua_pushlstring(L, h->name->base, h->name->len);
+        lua_insert(L, -2);
+        lua_rawset(L, -3);
+    }
+}
+
+static void push_peer(lua_State *L, h2o_req_t *req)
+{
+    struct sockaddr_storage ss;
+    char host[INET6_ADDRSTRLEN] = "";
+    socklen_t len = req->conn->callbacks->get_peername(req->conn, (struct sockaddr *)&ss);
+    if (len > 0 && ss.ss_family == AF_INET)
+        inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, host, sizeof(host));
+    else if (len > 0 && ss.ss_family == AF_INET6)
+        inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, host, sizeof(host));
+    lua_pushstring(L, host);
+}
+
+/* Fields that cost something to build are made on first use and cached in the table. */
+static int l_request_index(lua_State *L)
+{
+    pulse_request_t *r = pulse_request_current(L);
+    const char *key = luaL_checkstring(L, 2);
+    if (r == NULL || r->req == NULL)
+        return 0;
+    h2o_req_t *req = r->req;
+    if (strcmp(key, "headers") == 0) {
+        push_headers(L, req);
+    } else if (strcmp(key, "body") == 0) {
+        if (req->entity.base == NULL)
+            return 0;
+        lua_pushlstring(L, req->entity.base, req->entity.len);
+    } else if (strcmp(key, "remote_addr") == 0) {
+        push_peer(L, req);
+    } else {
+        return 0;
+    }
+    lua_pushvalue(L, 2);
+    lua_pushvalue(L, -2);
+    lua_rawset(L, 1);
+    return 1;
+}
+
+static void push_request(lua_State *L, pulse_request_t *r)
+{
+    h2o_req_t *req = r->req;
+    size_t path_len = req->query_at != SIZE_MAX ? req->query_at : req->path.len;
+    lua_createtable(L, 0, 8);
+    lua_pushlstring(L, req->method.base, req->method.len);
+    lua_setfield(L, -2, "method");
+    lua_pushlstring(L, req->path.base, path_len);
+    lua_setfield(L, -2, "path");
+    if (req->query_at != SIZE_MAX) {
+        lua_pushlstring(L, req->path.base + req->query_at + 1, req->path.len - req->query_at - 1);
+        lua_setfield(L, -2, "query_string");
+    }
+    lua_pushstring(L, r->id);
+    lua_setfield(L, -2, "id");
+    lua_pushinteger(L, req->entity.base ? (lua_Integer)req->entity.len : 0);
+    lua_setfield(L, -2, "body_length");
+    luaL_setmetatable(L, REQ_MT);
+}
+
+/* --- answers --- */
+
+static void add_header(h2o_req_t *req, const char *name, size_t name_len, const char *value, size_t value_len)
+{
+    char *n = h2o_mem_alloc_pool(&req->pool, name_len);
+    for (size_t i = 0; i < name_len; i++) /* h2o wants lower-case names for token matching */
+        n[i] = (char)((name[i] >= 'A' && name[i] <= 'Z') ? name[i] + 32 : name[i]);
+    h2o_iovec_t v = h2o_strdup(&req->pool, value, value_len);
+    h2o_add_header_by_str(&req->pool, &req->res.headers, n, name_len, 1, NULL, v.base, v.len);
+}
+
+static void access_log(pulse_request_t *r, int status, size_t bytes, const char *tenant)
+{
+    pulse_loop_t *loop = r->loop;
+    if (!loop->cfg->access_log || r->req == NULL)
+        return;
+    h2o_req_t *req = r->req;
+    size_t path_len = req->query_at != SIZE_MAX ? req->query_at : req->path.len;
+    pulse_buf_t *b = &loop->access_log;
+    pulse_buf_puts(b, "{\"ts\":\"");
+    pulse_log_timestamp(b);
+    pulse_buf_puts(b, "\",\"level\":\"info\",\"event\":\"request\",\"id\":\"");
+    pulse_buf_json_escape(b, r->id, strlen(r->id));
+    pulse_buf_puts(b, "\",\"method\":\"");
+    pulse_buf_json_escape(b, req->method.base, req->method.len);
+    pulse_buf_puts(b, "\",\"path\":\""); /* never the query: it may carry tokens */
+    pulse_buf_json_escape(b, req->path.base, path_len);
+    pulse_buf_printf(b, "\",\"status\":%d,\"ms\":%.3f,\"bytes\":%zu", status, (now_ns() - r->started_ns) / 1e6, bytes);
+    if (tenant != NULL) {
+        pulse_buf_puts(b, ",\"tenant\":\"");
+        pulse_buf_json_escape(b, tenant, strlen(tenant));
+        pulse_buf_putc(b, '"');
+    }
+    pulse_buf_puts(b, "}\n");
+    pulse_server_access_log_added(loop);
+}
+
+static const char *reason_phrase(int status)
+{
+    switch (status) {
+    case 200: return "OK";
+    case 201: return "Created";
+    case 202: return "Accepted";
+    case 204: return "No Content";
+    case 301: return "Moved Permanently";
+    case 302: return "Found";
+    case 304: return "Not Modified";
+    case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 409: return "Conflict";
+    case 413: return "Content Too Large";
+    case 415: return "Unsupported Media Type";
+    case 422: return "Unprocessable Content";
+    case 429: return "Too Many Requests";
+    case 500: return "Internal Server Error";
+    case 503: return "Service Unavailable";
+    case 504: return "Gateway Timeout";
+    default: return status < 300 ? "OK" : status < 400 ? "Redirect" : status < 500 ? "Client Error" : "Server Error";
+    }
+}
+
+/* Sends status/body with the headers every answer carries. body must live in req->pool. */
+static void send_response(pulse_request_t *r, int status, h2o_iovec_t body, const char *tenant)
+{
+    h2o_req_t *req = r->req;
+    char timing[48];
+    int n = snprintf(timing, sizeof(timing), "app;dur=%.3f", (now_ns() - r->started_ns) / 1e6);
+    add_header(req, "x-request-id", 12, r->id, strlen(r->id));
+    add_header(req, "server-timing", 13, timing, (size_t)n);
+    req->res.status = status;
+    req->res.reason = reason_phrase(status);
+    req->res.content_length = body.len;
+    r->responded = 1;
+    if (h2o_timeout_is_linked(&r->deadline))
+        h2o_timeout_unlink(&r->deadline);
+    access_log(r, status, body.len, tenant);
+    h2o_start_response(req, &static_generator);
+    int is_head = h2o_memis(req->method.base, req->method.len, H2O_STRLIT("HEAD"));
+    h2o_send(req, is_head ? NULL : &body, is_head ? 0 : 1, H2O_SEND_STATE_FINAL);
+}
+
+/* A problem+json answer made in C: only when the Lua application could not make one. */
+static void send_problem(pulse_request_t *r, int status, const char *code, const char *title, const char *detail)
+{
+    h2o_req_t *req = r->req;
+    pulse_buf_t b = PULSE_BUF_INIT;
+    pulse_buf_printf(&b, "{\"type\":\"about:blank\",\"title\":\"%s\",\"status\":%d,\"code\":\"%s\",\"detail\":\"%s\","
+                         "\"request_id\":\"",
+                     title, status, code, detail);
+    pulse_buf_json_escape(&b, r->id, strlen(r->id));
+    pulse_buf_puts(&b, "\"}");
+    h2o_iovec_t body = h2o_strdup(&req->pool, b.data, b.len);
+    pulse_buf_free(&b);
+    req->res.headers = (h2o_headers_t){NULL, 0, 0}; /* drop whatever a failed handler had set */
+    add_header(req, "content-type", 12, H2O_STRLIT("application/problem+json"));
+    send_response(r, status, body, NULL);
+}
+
+/* The coroutine returned (status, headers, body, tenant). Anything malformed is a 500. */
+static void respond_from_lua(pulse_request_t *r, int nres)
+{
+    lua_State *co = r->co;
+    int base = lua_gettop(co) - nres + 1;
+    int isnum = 0;
+    lua_Integer status = nres >= 1 ? lua_tointegerx(co, base, &isnum) : 0;
+    if (!isnum || status < 100 || status > 599) {
+        pulse_log(PULSE_LOG_ERROR, "handler_result", "request %s: app.handle returned no valid status", r->id);
+        send_problem(r, 500, "internal_error", "Internal Server Error", "The server failed to handle the request.");
+        return;
+    }
+    h2o_req_t *req = r->req;
+    if (nres >= 2 && lua_istable(co, base + 1)) {
+        lua_pushnil(co);
+        while (lua_next(co, base + 1) != 0) {
+            size_t nl, vl;
+            if (lua_type(co, -2) == LUA_TSTRING && lua_type(co, -1) == LUA_TSTRING) {
+                const char *name = lua_tolstring(co, -2, &nl), *value = lua_tolstring(co, -1, &vl);
+                add_header(req, name, nl, value, vl);
+            }
+            lua_pop(co, 1);
+        }
+    }
+    h2o_iovec_t body = {NULL, 0};
+    size_t len;
+    const char *s = nres >= 3 ? lua_tolstring(co, base + 2, &len) : NULL;
+    if (s != NULL)
+        body = h2o_strdup(&req->pool, s, len);
+    const char *tenant = nres >= 4 ? lua_tostring(co, base + 3) : NULL;
+    send_response(r, (int)status, body, tenant);
+}
+
+static void request_finish(pulse_request_t *r, int ok)
+{
+    pulse_loop_t *loop = r->loop;
+    if (r->pin.conn != NULL) {
+        /* The handler ended inside a transaction (it cannot, through db.tx; but never leave a
+         * connection pinned): roll back and let the pool have it again. */
+        char err[128];
+        pulse_pg_query(loop->pg, &r->pin, PULSE_PG_UNPIN, "ROLLBACK", 0, NULL, NULL, NULL, NULL, err, sizeof(err));
+    }
+    if (h2o_timeout_is_linked(&r->deadline))
+        h2o_timeout_unlink(&r->deadline);
+    if (r->guard != NULL)
+        r->guard->r = NULL;
+    pulse_script_vm_release(r->vm, r->co, r->co_ref, ok);
+    loop->inflight--;
+    free(r);
+}
+
+void pulse_request_resume(pulse_request_t *r, int nargs)
+{
+    int nres = 0;
+    r->waiting = 0;
+    int st = lua_resume(r->co, NULL, nargs, &nres);
+    if (st == LUA_YIELD) {
+        lua_pop(r->co, nres);
+        r->waiting = 1;
+        return;
+    }
+    if (r->req != NULL && !r->responded) {
+        if (st == LUA_OK) {
+            respond_from_lua(r, nres);
+        } else {
+            /* app.handle catches handler errors itself; getting here is a bug in the app layer */
+            pulse_log(PULSE_LOG_ERROR, "handler_crash", "request %s: %s", r->id, lua_tostring(r->co, -1));
+            send_problem(r, 500, "internal_error", "Internal Server Error", "The server failed to handle the request.");
+        }
+    }
+    request_finish(r, st == LUA_OK);
+}
+
+static void on_deadline(h2o_timeout_entry_t *entry)
+{
+    pulse_request_t *r = H2O_STRUCT_FROM_MEMBER(pulse_request_t, deadline, entry);
+    if (r->req == NULL || r->responded)
+        return;
+    pulse_log(PULSE_LOG_WARN, "request_timeout", "request %s ran past PULSE_REQUEST_TIMEOUT_MS", r->id);
+    send_problem(r, 504, "timeout", "Gateway Timeout", "The request took too long; try again later.");
+    /* the coroutine goes on until its I/O completes; its answer is then dropped */
+}
+
+static void make_request_id(pulse_request_t *r, pulse_loop_t *loop, h2o_req_t *req)
+{
+    /* A caller's X-Request-Id is kept when it is safe to log and echo. */
+    ssize_t i = h2o_find_header_by_str(&req->headers, H2O_STRLIT("x-request-id"), -1);
+    if (i >= 0) {
+        h2o_iovec_t v = req->headers.entries[i].value;
+        int ok = v.len > 0 && v.len < sizeof(r->id);
+        for (size_t k = 0; ok && k < v.len; k++) {
+            char c = v.base[k];
+            ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '_' || c == '.';
+        }
+        if (ok) {
+            memcpy(r->id, v.base, v.len);
+            r->id[v.len] = '\0';
+            return;
+        }
+    }
+    static uint32_t process_tag;
+    if (process_tag == 0)
+        process_tag = (uint32_t)(now_ns() ^ ((uint64_t)getpid() << 16)) | 1;
+    snprintf(r->id, sizeof(r->id), "%08x-%x-%llx", process_tag, loop->index, (unsigned long long)++loop->request_seq);
+}
+
+static int on_req(h2o_handler_t *self, h2o_req_t *req)
+{
+    pulse_loop_t *loop = (pulse_loop_t *)req->conn->ctx;
+    pulse_request_t *r = pulse_xmalloc(sizeof(*r));
+    memset(r, 0, sizeof(*r));
+    r->req = req;
+    r->loop = loop;
+    r->started_ns = now_ns();
+    r->guard = h2o_mem_alloc_shared(&req->pool, sizeof(*r->guard), on_guard_dispose);
+    r->guard->r = r;
+    make_request_id(r, loop, req);
+    r->vm = loop->vm;
+    r->co = pulse_script_vm_acquire(r->vm, &r->co_ref);
+    *(pulse_request_t **)lua_getextraspace(r->co) = r;
+    loop->inflight++;
+    r->deadline.cb = on_deadline;
+    h2o_timeout_link(loop->ctx.loop, &loop->request_timeout, &r->deadline);
+    push_request(r->co, r);
+    pulse_request_resume(r, 1);
+    return 0;
+}
+
+void pulse_request_register(h2o_pathconf_t *pathconf)
+{
+    h2o_handler_t *h = h2o_create_handler(pathconf, sizeof(*h));
+    h->on_req = on_req;
+}
+
+void pulse_request_define_metatable(lua_State *L)
+{
+    luaL_newmetatable(L, REQ_MT);
+    lua_pushcfunction(L, l_request_index);
+    lua_setfield(L, -2, "__index");
+    lua_pop(L, 1);
+}
