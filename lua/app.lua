@@ -1,6 +1,6 @@
 -- The application: loads the route modules, runs the pipeline (middleware.lua) for each request
 -- and renders the answer. app.handle(req) runs in a coroutine per request and returns
--- status, headers, body, tenant to the C host (src/server/request.c).
+-- status, headers, body, tenant, content type to the C host (src/server/request.c).
 local json = require "json"
 local pulse = require "pulse"
 local problem = require "problem"
@@ -54,26 +54,27 @@ local function to_problem(req, err)
     return problem.internal()
 end
 
+-- -> status, headers (or nil), body, tenant, content type: what the C host sends.
 local function render(req, res)
-    local headers = res.headers or {}
-    local body
+    local headers = res.headers
+    local body, content_type
     if problem.is(res) then
-        headers["content-type"] = PROBLEM_TYPE
+        content_type = PROBLEM_TYPE
         body = json.encode(problem.body(res, req.id))
-        res = { status = res.status }
     elseif res.json ~= nil then
-        headers["content-type"] = headers["content-type"] or JSON_TYPE
+        content_type = JSON_TYPE
         body = json.encode(res.json)
     else
         body = res.body
     end
-    if req.headers.origin then
+    if req.origin then
         local cors = middleware.cors_headers(req)
         if cors then
+            headers = headers or {}
             for k, v in pairs(cors) do headers[k] = headers[k] or v end
         end
     end
-    return res.status or 200, headers, body, req.tenant
+    return res.status or 200, headers, body, req.tenant, content_type
 end
 
 function app.handle(req)

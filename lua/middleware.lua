@@ -18,7 +18,7 @@ for origin in (config.cors_origins or ""):gmatch("[^,%s]+") do
 end
 
 local function cors_headers(req)
-    local origin = req.headers.origin
+    local origin = req.origin
     if not origin or not (any_origin or allowed_origins[origin]) then return nil end
     return {
         ["access-control-allow-origin"] = any_origin and "*" or origin,
@@ -72,8 +72,14 @@ local function append_all(into, errors)
     for _, e in ipairs(errors) do into[#into + 1] = e end
 end
 
+local NO_QUERY = setmetatable({}, { __newindex = function() error("req.query is read-only here", 2) end })
+
 -- Fills req.params, req.query and req.json from the route's declarations; returns a problem or nil.
 local function validate(req, route, raw_params)
+    if not (route.params or route.query or route.body) then
+        req.params, req.query = raw_params, NO_QUERY
+        return nil
+    end
     local errors = {}
     if route.params then
         local params, perrs = schema.coerce_params(route.params, raw_params, "path")

@@ -10,12 +10,15 @@ local openapi = {}
 local mark_array = function(t) return t end
 
 -- options.array: function(t) -> t, applied to every list in the document (e.g. json.array).
+-- Returns the previous settings.
 function openapi.configure(options)
     if type(options) ~= "table" then error("openapi.configure: expected a table of options", 2) end
+    local previous = { array = mark_array }
     if options.array ~= nil then
         if type(options.array) ~= "function" then error("openapi.configure: array must be a function", 2) end
         mark_array = options.array
     end
+    return previous
 end
 
 local function array_of(list)
@@ -39,7 +42,7 @@ local field_error = schema.component("ProblemFieldError", {
 openapi.problem_schema = schema.component("Problem", {
     type = "object",
     description = "Problem details (RFC 9457). `code` is stable; match on it rather than on `title` or `detail`.",
-    required = { "title", "status", "code" },
+    required = { "type", "title", "status", "code" },
     properties = {
         type = { type = "string", description = "URI reference identifying the problem type.", default = "about:blank" },
         title = { type = "string", description = "Short summary of the problem type." },
@@ -64,6 +67,12 @@ local problem_descriptions = {
     validation_failed = "The request failed validation; `errors` names every offending field.",
     rate_limited = "Too many requests; retry after the delay given in Retry-After.",
     unavailable = "The service is temporarily unavailable.",
+    malformed_json = "The body is not valid JSON.",
+    method_not_allowed = "The path exists but does not accept this method; see Allow.",
+    body_too_large = "The request body is larger than the route allows.",
+    internal_error = "The server failed to handle the request; quote request_id.",
+    db_unavailable = "The database is unavailable; retry after the delay given in Retry-After.",
+    db_timeout = "The database took too long to answer; retry later.",
 }
 
 local reason_phrases = {

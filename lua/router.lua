@@ -57,7 +57,9 @@ end
 -- Adds a route; returns it. Raises on a malformed declaration or a duplicate.
 function router:add(def)
     check_definition(def)
-    local route = setmetatable({}, { __index = def })
+    -- a flat copy: the request path reads route fields directly, without a metatable hop
+    local route = {}
+    for k, v in pairs(def) do route[k] = v end
     route.segments = split(def.path)
     route.param_names = {}
     local has_params = false

@@ -40,9 +40,13 @@ local is_array = default_is_array
 schema.null = null
 schema.array_mt = array_mt
 
+schema.defaults = { null = default_null, is_array = default_is_array }
+
 -- Call before any schema is declared: compiled schemas remember the null they were built with.
+-- Returns the previous settings, so a spec can swap them in and restore them.
 function schema.configure(options)
     if type(options) ~= "table" then error("schema.configure: expected a table of options", 2) end
+    local previous = { null = null, is_array = is_array }
     if options.null ~= nil then
         null = options.null
         schema.null = null
@@ -51,6 +55,7 @@ function schema.configure(options)
         if type(options.is_array) ~= "function" then error("schema.configure: is_array must be a function", 2) end
         is_array = options.is_array
     end
+    return previous
 end
 
 -- Marks a table as a JSON array for the default is_array (so an empty list stays a list).
@@ -137,34 +142,29 @@ local function check_date_time(s)
     return true
 end
 
--- Dot-separated labels of letters, digits and inner hyphens; at least two labels; the last one
--- not all digits (so "user@10.0.0.1" is refused: literal addresses are not wanted here).
-local function check_domain(domain)
-    if #domain > 253 or not find(domain, "^[%w%.%-]+$") then return false end
-    local start, labels = 1, 0
+local function labels_fit(s, from) -- every dot-separated label from `from` on has 1..63 bytes
     while true do
-        local dot = find(domain, ".", start, true)
-        local stop = (dot or #domain + 1) - 1
-        if stop < start or stop - start >= 63 then return false end
-        if byte(domain, start) == 45 or byte(domain, stop) == 45 then return false end
-        labels = labels + 1
-        if not dot then
-            return labels >= 2 and not find(domain, "^%d+$", start)
-        end
-        start = dot + 1
+        local dot = find(s, ".", from, true)
+        if (dot or #s + 1) - from > 63 then return false end
+        if not dot then return true end
+        from = dot + 1
     end
 end
 
--- Pragmatic addr-spec: dot-atom local part (no quoted strings, no comments), ASCII only.
+-- Pragmatic addr-spec, ASCII only: a dot-atom local part (no quoted strings or comments) and a
+-- domain of two or more labels of letters, digits and inner hyphens, the last not all digits
+-- (so "user@10.0.0.1" is refused: literal addresses are not wanted here). Few C calls: it is
+-- on the hot path of most bodies.
 local function check_email(s)
-    if #s > 254 then return false end
-    local local_part, domain = match(s, "^([^@]+)@([^@]+)$")
-    if not local_part or #local_part > 64 then return false end
-    if not find(local_part, "^[%w!#%$%%&'%*%+/=%?%^_`{|}~%.%-]+$") then return false end
-    if byte(local_part, 1) == 46 or byte(local_part, -1) == 46 or find(local_part, "..", 1, true) then
-        return false
-    end
-    return check_domain(domain)
+    local length = #s
+    if length > 254 or not find(s, "^[%w!#%$%%&'%*%+/=%?%^_`{|}~%.%-]+@[%w%.%-]+$") then return false end
+    local at = find(s, "@", 1, true)
+    if at > 65 or byte(s, 1) == 46 or byte(s, at - 1) == 46 or find(s, "..", 1, true) then return false end
+    local first, last = byte(s, at + 1), byte(s, length)
+    if first == 46 or first == 45 or last == 46 or last == 45 then return false end
+    if not find(s, ".", at + 1, true) or find(s, "-.", at, true) or find(s, ".-", at, true) then return false end
+    if find(s, "%.%d+$") then return false end
+    return length - at <= 63 or labels_fit(s, at + 1)
 end
 
 local function check_uuid(s)
@@ -389,7 +389,6 @@ local function push(key)
 end
 
 local function pop()
-    path[depth] = nil
     depth = depth - 1
 end
 
@@ -482,9 +481,10 @@ local function visit_object(c, obj)
             local name = names[i]
             local value = obj[name]
             if value ~= nil then
-                push(name)
+                depth = depth + 1 -- push/pop inlined: this loop is the hot path
+                path[depth] = name
                 if not visit(props[name], value) then ok = false end
-                pop()
+                depth = depth - 1
             elseif required and required[name] then
                 push(name)
                 fail_required(props[name])
@@ -549,9 +549,10 @@ local function visit_array(c, arr)
     local items = c.items
     if items then
         for i = 1, #arr do
-            push(i)
+            depth = depth + 1
+            path[depth] = i
             if not visit(items, arr[i]) then ok = false end
-            pop()
+            depth = depth - 1
         end
     end
     return ok
@@ -1088,6 +1089,11 @@ compile_node = function(s, loc, pass, param_mode)
     return c
 end
 
+-- error() levels count frames; 0 means "no position" and must stay 0 as it is passed down.
+local function deeper(level)
+    return level == 0 and 0 or level + 1
+end
+
 local function new_pass()
     return { nodes = {}, problems = {}, value_checks = {} }
 end
@@ -1104,7 +1110,7 @@ local function finish_pass(pass, level)
         end
     end
     if #pass.problems > 0 then
-        error("invalid schema at " .. concat(pass.problems, "\ninvalid schema at "), level + 1)
+        error("invalid schema at " .. concat(pass.problems, "\ninvalid schema at "), deeper(level))
     end
     for s, c in pairs(pass.nodes) do compiled[s] = c end
 end
@@ -1113,8 +1119,10 @@ local function compile(s, where, level)
     local c = compiled[s]
     if c then return c end
     local pass = new_pass()
-    c = compile_node(s, where or "schema", pass, false)
-    finish_pass(pass, level + 1)
+    -- The top level may be a parameter (the router checks them one by one), so it may carry
+    -- required = true; nested schemas may not: there it would be a body field's silent no-op.
+    c = compile_node(s, where or "schema", pass, true)
+    finish_pass(pass, deeper(level))
     return c
 end
 
@@ -1171,7 +1179,7 @@ local function compile_params(params, where, level)
         end
     end
     sort(names)
-    finish_pass(pass, level + 1)
+    finish_pass(pass, deeper(level))
     entry = { names = names, nodes = nodes }
     compiled_params[params] = entry
     return entry

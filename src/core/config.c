@@ -31,6 +31,8 @@ static const struct {
     {"PULSE_HOME", "(source tree)", "folder with lua/, migrations/, dashboard/, widget/"},
     {"PULSE_VAR_DIR", "$PULSE_HOME/var", "private database cluster and runtime files"},
     {"PULSE_APP_EXTRA", "", "extra Lua route files to load, ';'-separated (tests, benchmarks)"},
+    {"PULSE_PG_PORT", "5432", "private cluster only: port naming its Unix socket"},
+    {"PULSE_PG_FAST", "0", "private cluster only: 1 turns fsync off (tests; unsafe for data)"},
 };
 
 void pulse_config_describe(void)

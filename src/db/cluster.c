@@ -4,6 +4,7 @@
 #include "db/cluster.h"
 #include "core/buf.h"
 #include "core/log.h"
+#include "db/conninfo.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -28,8 +29,16 @@
 #include <libpq-fe.h>
 #include <openssl/evp.h>
 
+/* Debian/Ubuntu layout: one folder per major version (overridable at build time for tests). */
+#ifndef PG_LIB_DIR
 #define PG_LIB_DIR "/usr/lib/postgresql"
-#define RELOCATE_DIR "/var/tmp"
+#endif
+/* Root only, when the server user cannot reach var/: persistent state belongs under /var/lib
+ * (FHS); /var/tmp would do, but its cleaner (30 days) may delete rarely touched table files. */
+#define RELOCATE_DIR "/var/lib/pulse"
+/* Only the socket moves here when var/ is too deep for a socket path; the server touches its
+ * socket files hourly so tmp cleaners leave them alone, and a lost folder is recreated. */
+#define SOCKET_TMP_DIR "/tmp"
 #define SERVER_USER "postgres"
 #define MAX_GROUPS 64
 #define OUTPUT_CAP (64 * 1024)
@@ -42,8 +51,9 @@ typedef struct cluster_t {
     char root[PATH_MAX]; /* holds data/, run/, log/ */
     char data[PATH_MAX], run[PATH_MAX], log[PATH_MAX], logfile[PATH_MAX];
     char bindir[PATH_MAX];
-    int relocated; /* root is under /var/tmp, recorded in var_abs/pg/location */
-    int as_root;   /* euid 0: server tools run as the user below */
+    int relocated;  /* root is under /var/lib/pulse, recorded in var_abs/pg/location */
+    int run_in_tmp; /* the socket folder is /tmp/pulse-pg-<hash>: root/run was too long */
+    int as_root;    /* euid 0: server tools run as the user below */
     uid_t uid;
     gid_t gid;
     gid_t groups[MAX_GROUPS];
@@ -204,8 +214,7 @@ static int resolve_server_user(cluster_t *c, uid_t owner, char *err, size_t errl
     struct passwd *pw = (owner != (uid_t)-1 && owner != 0) ? getpwuid(owner) : getpwnam(SERVER_USER);
     if (pw == NULL) {
         if (owner != (uid_t)-1 && owner != 0)
-            return fail(err, errlen, "the database folder %s belongs to uid %u, which has no account", c->data,
-                        (unsigned)owner);
+            return fail(err, errlen, "the database folder %s belongs to uid %u, which has no account", c->data, (unsigned)owner);
         return fail(err, errlen,
                     "PostgreSQL refuses to run as root and there is no '" SERVER_USER "' system user to run it as: "
                     "install the server (apt-get install postgresql), or set PULSE_DATABASE_URL");
@@ -358,12 +367,26 @@ static int prepare_dir(const cluster_t *c, const char *path, mode_t mode, char *
     return 0;
 }
 
+static void var_hash(const cluster_t *c, char out[17])
+{
+    char hash[65];
+    sha256_hex(c->var_abs, hash);
+    memcpy(out, hash, 16);
+    out[16] = '\0';
+}
+
 static int set_root(cluster_t *c, const char *root, char *err, size_t errlen)
 {
     if (snprintf(c->root, sizeof(c->root), "%s", root) >= (int)sizeof(c->root) || join(c->data, sizeof(c->data), root, "data") ||
         join(c->run, sizeof(c->run), root, "run") || join(c->log, sizeof(c->log), root, "log") ||
         join(c->logfile, sizeof(c->logfile), c->log, "postgresql.log"))
         return fail(err, errlen, "path too long: %s", root);
+    c->run_in_tmp = strlen(c->run) + strlen(SOCKET_NAME_MAX) > SOCKET_PATH_MAX;
+    if (c->run_in_tmp) {
+        char hash[17];
+        var_hash(c, hash);
+        snprintf(c->run, sizeof(c->run), SOCKET_TMP_DIR "/pulse-pg-%s", hash);
+    }
     return 0;
 }
 
@@ -498,8 +521,7 @@ static int bindir_for_existing(cluster_t *c, char *err, size_t errlen)
     return 0;
 }
 
-/* Creates the /var/tmp folder of a relocated cluster. /var/tmp is shared: refuse a folder (or
- * symlink) someone else planted there. */
+/* Creates the folder of a relocated cluster, refusing one (or a symlink) someone else made. */
 static int make_relocated_root(const cluster_t *c, const char *root, char *err, size_t errlen)
 {
     if (mkdir(root, 0700) != 0 && errno != EEXIST)
@@ -512,13 +534,25 @@ static int make_relocated_root(const cluster_t *c, const char *root, char *err, 
     return 0;
 }
 
-/* Short, writable place for a cluster var/ cannot hold, unique per var folder. */
+/* /tmp is shared: the socket folder must be ours (or, under root, the server user's), not a
+ * folder or symlink someone planted to catch our connections. */
+static int make_tmp_socket_dir(const cluster_t *c, char *err, size_t errlen)
+{
+    if (mkdir(c->run, 0700) != 0 && errno != EEXIST)
+        return fail(err, errlen, "cannot create folder %s: %s", c->run, strerror(errno));
+    struct stat st;
+    if (lstat(c->run, &st) != 0 || !S_ISDIR(st.st_mode) || !(st.st_uid == geteuid() || (c->as_root && st.st_uid == c->uid)))
+        return fail(err, errlen, "%s exists but is not a folder owned by uid %u: remove it", c->run, (unsigned)geteuid());
+    return 0;
+}
+
+/* A place the server user can reach, for a cluster var/ cannot hold (root only). */
 static int relocate(cluster_t *c, const char *why, char *err, size_t errlen)
 {
-    char hash[65], root[PATH_MAX], loc[PATH_MAX];
-    sha256_hex(c->var_abs, hash);
-    snprintf(root, sizeof(root), RELOCATE_DIR "/pulse-pg-%.16s", hash);
-    if (make_relocated_root(c, root, err, errlen) != 0)
+    char hash[17], root[PATH_MAX], loc[PATH_MAX];
+    var_hash(c, hash);
+    snprintf(root, sizeof(root), RELOCATE_DIR "/pg-%s", hash);
+    if (mkdir_p(RELOCATE_DIR, err, errlen) != 0 || make_relocated_root(c, root, err, errlen) != 0)
         return -1;
     if (snprintf(loc, sizeof(loc), "%s/pg/location", c->var_abs) >= (int)sizeof(loc))
         return fail(err, errlen, "path too long: %s", c->var_abs);
@@ -527,8 +561,7 @@ static int relocate(cluster_t *c, const char *why, char *err, size_t errlen)
     if (write_file(NULL, loc, text, 0644, err, errlen) != 0)
         return -1;
     c->relocated = 1;
-    pulse_log(PULSE_LOG_INFO, "db.cluster.location", "private database cluster for %s placed in %s (%s)", c->var_abs, root,
-              why);
+    pulse_log(PULSE_LOG_INFO, "db.cluster.location", "private database cluster for %s placed in %s (%s)", c->var_abs, root, why);
     return set_root(c, root, err, errlen);
 }
 
@@ -598,8 +631,15 @@ static int run_initdb(cluster_t *c, char *err, size_t errlen)
     const char *locale = probe != (locale_t)0 ? "--locale=C.UTF-8" : "--locale=C";
     if (probe != (locale_t)0)
         freelocale(probe);
-    const char *argv[] = {initdb,   pgdata,     "--auth-local=trust", "--auth-host=scram-sha-256", "--username=pulse",
-                          "--encoding=UTF8", locale, c->fast ? "--no-sync" : NULL, NULL};
+    const char *argv[] = {initdb,
+                          pgdata,
+                          "--auth-local=trust",
+                          "--auth-host=scram-sha-256",
+                          "--username=pulse",
+                          "--encoding=UTF8",
+                          locale,
+                          c->fast ? "--no-sync" : NULL,
+                          NULL};
     pulse_log(PULSE_LOG_INFO, "db.cluster.init", "creating the private database cluster in %s (with %s/initdb%s%s)", c->data,
               c->bindir, c->as_root ? ", run as user " : "", c->as_root ? c->user : "");
     if (run_tool_ok(c, "initdb", argv, err, errlen) != 0)
@@ -757,10 +797,8 @@ static int create_database(const cluster_t *c, int port, char *err, size_t errle
     }
     PQclear(r);
     PQfinish(conn);
-    /* libpq messages end with a newline */
-    size_t n = strlen(err);
-    while (rc != 0 && n > 0 && err[n - 1] == '\n')
-        err[--n] = '\0';
+    if (rc != 0)
+        pulse_db_one_line(err);
     return rc;
 }
 
@@ -784,11 +822,11 @@ static int ensure_locked(cluster_t *c, char *conninfo, size_t conninfo_len, char
     if (resolve_server_user(c, owner, err, errlen) != 0)
         return -1;
 
-    if (!have_cluster && !c->relocated) {
-        if (strlen(c->run) + strlen(SOCKET_NAME_MAX) > SOCKET_PATH_MAX) {
-            if (relocate(c, "the socket path under var/ would be longer than Unix sockets allow", err, errlen) != 0)
-                return -1;
-        } else if (!server_user_can_reach(c, pgdir)) {
+    /* no server programs: say so before creating anything */
+    if (!have_cluster && find_newest_bindir(c, err, errlen) != 0)
+        return -1;
+    if (!have_cluster && !c->relocated && c->as_root) {
+        if (!server_user_can_reach(c, pgdir)) {
             char why[PATH_MAX + 160];
             snprintf(why, sizeof(why), "user %s cannot reach %s", c->user, pgdir);
             if (relocate(c, why, err, errlen) != 0)
@@ -796,12 +834,16 @@ static int ensure_locked(cluster_t *c, char *conninfo, size_t conninfo_len, char
         }
         if (join(version_file, sizeof(version_file), c->data, "PG_VERSION"))
             return fail(err, errlen, "path too long: %s", c->data);
-        have_cluster = exists(version_file); /* a recorded location may already hold one */
+        have_cluster = exists(version_file); /* the hashed location may already hold one */
+        if (have_cluster && stat(c->data, &st) == 0 && resolve_server_user(c, st.st_uid, err, errlen) != 0)
+            return -1;
     }
     if (c->relocated && make_relocated_root(c, c->root, err, errlen) != 0)
         return -1;
 
-    if (prepare_dir(c, c->data, 0700, err, errlen) || prepare_dir(c, c->run, 0755, err, errlen) ||
+    if (c->run_in_tmp && make_tmp_socket_dir(c, err, errlen) != 0)
+        return -1;
+    if (prepare_dir(c, c->data, 0700, err, errlen) || prepare_dir(c, c->run, c->run_in_tmp ? 0700 : 0755, err, errlen) ||
         prepare_dir(c, c->log, 0755, err, errlen))
         return -1;
     if (have_cluster ? bindir_for_existing(c, err, errlen) : find_newest_bindir(c, err, errlen))
@@ -821,8 +863,8 @@ static int ensure_locked(cluster_t *c, char *conninfo, size_t conninfo_len, char
         return -1;
     int port = running_port(c);
     if (port != c->port)
-        pulse_log(PULSE_LOG_WARN, "db.cluster.port", "the private database server runs on port %d, not %d: stop it to change",
-                  port, c->port);
+        pulse_log(PULSE_LOG_WARN, "db.cluster.port", "the private database server runs on port %d, not %d: stop it to change", port,
+                  c->port);
     if (create_database(c, port, err, errlen) != 0)
         return -1;
 

@@ -1,7 +1,7 @@
 /* The private PostgreSQL cluster used when no PULSE_DATABASE_URL is set: created, configured and
  * started on demand for a var/ folder, reachable only through a Unix socket, with trust auth for
  * local connections. PostgreSQL refuses to run as root, so under root the server runs as the
- * `postgres` system user, and lives under /var/tmp when var/ is out of that user's reach. */
+ * `postgres` system user, and lives under /var/lib/pulse when var/ is out of that user's reach. */
 #ifndef PULSE_DB_CLUSTER_H
 #define PULSE_DB_CLUSTER_H
 
@@ -13,9 +13,10 @@
  * var_dir/pg.lock, so only one of them runs initdb or starts the server.
  *
  * Layout: <root>/data (PGDATA), <root>/run (socket), <root>/log/postgresql.log, where <root> is
- * var_dir/pg; or /var/tmp/pulse-pg-<hash of var_dir>, recorded in var_dir/pg/location, when the
- * server user cannot traverse var_dir (root with a 0700 parent such as /root or a mkdtemp folder)
- * or the socket path would exceed the 107-byte Unix socket limit.
+ * var_dir/pg; except, under root, when the `postgres` user cannot traverse var_dir (a 0700 parent
+ * such as /root or a mkdtemp folder): then <root> is /var/lib/pulse/pg-<hash of var_dir>,
+ * recorded in var_dir/pg/location. When <root>/run would make the socket path longer than the
+ * 107 bytes Unix sockets allow, the socket folder alone is /tmp/pulse-pg-<hash of var_dir>.
  *
  * Environment: PULSE_PG_PORT (default 5432; with listen_addresses='' it only names the socket
  * file), PULSE_PG_FAST=1 (fsync, synchronous_commit and full_page_writes off: tests only; a crash
@@ -27,8 +28,8 @@ int pulse_cluster_ensure(const char *var_dir, char *conninfo, size_t conninfo_le
  * is not an error. Returns 0, or -1 with a message in err. */
 int pulse_cluster_stop(const char *var_dir, char *err, size_t errlen);
 
-/* Stops the cluster and deletes its files (data, socket and log folders, the /var/tmp folder and
- * the location record); var_dir itself stays. For tests and `demo --reset`-like commands. */
+/* Stops the cluster and deletes its files (data, socket and log folders, the /var/lib/pulse folder
+ * and the location record); var_dir itself stays. For tests and `pulse db destroy`. */
 int pulse_cluster_destroy(const char *var_dir, char *err, size_t errlen);
 
 /* Fills out with the folder holding the cluster's data/, run/ and log/ (see above). Returns 1 when

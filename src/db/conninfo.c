@@ -19,6 +19,22 @@ int pulse_db_conninfo(const pulse_config_t *cfg, char *out, size_t outlen, char 
     return pulse_cluster_ensure(cfg->var_dir, out, outlen, err, errlen);
 }
 
+void pulse_db_one_line(char *msg)
+{
+    char *w = msg;
+    for (const char *r = msg; *r; r++) {
+        if (*r == '\n' || *r == '\t') {
+            if (w > msg && w[-1] != ' ')
+                *w++ = ' ';
+        } else {
+            *w++ = *r;
+        }
+    }
+    while (w > msg && w[-1] == ' ')
+        w--;
+    *w = '\0';
+}
+
 void pulse_db_conninfo_redact(const char *conninfo, char *out, size_t outlen)
 {
     static const char *const shown[] = {"host", "hostaddr", "port", "dbname", "user", NULL};
@@ -55,9 +71,7 @@ PGconn *pulse_db_connect_blocking(const char *conninfo, char *err, size_t errlen
         char target[512];
         pulse_db_conninfo_redact(conninfo, target, sizeof(target));
         snprintf(err, errlen, "cannot connect to the database (%s): %s", target, PQerrorMessage(conn));
-        size_t n = strlen(err);
-        while (n > 0 && (err[n - 1] == '\n' || err[n - 1] == ' '))
-            err[--n] = '\0';
+        pulse_db_one_line(err);
         PQfinish(conn);
         return NULL;
     }

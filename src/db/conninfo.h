@@ -25,4 +25,7 @@ PGconn *pulse_db_connect_blocking(const char *conninfo, char *err, size_t errlen
  * leaving out the password and every other option. */
 void pulse_db_conninfo_redact(const char *conninfo, char *out, size_t outlen);
 
+/* Folds a libpq message (several lines, tab-indented hints, final newline) into one line, in place. */
+void pulse_db_one_line(char *msg);
+
 #endif

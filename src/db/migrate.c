@@ -2,6 +2,7 @@
  * pending one transaction per file. */
 #include "db/migrate.h"
 #include "core/buf.h"
+#include "db/conninfo.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -26,13 +27,11 @@ static int fail(char *err, size_t errlen, const char *fmt, ...)
     return -1;
 }
 
-/* libpq messages end with a newline; ours do not. */
+/* libpq messages end with a newline (and may span lines); ours are one line. */
 static int fail_pg(PGconn *conn, const char *what, char *err, size_t errlen)
 {
     fail(err, errlen, "%s: %s", what, PQerrorMessage(conn));
-    size_t n = strlen(err);
-    while (n > 0 && (err[n - 1] == '\n' || err[n - 1] == ' '))
-        err[--n] = '\0';
+    pulse_db_one_line(err);
     return -1;
 }
 
@@ -186,7 +185,8 @@ int pulse_migrate_scan(const char *dir, pulse_migration_t **out, size_t *count, 
         qsort(list, n, sizeof(*list), by_version);
     for (size_t i = 1; i < n; i++) {
         if (list[i].version == list[i - 1].version) {
-            fail(err, errlen, "migrations %s.sql and %s.sql have the same version %" PRId64 ": renumber the newer one",
+            fail(err, errlen,
+                 "migrations %s.sql and %s.sql have the same version %" PRId64 ": give the one not applied yet a new version",
                  list[i - 1].name, list[i].name, list[i].version);
             pulse_migrate_free(list, n);
             return -1;
@@ -327,8 +327,7 @@ static int fail_problems(const history_t *h, const char *dir, char *err, size_t 
         }
     }
     if (h->problems > 1)
-        pulse_buf_printf(&b, " (and %zu more problem%s: see pulse migrate --status)", h->problems - 1,
-                         h->problems > 2 ? "s" : "");
+        pulse_buf_printf(&b, " (and %zu more problem%s: see pulse migrate --status)", h->problems - 1, h->problems > 2 ? "s" : "");
     fail(err, errlen, "%s", b.data ? b.data : "migration history does not match the files");
     pulse_buf_free(&b);
     return -1;
@@ -454,8 +453,8 @@ static int apply_one(PGconn *conn, const pulse_migration_t *m, FILE *progress, c
     snprintf(version, sizeof(version), "%" PRId64, m->version);
     snprintf(duration, sizeof(duration), "%ld", ms > INT_MAX ? (long)INT_MAX : ms);
     const char *params[] = {version, m->name, m->checksum, duration};
-    r = PQexecParams(conn, "INSERT INTO schema_migrations (version, name, checksum, duration_ms) VALUES ($1, $2, $3, $4)",
-                     4, NULL, params, NULL, NULL, 0);
+    r = PQexecParams(conn, "INSERT INTO schema_migrations (version, name, checksum, duration_ms) VALUES ($1, $2, $3, $4)", 4, NULL,
+                     params, NULL, NULL, 0);
     st = PQresultStatus(r);
     PQclear(r);
     if (st != PGRES_COMMAND_OK) {
@@ -482,8 +481,8 @@ static const char create_table_sql[] = "CREATE TABLE IF NOT EXISTS schema_migrat
                                        "    duration_ms integer\n"
                                        ")";
 
-static int apply_locked(PGconn *conn, const char *dir, const pulse_migration_t *files, size_t nfiles, FILE *progress,
-                        char *err, size_t errlen)
+static int apply_locked(PGconn *conn, const char *dir, const pulse_migration_t *files, size_t nfiles, FILE *progress, char *err,
+                        size_t errlen)
 {
     int have;
     if (table_exists(conn, &have, err, errlen) != 0)

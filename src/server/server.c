@@ -141,7 +141,12 @@ static void configure_h2o(const pulse_config_t *cfg)
     h2o_compress_args_t gz = {.min_size = 1024, .gzip = {.quality = 1}, .brotli = {.quality = -1}};
     h2o_compress_register(api, &gz);
 
+    /* h2o takes the first registered path that matches: /docs/assets before /docs. */
     register_static(host, "/docs/assets", cfg->docs_assets_dir, "public, max-age=86400");
+    /* Operational routes get their own paths too, so they never look for a file first. */
+    static const char *const lua_paths[] = {"/health", "/ready", "/openapi.json", "/docs", NULL};
+    for (const char *const *p = lua_paths; *p; p++)
+        pulse_request_register(h2o_config_register_path(host, *p, 0));
     register_static(host, "/widget", cfg->widget_dir, "public, max-age=300");
     register_static(host, "/", cfg->dashboard_dir, "no-cache");
 }

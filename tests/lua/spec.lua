@@ -215,8 +215,8 @@ end
 local function report_failure(name, failure)
     state.failed = state.failed + 1
     local where = state.file .. ":" .. tostring(failure.line or "?")
-    local text = tostring(failure.message):gsub("\n%s*", " | ")
-    state.out("FAIL " .. where .. ": " .. name .. ": " .. text)
+    local line = "FAIL " .. where .. ": " .. name .. ": " .. tostring(failure.message)
+    state.out((line:gsub("\n%s*", " | "))) -- one line per failure, whatever the messages hold
 end
 
 function spec.describe(name, fn)

@@ -131,16 +131,16 @@ static void test_bad_file_names(void **state)
 {
     const char *dir = *state;
     static const char *const bad[] = {
-        "001_short.sql",    /* 3 digits */
-        "0002_Upper.sql",   /* uppercase */
-        "0002-dash.sql",    /* no underscore */
-        "0002_.sql",        /* empty name */
-        "0002_x.SQL",       /* extension case */
-        "0002_x.sql.bak",   /* not .sql */
-        "README.md",        /* anything else */
-        "0002_with-dash.sql",
-        "0002_sp ace.sql",
-        "abcd_x.sql",
+        "001_short.sql",      /* 3 digits */
+        "0002_Upper.sql",     /* uppercase */
+        "0002-dash.sql",      /* no underscore */
+        "0002_.sql",          /* empty name */
+        "0002_x.SQL",         /* extension case */
+        "0002_x.sql.bak",     /* not .sql */
+        "README.md",          /* anything else */
+        "0002_with-dash.sql", /* '-' in the name */
+        "0002_sp ace.sql",    /* space */
+        "abcd_x.sql",         /* no version */
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
         expect_bad_name(dir, bad[i]);

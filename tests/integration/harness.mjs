@@ -1,0 +1,281 @@
+// Integration test harness: a private PostgreSQL cluster per test file (through `pulse db`), real
+// `pulse serve` processes, and bounded HTTP helpers. Everything has a time limit: a broken server
+// must fail a test, never hang the run. Node 18+ built-ins only (fetch, node:test, child_process).
+import { spawn } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import http from 'node:http';
+import net from 'node:net';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+
+export const REPO = path.resolve(here, '..', '..');
+export const PULSE_BIN = process.env.PULSE_BIN || path.join(REPO, 'build', 'pulse');
+export const PULSE_HOME = process.env.PULSE_HOME || REPO;
+export const FIXTURES = path.join(here, 'fixtures');
+export const TEST_ROUTES = path.join(FIXTURES, 'test_routes.lua');
+
+export const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+// Every server this process started, so none outlives the test file (even on a crash).
+const live = new Set();
+process.on('exit', () => {
+    for (const child of live) {
+        try { child.kill('SIGKILL'); } catch { /* already gone */ }
+    }
+});
+
+// Polls fn until it returns a truthy value (returned) or timeoutMs passes (throws, with the last
+// error or value in the message).
+export async function waitFor(fn, timeoutMs = 5000, { interval = 50, what = 'condition' } = {}) {
+    const deadline = Date.now() + timeoutMs;
+    let last;
+    for (;;) {
+        try {
+            const v = await fn();
+            if (v) return v;
+            last = v;
+        } catch (err) {
+            last = err;
+        }
+        if (Date.now() >= deadline) {
+            const detail = last instanceof Error ? last.message : JSON.stringify(last);
+            throw new Error(`timed out after ${timeoutMs} ms waiting for ${what} (last: ${detail})`);
+        }
+        await sleep(interval);
+    }
+}
+
+// Runs a pulse CLI command; resolves {code, signal, stdout, stderr}. Killed after timeoutMs.
+export function pulse(args, env = {}, { timeoutMs = 60000 } = {}) {
+    return run(PULSE_BIN, args, { env: { ...process.env, ...env }, timeoutMs });
+}
+
+export function run(cmd, args, { env = process.env, timeoutMs = 60000, cwd } = {}) {
+    return new Promise((resolve, reject) => {
+        const child = spawn(cmd, args, { env, cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+        let stdout = '', stderr = '';
+        child.stdout.setEncoding('utf8').on('data', (d) => { stdout += d; });
+        child.stderr.setEncoding('utf8').on('data', (d) => { stderr += d; });
+        const timer = setTimeout(() => {
+            child.kill('SIGKILL');
+            reject(new Error(`${cmd} ${args.join(' ')} did not finish within ${timeoutMs} ms\nstdout: ${stdout}\nstderr: ${stderr}`));
+        }, timeoutMs);
+        child.on('error', (err) => { clearTimeout(timer); reject(err); });
+        child.on('close', (code, signal) => {
+            clearTimeout(timer);
+            resolve({ code, signal, stdout, stderr });
+        });
+    });
+}
+
+// One private cluster per test file: a fresh PULSE_VAR_DIR. env() gives the variables every
+// pulse command of the file should see; destroy() stops and deletes the cluster and the folder.
+export async function createContext(prefix = 'pulse-it-') {
+    const varDir = await mkdtemp(path.join(tmpdir(), prefix));
+    const baseEnv = {
+        PULSE_HOME,
+        PULSE_VAR_DIR: varDir,
+        PULSE_PG_FAST: '1',
+        PULSE_BIND: '127.0.0.1',
+        PULSE_LOG_LEVEL: 'info',
+    };
+    delete process.env.PULSE_DATABASE_URL; // the private cluster, always
+    const ctx = {
+        varDir,
+        env: (extra = {}) => ({ ...baseEnv, ...extra }),
+        pulse: (args, extra = {}, opts) => pulse(args, { ...baseEnv, ...extra }, opts),
+        servers: new Set(),
+        async startDb() {
+            const r = await ctx.pulse(['db', 'start'], {}, { timeoutMs: 60000 });
+            if (r.code !== 0) throw new Error(`pulse db start failed (${r.code}): ${r.stderr}`);
+            return r;
+        },
+        async migrate(extra = {}) {
+            const r = await ctx.pulse(['migrate'], extra, { timeoutMs: 60000 });
+            if (r.code !== 0) throw new Error(`pulse migrate failed (${r.code}): ${r.stdout}${r.stderr}`);
+            return r;
+        },
+        async startServer(opts = {}) {
+            const s = await startServer({ ...opts, env: { ...baseEnv, ...(opts.env || {}) } });
+            ctx.servers.add(s);
+            return s;
+        },
+        async destroy() {
+            for (const s of ctx.servers) await s.kill();
+            const r = await pulse(['db', 'destroy'], baseEnv, { timeoutMs: 60000 }).catch((e) => ({ code: -1, stderr: e.message }));
+            await rm(varDir, { recursive: true, force: true });
+            if (r.code !== 0) throw new Error(`pulse db destroy failed (${r.code}): ${r.stderr}`);
+        },
+    };
+    return ctx;
+}
+
+// Spawns `pulse serve --port 0` and waits for its "serving on" line. The returned object has the
+// base url, the parsed stderr log lines (logs), helpers to wait for log lines, and stop(signal).
+export function startServer({ env = {}, args = [], threads = 2, timeoutMs = 15000 } = {}) {
+    const fullArgs = ['serve', '--port', '0', '--threads', String(threads), ...args];
+    const child = spawn(PULSE_BIN, fullArgs, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    live.add(child);
+    const server = {
+        child,
+        pid: child.pid,
+        logs: [],
+        stderr: '',
+        stdout: '',
+        exitCode: undefined,
+        exitSignal: undefined,
+    };
+    const exited = new Promise((resolve) => {
+        child.on('exit', (code, signal) => {
+            live.delete(child);
+            server.exitCode = code;
+            server.exitSignal = signal;
+            resolve({ code, signal });
+        });
+    });
+    server.exited = exited;
+    let partial = '';
+    child.stderr.setEncoding('utf8').on('data', (d) => {
+        server.stderr += d;
+        partial += d;
+        let nl;
+        while ((nl = partial.indexOf('\n')) >= 0) {
+            const line = partial.slice(0, nl);
+            partial = partial.slice(nl + 1);
+            if (!line.trim()) continue;
+            try {
+                server.logs.push(JSON.parse(line));
+            } catch {
+                server.logs.push({ event: '(not json)', raw: line });
+            }
+        }
+    });
+    server.alive = () => server.exitCode === undefined;
+    // Waits for a log line matching pred (among lines after index `from`); returns it.
+    server.waitForLog = (pred, ms = 5000, from = 0) =>
+        waitFor(() => server.logs.slice(from).find(pred), ms, { what: 'a matching log line' }).catch((err) => {
+            throw new Error(`${err.message}\nlog so far:\n${server.stderr.slice(-4000)}`);
+        });
+    // Sends `signal` and waits for the exit; resolves the exit code (null when killed by a signal).
+    server.stop = async (signal = 'SIGTERM', ms = 20000) => {
+        if (!server.alive()) return server.exitCode;
+        child.kill(signal);
+        const timer = sleep(ms).then(() => 'timeout');
+        const r = await Promise.race([exited, timer]);
+        if (r === 'timeout') {
+            child.kill('SIGKILL');
+            await exited;
+            throw new Error(`pulse serve did not exit within ${ms} ms after ${signal}\n${server.stderr.slice(-4000)}`);
+        }
+        return r.code;
+    };
+    server.kill = async () => {
+        if (!server.alive()) return;
+        child.kill('SIGKILL');
+        await Promise.race([exited, sleep(5000)]);
+    };
+    // http(path, init): fetch against this server with a time limit.
+    server.fetch = (p, init = {}) => request(server.url + p.replace(/^\//, ''), init);
+
+    return new Promise((resolve, reject) => {
+        let settled = false;
+        const fail = (msg) => {
+            if (settled) return;
+            settled = true;
+            clearTimeout(timer);
+            child.kill('SIGKILL');
+            reject(new Error(`${msg}\nargs: ${fullArgs.join(' ')}\nstdout: ${server.stdout}\nstderr so far:\n${server.stderr}`));
+        };
+        const timer = setTimeout(() => fail(`pulse serve did not print "serving on" within ${timeoutMs} ms`), timeoutMs);
+        child.on('error', (err) => fail(`cannot run ${PULSE_BIN}: ${err.message}`));
+        exited.then(({ code, signal }) => fail(`pulse serve exited (code ${code}, signal ${signal}) before serving`));
+        child.stdout.setEncoding('utf8').on('data', (d) => {
+            server.stdout += d;
+            const m = server.stdout.match(/pulse: serving on (http:\/\/[^\s]+:(\d+)\/) \((\d+) threads?, pid (\d+)\)/);
+            if (m && !settled) {
+                settled = true;
+                clearTimeout(timer);
+                server.port = Number(m[2]);
+                server.url = `http://127.0.0.1:${server.port}/`;
+                server.printedUrl = m[1];
+                server.threads = Number(m[3]);
+                server.printedPid = Number(m[4]);
+                resolve(server);
+            }
+        });
+    });
+}
+
+// fetch with a time limit; resolves {status, headers, text, json, ms}. json is parsed when the
+// content type says JSON (or problem+json).
+export async function request(url, init = {}) {
+    const { timeoutMs = 10000, json: jsonBody, ...rest } = init;
+    const opts = { redirect: 'manual', ...rest, signal: AbortSignal.timeout(timeoutMs) };
+    if (jsonBody !== undefined) {
+        opts.method = opts.method || 'POST';
+        opts.headers = { 'content-type': 'application/json', ...(opts.headers || {}) };
+        opts.body = JSON.stringify(jsonBody);
+    }
+    const started = performance.now();
+    const res = await fetch(url, opts);
+    const text = await res.text();
+    const ms = performance.now() - started;
+    let json;
+    const ct = res.headers.get('content-type') || '';
+    if (/json/.test(ct) && text.length > 0) {
+        try { json = JSON.parse(text); } catch { json = undefined; }
+    }
+    return { status: res.status, headers: res.headers, text, json, ms };
+}
+
+// A raw HTTP/1.1 request with node:http (no automatic decompression): for gzip, and for
+// keep-alive checks with an explicit agent. Resolves {status, headers, body (Buffer), reusedSocket, localPort}.
+export function rawRequest(url, { method = 'GET', headers = {}, body, agent, timeoutMs = 10000 } = {}) {
+    return new Promise((resolve, reject) => {
+        const req = http.request(url, { method, headers, agent, timeout: timeoutMs }, (res) => {
+            const chunks = [];
+            res.on('data', (c) => chunks.push(c));
+            res.on('end', () =>
+                resolve({
+                    status: res.statusCode,
+                    headers: res.headers,
+                    body: Buffer.concat(chunks),
+                    reusedSocket: req.reusedSocket,
+                    localPort: req.socket && req.socket.localPort,
+                }));
+            res.on('error', reject);
+        });
+        req.on('timeout', () => req.destroy(new Error(`${method} ${url} timed out after ${timeoutMs} ms`)));
+        req.on('error', reject);
+        if (body !== undefined) req.write(body);
+        req.end();
+    });
+}
+
+// Tries a TCP connection: resolves 'connected' or the error code (e.g. 'ECONNREFUSED').
+export function tryConnect(port, host = '127.0.0.1', timeoutMs = 2000) {
+    return new Promise((resolve) => {
+        const sock = net.connect({ port, host });
+        const timer = setTimeout(() => { sock.destroy(); resolve('timeout'); }, timeoutMs);
+        sock.on('connect', () => { clearTimeout(timer); sock.destroy(); resolve('connected'); });
+        sock.on('error', (err) => { clearTimeout(timer); resolve(err.code || err.message); });
+    });
+}
+
+// The shape every error answer has (application/problem+json with code and request_id).
+export function assertProblem(assert, res, status, code) {
+    const where = `${status} ${code}: got ${res.status} ${res.headers.get('content-type')} ${res.text.slice(0, 500)}`;
+    assert.equal(res.status, status, where);
+    assert.match(res.headers.get('content-type') || '', /^application\/problem\+json/, where);
+    assert.ok(res.json, `problem body is JSON: ${where}`);
+    assert.equal(res.json.status, status, where);
+    assert.equal(res.json.code, code, where);
+    assert.equal(typeof res.json.title, 'string', where);
+    assert.equal(typeof res.json.type, 'string', where);
+    assert.equal(typeof res.json.detail, 'string', where);
+    assert.equal(res.json.request_id, res.headers.get('x-request-id'), `request_id matches x-request-id: ${where}`);
+    return res.json;
+}
