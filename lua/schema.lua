@@ -6,12 +6,12 @@
 
 local schema = {}
 
-local type, pairs, ipairs, next, tostring, tonumber, error, pcall, select =
-    type, pairs, ipairs, next, tostring, tonumber, error, pcall, select
+local type, pairs, ipairs, next, tostring, tonumber, error, pcall =
+    type, pairs, ipairs, next, tostring, tonumber, error, pcall
 local getmetatable, setmetatable = getmetatable, setmetatable
 local math_type, tointeger, floor, huge = math.type, math.tointeger, math.floor, math.huge
-local find, match, sub, byte, format, lower, rep = string.find, string.match, string.sub, string.byte,
-    string.format, string.lower, string.rep
+local find, match, sub, byte, format, lower = string.find, string.match, string.sub, string.byte,
+    string.format, string.lower
 local concat, sort = table.concat, table.sort
 local utf8_len = utf8.len
 
@@ -163,7 +163,7 @@ local function check_email(s)
     local first, last = byte(s, at + 1), byte(s, length)
     if first == 46 or first == 45 or last == 46 or last == 45 then return false end
     if not find(s, ".", at + 1, true) or find(s, "-.", at, true) or find(s, ".-", at, true) then return false end
-    if find(s, "%.%d+$") then return false end
+    if last >= 48 and last <= 57 and find(s, "%.%d+$") then return false end
     return length - at <= 63 or labels_fit(s, at + 1)
 end
 
@@ -609,26 +609,17 @@ local function type_matches(types, kind)
     return false
 end
 
-visit = function(c, v)
-    local kind = kind_of(v)
-    if kind == "missing" then
-        fail_required(c)
-        return false
-    end
-    local types = c.types
-    if (types and not type_matches(types, kind)) or kind == "unsupported" or kind == "nonfinite" then
-        fail_type(c, v, kind)
-        return false
-    end
+-- const, enum, oneOf, anyOf: rare, so one flag (c.has_choices) keeps them off the common path.
+local function visit_choices(c, v)
     if c.has_const and not deep_equal(v, c.const) then
         fail_expected(c, "not_const", v)
-        return false
+        return false, true
     end
     if c.enum_set and not enum_contains(c, v) then
         fail_expected(c, "not_in_enum", v)
-        return false
+        return false, true
     end
-    local ok = visit_by_kind(c, v, kind)
+    local ok = true
     if c.one_of then
         local matches = count_matches(c.one_of, v)
         if matches ~= 1 then
@@ -640,7 +631,33 @@ visit = function(c, v)
         fail_branches("any_of", c.any_of, "at least one", 0)
         ok = false
     end
-    return ok
+    return ok, false
+end
+
+visit = function(c, v)
+    local kind
+    if type(v) == "string" then
+        kind = "string" -- the common case, without a call
+    else
+        kind = kind_of(v)
+        if kind == "missing" then
+            fail_required(c)
+            return false
+        end
+    end
+    local types = c.types
+    if (types and not types[kind] and not type_matches(types, kind)) or kind == "unsupported" or kind == "nonfinite" then
+        fail_type(c, v, kind)
+        return false
+    end
+    local ok = true
+    if c.has_choices then
+        local final
+        ok, final = visit_choices(c, v)
+        if final then return false end -- not an allowed value: its other checks would only add noise
+    end
+    if kind == "string" then return visit_string(c, v) and ok end
+    return visit_by_kind(c, v, kind) and ok
 end
 
 -- Runs one validation with fresh state; returns ok, errors (errors is nil when ok).
@@ -1085,6 +1102,7 @@ compile_node = function(s, loc, pass, param_mode)
     compile_array_rules(c, s, loc, pass)
     compile_branches(c, s, loc, pass, "oneOf", "one_of")
     compile_branches(c, s, loc, pass, "anyOf", "any_of")
+    c.has_choices = c.has_const or c.enum_set ~= nil or c.one_of ~= nil or c.any_of ~= nil
     queue_value_checks(c, s, loc, pass)
     return c
 end

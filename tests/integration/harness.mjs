@@ -18,6 +18,8 @@ export const FIXTURES = path.join(here, 'fixtures');
 export const TEST_ROUTES = path.join(FIXTURES, 'test_routes.lua');
 
 export const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+// A timer that does not keep the process alive (for races against an exit).
+const idleTimer = (ms, value) => new Promise((resolve) => setTimeout(resolve, ms, value).unref());
 
 // Every server this process started, so none outlives the test file (even on a crash).
 const live = new Set();
@@ -163,8 +165,7 @@ export function startServer({ env = {}, args = [], threads = 2, timeoutMs = 1500
     server.stop = async (signal = 'SIGTERM', ms = 20000) => {
         if (!server.alive()) return server.exitCode;
         child.kill(signal);
-        const timer = sleep(ms).then(() => 'timeout');
-        const r = await Promise.race([exited, timer]);
+        const r = await Promise.race([exited, idleTimer(ms, 'timeout')]);
         if (r === 'timeout') {
             child.kill('SIGKILL');
             await exited;
@@ -175,7 +176,7 @@ export function startServer({ env = {}, args = [], threads = 2, timeoutMs = 1500
     server.kill = async () => {
         if (!server.alive()) return;
         child.kill('SIGKILL');
-        await Promise.race([exited, sleep(5000)]);
+        await Promise.race([exited, idleTimer(5000)]);
     };
     // http(path, init): fetch against this server with a time limit.
     server.fetch = (p, init = {}) => request(server.url + p.replace(/^\//, ''), init);

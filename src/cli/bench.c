@@ -1,0 +1,39 @@
+/* pulse bench: runs the benchmark scripts in bench/ (figures, never pass/fail). */
+#include "cli/cli.h"
+#include "core/config.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+int pulse_cli_bench(int argc, char **argv)
+{
+    if (argc < 2 || pulse_cli_wants_help(argc, argv)) {
+        printf("Usage: pulse bench http\n\n"
+               "  http   req/s, latency and memory of the server: a JSON handler on one loop thread and a\n"
+               "         handler doing one primary-key query (wrk on this machine; needs the wrk package).\n"
+               "         BENCH_SECONDS, BENCH_CONNECTIONS, BENCH_THREADS_PK tune it.\n");
+        return argc < 2 ? 2 : 0;
+    }
+    pulse_config_t cfg;
+    char err[1024], script[2048], self[1024];
+    if (pulse_config_load(&cfg, err, sizeof(err)) != 0) {
+        fprintf(stderr, "pulse bench: %s\n", err);
+        return 1;
+    }
+    if (strcmp(argv[1], "http") != 0) {
+        fprintf(stderr, "pulse bench: unknown benchmark '%s' (see pulse bench --help)\n", argv[1]);
+        return 2;
+    }
+    snprintf(script, sizeof(script), "%s/bench/http.sh", cfg.home);
+    ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+    if (n > 0) {
+        self[n] = '\0';
+        setenv("PULSE_BIN", self, 0); /* benchmark the binary that was asked */
+    }
+    execl("/bin/bash", "bash", script, (char *)NULL);
+    fprintf(stderr, "pulse bench: cannot run %s: %s\n", script, strerror(errno));
+    return 1;
+}

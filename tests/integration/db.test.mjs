@@ -1,0 +1,197 @@
+// The server and its database: readiness before and after `pulse migrate`, values through the
+// async driver, transactions, errors, the statement timeout, and a database restart under a
+// running server (fail fast with 503, recover on its own).
+import { describe, it, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { createContext, TEST_ROUTES, assertProblem, waitFor, sleep } from './harness.mjs';
+
+describe('database', { timeout: 120000 }, () => {
+    let ctx, srv;
+
+    before(async () => {
+        ctx = await createContext('pulse-it-db-');
+        await ctx.startDb();
+        srv = await ctx.startServer({ env: { PULSE_APP_EXTRA: TEST_ROUTES } });
+    });
+
+    after(async () => {
+        if (ctx) await ctx.destroy();
+    });
+
+    it('is not ready before pulse migrate, and ready after', async () => {
+        const before = await srv.fetch('/ready');
+        assert.equal(before.status, 503, before.text);
+        assert.equal(before.json.status, 'unavailable');
+        assert.equal(before.json.checks.database, 'ok');
+        assert.match(before.json.checks.migrations, /pulse migrate/);
+        assert.ok(before.headers.get('retry-after'), '503 says when to retry');
+
+        const status = await ctx.pulse(['migrate', '--status']);
+        assert.equal(status.code, 3, `--status with pending migrations exits 3: ${status.stdout}${status.stderr}`);
+
+        const m = await ctx.migrate();
+        assert.match(m.stdout, /0001_foundation/);
+
+        const afterMigrate = await srv.fetch('/ready');
+        assert.equal(afterMigrate.status, 200, afterMigrate.text);
+        assert.deepEqual(afterMigrate.json, { status: 'ready', checks: { database: 'ok', migrations: 'ok' } });
+    });
+
+    it('brings column types back as JSON values, NULL included', async () => {
+        const res = await srv.fetch('/api/test/types');
+        assert.equal(res.status, 200, res.text);
+        assert.deepEqual(res.json, {
+            null_text: null,
+            j: { a: [1, 2, 3], b: { c: 'd' }, e: null },
+            jb: { k: 'v', n: 1.5 },
+            empty_array: [],
+            yes: true,
+            no: false,
+            big: 9007199254740991,
+            small: -32768,
+            medium: 2147483647,
+            f8: 1.5,
+            f4: 0.25,
+            num: 12.75,
+            txt: 'héllo "wörld"\ntab\t',
+            empty_text: '',
+            d: '2024-02-29',
+        });
+        // the exact digits of a 64-bit integer survive the JSON encoding
+        assert.match(res.text, /"big":9007199254740991[,}]/);
+    });
+
+    it('sends request values as query parameters and gets them back', async () => {
+        const sent = { i: -42, s: "it's \"quoted\"; DROP TABLE x; --", b: false, n: null, j: { a: [1, null, 'z'], o: {} }, f: 0.125 };
+        const res = await srv.fetch('/api/test/params', { json: sent });
+        assert.equal(res.status, 200, res.text);
+        assert.deepEqual(res.json, sent);
+        const res2 = await srv.fetch('/api/test/params', { json: { i: 9007199254740991, s: '', b: true, f: -1e10 } });
+        assert.equal(res2.status, 200, res2.text);
+        assert.deepEqual(res2.json, { i: 9007199254740991, s: '', b: true, n: null, j: null, f: -1e10 });
+    });
+
+    it('commits a transaction, and rolls back on a raised error or a returned error', async () => {
+        const stamp = Date.now();
+        const committed = `it-commit-${stamp}`, raised = `it-raise-${stamp}`, failed = `it-fail-${stamp}`;
+        const count = async (name) => {
+            const r = await srv.fetch(`/api/test/tx/items?name=${encodeURIComponent(name)}`);
+            assert.equal(r.status, 200, r.text);
+            return r.json.count;
+        };
+
+        const c = await srv.fetch('/api/test/tx/commit', { json: { name: committed } });
+        assert.equal(c.status, 201, c.text);
+        assert.equal(c.json.seen_inside, 1);
+        assert.equal(typeof c.json.id, 'number');
+
+        const r = await srv.fetch('/api/test/tx/raise', { json: { name: raised } });
+        assertProblem(assert, r, 500, 'internal_error');
+        assert.ok(!r.text.includes('it-tx-raise'), 'no internals in the body');
+
+        const f = await srv.fetch('/api/test/tx/fail', { json: { name: failed } });
+        assertProblem(assert, f, 409, 'it_rolled_back');
+
+        // several reads, so that they land on several pooled connections: none may still hold
+        // the rolled-back transaction open (it would see its own uncommitted row)
+        for (let i = 0; i < 6; i++) {
+            assert.equal(await count(committed), 1, 'the committed row persists');
+            assert.equal(await count(raised), 0, 'a raised error rolls back');
+            assert.equal(await count(failed), 0, 'a returned error rolls back');
+        }
+        const parallel = await Promise.all(Array.from({ length: 12 }, () => count(raised)));
+        assert.deepEqual(parallel, Array(12).fill(0));
+    });
+
+    it('answers a failing query with 500, without the SQL, and logs it', async () => {
+        const id = `it-sqlerr-${Date.now()}`;
+        const res = await srv.fetch('/api/test/sql-error', { headers: { 'x-request-id': id } });
+        assertProblem(assert, res, 500, 'internal_error');
+        for (const leak of ['it_no_such_table', 'it_secret_column', '42P01', 'SELECT']) {
+            assert.ok(!res.text.includes(leak), `body must not reveal ${leak}: ${res.text}`);
+        }
+        const line = await srv.waitForLog((l) => l.level === 'error' && typeof l.msg === 'string' && l.msg.includes(id));
+        assert.match(line.msg, /it_no_such_table/);
+        // the pool is still healthy
+        const ok = await srv.fetch('/api/test/types');
+        assert.equal(ok.status, 200);
+    });
+
+    it('keeps stderr JSON lines when PostgreSQL sends NOTICEs', async () => {
+        const res = await srv.fetch('/api/test/notice');
+        assert.equal(res.status, 200, res.text);
+        await srv.fetch('/api/test/notice');
+        await sleep(400); // past the access log flush
+        const raw = [...new Set(srv.logs.filter((l) => l.event === '(not json)').map((l) => l.raw))];
+        assert.deepEqual(raw.slice(0, 5), [], `every stderr line of pulse serve is a JSON log line (${raw.length} distinct raw lines)`);
+    });
+
+    it('answers 503 db_timeout past PULSE_DB_STATEMENT_TIMEOUT_MS', async () => {
+        const quick = await ctx.startServer({ env: { PULSE_APP_EXTRA: TEST_ROUTES, PULSE_DB_STATEMENT_TIMEOUT_MS: '200' } });
+        try {
+            const res = await quick.fetch('/api/test/sleep?s=1');
+            assertProblem(assert, res, 503, 'db_timeout');
+            assert.ok(res.headers.get('retry-after'), 'a 503 says when to retry');
+            assert.ok(res.ms < 900, `answered in ${res.ms.toFixed(0)} ms, before the 1 s sleep ended`);
+            // a query within the limit still works on the same server
+            const ok = await quick.fetch('/api/test/sleep?s=0.01');
+            assert.equal(ok.status, 200, ok.text);
+            assert.equal(ok.json.s, 0.01);
+        } finally {
+            assert.equal(await quick.stop('SIGTERM'), 0);
+        }
+    });
+
+    it('fails fast while the database is down and recovers when it is back', { timeout: 60000 }, async () => {
+        // warm every pooled connection
+        await Promise.all(Array.from({ length: 8 }, () => srv.fetch('/api/test/types')));
+        // a query in flight when the database goes away must end, not hang
+        const inflight = srv.fetch('/api/test/sleep?s=20', { timeoutMs: 30000 });
+        await sleep(300);
+        const stopped = await ctx.pulse(['db', 'stop']);
+        assert.equal(stopped.code, 0, `pulse db stop: ${stopped.stderr}`);
+        const started = performance.now();
+        const lost = await inflight;
+        assert.equal(lost.status, 503, `the in-flight query answers 503: ${lost.text}`);
+        assert.equal(lost.json.code, 'db_unavailable');
+        assert.ok(performance.now() - started < 2000, 'the in-flight request ended promptly after the stop');
+
+        for (let i = 0; i < 5; i++) {
+            const res = await srv.fetch('/api/test/types', { timeoutMs: 5000 });
+            assertProblem(assert, res, 503, 'db_unavailable');
+            assert.ok(res.headers.get('retry-after'), '503 carries retry-after');
+            assert.ok(res.ms < 1000, `request ${i} answered in ${res.ms.toFixed(0)} ms (must be < 1000)`);
+        }
+        const burst = await Promise.all(Array.from({ length: 10 }, () => srv.fetch('/api/test/types', { timeoutMs: 5000 })));
+        for (const res of burst) {
+            assert.equal(res.status, 503);
+            assert.ok(res.ms < 1000, `concurrent request answered in ${res.ms.toFixed(0)} ms`);
+        }
+        const ready = await srv.fetch('/ready', { timeoutMs: 5000 });
+        assert.equal(ready.status, 503, ready.text);
+        assert.equal(ready.json.status, 'unavailable');
+        assert.match(ready.json.checks.database, /^unavailable/);
+        assert.ok(ready.ms < 1000, `/ready answered in ${ready.ms.toFixed(0)} ms`);
+
+        const health = await srv.fetch('/health');
+        assert.equal(health.status, 200, 'the process is alive and serving');
+        assert.ok(srv.alive(), 'pulse serve is still running');
+
+        const restarted = await ctx.pulse(['db', 'start']);
+        assert.equal(restarted.code, 0, `pulse db start: ${restarted.stderr}`);
+        const back = performance.now();
+        await waitFor(async () => (await srv.fetch('/api/test/types', { timeoutMs: 3000 })).status === 200, 10000,
+            { interval: 200, what: 'a query to succeed after the restart' });
+        await waitFor(async () => (await srv.fetch('/ready', { timeoutMs: 3000 })).status === 200, 10000,
+            { interval: 200, what: '/ready to answer 200 after the restart' });
+        const recoveredIn = performance.now() - back;
+        assert.ok(recoveredIn < 10000, `recovered in ${recoveredIn.toFixed(0)} ms`);
+
+        // once it answers again, it keeps answering (every pooled connection is back)
+        const after = await Promise.all(Array.from({ length: 16 }, () => srv.fetch('/api/test/types')));
+        assert.deepEqual(after.map((r) => r.status), Array(16).fill(200));
+        const tx = await srv.fetch('/api/test/tx/commit', { json: { name: `it-after-restart-${Date.now()}` } });
+        assert.equal(tx.status, 201, tx.text);
+        assert.ok(srv.alive());
+    });
+});
