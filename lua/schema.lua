@@ -34,33 +34,41 @@ local function default_is_array(t)
     return count == n
 end
 
+local function default_mark_array(t)
+    return setmetatable(t, array_mt)
+end
+
 local null = default_null
 local is_array = default_is_array
+local mark_array = default_mark_array -- for the lists coerce_params builds from query strings
 
 schema.null = null
 schema.array_mt = array_mt
 
-schema.defaults = { null = default_null, is_array = default_is_array }
+schema.defaults = { null = default_null, is_array = default_is_array, mark_array = default_mark_array }
 
 -- Call before any schema is declared: compiled schemas remember the null they were built with.
 -- Returns the previous settings, so a spec can swap them in and restore them.
 function schema.configure(options)
     if type(options) ~= "table" then error("schema.configure: expected a table of options", 2) end
-    local previous = { null = null, is_array = is_array }
+    local previous = { null = null, is_array = is_array, mark_array = mark_array }
     if options.null ~= nil then
         null = options.null
         schema.null = null
     end
-    if options.is_array ~= nil then
-        if type(options.is_array) ~= "function" then error("schema.configure: is_array must be a function", 2) end
-        is_array = options.is_array
+    for _, name in ipairs({ "is_array", "mark_array" }) do
+        if options[name] ~= nil and type(options[name]) ~= "function" then
+            error("schema.configure: " .. name .. " must be a function", 2)
+        end
     end
+    is_array = options.is_array or is_array
+    mark_array = options.mark_array or mark_array
     return previous
 end
 
 -- Marks a table as a JSON array for the default is_array (so an empty list stays a list).
 function schema.array(t)
-    return setmetatable(t or {}, array_mt)
+    return default_mark_array(t or {})
 end
 
 -- The JSON kind of a Lua value. Floats with an integral value are integers, as in JSON; an empty
@@ -1290,7 +1298,7 @@ local function coerce_array(c, raw)
         append_split(texts, raw)
     end
     local items = c.items
-    local values = setmetatable({}, array_mt)
+    local values = mark_array({})
     local ok = true
     for i = 1, #texts do
         push(i)

@@ -2,6 +2,7 @@
 #include "db/pg.h"
 #include "core/buf.h"
 #include "core/log.h"
+#include "db/conninfo.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -204,8 +205,7 @@ static void conn_break(pulse_pg_conn_t *c, const char *why)
     pulse_pg_pool_t *pool = c->pool;
     char msg[256];
     snprintf(msg, sizeof(msg), "database connection lost: %s", why && *why ? why : "unknown reason");
-    for (char *nl = strchr(msg, '\n'); nl; nl = strchr(nl, '\n'))
-        *nl = ' ';
+    pulse_db_one_line(msg);
     conn_close_socket(c);
     if (c->pg) {
         PQfinish(c->pg);
@@ -230,6 +230,16 @@ static void conn_break(pulse_pg_conn_t *c, const char *why)
         pool_fail_pending(pool, msg);
     }
     conn_schedule_retry(c);
+}
+
+/* Server notices (e.g. "terminating connection due to administrator command") go to our log,
+ * not raw to stderr as libpq does by default. */
+static void on_notice(void *arg, const char *message)
+{
+    char line[512];
+    snprintf(line, sizeof(line), "%s", message);
+    pulse_db_one_line(line);
+    pulse_log(PULSE_LOG_DEBUG, "db_notice", "%s", line);
 }
 
 static void conn_became_ready(pulse_pg_conn_t *c)
@@ -294,6 +304,8 @@ static void conn_connect(pulse_pg_conn_t *c)
     const char *vals[] = {pool->conninfo, "pulse", pool->options, "5", NULL};
     c->state = CONN_CONNECTING;
     c->pg = PQconnectStartParams(keys, vals, 1);
+    if (c->pg != NULL)
+        PQsetNoticeProcessor(c->pg, on_notice, NULL);
     if (c->pg == NULL || PQstatus(c->pg) == CONNECTION_BAD) {
         conn_break(c, c->pg ? PQerrorMessage(c->pg) : "out of memory");
         return;

@@ -6,6 +6,11 @@ local schema = require("schema")
 local previous_settings = schema.configure(schema.defaults)
 local null = schema.null
 
+-- Registrations outlive a run of this file: the embedded VM may run it twice in one state.
+local function component(name, s)
+    return schema.component_schema(name) or schema.component(name, s)
+end
+
 local function errors_of(s, value, where)
     local ok, errors = schema.validate(s, value, where or "body")
     expect(ok).to_be(errors == nil)
@@ -279,7 +284,7 @@ describe("formats", function()
     end)
 
     it("accepts application formats added with add_format", function()
-        schema.add_format("spec-sku", function(text) return text:find("^SKU%d+$") ~= nil end, "a SKU (SKU123)")
+        pcall(schema.add_format, "spec-sku", function(text) return text:find("^SKU%d+$") ~= nil end, "a SKU (SKU123)")
         local s = { type = "string", format = "spec-sku" }
         expect_valid(s, "SKU42")
         expect(errors_of(s, "42")[1].message).to_be('must be a SKU (SKU123), got "42"')
@@ -730,14 +735,14 @@ end)
 
 describe("components", function()
     it("registers a schema under a name and finds it both ways", function()
-        local s = schema.component("SpecSchemaThing", { type = "object" })
+        local s = component("SpecSchemaThing", { type = "object" })
         expect(schema.component_name(s)).to_be("SpecSchemaThing")
         expect(schema.component_schema("SpecSchemaThing")).to_be(s)
         expect(schema.component("SpecSchemaThing", s)).to_be(s) -- idempotent
     end)
 
     it("refuses a name taken by another schema, a second name, a bad name or a bad schema", function()
-        local s = schema.component("SpecSchemaOnce", { type = "string" })
+        local s = component("SpecSchemaOnce", { type = "string" })
         expect(function() schema.component("SpecSchemaOnce", { type = "string" }) end).to_error("already registered")
         expect(function() schema.component("SpecSchemaTwice", s) end).to_error("already registered as 'SpecSchemaOnce'")
         expect(function() schema.component("has space", { type = "string" }) end).to_error("name must match")
