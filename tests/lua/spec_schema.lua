@@ -750,6 +750,40 @@ describe("components", function()
     end)
 end)
 
+describe("configure", function()
+    it("uses the host's null, array test and array marker, and returns the previous settings", function()
+        local host_null, host_mt = setmetatable({}, {}), {}
+        local previous = schema.configure({
+            null = host_null,
+            is_array = function(t) return getmetatable(t) == host_mt end,
+            mark_array = function(t) return setmetatable(t, host_mt) end,
+        })
+        local results = {
+            schema.validate({ type = "null" }, host_null),
+            schema.validate({ type = "array" }, setmetatable({ 1 }, host_mt)),
+            (schema.validate({ type = "array" }, { 1 })), -- to this host an unmarked table is an object
+        }
+        local values = schema.coerce_params({ ids = { type = "array", items = { type = "integer" } } }, { ids = "" }, "query")
+        local null_while_configured = schema.null
+        schema.configure(previous) -- before expecting anything: a failure must not leak the settings
+        expect(results).to_equal({ true, true, false })
+        expect(getmetatable(values.ids)).to_be(host_mt)
+        expect(null_while_configured).to_be(host_null)
+        expect(schema.null).to_be(previous.null)
+    end)
+
+    it("marks the lists it builds from query strings as arrays", function()
+        local values = schema.coerce_params({ ids = { type = "array", items = { type = "integer" } } }, { ids = "" }, "query")
+        expect(getmetatable(values.ids)).to_be(schema.array_mt)
+        expect(schema.kind_of(values.ids)).to_be("empty")
+    end)
+
+    it("refuses settings of the wrong kind", function()
+        expect(function() schema.configure({ is_array = true }) end).to_error("is_array must be a function")
+        expect(function() schema.configure("x") end).to_error("expected a table")
+    end)
+end)
+
 describe("describe", function()
     it("phrases what a schema expects", function()
         expect(schema.describe({ type = "array", items = { type = "string" }, maxItems = 50 }))
