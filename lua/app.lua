@@ -9,7 +9,11 @@ local middleware = require "middleware"
 local schema = require "schema"
 local openapi = require "openapi"
 
-schema.configure { null = json.null, is_array = function(t) return getmetatable(t) == json.array_mt end }
+schema.configure {
+    null = json.null,
+    is_array = function(t) return getmetatable(t) == json.array_mt end,
+    mark_array = json.array,
+}
 openapi.configure { array = json.array }
 
 local app = { router = router.new() }

@@ -42,10 +42,8 @@ local function check_definition(def)
     for _, part in ipairs { "params", "query" } do
         if def[part] ~= nil then
             if type(def[part]) ~= "table" then fail(def, part .. " must be a table of parameter schemas") end
-            for name, s in pairs(def[part]) do
-                local ok, err = pcall(schema.check, s)
-                if not ok then fail(def, part .. "." .. tostring(name) .. ": " .. tostring(err)) end
-            end
+            local ok, err = pcall(schema.check_params, def[part], part)
+            if not ok then fail(def, tostring(err)) end
         end
     end
     if def.body ~= nil then

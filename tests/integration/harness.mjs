@@ -179,7 +179,14 @@ export function startServer({ env = {}, args = [], threads = 2, timeoutMs = 1500
         await Promise.race([exited, idleTimer(5000)]);
     };
     // http(path, init): fetch against this server with a time limit.
-    server.fetch = (p, init = {}) => request(server.url + p.replace(/^\//, ''), init);
+    // A network failure says what became of the server (crash, exit) and shows its last log lines.
+    server.fetch = (p, init = {}) => request(server.url + p.replace(/^\//, ''), init).catch(async (err) => {
+        await idleTimer(100); // let an exit be noticed
+        const cause = err.cause ? ` (${err.cause.code || err.cause.message})` : '';
+        const state = server.alive() ? 'still running' : `exited: code ${server.exitCode}, signal ${server.exitSignal}`;
+        throw new Error(`${init.method || 'GET'} ${p}: ${err.message}${cause}; pulse serve ${state}\n` +
+            `stderr tail:\n${server.stderr.slice(-3000)}`, { cause: err });
+    });
 
     return new Promise((resolve, reject) => {
         let settled = false;
