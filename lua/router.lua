@@ -97,6 +97,9 @@ function router:add(def)
     return route
 end
 
+-- Shared by every route without path parameters: no table per request.
+local NO_PARAMS = setmetatable({}, { __newindex = function() error("req.params is read-only", 2) end })
+
 local function unescape(s)
     return (s:gsub("%%(%x%x)", function(h) return string.char(tonumber(h, 16)) end))
 end
@@ -131,7 +134,7 @@ function router:match(method, path)
     end
     if not methods then return nil, {} end
     local route = methods[method] or (method == "HEAD" and methods.GET)
-    if route then return route, params or {} end
+    if route then return route, params or NO_PARAMS end
     local allowed = {}
     for m in pairs(methods) do allowed[#allowed + 1] = m end
     table.sort(allowed)

@@ -13,6 +13,7 @@
 /* Owns a pulse_buf_t from inside a userdata, so that a Lua error raised half-way (out of memory in
  * a capped VM) cannot leak the malloc'ed bytes: the collector frees them. */
 #define JSON_BUF_MT "pulse.json.buf"
+#define KEEP_BUF_BYTES (256 * 1024)
 
 static int buf_box_gc(lua_State *L)
 {
@@ -98,6 +99,17 @@ typedef struct enc_t {
 
 static int enc_value(enc_t *e, int idx, int depth);
 
+/* pulse_buf_putc without the call when there is room: quotes and punctuation go one byte at a time. */
+static inline void out_putc(pulse_buf_t *b, char c)
+{
+    if (b->len + 1 < b->cap) {
+        b->data[b->len++] = c;
+        b->data[b->len] = '\0';
+    } else {
+        pulse_buf_putc(b, c);
+    }
+}
+
 static int is_identifier(const char *s, size_t n)
 {
     if (n == 0 || (s[0] >= '0' && s[0] <= '9'))
@@ -167,12 +179,64 @@ static void put_integer(pulse_buf_t *b, lua_Integer v)
     pulse_buf_append(b, p, (size_t)(tmp + sizeof(tmp) - p));
 }
 
+/* Every power of ten up to 10^22 is an exact double. */
+static const double pow10_tab[23] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,  1e8,  1e9,  1e10, 1e11,
+                                     1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
+
+/* Most floats in business data are short decimals (19.99, 0.25) and printf is slow: find the fewest
+ * fraction digits k such that m / 10^k (m < 10^15, both exact doubles, one correctly rounded
+ * division) reads back as d. The text is then exactly what %.15g prints, because the 15-digit
+ * grid around d is coarser than d's rounding error. Returns 0 when d is not such a number. */
+static int put_float_short(pulse_buf_t *b, double d)
+{
+    double a = fabs(d);
+    if (!(a >= 1e-4 && a < 1e15)) /* where %.15g would switch to exponent notation */
+        return 0;
+    for (int k = 0; k < 20; k++) {
+        double m = nearbyint(a * pow10_tab[k]);
+        if (m >= 1e15)
+            return 0;
+        if (m / pow10_tab[k] != a)
+            continue;
+        char digits[20], tmp[48], *o = tmp;
+        int nd = 0;
+        uint64_t u = (uint64_t)m;
+        do { /* least significant first */
+            digits[nd++] = (char)('0' + u % 10);
+            u /= 10;
+        } while (u != 0);
+        if (d < 0)
+            *o++ = '-';
+        if (nd <= k) {
+            *o++ = '0';
+            *o++ = '.';
+            for (int i = nd; i < k; i++)
+                *o++ = '0';
+            for (int i = nd - 1; i >= 0; i--)
+                *o++ = digits[i];
+        } else {
+            for (int i = nd - 1; i >= 0; i--) {
+                *o++ = digits[i];
+                if (i == k && k > 0)
+                    *o++ = '.';
+            }
+        }
+        pulse_buf_append(b, tmp, (size_t)(o - tmp));
+        return 1;
+    }
+    return 0;
+}
+
 /* Shortest of %.15g/%.16g/%.17g that reads back as the same double. */
 static void put_float(pulse_buf_t *b, double d)
 {
+    if (put_float_short(b, d))
+        return;
     char tmp[40];
     int n = 0;
-    for (int prec = 15; prec <= 17; prec++) {
+    double a = fabs(d);
+    /* in that range put_float_short has already ruled out 15 digits */
+    for (int prec = a >= 1e-4 && a < 1e15 ? 16 : 15; prec <= 17; prec++) {
         n = snprintf(tmp, sizeof(tmp), "%.*g", prec, d);
         if (prec == 17 || strtod(tmp, NULL) == d)
             break;
@@ -187,7 +251,8 @@ static void put_float(pulse_buf_t *b, double d)
 }
 
 /* 0: copied as is; 1: escaped by pulse_buf_json_escape; 2: starts a multi-byte sequence */
-static const unsigned char enc_class[256] = {
+/* clang-format off */
+static const unsigned char enc_class[256] = { /* one row per 32 bytes */
     1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
     0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
     0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0,
@@ -197,6 +262,7 @@ static const unsigned char enc_class[256] = {
     2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
     2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
 };
+/* clang-format on */
 
 /* Lua strings are bytes; JSON text is UTF-8. Refusing invalid UTF-8 here keeps json.decode able
  * to read everything json.encode writes. Returns -1 on invalid UTF-8. */
@@ -204,7 +270,7 @@ static int put_string(pulse_buf_t *b, const char *str, size_t n)
 {
     const unsigned char *s = (const unsigned char *)str, *end = s + n, *p = s, *run = s;
     pulse_buf_reserve(b, n + 2);
-    pulse_buf_putc(b, '"');
+    out_putc(b, '"');
     while (p < end) {
         unsigned cls = enc_class[*p];
         if (cls == 0) {
@@ -221,7 +287,7 @@ static int put_string(pulse_buf_t *b, const char *str, size_t n)
         }
     }
     pulse_buf_append(b, run, (size_t)(end - run));
-    pulse_buf_putc(b, '"');
+    out_putc(b, '"');
     return 0;
 }
 
@@ -250,17 +316,17 @@ static const char *key_desc(lua_State *L, int k, char *tmp, size_t n)
 static int enc_array_indexed(enc_t *e, int t, lua_Integer n, int depth)
 {
     lua_State *L = e->L;
-    pulse_buf_putc(e->out, '[');
+    out_putc(e->out, '[');
     for (lua_Integer i = 1; i <= n; i++) {
         if (i > 1)
-            pulse_buf_putc(e->out, ',');
+            out_putc(e->out, ',');
         lua_rawgeti(L, t, i); /* v */
         e->path[depth] = (enc_seg_t){NULL, 0, i};
         if (enc_value(e, lua_gettop(L), depth + 1) != 0)
             return -1;
         lua_pop(L, 1);
     }
-    pulse_buf_putc(e->out, ']');
+    out_putc(e->out, ']');
     return 0;
 }
 
@@ -276,11 +342,11 @@ static int cmp_keys(const void *a, const void *b)
 static int enc_member(enc_t *e, const char *k, size_t klen, int v, int depth, int first)
 {
     if (!first)
-        pulse_buf_putc(e->out, ',');
+        out_putc(e->out, ',');
     e->path[depth] = (enc_seg_t){k, klen, 0};
     if (put_string(e->out, k, klen) != 0)
         return enc_fail(e, depth + 1, "cannot encode key with invalid UTF-8");
-    pulse_buf_putc(e->out, ':');
+    out_putc(e->out, ':');
     return enc_value(e, v, depth + 1);
 }
 
@@ -300,7 +366,7 @@ static int enc_object_sorted(enc_t *e, int t, size_t nkeys, int depth)
         }
     }
     qsort(keys, n, sizeof(*keys), cmp_keys);
-    pulse_buf_putc(e->out, '{');
+    out_putc(e->out, '{');
     for (size_t i = 0; i < n; i++) {
         lua_pushlstring(L, keys[i].key, keys[i].klen); /* keys, k */
         lua_rawget(L, t);                              /* keys, v */
@@ -308,7 +374,7 @@ static int enc_object_sorted(enc_t *e, int t, size_t nkeys, int depth)
             return -1;
         lua_pop(L, 1);
     }
-    pulse_buf_putc(e->out, '}');
+    out_putc(e->out, '}');
     lua_pop(L, 1);
     return 0;
 }
@@ -362,7 +428,7 @@ static int enc_table_classified(enc_t *e, int t, int is_array, int depth)
     }
     if (e->sort_keys)
         return enc_object_sorted(e, t, count, depth);
-    pulse_buf_putc(e->out, '{');
+    out_putc(e->out, '{');
     int first = 1;
     lua_pushnil(L);
     while (lua_next(L, t)) { /* k, v */
@@ -373,7 +439,7 @@ static int enc_table_classified(enc_t *e, int t, int is_array, int depth)
         first = 0;
         lua_pop(L, 1);
     }
-    pulse_buf_putc(e->out, '}');
+    out_putc(e->out, '}');
     return 0;
 }
 
@@ -399,7 +465,7 @@ static int enc_table(enc_t *e, int t, int depth)
     /* k, v: the first key tells the likely shape; stream it in one pass and only fall back to
      * looking at every key when the guess turns out wrong. */
     if (!is_array && !e->sort_keys && lua_type(L, -2) == LUA_TSTRING) {
-        pulse_buf_putc(e->out, '{');
+        out_putc(e->out, '{');
         int first = 1;
         do {
             if (lua_type(L, -2) != LUA_TSTRING) {
@@ -413,14 +479,14 @@ static int enc_table(enc_t *e, int t, int depth)
             first = 0;
             lua_pop(L, 1);
         } while (lua_next(L, t));
-        pulse_buf_putc(e->out, '}');
+        out_putc(e->out, '}');
         return 0;
     }
     if (lua_isinteger(L, -2) && lua_tointeger(L, -2) == 1) {
         /* lua_next walks the array part in order, so a sequence usually arrives as 1, 2, 3... */
         size_t saved = e->out->len;
         lua_Integer expect = 1;
-        pulse_buf_putc(e->out, '[');
+        out_putc(e->out, '[');
         do {
             if (!lua_isinteger(L, -2) || lua_tointeger(L, -2) != expect) {
                 lua_pop(L, 2);
@@ -429,14 +495,14 @@ static int enc_table(enc_t *e, int t, int depth)
                 return enc_table_classified(e, t, is_array, depth);
             }
             if (expect > 1)
-                pulse_buf_putc(e->out, ',');
+                out_putc(e->out, ',');
             e->path[depth] = (enc_seg_t){NULL, 0, expect};
             if (enc_value(e, lua_gettop(L), depth + 1) != 0)
                 return -1;
             expect++;
             lua_pop(L, 1);
         } while (lua_next(L, t));
-        pulse_buf_putc(e->out, ']');
+        out_putc(e->out, ']');
         return 0;
     }
     lua_pop(L, 2);
@@ -640,7 +706,8 @@ static void put_utf8(pulse_buf_t *b, unsigned cp)
 }
 
 /* 0: plain byte; 1: '"'; 2: '\\'; 3: control character; 4: starts a multi-byte sequence */
-static const unsigned char str_class[256] = {
+/* clang-format off */
+static const unsigned char str_class[256] = { /* one row per 32 bytes */
     3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3,
     0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
     0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0,
@@ -650,6 +717,7 @@ static const unsigned char str_class[256] = {
     4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4,
     4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4,
 };
+/* clang-format on */
 
 /* d->p is at the opening quote; pushes the string. Strings without escapes (nearly all of them)
  * go straight from the input to lua_pushlstring. */
@@ -683,14 +751,30 @@ static int dec_string(dec_t *d)
             if (p == end)
                 return dec_fail(d, d->p, "unterminated string");
             switch (*p) {
-            case '"': pulse_buf_putc(sb, '"'); break;
-            case '\\': pulse_buf_putc(sb, '\\'); break;
-            case '/': pulse_buf_putc(sb, '/'); break;
-            case 'b': pulse_buf_putc(sb, '\b'); break;
-            case 'f': pulse_buf_putc(sb, '\f'); break;
-            case 'n': pulse_buf_putc(sb, '\n'); break;
-            case 'r': pulse_buf_putc(sb, '\r'); break;
-            case 't': pulse_buf_putc(sb, '\t'); break;
+            case '"':
+                pulse_buf_putc(sb, '"');
+                break;
+            case '\\':
+                pulse_buf_putc(sb, '\\');
+                break;
+            case '/':
+                pulse_buf_putc(sb, '/');
+                break;
+            case 'b':
+                pulse_buf_putc(sb, '\b');
+                break;
+            case 'f':
+                pulse_buf_putc(sb, '\f');
+                break;
+            case 'n':
+                pulse_buf_putc(sb, '\n');
+                break;
+            case 'r':
+                pulse_buf_putc(sb, '\r');
+                break;
+            case 't':
+                pulse_buf_putc(sb, '\t');
+                break;
             case 'u': {
                 int cp = end - p > 4 ? hex4(p + 1) : -1;
                 if (cp < 0)
@@ -744,41 +828,59 @@ static int dec_number(dec_t *d)
         d->p = p;
         return dec_unexpected(d, " in number");
     }
-    const char *digits = p;
+    /* u collects up to 19 significant digits (integer and fraction): always fits in uint64. */
     uint64_t u = 0;
+    int sig = 0, dropped = 0, frac = 0, is_float = 0;
+    const char *digits = p;
     if (*p == '0') {
         p++;
         if (is_digit(p, end))
             return dec_fail(d, s, "number with a leading zero");
     } else {
-        while (is_digit(p, end)) {
-            if (p - digits < 19) /* 19 digits always fit in uint64; more can't fit in int64 */
+        for (; is_digit(p, end); p++) {
+            if (sig < 19) {
                 u = u * 10 + (uint64_t)(*p - '0');
-            p++;
+                sig++;
+            } else {
+                dropped = 1;
+            }
         }
     }
     size_t ndigits = (size_t)(p - digits);
-    int is_float = 0;
     if (p < end && *p == '.') {
         p++;
         if (!is_digit(p, end)) {
             d->p = p;
             return dec_unexpected(d, " (expected a digit after '.')");
         }
-        while (is_digit(p, end))
-            p++;
+        for (; is_digit(p, end); p++) {
+            if (u == 0 && *p == '0') {
+                frac++;
+            } else if (sig < 19) {
+                u = u * 10 + (uint64_t)(*p - '0');
+                sig++;
+                frac++;
+            } else {
+                dropped = 1;
+            }
+        }
         is_float = 1;
     }
+    int expo = 0;
     if (p < end && (*p == 'e' || *p == 'E')) {
         p++;
+        int eneg = 0;
         if (p < end && (*p == '+' || *p == '-'))
-            p++;
+            eneg = *p++ == '-';
         if (!is_digit(p, end)) {
             d->p = p;
             return dec_unexpected(d, " (expected a digit in the exponent)");
         }
-        while (is_digit(p, end))
-            p++;
+        for (; is_digit(p, end); p++)
+            if (expo < 100000)
+                expo = expo * 10 + (*p - '0');
+        if (eneg)
+            expo = -expo;
         is_float = 1;
     }
     d->p = p;
@@ -800,6 +902,14 @@ static int dec_number(dec_t *d)
             return 0;
         }
     }
+    /* Clinger's fast path: u and 10^|e| are exact doubles, so one multiplication or division is
+     * correctly rounded, exactly what strtod would return. */
+    int e10 = expo - frac;
+    if (!dropped && u <= (UINT64_C(1) << 53) && e10 >= -22 && e10 <= 22) {
+        double v = e10 >= 0 ? (double)u * pow10_tab[e10] : (double)u / pow10_tab[-e10];
+        lua_pushnumber(L, neg ? -v : v);
+        return 0;
+    }
     /* lua_stringtonumber copes with the locale's decimal point, which strtod alone would not. */
     size_t n = (size_t)(p - s);
     char tmp[64];
@@ -815,13 +925,12 @@ static int dec_number(dec_t *d)
     if (lua_stringtonumber(L, z) == 0)
         return dec_fail(d, s, "invalid number");
     lua_Number v = lua_tonumber(L, -1);
-    if (!lua_isinteger(L, -1) && isinf(v)) {
-        lua_pop(L, 1);
-        return dec_fail(d, s, "number out of range");
-    }
-    if (lua_isinteger(L, -1)) { /* cannot happen after the checks above; keep floats floats */
+    if (lua_isinteger(L, -1)) { /* not reachable after the checks above; keep floats floats */
         lua_pop(L, 1);
         lua_pushnumber(L, v);
+    } else if (isinf(v)) {
+        lua_pop(L, 1);
+        return dec_fail(d, s, "number out of range");
     }
     return 0;
 }
@@ -834,25 +943,65 @@ static int dec_literal(dec_t *d, const char *word, size_t n)
     return 0;
 }
 
+/* Values wait on the Lua stack until their container closes or DEC_BATCH of them have piled up,
+ * so that most tables are created at their final size instead of growing by rehashes. */
+#define DEC_BATCH 32
+
+/* Stack: [t] v1..vn above *base. Creates t below the values if needed, then stores them. */
+static void dec_flush_array(dec_t *d, int *t, int *base, int n, lua_Integer *filled)
+{
+    lua_State *L = d->L;
+    if (*t == 0) {
+        lua_createtable(L, n, 0);    /* v1..vn, t */
+        lua_pushvalue(L, d->mt_idx); /* v1..vn, t, mt */
+        lua_setmetatable(L, -2);     /* v1..vn, t */
+        lua_insert(L, *base + 1);    /* t, v1..vn */
+        *t = ++*base;
+    }
+    for (int i = n; i >= 1; i--) /* from the top down: pops vn first */
+        lua_rawseti(L, *t, *filled + i);
+    *filled += n;
+}
+
+/* Stack: [t] k1 v1 .. kn vn above *base. */
+static void dec_flush_object(dec_t *d, int *t, int *base, int n)
+{
+    lua_State *L = d->L;
+    if (*t == 0) {
+        lua_createtable(L, 0, n); /* k1..vn, t */
+        lua_insert(L, *base + 1); /* t, k1..vn */
+        *t = ++*base;
+    }
+    for (int i = 0; i < n; i++) { /* in document order, so a repeated key keeps its last value */
+        lua_pushvalue(L, *base + 1 + 2 * i);
+        lua_pushvalue(L, *base + 2 + 2 * i);
+        lua_rawset(L, *t);
+    }
+    lua_settop(L, *base); /* t */
+}
+
 static int dec_array(dec_t *d, int depth)
 {
     lua_State *L = d->L;
     if (depth >= PULSE_JSON_MAX_DEPTH)
         return dec_fail(d, d->p, "nesting deeper than %d", PULSE_JSON_MAX_DEPTH);
-    luaL_checkstack(L, 4, "json.decode");
+    luaL_checkstack(L, DEC_BATCH + 4, "json.decode");
+    int t = 0, base = lua_gettop(L), n = 0;
+    lua_Integer filled = 0;
     d->p++;
-    lua_createtable(L, 0, 0);    /* t */
-    lua_pushvalue(L, d->mt_idx); /* t, mt */
-    lua_setmetatable(L, -2);     /* t */
     skip_ws(d);
     if (d->p < d->end && *d->p == ']') {
         d->p++;
+        dec_flush_array(d, &t, &base, 0, &filled);
         return 0;
     }
-    for (lua_Integer i = 1;; i++) {
-        if (dec_value(d, depth + 1) != 0) /* t, v */
+    for (;;) {
+        if (dec_value(d, depth + 1) != 0) /* [t] v1..vn */
             return -1;
-        lua_rawseti(L, -2, i); /* t */
+        if (++n == DEC_BATCH) {
+            dec_flush_array(d, &t, &base, n, &filled); /* t */
+            n = 0;
+        }
         skip_ws(d);
         if (d->p < d->end && *d->p == ',') {
             d->p++;
@@ -863,6 +1012,7 @@ static int dec_array(dec_t *d, int depth)
         }
         if (d->p < d->end && *d->p == ']') {
             d->p++;
+            dec_flush_array(d, &t, &base, n, &filled); /* t */
             return 0;
         }
         return dec_unexpected(d, " (expected ',' or ']')");
@@ -874,26 +1024,30 @@ static int dec_object(dec_t *d, int depth)
     lua_State *L = d->L;
     if (depth >= PULSE_JSON_MAX_DEPTH)
         return dec_fail(d, d->p, "nesting deeper than %d", PULSE_JSON_MAX_DEPTH);
-    luaL_checkstack(L, 4, "json.decode");
+    luaL_checkstack(L, 2 * DEC_BATCH + 4, "json.decode");
+    int t = 0, base = lua_gettop(L), n = 0;
     d->p++;
-    lua_createtable(L, 0, 0); /* t */
     skip_ws(d);
     if (d->p < d->end && *d->p == '}') {
         d->p++;
+        dec_flush_object(d, &t, &base, 0);
         return 0;
     }
     for (;;) {
         if (d->p >= d->end || *d->p != '"')
             return dec_unexpected(d, " (expected a string key)");
-        if (dec_string(d) != 0) /* t, k */
+        if (dec_string(d) != 0) /* [t] k1..vn, k */
             return -1;
         skip_ws(d);
         if (d->p >= d->end || *d->p != ':')
             return dec_unexpected(d, " (expected ':')");
         d->p++;
-        if (dec_value(d, depth + 1) != 0) /* t, k, v */
+        if (dec_value(d, depth + 1) != 0) /* [t] k1..vn, k, v */
             return -1;
-        lua_rawset(L, -3); /* t; a repeated key keeps its last value */
+        if (++n == DEC_BATCH) {
+            dec_flush_object(d, &t, &base, n); /* t */
+            n = 0;
+        }
         skip_ws(d);
         if (d->p < d->end && *d->p == ',') {
             d->p++;
@@ -904,6 +1058,7 @@ static int dec_object(dec_t *d, int depth)
         }
         if (d->p < d->end && *d->p == '}') {
             d->p++;
+            dec_flush_object(d, &t, &base, n); /* t */
             return 0;
         }
         return dec_unexpected(d, " (expected ',' or '}')");
@@ -996,7 +1151,7 @@ int pulse_json_decode_push(lua_State *L, const char *s, size_t n, char *err, siz
         return -1;
     }
     pulse_buf_t scratch = PULSE_BUF_INIT;
-    dec_t d = {L, s, s, s + n, &scratch, 0, 0, err, errlen};
+    dec_t d = {.L = L, .start = s, .p = s, .end = s + n, .scratch = &scratch, .err = err, .errlen = errlen};
     lua_pushcfunction(L, dec_protected);
     lua_pushlightuserdata(L, &d);
     int rc = lua_pcall(L, 1, 1, 0); /* value | nil | errmsg */
@@ -1028,15 +1183,24 @@ static int l_json_encode(lua_State *L)
         lua_pop(L, 1);
     }
     lua_settop(L, 1);
-    pulse_buf_t *out = push_buf_box(L); /* value, box */
+    /* One buffer per state, kept between calls (an upvalue box freed by the GC): a fresh
+     * finalized userdata per call cost more than encoding a small answer. Encoding never runs
+     * Lua code, so calls cannot nest. */
+    pulse_buf_t *out = lua_touserdata(L, lua_upvalueindex(1));
+    pulse_buf_reset(out);
     char msg[512];
-    enc_t e = {.L = L, .out = out, .sort_keys = sort_keys, .err = msg, .errlen = sizeof(msg)};
-    if (enc_run(&e, 1) != 0) {
-        pulse_buf_free(out);
+    enc_t e; /* not zero-initialised: path[] and tables[] are written before they are read */
+    e.L = L;
+    e.out = out;
+    e.sort_keys = sort_keys;
+    e.array_mt = NULL;
+    e.err = msg;
+    e.errlen = sizeof(msg);
+    if (enc_run(&e, 1) != 0)
         return luaL_error(L, "json.encode: %s", msg);
-    }
-    lua_pushlstring(L, out->data ? out->data : "", out->len); /* value, box, json */
-    pulse_buf_free(out);
+    lua_pushlstring(L, out->data ? out->data : "", out->len); /* value, json */
+    if (out->cap > KEEP_BUF_BYTES)
+        pulse_buf_free(out); /* one big document must not pin its memory for the VM's life */
     return 1;
 }
 
@@ -1050,7 +1214,7 @@ static int l_json_decode(lua_State *L)
     lua_settop(L, 1);
     pulse_buf_t *scratch = push_buf_box(L); /* s, box */
     char msg[256];
-    dec_t d = {L, s, s, s + n, scratch, 0, 0, msg, sizeof(msg)};
+    dec_t d = {.L = L, .start = s, .p = s, .end = s + n, .scratch = scratch, .err = msg, .errlen = sizeof(msg)};
     if (dec_run(&d) != 0) {
         pulse_buf_free(scratch);
         lua_pushnil(L);
@@ -1071,7 +1235,7 @@ static int l_json_array(lua_State *L)
         luaL_checktype(L, 1, LUA_TTABLE);
         lua_settop(L, 1);
     }
-    push_array_mt(L); /* t, mt */
+    push_array_mt(L);             /* t, mt */
     if (lua_getmetatable(L, 1)) { /* t, mt, old */
         if (!lua_rawequal(L, -1, -2))
             return luaL_argerror(L, 1, "table already has a metatable");
@@ -1089,7 +1253,9 @@ int pulse_script_open_json(lua_State *L)
         {"array", l_json_array},
         {NULL, NULL},
     };
-    luaL_newlib(L, fns);            /* json */
+    luaL_newlibtable(L, fns); /* json */
+    push_buf_box(L);          /* json, box: the encoder's reusable buffer */
+    luaL_setfuncs(L, fns, 1);
     lua_pushlightuserdata(L, NULL); /* json, null */
     lua_setfield(L, -2, "null");
     push_array_mt(L); /* json, mt */

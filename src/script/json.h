@@ -15,7 +15,16 @@
 /* Registry name of the metatable marking a table as a JSON array (json.array_mt). */
 #define PULSE_JSON_ARRAY_MT "pulse.json.array"
 
-/* Pushes the module table {encode, decode, array, null, array_mt}; sets no global. Returns 1. */
+/* Pushes the module table; sets no global. Returns 1. From Lua:
+ *   json.encode(v [, {sort_keys = true}]) -> string; raises "json.encode: <problem> at <path>".
+ *     A table is an array if it has json.array_mt (nil holes become null) or its keys are exactly
+ *     1..n; otherwise an object whose keys must all be strings. Strings must be valid UTF-8.
+ *     Integers print as integers; floats as the shortest of %.15g/%.16g/%.17g that reads back
+ *     exactly, so an integral float like 3.0 prints as 3 (and decodes as an integer).
+ *   json.decode(s) -> value | nil, err; raises only if s is not a string. Object keys stay strings,
+ *     a repeated key keeps its last value, integers that fit in int64 become Lua integers and
+ *     everything else a float ("-0" too, to keep its sign); numbers beyond double range are refused.
+ *   json.null (a NULL light userdata: truthy in Lua), json.array([t]) -> t, json.array_mt. */
 int pulse_script_open_json(lua_State *L);
 
 /* Appends the JSON text of the value at idx to out (the caller owns out and frees it). Object keys

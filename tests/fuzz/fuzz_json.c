@@ -1,7 +1,7 @@
 /* libFuzzer target for src/script/json.c: whatever decodes must encode, and the encoding must be a
  * fixed point (decode(encode(v)) encodes to the same text, with sorted keys).
  *
- * Build and run (clang only):
+ * Build and run (clang only; needs add_subdirectory(fuzz) in tests/CMakeLists.txt):
  *   cmake -B build-fuzz -DCMAKE_C_COMPILER=clang -DPULSE_FUZZ=ON && cmake --build build-fuzz --target fuzz_json
  *   mkdir -p /tmp/json-corpus && build-fuzz/tests/fuzz/fuzz_json -max_total_time=60 -max_len=4096 /tmp/json-corpus
  * A crash leaves crash-<sha1> in the working directory; replay it with build-fuzz/tests/fuzz/fuzz_json crash-<sha1>. */

@@ -6,6 +6,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <lauxlib.h>
@@ -71,7 +72,7 @@ static void test_scalars_round_trip(void **state)
     (void)state;
     lua_State *L = new_state();
     check_eval(L, "return json.encode(true) .. json.encode(false) .. json.encode(json.null) .. json.encode(nil)",
-                  "truefalsenullnull");
+               "truefalsenullnull");
     check_eval(L, "return json.encode(42) .. ' ' .. json.encode(-7) .. ' ' .. json.encode(0)", "42 -7 0");
     check_eval(L, "return json.encode('hé \"q\"')", "\"hé \\\"q\\\"\"");
     run_lua(L, "assert(json.decode('true') == true and json.decode('false') == false)\n"
@@ -127,10 +128,10 @@ static void test_sequences_and_sparse_tables(void **state)
     check_eval(L, "return json.encode(json.array({1, nil, 3}))", "[1,null,3]");
     check_eval(L, "return json.encode({['1'] = 'string key'})", "{\"1\":\"string key\"}");
     check_encode_error(L, "{[1] = 1, [3] = 3}",
-                        "json.encode: cannot encode a table whose integer keys are not exactly 1..n "
-                        "(2 keys, largest 3; json.array writes holes as null) at $");
+                       "json.encode: cannot encode a table whose integer keys are not exactly 1..n "
+                       "(2 keys, largest 3; json.array writes holes as null) at $");
     check_encode_error(L, "{list = {1, 2, x = 3}}",
-                        "json.encode: cannot encode a table mixing integer keys (e.g. 1) and string keys (e.g. \"x\") at $.list");
+                       "json.encode: cannot encode a table mixing integer keys (e.g. 1) and string keys (e.g. \"x\") at $.list");
     check_encode_error(L, "json.array({1, x = 2})", "json.encode: cannot encode string key \"x\" in an array at $");
     check_encode_error(L, "json.array({[0] = 1})", "json.encode: cannot encode integer key 0 in an array at $");
     check_encode_error(L, "json.array({[1000] = 1})", "json.encode: array too sparse (1 values, largest index 1000) at $");
@@ -178,15 +179,15 @@ static void test_cycles(void **state)
     (void)state;
     lua_State *L = new_state();
     check_eval(L,
-                  "local t = {} t.self = t\n"
-                  "local ok, err = pcall(json.encode, {root = t})\n"
-                  "return err",
-                  "json.encode: cannot encode a cycle (table contains itself) at $.root.self");
+               "local t = {} t.self = t\n"
+               "local ok, err = pcall(json.encode, {root = t})\n"
+               "return err",
+               "json.encode: cannot encode a cycle (table contains itself) at $.root.self");
     check_eval(L,
-                  "local a = {} local b = {a} a[1] = b\n"
-                  "local ok, err = pcall(json.encode, a)\n"
-                  "return err",
-                  "json.encode: cannot encode a cycle (table contains itself) at $[1][1]");
+               "local a = {} local b = {a} a[1] = b\n"
+               "local ok, err = pcall(json.encode, a)\n"
+               "return err",
+               "json.encode: cannot encode a cycle (table contains itself) at $[1][1]");
     /* the same table twice, side by side, is not a cycle */
     check_eval(L, "local x = {1} return json.encode({x, x, {x}})", "[[1],[1],[[1]]]");
     lua_close(L);
@@ -197,12 +198,12 @@ static void test_sort_keys(void **state)
     (void)state;
     lua_State *L = new_state();
     check_eval(L,
-                  "return json.encode({b = 1, a = {z = 1, y = {2, {d = 1, c = 2}}}, B = 0, aa = true, [''] = 0},"
-                  " {sort_keys = true})",
-                  "{\"\":0,\"B\":0,\"a\":{\"y\":[2,{\"c\":2,\"d\":1}],\"z\":1},\"aa\":true,\"b\":1}");
+               "return json.encode({b = 1, a = {z = 1, y = {2, {d = 1, c = 2}}}, B = 0, aa = true, [''] = 0},"
+               " {sort_keys = true})",
+               "{\"\":0,\"B\":0,\"a\":{\"y\":[2,{\"c\":2,\"d\":1}],\"z\":1},\"aa\":true,\"b\":1}");
     /* bytewise order is code point order for UTF-8, and a prefix sorts first */
     check_eval(L, "return json.encode({['é'] = 1, z = 2, ['ab\\0c'] = 3, ab = 4}, {sort_keys = true})",
-                  "{\"ab\":4,\"ab\\u0000c\":3,\"z\":2,\"é\":1}");
+               "{\"ab\":4,\"ab\\u0000c\":3,\"z\":2,\"é\":1}");
     /* unsorted output holds the same members */
     run_lua(L, "local t = {}\n"
                "for i = 1, 200 do t['k' .. i] = i end\n"
@@ -221,7 +222,7 @@ static void test_null_in_objects_and_arrays(void **state)
                "assert(#v.b == 3 and v.b[1] == json.null and v.b[2] == 1 and v.b[3] == json.null)\n"
                "assert(type(json.null) == 'userdata')\n");
     check_eval(L, "return json.encode(json.decode('{\"a\":null,\"b\":[null,1,null],\"c\":{\"d\":null}}'), {sort_keys=true})",
-                  "{\"a\":null,\"b\":[null,1,null],\"c\":{\"d\":null}}");
+               "{\"a\":null,\"b\":[null,1,null],\"c\":{\"d\":null}}");
     check_eval(L, "return json.encode({x = json.null})", "{\"x\":null}");
     lua_close(L);
 }
@@ -389,9 +390,11 @@ static void test_floats(void **state)
     (void)state;
     lua_State *L = new_state();
     check_eval(L, "return json.encode({0.1, 1/3, 1.5, -2.5e-7, 1e300, 5e-324, 3.0, 2^53})",
-                  "[0.1,0.3333333333333333,1.5,-2.5e-07,1e+300,4.94065645841247e-324,3,9007199254740992]");
+               "[0.1,0.3333333333333333,1.5,-2.5e-07,1e+300,4.94065645841247e-324,3,9007199254740992]");
     check_eval(L, "return json.encode(1.7976931348623157e308)", "1.7976931348623157e+308");
     check_eval(L, "return json.encode(math.pi)", "3.141592653589793");
+    check_eval(L, "return json.encode({19.99, 0.0001, 1e-05, -0.5, 100.25, 1e15, 999999999999999.9, 0.1 + 0.2})",
+               "[19.99,0.0001,1e-05,-0.5,100.25,1e+15,999999999999999.9,0.30000000000000004]");
     /* every finite double comes back bit for bit */
     run_lua(L, "math.randomseed(42)\n"
                "local n = 0\n"
@@ -411,6 +414,88 @@ static void test_floats(void **state)
     lua_close(L);
 }
 
+static uint64_t xorshift(uint64_t *s)
+{
+    *s ^= *s << 13;
+    *s ^= *s >> 7;
+    *s ^= *s << 17;
+    return *s;
+}
+
+/* The encoder skips printf for short decimals; its text must still be exactly the reference:
+ * the first of %.15g, %.16g, %.17g that reads back as the same double. */
+static void test_float_text_matches_printf(void **state)
+{
+    (void)state;
+    static const double p10[] = {1,    1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,  1e8,  1e9,
+                                 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19};
+    lua_State *L = new_state();
+    pulse_buf_t out = PULSE_BUF_INIT;
+    char err[256], want[40];
+    uint64_t seed = 0x9E3779B97F4A7C15u;
+    for (int i = 0; i < 300000; i++) {
+        double d;
+        uint64_t r = xorshift(&seed);
+        switch (i % 3) {
+        case 0:
+            memcpy(&d, &r, sizeof(d));
+            if (d != d || d - d != 0) /* NaN or inf */
+                continue;
+            break;
+        case 1:
+            d = (double)(r % 1000000000000000u) / p10[xorshift(&seed) % 20];
+            break;
+        default:
+            d = (double)(r % 100000) / p10[xorshift(&seed) % 8] * ((r >> 40) & 1 ? -1 : 1);
+        }
+        for (int prec = 15; prec <= 17; prec++) {
+            snprintf(want, sizeof(want), "%.*g", prec, d);
+            if (strtod(want, NULL) == d)
+                break;
+        }
+        lua_pushnumber(L, d);
+        pulse_buf_reset(&out);
+        assert_int_equal(pulse_json_encode_value(L, -1, &out, 0, err, sizeof(err)), 0);
+        lua_pop(L, 1);
+        if (strcmp(out.data, want) != 0)
+            fail_msg("%.17g encodes as %s, want %s", d, out.data, want);
+    }
+    pulse_buf_free(&out);
+    lua_close(L);
+}
+
+/* The decoder computes short decimals itself (Clinger's fast path); it must agree with strtod. */
+static void test_float_decode_matches_strtod(void **state)
+{
+    (void)state;
+    lua_State *L = new_state();
+    char text[160], err[256];
+    uint64_t seed = 0x2545F4914F6CDD1Du;
+    for (int i = 0; i < 200000; i++) {
+        char *o = text;
+        if (xorshift(&seed) & 1)
+            *o++ = '-';
+        int nint = (int)(xorshift(&seed) % 22), nfrac = 1 + (int)(xorshift(&seed) % 24);
+        *o++ = nint ? (char)('1' + xorshift(&seed) % 9) : '0';
+        for (int k = 1; k < nint; k++)
+            *o++ = (char)('0' + xorshift(&seed) % 10);
+        *o++ = '.';
+        for (int k = (int)(xorshift(&seed) % 4 == 0 ? xorshift(&seed) % 20 : 0); k > 0; k--)
+            *o++ = '0';
+        for (int k = 0; k < nfrac; k++)
+            *o++ = (char)('0' + xorshift(&seed) % 10);
+        if (xorshift(&seed) % 3 == 0)
+            o += sprintf(o, "e%s%d", xorshift(&seed) & 1 ? "-" : "+", (int)(xorshift(&seed) % 40));
+        *o = '\0';
+        assert_int_equal(pulse_json_decode_push(L, text, strlen(text), err, sizeof(err)), 0);
+        double got = lua_tonumber(L, -1), want = strtod(text, NULL);
+        lua_pop(L, 1);
+        if (memcmp(&got, &want, sizeof(got)) != 0)
+            fail_msg("%s decodes as %.17g, strtod says %.17g", text, got, want);
+    }
+    lua_close(L);
+}
+
 static void test_depth_limit(void **state)
 {
     (void)state;
@@ -418,12 +503,12 @@ static void test_depth_limit(void **state)
     run_lua(L, "assert(json.decode(string.rep('[', 128) .. string.rep(']', 128)))\n"
                "assert(json.decode(string.rep('{\"a\":', 127) .. '[]' .. string.rep('}', 127)))\n");
     check_eval(L, "local v, err = json.decode(string.rep('[', 129) .. string.rep(']', 129)) assert(v == nil) return err",
-                  "nesting deeper than 128 at line 1 column 129");
+               "nesting deeper than 128 at line 1 column 129");
     check_eval(L, "local v, err = json.decode(string.rep('{\"k\":', 129) .. '1' .. string.rep('}', 129)) return err",
-                  "nesting deeper than 128 at line 1 column 641");
+               "nesting deeper than 128 at line 1 column 641");
     /* a hostile depth stops at the limit instead of exhausting the C stack */
     check_eval(L, "local v, err = json.decode(string.rep('[', 1000000)) return err",
-                  "nesting deeper than 128 at line 1 column 129");
+               "nesting deeper than 128 at line 1 column 129");
     run_lua(L, "local function nest(n) local t = {} for i = 1, n - 1 do t = {t} end return t end\n"
                "local s = json.encode(nest(128))\n"
                "assert(s == string.rep('[', 127) .. '{}' .. string.rep(']', 127))\n"
@@ -541,6 +626,8 @@ int main(void)
         cmocka_unit_test(test_error_line_and_column),
         cmocka_unit_test(test_integers),
         cmocka_unit_test(test_floats),
+        cmocka_unit_test(test_float_text_matches_printf),
+        cmocka_unit_test(test_float_decode_matches_strtod),
         cmocka_unit_test(test_depth_limit),
         cmocka_unit_test(test_duplicate_keys_last_wins),
         cmocka_unit_test(test_large_round_trip),
