@@ -71,14 +71,15 @@ local function render(req, res)
     else
         body = res.body
     end
-    if req.origin then
+    -- rawget: an absent field would otherwise go through the request's lazy __index in C
+    if rawget(req, "origin") then
         local cors = middleware.cors_headers(req)
         if cors then
             headers = headers or {}
             for k, v in pairs(cors) do headers[k] = headers[k] or v end
         end
     end
-    return res.status or 200, headers, body, req.tenant, content_type
+    return res.status or 200, headers, body, rawget(req, "tenant"), content_type
 end
 
 function app.handle(req)

@@ -91,27 +91,38 @@ void pulse_buf_json_escape(pulse_buf_t *b, const char *s, size_t n)
 {
     static const char hex[] = "0123456789abcdef";
     pulse_buf_reserve(b, n + 2);
+    size_t run = 0; /* start of the pending run of bytes that need no escape */
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)s[i];
-        if (c == '"' || c == '\\') {
-            pulse_buf_putc(b, '\\');
-            pulse_buf_putc(b, (char)c);
-        } else if (c < 0x20) {
-            switch (c) {
-            case '\n': pulse_buf_append(b, "\\n", 2); break;
-            case '\r': pulse_buf_append(b, "\\r", 2); break;
-            case '\t': pulse_buf_append(b, "\\t", 2); break;
-            case '\b': pulse_buf_append(b, "\\b", 2); break;
-            case '\f': pulse_buf_append(b, "\\f", 2); break;
-            default: {
-                char u[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
-                pulse_buf_append(b, u, 6);
-            }
-            }
-        } else {
-            pulse_buf_putc(b, (char)c);
+        if (c >= 0x20 && c != '"' && c != '\\')
+            continue;
+        pulse_buf_append(b, s + run, i - run);
+        run = i + 1;
+        switch (c) {
+        case '"': pulse_buf_append(b, "\\\"", 2); break;
+        case '\\': pulse_buf_append(b, "\\\\", 2); break;
+        case '\n': pulse_buf_append(b, "\\n", 2); break;
+        case '\r': pulse_buf_append(b, "\\r", 2); break;
+        case '\t': pulse_buf_append(b, "\\t", 2); break;
+        case '\b': pulse_buf_append(b, "\\b", 2); break;
+        case '\f': pulse_buf_append(b, "\\f", 2); break;
+        default: {
+            char u[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
+            pulse_buf_append(b, u, 6);
+        }
         }
     }
+    pulse_buf_append(b, s + run, n - run);
+}
+
+void pulse_buf_put_uint(pulse_buf_t *b, uint64_t v)
+{
+    char tmp[24], *p = tmp + sizeof(tmp);
+    do {
+        *--p = (char)('0' + v % 10);
+        v /= 10;
+    } while (v != 0);
+    pulse_buf_append(b, p, (size_t)(tmp + sizeof(tmp) - p));
 }
 
 void pulse_buf_reset(pulse_buf_t *b)

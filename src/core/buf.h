@@ -5,6 +5,7 @@
 
 #include <stddef.h>
 #include <stdarg.h>
+#include <stdint.h>
 
 typedef struct pulse_buf_t {
     char *data; /* always NUL-terminated once anything was appended; owned by the buffer */
@@ -22,6 +23,8 @@ void pulse_buf_printf(pulse_buf_t *b, const char *fmt, ...) __attribute__((forma
 void pulse_buf_vprintf(pulse_buf_t *b, const char *fmt, va_list ap);
 /* Appends s as the inside of a JSON string (escapes quotes, backslashes, control bytes). */
 void pulse_buf_json_escape(pulse_buf_t *b, const char *s, size_t n);
+/* Appends v in decimal (no printf: this is on the per-request path). */
+void pulse_buf_put_uint(pulse_buf_t *b, uint64_t v);
 void pulse_buf_reset(pulse_buf_t *b);
 void pulse_buf_free(pulse_buf_t *b);
 

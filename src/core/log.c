@@ -3,6 +3,7 @@
 #include "core/buf.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdarg.h>
 #include <string.h>
 #include <time.h>
@@ -27,14 +28,24 @@ int pulse_log_enabled(pulse_log_level_t level)
     return level >= min_level;
 }
 
+/* The formatted second is cached per thread: the access log asks for it on every request. */
 void pulse_log_timestamp(pulse_buf_t *b)
 {
+    static _Thread_local time_t cached_sec = -1;
+    static _Thread_local char cached[80];
     struct timespec ts;
-    struct tm tm;
     clock_gettime(CLOCK_REALTIME, &ts);
-    gmtime_r(&ts.tv_sec, &tm);
-    pulse_buf_printf(b, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
-                     tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000);
+    if (ts.tv_sec != cached_sec) {
+        struct tm tm;
+        gmtime_r(&ts.tv_sec, &tm);
+        snprintf(cached, sizeof(cached), "%04d-%02d-%02dT%02d:%02d:%02d", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+                 tm.tm_hour, tm.tm_min, tm.tm_sec);
+        cached_sec = ts.tv_sec;
+    }
+    long ms = ts.tv_nsec / 1000000;
+    char frac[6] = {'.', (char)('0' + ms / 100), (char)('0' + ms / 10 % 10), (char)('0' + ms % 10), 'Z', 0};
+    pulse_buf_append(b, cached, 19);
+    pulse_buf_append(b, frac, 5);
 }
 
 void pulse_log_write(const char *lines, size_t len)

@@ -182,8 +182,13 @@ static void access_log(pulse_request_t *r, int status, size_t bytes, const char 
     pulse_buf_puts(b, "\",\"path\":\""); /* never the query: it may carry tokens */
     pulse_buf_json_escape(b, req->path.base, path_len);
     char ms[32];
-    format_ms(ms, now_ns() - r->started_ns);
-    pulse_buf_printf(b, "\",\"status\":%d,\"ms\":%s,\"bytes\":%zu", status, ms, bytes);
+    size_t ms_len = format_ms(ms, now_ns() - r->started_ns);
+    pulse_buf_puts(b, "\",\"status\":");
+    pulse_buf_put_uint(b, (uint64_t)status);
+    pulse_buf_puts(b, ",\"ms\":");
+    pulse_buf_append(b, ms, ms_len);
+    pulse_buf_puts(b, ",\"bytes\":");
+    pulse_buf_put_uint(b, bytes);
     if (tenant != NULL) {
         pulse_buf_puts(b, ",\"tenant\":\"");
         pulse_buf_json_escape(b, tenant, strlen(tenant));
