@@ -25,7 +25,19 @@ typedef struct pg_job_t {
     pulse_pg_pin_t *pin;
     pulse_pg_cb cb;
     void *data;
+    uint32_t hash;  /* of sql, for the statement cache */
+    int preparing;  /* the Parse of a new cached statement is on the wire; Execute follows */
+    int retried;    /* re-sent unnamed once after a stale cached plan */
 } pg_job_t;
+
+/* Statements a connection has prepared: parse and plan once, then only Bind/Execute. The SQL
+ * of request handlers is a small fixed set (values always travel as parameters), so the cache
+ * fills quickly and then stays put. */
+#define STMT_CACHE_SIZE 256 /* power of two; past it, new statements run unnamed */
+typedef struct stmt_entry_t {
+    char *sql;
+    uint32_t hash;
+} stmt_entry_t;
 
 typedef enum { CONN_BROKEN, CONN_CONNECTING, CONN_READY } conn_state_t;
 
@@ -41,6 +53,8 @@ struct pulse_pg_conn_t {
     pg_job_t *current;
     pg_job_t *pinned_head, *pinned_tail; /* queries of the owning transaction waiting their turn */
     PGresult *result; /* result being collected for current */
+    stmt_entry_t stmts[STMT_CACHE_SIZE]; /* open addressing; the slot index names the statement */
+    int stmt_count;
     unsigned backoff;
     h2o_timeout_entry_t retry;
 };
@@ -158,6 +172,49 @@ static void pool_fail_pending(pulse_pg_pool_t *pool, const char *why)
 
 /* --- connection life cycle --- */
 
+/* --- statement cache --- */
+
+static uint32_t hash_sql(const char *s)
+{
+    uint32_t h = 2166136261u; /* FNV-1a */
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 16777619u;
+    return h;
+}
+
+static void stmt_cache_clear(pulse_pg_conn_t *c)
+{
+    for (int i = 0; i < STMT_CACHE_SIZE; i++) {
+        free(c->stmts[i].sql);
+        c->stmts[i].sql = NULL;
+    }
+    c->stmt_count = 0;
+}
+
+/* Slot of sql: found (*found = 1), or the free slot where it would go; -1 when the cache is full. */
+static int stmt_slot(pulse_pg_conn_t *c, const char *sql, uint32_t hash, int *found)
+{
+    for (int probe = 0; probe < STMT_CACHE_SIZE; probe++) {
+        int i = (int)((hash + (uint32_t)probe) & (STMT_CACHE_SIZE - 1));
+        stmt_entry_t *e = &c->stmts[i];
+        if (e->sql == NULL) {
+            *found = 0;
+            return c->stmt_count < STMT_CACHE_SIZE * 3 / 4 ? i : -1;
+        }
+        if (e->hash == hash && strcmp(e->sql, sql) == 0) {
+            *found = 1;
+            return i;
+        }
+    }
+    *found = 0;
+    return -1;
+}
+
+static void stmt_name(char *out, int slot)
+{
+    snprintf(out, 24, "pulse_%d", slot);
+}
+
 static void conn_close_socket(pulse_pg_conn_t *c)
 {
     if (c->sock != NULL) {
@@ -213,6 +270,7 @@ static void conn_break(pulse_pg_conn_t *c, const char *why)
     }
     c->state = CONN_BROKEN;
     c->reserved = 0; /* the transaction died with the session; its pin is now stale (epoch) */
+    stmt_cache_clear(c); /* prepared statements die with the session too */
     if (c->result) {
         PQclear(c->result);
         c->result = NULL;
@@ -327,18 +385,51 @@ static void on_writable(h2o_socket_t *sock, const char *err)
         h2o_socket_notify_write(c->sock, on_writable);
 }
 
-static void conn_send(pulse_pg_conn_t *c, pg_job_t *job)
+static void conn_flush(pulse_pg_conn_t *c)
 {
-    c->current = job;
-    if (!PQsendQueryParams(c->pg, job->sql, job->nparams, NULL, job->values, job->lengths, NULL, 0)) {
-        conn_break(c, PQerrorMessage(c->pg));
-        return;
-    }
     int r = PQflush(c->pg);
     if (r < 0)
         conn_break(c, PQerrorMessage(c->pg));
     else if (r == 1)
         h2o_socket_notify_write(c->sock, on_writable);
+}
+
+/* Sends job as a cached prepared statement when possible: the first time a connection sees a
+ * statement it sends Parse alone (preparing = 1), then Execute once that succeeded. */
+static void conn_send(pulse_pg_conn_t *c, pg_job_t *job)
+{
+    c->current = job;
+    int found = 0, slot = job->retried ? -1 : stmt_slot(c, job->sql, job->hash, &found);
+    char name[24];
+    int ok;
+    if (slot < 0) {
+        ok = PQsendQueryParams(c->pg, job->sql, job->nparams, NULL, job->values, job->lengths, NULL, 0);
+    } else if (found) {
+        stmt_name(name, slot);
+        ok = PQsendQueryPrepared(c->pg, name, job->nparams, job->values, job->lengths, NULL, 0);
+    } else {
+        stmt_name(name, slot);
+        job->preparing = 1;
+        ok = PQsendPrepare(c->pg, name, job->sql, job->nparams, NULL);
+    }
+    if (!ok) {
+        conn_break(c, PQerrorMessage(c->pg));
+        return;
+    }
+    conn_flush(c);
+}
+
+/* The Parse of a new statement came back: remember it and send the Execute. */
+static void conn_prepared(pulse_pg_conn_t *c, pg_job_t *job)
+{
+    int found = 0, slot = stmt_slot(c, job->sql, job->hash, &found);
+    job->preparing = 0;
+    if (slot >= 0 && !found) {
+        c->stmts[slot].sql = pulse_xstrdup(job->sql);
+        c->stmts[slot].hash = job->hash;
+        c->stmt_count++;
+    }
+    conn_send(c, job);
 }
 
 /* Gives an idle connection its next query: the owning transaction's first, else the pool's. */
@@ -356,14 +447,34 @@ static void conn_dispatch(pulse_pg_conn_t *c)
         conn_send(c, job);
 }
 
+/* A cached plan whose tables changed shape (a migration ran while we serve): PostgreSQL says
+ * "cached plan must not change result type" (0A000). */
+static int is_stale_plan(const PGresult *res)
+{
+    const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+    return state != NULL && strcmp(state, "0A000") == 0;
+}
+
 static void conn_complete(pulse_pg_conn_t *c)
 {
     pg_job_t *job = c->current;
     PGresult *res = c->result;
-    c->current = NULL;
     c->result = NULL;
     ExecStatusType st = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
     int ok = st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK || st == PGRES_EMPTY_QUERY;
+    if (job->preparing && ok) {
+        PQclear(res);
+        conn_prepared(c, job);
+        return;
+    }
+    if (!ok && res && !job->retried && !job->preparing && is_stale_plan(res) && !c->reserved) {
+        /* outside a transaction the statement can simply run again, unnamed */
+        PQclear(res);
+        job->retried = 1;
+        conn_send(c, job);
+        return;
+    }
+    c->current = NULL;
     if (job->flags & PULSE_PG_PIN) {
         if (ok) {
             c->reserved = 1;
@@ -458,6 +569,7 @@ void pulse_pg_pool_destroy(pulse_pg_pool_t *pool)
             PQclear(c->result);
         c->pg = NULL;
         c->state = CONN_BROKEN;
+        stmt_cache_clear(c);
         pg_job_t *job = c->current;
         c->current = NULL;
         if (job)
@@ -495,6 +607,7 @@ int pulse_pg_query(pulse_pg_pool_t *pool, pulse_pg_pin_t *pin, int flags, const 
         return -1;
     }
     pg_job_t *job = job_new(sql, nparams, values, lengths);
+    job->hash = hash_sql(job->sql);
     job->flags = flags;
     job->pin = pin;
     job->cb = cb;

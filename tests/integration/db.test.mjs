@@ -103,6 +103,15 @@ describe('database', { timeout: 120000 }, () => {
         assert.deepEqual(parallel, Array(12).fill(0));
     });
 
+    it('queues requests beyond the pool size and answers them all', async () => {
+        // 2 threads x PULSE_DB_POOL (4) connections; 40 concurrent 0.2 s queries must all succeed
+        const t0 = performance.now();
+        const all = await Promise.all(Array.from({ length: 40 }, () => srv.fetch('/api/test/sleep?s=0.2', { timeoutMs: 20000 })));
+        assert.deepEqual(all.map((r) => r.status), Array(40).fill(200), all.filter((r) => r.status !== 200).map((r) => r.text).join('\n'));
+        const ms = performance.now() - t0;
+        assert.ok(ms >= 350, `queries really queued behind the pool (${ms.toFixed(0)} ms)`);
+    });
+
     it('answers a failing query with 500, without the SQL, and logs it', async () => {
         const id = `it-sqlerr-${Date.now()}`;
         const res = await srv.fetch('/api/test/sql-error', { headers: { 'x-request-id': id } });
@@ -138,7 +147,7 @@ describe('database', { timeout: 120000 }, () => {
             assert.equal(ok.status, 200, ok.text);
             assert.equal(ok.json.s, 0.01);
         } finally {
-            assert.equal(await quick.stop('SIGTERM'), 0);
+            assert.equal(await quick.stop('SIGTERM'), 0, quick.exitReport());
         }
     });
 
@@ -193,5 +202,33 @@ describe('database', { timeout: 120000 }, () => {
         const tx = await srv.fetch('/api/test/tx/commit', { json: { name: `it-after-restart-${Date.now()}` } });
         assert.equal(tx.status, 201, tx.text);
         assert.ok(srv.alive());
+    });
+    it('starts while its database is down, answers 503 fast, and connects once it is up', { timeout: 60000 }, async () => {
+        const u = await ctx.pulse(['db', 'url']);
+        assert.equal(u.code, 0, u.stderr);
+        const url = u.stdout.trim().split('\n').pop();
+        const stopped = await ctx.pulse(['db', 'stop']);
+        assert.equal(stopped.code, 0, stopped.stderr);
+        const late = await ctx.startServer({ env: { PULSE_APP_EXTRA: TEST_ROUTES, PULSE_DATABASE_URL: url } });
+        try {
+            assert.equal((await late.fetch('/health')).status, 200);
+            for (let i = 0; i < 3; i++) {
+                const res = await late.fetch('/api/test/types', { timeoutMs: 5000 });
+                assertProblem(assert, res, 503, 'db_unavailable');
+                assert.ok(res.ms < 1000, `answered in ${res.ms.toFixed(0)} ms`);
+            }
+            const ready = await late.fetch('/ready', { timeoutMs: 5000 });
+            assert.equal(ready.status, 503);
+            assert.ok(ready.ms < 1000, `/ready answered in ${ready.ms.toFixed(0)} ms`);
+
+            const started = await ctx.pulse(['db', 'start']);
+            assert.equal(started.code, 0, started.stderr);
+            await waitFor(async () => (await late.fetch('/ready', { timeoutMs: 3000 })).status === 200, 10000,
+                { interval: 200, what: '/ready 200 once the database is up' });
+            const res = await late.fetch('/api/test/types');
+            assert.equal(res.status, 200, res.text);
+        } finally {
+            assert.equal(await late.stop('SIGTERM'), 0, late.exitReport());
+        }
     });
 });

@@ -17,6 +17,10 @@ export const PULSE_HOME = process.env.PULSE_HOME || REPO;
 export const FIXTURES = path.join(here, 'fixtures');
 export const TEST_ROUTES = path.join(FIXTURES, 'test_routes.lua');
 
+// The environment children inherit: the caller's, minus every PULSE_* setting (a developer's
+// PULSE_PORT, PULSE_DATABASE_URL or PULSE_ENV must not leak into the suites); each suite sets its own.
+const INHERITED_ENV = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('PULSE_')));
+
 export const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 // A timer that does not keep the process alive (for races against an exit).
 const idleTimer = (ms, value) => new Promise((resolve) => setTimeout(resolve, ms, value).unref());
@@ -52,7 +56,7 @@ export async function waitFor(fn, timeoutMs = 5000, { interval = 50, what = 'con
 
 // Runs a pulse CLI command; resolves {code, signal, stdout, stderr}. Killed after timeoutMs.
 export function pulse(args, env = {}, { timeoutMs = 60000 } = {}) {
-    return run(PULSE_BIN, args, { env: { ...process.env, ...env }, timeoutMs });
+    return run(PULSE_BIN, args, { env: { ...INHERITED_ENV, ...env }, timeoutMs });
 }
 
 export function run(cmd, args, { env = process.env, timeoutMs = 60000, cwd } = {}) {
@@ -80,11 +84,10 @@ export async function createContext(prefix = 'pulse-it-') {
     const baseEnv = {
         PULSE_HOME,
         PULSE_VAR_DIR: varDir,
-        PULSE_PG_FAST: '1',
+        PULSE_PG_FAST: process.env.PULSE_PG_FAST || '1',
         PULSE_BIND: '127.0.0.1',
         PULSE_LOG_LEVEL: 'info',
     };
-    delete process.env.PULSE_DATABASE_URL; // the private cluster, always
     const ctx = {
         varDir,
         env: (extra = {}) => ({ ...baseEnv, ...extra }),
@@ -119,7 +122,7 @@ export async function createContext(prefix = 'pulse-it-') {
 // base url, the parsed stderr log lines (logs), helpers to wait for log lines, and stop(signal).
 export function startServer({ env = {}, args = [], threads = 2, timeoutMs = 15000 } = {}) {
     const fullArgs = ['serve', '--port', '0', '--threads', String(threads), ...args];
-    const child = spawn(PULSE_BIN, fullArgs, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(PULSE_BIN, fullArgs, { env: { ...INHERITED_ENV, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
     live.add(child);
     const server = {
         child,
@@ -156,6 +159,9 @@ export function startServer({ env = {}, args = [], threads = 2, timeoutMs = 1500
         }
     });
     server.alive = () => server.exitCode === undefined;
+    // For assertion messages: how the process ended, and its last log lines.
+    server.exitReport = () => `pulse serve ${server.alive() ? 'is still running' :
+        `exited with code ${server.exitCode}, signal ${server.exitSignal}`}\nstderr tail:\n${server.stderr.slice(-3000)}`;
     // Waits for a log line matching pred (among lines after index `from`); returns it.
     server.waitForLog = (pred, ms = 5000, from = 0) =>
         waitFor(() => server.logs.slice(from).find(pred), ms, { what: 'a matching log line' }).catch((err) => {
@@ -171,6 +177,12 @@ export function startServer({ env = {}, args = [], threads = 2, timeoutMs = 1500
             await exited;
             throw new Error(`pulse serve did not exit within ${ms} ms after ${signal}\n${server.stderr.slice(-4000)}`);
         }
+        return r.code;
+    };
+    // Waits for the exit (after a signal sent elsewhere); resolves the exit code.
+    server.waitExit = async (ms = 20000) => {
+        const r = await Promise.race([exited, idleTimer(ms, 'timeout')]);
+        if (r === 'timeout') throw new Error(`pulse serve did not exit within ${ms} ms\n${server.stderr.slice(-4000)}`);
         return r.code;
     };
     server.kill = async () => {
@@ -286,4 +298,40 @@ export function assertProblem(assert, res, status, code) {
     assert.equal(typeof res.json.detail, 'string', where);
     assert.equal(res.json.request_id, res.headers.get('x-request-id'), `request_id matches x-request-id: ${where}`);
     return res.json;
+}
+
+// Writes `text` (a whole or partial HTTP/1.1 request) on a fresh TCP connection and collects what
+// the server sends until it closes, or timeoutMs. Resolves {raw, status, headers, body}; status is
+// 0 when nothing parseable arrived. For requests fetch cannot make (huge Content-Length, raw paths).
+export function rawHttp(port, text, { timeoutMs = 3000, host = '127.0.0.1' } = {}) {
+    return new Promise((resolve) => {
+        const sock = net.connect({ port, host });
+        let raw = '';
+        const done = () => {
+            clearTimeout(timer);
+            sock.destroy();
+            const head = raw.split('\r\n\r\n', 1)[0];
+            const lines = head.split('\r\n');
+            const m = /^HTTP\/1\.[01] (\d{3})/.exec(lines[0] || '');
+            const headers = {};
+            for (const l of lines.slice(1)) {
+                const i = l.indexOf(':');
+                if (i > 0) headers[l.slice(0, i).trim().toLowerCase()] = l.slice(i + 1).trim();
+            }
+            const body = raw.includes('\r\n\r\n') ? raw.slice(raw.indexOf('\r\n\r\n') + 4) : '';
+            resolve({ raw, status: m ? Number(m[1]) : 0, headers, body });
+        };
+        const timer = setTimeout(done, timeoutMs);
+        sock.setEncoding('utf8');
+        sock.on('connect', () => sock.write(text));
+        sock.on('data', (d) => {
+            raw += d;
+            // one complete response with a Content-Length is enough
+            const at = raw.indexOf('\r\n\r\n');
+            const cl = /\r\ncontent-length:\s*(\d+)/i.exec(raw.slice(0, at + 2));
+            if (at >= 0 && cl && Buffer.byteLength(raw.slice(at + 4)) >= Number(cl[1])) done();
+        });
+        sock.on('error', () => {});
+        sock.on('close', done);
+    });
 }

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { gunzipSync } from 'node:zlib';
-import { createContext, TEST_ROUTES, PULSE_HOME, assertProblem, rawRequest, waitFor } from './harness.mjs';
+import { createContext, TEST_ROUTES, PULSE_HOME, assertProblem, rawHttp, rawRequest, waitFor } from './harness.mjs';
 
 const ORIGIN = 'https://app.example.com';
 const MAX_BODY = 2048;
@@ -70,11 +70,58 @@ describe('http', { timeout: 90000 }, () => {
         assert.equal(ok.status, 201, ok.text);
     });
 
+    it('applies a 1 MiB body limit by default', async () => {
+        const plain = await ctx.startServer({ env: { PULSE_APP_EXTRA: TEST_ROUTES } });
+        try {
+            const over = await plain.fetch('/api/test/echo/1', { json: { name: 'x', note: 'n'.repeat(1024 * 1024) } });
+            assertProblem(assert, over, 413, 'body_too_large');
+            const under = await plain.fetch('/api/test/echo/1', { json: { name: 'x', note: 'n'.repeat(1024 * 1024 - 100) } });
+            assert.equal(under.status, 201, under.text.slice(0, 300));
+            assert.equal(under.json.body.note.length, 1024 * 1024 - 100);
+        } finally {
+            assert.equal(await plain.stop(), 0, plain.exitReport());
+        }
+    });
+
+    it('answers a body past the transport cap with a 413 problem too', async () => {
+        // h2o buffers bodies up to an internal cap (max(16 MiB, 4 x PULSE_MAX_BODY_BYTES)); a
+        // request announcing more must still get the API's problem+json, like any other 413.
+        const announced = 17 * 1024 * 1024;
+        const res = await rawHttp(srv.port,
+            `POST /api/test/echo/1 HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n` +
+            `Content-Length: ${announced}\r\nX-Request-Id: it-huge-body\r\n\r\n{"name":"`);
+        assert.equal(res.status, 413, res.raw.slice(0, 500));
+        assert.match(res.headers['content-type'] || '', /^application\/problem\+json/,
+            `content type of the 413: ${res.raw.slice(0, 500)}`);
+        const p = JSON.parse(res.body);
+        assert.equal(p.code, 'body_too_large');
+        assert.equal(p.status, 413);
+        assert.equal(res.headers['x-request-id'], 'it-huge-body');
+    });
+
     it('answers malformed JSON with 400 malformed_json', async () => {
         const res = await post('/api/test/echo/1', '{"name": "x",');
         assertProblem(assert, res, 400, 'malformed_json');
         const res2 = await post('/api/test/echo/1', '{"name": "x"} trailing');
         assertProblem(assert, res2, 400, 'malformed_json');
+    });
+
+    it('refuses hostile JSON with 400 and stays up', async () => {
+        const deep = await post('/api/test/echo/1', '['.repeat(MAX_BODY - 10));
+        assertProblem(assert, deep, 400, 'malformed_json');
+        const badUtf8 = await srv.fetch('/api/test/echo/1', {
+            method: 'POST', headers: { 'content-type': 'application/json' },
+            body: Buffer.concat([Buffer.from('{"name":"'), Buffer.from([0xff, 0xfe]), Buffer.from('"}')]),
+        });
+        assertProblem(assert, badUtf8, 400, 'malformed_json');
+        const surrogate = await post('/api/test/echo/1', '{"name":"a\\ud800"}');
+        assertProblem(assert, surrogate, 400, 'malformed_json');
+        const huge = await post('/api/test/echo/1', '{"name":"x","qty":1e400}');
+        assert.ok([400, 422].includes(huge.status), `1e400: ${huge.status} ${huge.text}`);
+        const repeated = await post('/api/test/echo/1?limit=5&limit=6', '{"name":"x"}');
+        const pr = assertProblem(assert, repeated, 422, 'validation_failed');
+        assert.deepEqual(pr.errors.map((e) => e.field), ['query.limit']);
+        assert.equal((await srv.fetch('/health')).status, 200);
     });
 
     it('answers a non-JSON content type with 415', async () => {
@@ -320,6 +367,36 @@ describe('http', { timeout: 90000 }, () => {
             const res = await srv.fetch(p);
             assertProblem(assert, res, 404, 'not_found');
         }
+    });
+
+    it('never serves files outside the static folders', async () => {
+        for (const p of ['/docs/assets/../../../../etc/passwd', '/..%2f..%2f..%2f..%2fetc%2fpasswd',
+            '/docs/assets/..%2f..%2f..%2fCMakeLists.txt', '/widget/../CMakeLists.txt', '/%2e%2e/%2e%2e/etc/passwd']) {
+            const res = await rawHttp(srv.port, `GET ${p} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n`);
+            assert.ok(res.status === 404 || res.status === 400, `${p}: ${res.raw.slice(0, 300)}`);
+            assert.ok(!res.body.includes('root:'), `${p} leaks /etc/passwd`);
+            assert.ok(!res.body.includes('cmake_minimum_required'), `${p} leaks the source tree`);
+        }
+    });
+
+    it('gives static answers a request id', async () => {
+        const id = `it-static-id-${Date.now()}`;
+        const res = await srv.fetch('/', { headers: { 'x-request-id': id } });
+        assert.equal(res.status, 200);
+        assert.equal(res.headers.get('x-request-id'), id, 'every response carries x-request-id (GET / from dashboard/)');
+    });
+
+    it('writes access log lines for static answers', async () => {
+        const id = `it-static-log-${Date.now()}`;
+        const res = await srv.fetch('/docs/assets/swagger-ui.css', { headers: { 'x-request-id': id } });
+        assert.equal(res.status, 200);
+        const mark = Date.now();
+        await srv.fetch('/health', { headers: { 'x-request-id': `${id}-api` } }); // flushed in the same batch
+        await srv.waitForLog((l) => l.event === 'request' && l.id === `${id}-api`, 2000);
+        const line = srv.logs.find((l) => l.event === 'request' && l.path === '/docs/assets/swagger-ui.css');
+        assert.ok(line, `one access line per request, static files included (none for GET /docs/assets/swagger-ui.css; checked ${Date.now() - mark} ms)`);
+        assert.equal(line.status, 200);
+        assert.equal(line.method, 'GET');
     });
 
     it('writes one access log line per request', async () => {

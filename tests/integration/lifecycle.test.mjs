@@ -49,8 +49,8 @@ describe('lifecycle', { timeout: 120000 }, () => {
             assert.equal(r.json.s, 1);
             assert.ok(r.doneAt - started >= 900, 'it really slept');
         }
-        const code = await srv.stop('SIGTERM', 15000); // already signalled: waits for the exit
-        assert.equal(code, 0, `exit code 0 after SIGTERM\n${srv.stderr.slice(-2000)}`);
+        const code = await srv.waitExit(15000);
+        assert.equal(code, 0, srv.exitReport());
         assert.ok(srv.logs.some((l) => l.event === 'stopped'), 'logs that it stopped');
         // every finished request made it to the access log before the exit
         for (let i = 0; i < 5; i++) {
@@ -60,11 +60,54 @@ describe('lifecycle', { timeout: 120000 }, () => {
         assert.equal(await tryConnect(port), 'ECONNREFUSED');
     });
 
+    it('SIGTERM gives up on requests past PULSE_SHUTDOWN_TIMEOUT_MS', async () => {
+        const srv = await ctx.startServer({ env: { PULSE_APP_EXTRA: TEST_ROUTES, PULSE_SHUTDOWN_TIMEOUT_MS: '300' } });
+        const id = `it-abandoned-${Date.now()}`;
+        const stuck = srv.fetch('/api/test/sleep?s=5', { headers: { 'x-request-id': id }, timeoutMs: 10000 })
+            .then((r) => ({ status: r.status, code: r.json && r.json.code }), (e) => ({ error: e.message.split('\n')[0] }));
+        await sleep(300);
+        const t0 = performance.now();
+        const code = await srv.stop('SIGTERM', 5000);
+        const took = performance.now() - t0;
+        assert.equal(code, 0, srv.exitReport());
+        assert.ok(took < 2000, `exited ${took.toFixed(0)} ms after SIGTERM (shutdown timeout 300 ms)`);
+        const outcome = await stuck;
+        assert.ok(outcome.error || outcome.status === 503, `the abandoned request ended: ${JSON.stringify(outcome)}`);
+        assert.ok(srv.logs.some((l) => l.event === 'shutdown_timeout'), 'the log says requests were abandoned');
+        if (outcome.status) {
+            assert.ok(srv.logs.some((l) => l.event === 'request' && l.id === id),
+                `the answered request (${outcome.status}) has its access log line\n${srv.stderr.slice(-1500)}`);
+        }
+    });
+
+    it('refuses to start, with a clear message, when it cannot serve', async () => {
+        const running = await ctx.startServer({ env: { PULSE_APP_EXTRA: TEST_ROUTES } });
+        const busy = await ctx.pulse(['serve', '--port', String(running.port), '--threads', '1'], {}, { timeoutMs: 15000 });
+        assert.equal(busy.code, 1, `port in use: ${busy.stdout}${busy.stderr}`);
+        assert.match(busy.stderr, /cannot listen on port \d+/);
+        assert.equal((await running.fetch('/health')).status, 200, 'the first server is unaffected');
+        assert.equal(await running.stop(), 0, running.exitReport());
+
+        const broken = path.join(tmp, 'broken_at_start.lua');
+        await writeFile(broken, 'return function(routes\n');
+        const bad = await ctx.pulse(['serve', '--port', '0'], { PULSE_APP_EXTRA: broken }, { timeoutMs: 15000 });
+        assert.equal(bad.code, 1, `broken PULSE_APP_EXTRA: ${bad.stdout}${bad.stderr}`);
+        assert.match(bad.stderr, /broken_at_start\.lua:\d+/);
+        assert.doesNotMatch(bad.stdout, /serving on/);
+
+        const conf = await ctx.pulse(['serve', '--port', '0'], { PULSE_THREADS: 'many' }, { timeoutMs: 15000 });
+        assert.equal(conf.code, 1, `bad PULSE_THREADS: ${conf.stderr}`);
+        assert.match(conf.stderr, /PULSE_THREADS/);
+
+        const usage = await ctx.pulse(['serve', '--bogus'], {}, { timeoutMs: 15000 });
+        assert.equal(usage.code, 2, `unknown option: ${usage.stderr}`);
+    });
+
     it('SIGTERM on an idle server exits 0 promptly', async () => {
         const srv = await ctx.startServer({ env: { PULSE_APP_EXTRA: TEST_ROUTES } });
         assert.equal((await srv.fetch('/health')).status, 200);
         const t0 = performance.now();
-        assert.equal(await srv.stop('SIGTERM', 10000), 0);
+        assert.equal(await srv.stop('SIGTERM', 10000), 0, srv.exitReport());
         assert.ok(performance.now() - t0 < 3000, `exited in ${(performance.now() - t0).toFixed(0)} ms`);
     });
 
@@ -93,7 +136,8 @@ describe('lifecycle', { timeout: 120000 }, () => {
                 .catch((e) => { throw new Error(`${e.message}\n${srv.stderr.slice(-3000)}`); });
             const failed = srv.logs.slice(mark).find((l) => l.event === 'reload_failed');
             assert.equal(failed.level, 'error');
-            assert.match(failed.msg, /reload_route\.lua/, 'the log names the broken file');
+            assert.match(failed.msg, /reload_route\.lua:\d+:/, 'the log names the broken file and line');
+            assert.match(failed.msg, /unexpected symbol|expected/, 'the log has the Lua error');
             assert.ok(!srv.logs.slice(mark).some((l) => l.event === 'reloaded'), 'no thread took the broken code');
             for (let i = 0; i < 4; i++) {
                 const r = await get();
@@ -120,10 +164,39 @@ describe('lifecycle', { timeout: 120000 }, () => {
                 const r = await srv.fetch('/api/test/reload');
                 assert.equal(r.json.version, 2);
             }
-            assert.equal(await srv.stop('SIGTERM'), 0);
+            assert.equal(await srv.stop('SIGTERM'), 0, srv.exitReport());
         } finally {
             agent.destroy();
         }
+    });
+
+    it('requests running during a reload finish on the old code; clients that go away do no harm', async () => {
+        const srv = await ctx.startServer({ env: { PULSE_APP_EXTRA: TEST_ROUTES } });
+        // a request in flight across a SIGHUP completes normally
+        const slow = srv.fetch('/api/test/sleep?s=0.6', { timeoutMs: 10000 });
+        await sleep(150);
+        const mark = srv.logs.length;
+        srv.child.kill('SIGHUP');
+        await waitFor(() => srv.logs.slice(mark).filter((l) => l.event === 'reloaded').length >= srv.threads, 5000,
+            { what: 'every thread to reload' });
+        const r = await slow;
+        assert.equal(r.status, 200, r.text);
+        assert.equal(r.json.s, 0.6);
+
+        // clients that disconnect while their handler waits on the database
+        const aborted = [];
+        for (let i = 0; i < 6; i++) {
+            const ac = new AbortController();
+            const p = fetch(srv.url + 'api/test/sleep?s=0.4', { signal: ac.signal }).then(() => 'answered', (e) => e.name);
+            setTimeout(() => ac.abort(), 100 + i * 20);
+            aborted.push(p);
+        }
+        assert.deepEqual(await Promise.all(aborted), Array(6).fill('AbortError'));
+        await sleep(600); // the handlers resume after their clients are gone
+        assert.ok(srv.alive(), `pulse serve survived the disconnects\n${srv.stderr.slice(-2000)}`);
+        const after = await Promise.all(Array.from({ length: 8 }, () => srv.fetch('/api/test/sleep?s=0.01')));
+        assert.deepEqual(after.map((x) => x.status), Array(8).fill(200));
+        assert.equal(await srv.stop('SIGTERM'), 0, srv.exitReport());
     });
 
     it('answers 504 past PULSE_REQUEST_TIMEOUT_MS and keeps serving', async () => {
@@ -147,6 +220,6 @@ describe('lifecycle', { timeout: 120000 }, () => {
         // exactly one answer per request: the late handler result is dropped, not logged as a 2nd answer
         await sleep(300);
         assert.equal(srv.logs.filter((l) => l.event === 'request' && l.id === id).length, 1);
-        assert.equal(await srv.stop('SIGTERM'), 0);
+        assert.equal(await srv.stop('SIGTERM'), 0, srv.exitReport());
     });
 });
