@@ -20,7 +20,7 @@ static const struct {
     {"PULSE_PORT", "8080", "HTTP port (serve --port overrides; 0 picks a free one)"},
     {"PULSE_THREADS", "cores", "event-loop threads, each with its own Lua VM"},
     {"PULSE_DATABASE_URL", "(private cluster)", "libpq URL; unset: a private PostgreSQL under var/pg"},
-    {"PULSE_DB_POOL", "4", "database connections per loop thread"},
+    {"PULSE_DB_POOL", "2", "database connections per loop thread (queries are pipelined)"},
     {"PULSE_DB_STATEMENT_TIMEOUT_MS", "5000", "statement_timeout for request queries"},
     {"PULSE_MAX_BODY_BYTES", "1048576", "largest request body accepted by the API (413 above)"},
     {"PULSE_REQUEST_TIMEOUT_MS", "30000", "a request still running after this answers 504"},
@@ -107,7 +107,7 @@ int pulse_config_load(pulse_config_t *cfg, char *err, size_t errlen)
         return -1;
     cfg->threads = (int)n;
     cfg->database_url = env_or("PULSE_DATABASE_URL", NULL);
-    if (env_int("PULSE_DB_POOL", 4, 1, 64, &n, err, errlen) != 0)
+    if (env_int("PULSE_DB_POOL", 2, 1, 64, &n, err, errlen) != 0)
         return -1;
     cfg->db_pool = (int)n;
     if (env_int("PULSE_DB_STATEMENT_TIMEOUT_MS", 5000, 0, 3600000, &n, err, errlen) != 0)

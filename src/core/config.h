@@ -13,7 +13,7 @@ typedef struct pulse_config_t {
     int port;                 /* PULSE_PORT, default 8080 */
     int threads;              /* PULSE_THREADS, default: number of cores */
     const char *database_url; /* PULSE_DATABASE_URL; NULL: the private cluster under var/ */
-    int db_pool;              /* PULSE_DB_POOL connections per loop thread, default 4 */
+    int db_pool;              /* PULSE_DB_POOL connections per loop thread, default 2 */
     int statement_timeout_ms; /* PULSE_DB_STATEMENT_TIMEOUT_MS, default 5000 */
     size_t max_body_bytes;    /* PULSE_MAX_BODY_BYTES, default 1 MiB */
     int request_timeout_ms;   /* PULSE_REQUEST_TIMEOUT_MS, default 30000 */

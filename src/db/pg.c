@@ -25,10 +25,25 @@ typedef struct pg_job_t {
     pulse_pg_pin_t *pin;
     pulse_pg_cb cb;
     void *data;
-    uint32_t hash;  /* of sql, for the statement cache */
-    int preparing;  /* the Parse of a new cached statement is on the wire; Execute follows */
-    int retried;    /* re-sent unnamed once after a stale cached plan */
+    uint32_t hash;             /* of sql, for the statement cache */
+    PGresult *prepare_error;   /* the Parse of its new statement failed: reported instead */
+    int retried;               /* re-sent unnamed once after a stale cached plan */
 } pg_job_t;
+
+/* What a connection has on the wire, in order. Each step is followed by a Sync, so one failing
+ * query never aborts its neighbours: results..., NULL, PGRES_PIPELINE_SYNC per step. */
+typedef enum { STEP_PREPARE, STEP_EXECUTE } step_kind_t;
+typedef struct pg_step_t {
+    struct pg_step_t *next;
+    pg_job_t *job;
+    step_kind_t kind;
+    int slot;         /* statement cache slot of a PREPARE */
+    uint64_t sent_at; /* loop time (ms) it went on the wire */
+    PGresult *result; /* first error, else last result, collected until the Sync */
+} pg_step_t;
+
+#define MAX_IN_FLIGHT 32 /* steps on the wire per connection */
+#define SLOW_QUERY_MS 5   /* no new query is pipelined behind one that has run this long */
 
 /* Statements a connection has prepared: parse and plan once, then only Bind/Execute. The SQL
  * of request handlers is a small fixed set (values always travel as parameters), so the cache
@@ -50,9 +65,9 @@ struct pulse_pg_conn_t {
     unsigned epoch;
     int reserved;     /* pinned by a transaction */
     int ever_ready;   /* connected at least once (for logging) */
-    pg_job_t *current;
+    pg_step_t *steps_head, *steps_tail; /* on the wire, oldest first */
+    int in_flight;
     pg_job_t *pinned_head, *pinned_tail; /* queries of the owning transaction waiting their turn */
-    PGresult *result; /* result being collected for current */
     stmt_entry_t stmts[STMT_CACHE_SIZE]; /* open addressing; the slot index names the statement */
     int stmt_count;
     unsigned backoff;
@@ -256,6 +271,30 @@ static void conn_schedule_retry(pulse_pg_conn_t *c)
     h2o_timeout_link(c->pool->loop, &c->pool->backoff[step], &c->retry);
 }
 
+static void step_free(pg_step_t *step)
+{
+    if (step->result)
+        PQclear(step->result);
+    free(step);
+}
+
+/* Every job on the wire gets `msg` (once: a PREPARE step has no callback of its own). */
+static void conn_fail_steps(pulse_pg_conn_t *c, const char *msg)
+{
+    pg_step_t *step;
+    while ((step = c->steps_head) != NULL) {
+        c->steps_head = step->next;
+        if (step->kind == STEP_EXECUTE) {
+            if (step->job->prepare_error)
+                PQclear(step->job->prepare_error);
+            job_finish(step->job, PULSE_PG_UNAVAILABLE, NULL, msg);
+        }
+        step_free(step);
+    }
+    c->steps_tail = NULL;
+    c->in_flight = 0;
+}
+
 /* The connection is gone: fail what it was doing, and try again later. */
 static void conn_break(pulse_pg_conn_t *c, const char *why)
 {
@@ -271,14 +310,8 @@ static void conn_break(pulse_pg_conn_t *c, const char *why)
     c->state = CONN_BROKEN;
     c->reserved = 0; /* the transaction died with the session; its pin is now stale (epoch) */
     stmt_cache_clear(c); /* prepared statements die with the session too */
-    if (c->result) {
-        PQclear(c->result);
-        c->result = NULL;
-    }
-    pg_job_t *job = c->current;
-    c->current = NULL;
-    if (job)
-        job_finish(job, PULSE_PG_UNAVAILABLE, NULL, msg);
+    conn_fail_steps(c, msg);
+    pg_job_t *job;
     while ((job = queue_pop(&c->pinned_head, &c->pinned_tail)) != NULL)
         job_finish(job, PULSE_PG_UNAVAILABLE, NULL, msg);
     if (!pool_may_recover_soon(pool)) {
@@ -303,6 +336,10 @@ static void on_notice(void *arg, const char *message)
 static void conn_became_ready(pulse_pg_conn_t *c)
 {
     PQsetnonblocking(c->pg, 1);
+    if (!PQenterPipelineMode(c->pg)) {
+        conn_break(c, PQerrorMessage(c->pg));
+        return;
+    }
     c->state = CONN_READY;
     c->epoch++;
     c->backoff = 0;
@@ -371,12 +408,12 @@ static void conn_connect(pulse_pg_conn_t *c)
     conn_poll(c);
 }
 
-/* --- running queries --- */
+/* --- running queries (pipeline mode) --- */
 
 static void on_writable(h2o_socket_t *sock, const char *err)
 {
     pulse_pg_conn_t *c = sock->data;
-    if (c->state != CONN_READY || c->current == NULL)
+    if (c->state != CONN_READY)
         return;
     int r = PQflush(c->pg);
     if (r < 0)
@@ -394,57 +431,85 @@ static void conn_flush(pulse_pg_conn_t *c)
         h2o_socket_notify_write(c->sock, on_writable);
 }
 
-/* Sends job as a cached prepared statement when possible: the first time a connection sees a
- * statement it sends Parse alone (preparing = 1), then Execute once that succeeded. */
-static void conn_send(pulse_pg_conn_t *c, pg_job_t *job)
+static void push_step(pulse_pg_conn_t *c, pg_job_t *job, step_kind_t kind, int slot)
 {
-    c->current = job;
-    int found = 0, slot = job->retried ? -1 : stmt_slot(c, job->sql, job->hash, &found);
-    char name[24];
-    int ok;
-    if (slot < 0) {
-        ok = PQsendQueryParams(c->pg, job->sql, job->nparams, NULL, job->values, job->lengths, NULL, 0);
-    } else if (found) {
-        stmt_name(name, slot);
-        ok = PQsendQueryPrepared(c->pg, name, job->nparams, job->values, job->lengths, NULL, 0);
-    } else {
-        stmt_name(name, slot);
-        job->preparing = 1;
-        ok = PQsendPrepare(c->pg, name, job->sql, job->nparams, NULL);
-    }
-    if (!ok) {
-        conn_break(c, PQerrorMessage(c->pg));
-        return;
-    }
-    conn_flush(c);
+    pg_step_t *step = pulse_xmalloc(sizeof(*step));
+    *step = (pg_step_t){NULL, job, kind, slot, h2o_now(c->pool->loop), NULL};
+    if (c->steps_tail)
+        c->steps_tail->next = step;
+    else
+        c->steps_head = step;
+    c->steps_tail = step;
+    c->in_flight++;
 }
 
-/* The Parse of a new statement came back: remember it and send the Execute. */
-static void conn_prepared(pulse_pg_conn_t *c, pg_job_t *job)
+/* Puts job on the wire (not yet flushed): as a cached prepared statement when possible; a
+ * statement new to this connection is sent as Parse+Sync, then Execute+Sync, back to back.
+ * Returns -1 when the connection broke (the job was failed with the others). */
+static int conn_send(pulse_pg_conn_t *c, pg_job_t *job)
 {
-    int found = 0, slot = stmt_slot(c, job->sql, job->hash, &found);
-    job->preparing = 0;
+    int found = 0, slot = job->retried ? -1 : stmt_slot(c, job->sql, job->hash, &found);
+    char name[24];
+    int ok = 1;
     if (slot >= 0 && !found) {
+        stmt_name(name, slot);
+        ok = PQsendPrepare(c->pg, name, job->sql, job->nparams, NULL) && PQpipelineSync(c->pg);
+        /* cached now, so the jobs right behind it reuse it; a failed Parse removes it again */
         c->stmts[slot].sql = pulse_xstrdup(job->sql);
         c->stmts[slot].hash = job->hash;
         c->stmt_count++;
+        push_step(c, job, STEP_PREPARE, slot);
+        found = 1;
     }
-    conn_send(c, job);
+    if (ok && slot >= 0) {
+        stmt_name(name, slot);
+        ok = PQsendQueryPrepared(c->pg, name, job->nparams, job->values, job->lengths, NULL, 0);
+    } else if (ok) {
+        ok = PQsendQueryParams(c->pg, job->sql, job->nparams, NULL, job->values, job->lengths, NULL, 0);
+    }
+    ok = ok && PQpipelineSync(c->pg);
+    push_step(c, job, STEP_EXECUTE, slot);
+    /* a transaction owns the connection from the moment its BEGIN is queued behind the others */
+    if (job->flags & PULSE_PG_PIN)
+        c->reserved = 1;
+    if (job->flags & PULSE_PG_UNPIN)
+        c->reserved = 0;
+    if (!ok) {
+        conn_break(c, PQerrorMessage(c->pg));
+        return -1;
+    }
+    return 0;
 }
 
-/* Gives an idle connection its next query: the owning transaction's first, else the pool's. */
+/* Puts up to `limit` queries on the wire (no flush): the transaction's own, then (from_pool)
+ * the pool's queue. Returns how many, or -1 when the connection broke. */
+static int conn_take(pulse_pg_conn_t *c, int limit, int from_pool)
+{
+    int sent = 0;
+    while (c->state == CONN_READY && c->in_flight < MAX_IN_FLIGHT && sent < limit) {
+        pg_job_t *job = queue_pop(&c->pinned_head, &c->pinned_tail);
+        if (job == NULL && from_pool && !c->reserved) {
+            job = queue_pop(&c->pool->pending_head, &c->pool->pending_tail);
+            if (job)
+                c->pool->pending_count--;
+        }
+        if (job == NULL)
+            break;
+        if (conn_send(c, job) != 0)
+            return -1;
+        sent++;
+    }
+    return sent;
+}
+
+/* After results came in: the transaction's next queries right away, the pool's through the
+ * kick, which chooses the connection. */
 static void conn_dispatch(pulse_pg_conn_t *c)
 {
-    if (c->state != CONN_READY || c->current != NULL)
-        return;
-    pg_job_t *job = queue_pop(&c->pinned_head, &c->pinned_tail);
-    if (job == NULL && !c->reserved) {
-        job = queue_pop(&c->pool->pending_head, &c->pool->pending_tail);
-        if (job)
-            c->pool->pending_count--;
-    }
-    if (job)
-        conn_send(c, job);
+    if (conn_take(c, MAX_IN_FLIGHT, 0) > 0)
+        conn_flush(c);
+    if (c->pool->pending_head != NULL && !h2o_timeout_is_linked(&c->pool->kick))
+        h2o_timeout_link(c->pool->loop, &c->pool->zero, &c->pool->kick);
 }
 
 /* A cached plan whose tables changed shape (a migration ran while we serve): PostgreSQL says
@@ -455,41 +520,64 @@ static int is_stale_plan(const PGresult *res)
     return state != NULL && strcmp(state, "0A000") == 0;
 }
 
-static void conn_complete(pulse_pg_conn_t *c)
+static int result_ok(const PGresult *res)
 {
-    pg_job_t *job = c->current;
-    PGresult *res = c->result;
-    c->result = NULL;
     ExecStatusType st = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
-    int ok = st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK || st == PGRES_EMPTY_QUERY;
-    if (job->preparing && ok) {
-        PQclear(res);
-        conn_prepared(c, job);
+    return st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK || st == PGRES_EMPTY_QUERY;
+}
+
+/* The Sync after a step arrived: the step is complete. */
+static void conn_step_done(pulse_pg_conn_t *c)
+{
+    pg_step_t *step = c->steps_head;
+    c->steps_head = step->next;
+    if (c->steps_head == NULL)
+        c->steps_tail = NULL;
+    c->in_flight--;
+    pg_job_t *job = step->job;
+    PGresult *res = step->result;
+    step->result = NULL;
+    if (step->kind == STEP_PREPARE) {
+        if (!result_ok(res)) { /* forget the statement; its Execute reports this error */
+            free(c->stmts[step->slot].sql);
+            c->stmts[step->slot].sql = NULL;
+            c->stmt_count--;
+            job->prepare_error = res;
+            res = NULL;
+        }
+        if (res)
+            PQclear(res);
+        step_free(step);
         return;
     }
-    if (!ok && res && !job->retried && !job->preparing && is_stale_plan(res) && !c->reserved) {
-        /* outside a transaction the statement can simply run again, unnamed */
+    step_free(step);
+    if (job->prepare_error) {
+        if (res)
+            PQclear(res);
+        res = job->prepare_error;
+        job->prepare_error = NULL;
+    } else if (!result_ok(res) && res && !job->retried && is_stale_plan(res) && !c->reserved) {
+        /* outside a transaction the statement can simply run again, unnamed, at the back */
         PQclear(res);
         job->retried = 1;
-        conn_send(c, job);
+        if (conn_send(c, job) == 0)
+            conn_flush(c);
         return;
     }
-    c->current = NULL;
-    if (job->flags & PULSE_PG_PIN) {
+    int ok = result_ok(res);
+    if ((job->flags & PULSE_PG_PIN) && job->pin != NULL) {
         if (ok) {
-            c->reserved = 1;
             job->pin->conn = c;
             job->pin->epoch = c->epoch;
+        } else {
+            c->reserved = 0; /* BEGIN failed: nobody owns the connection */
         }
     }
-    if (job->flags & PULSE_PG_UNPIN) {
-        c->reserved = 0;
+    if (job->flags & PULSE_PG_UNPIN)
         job->pin->conn = NULL;
-    }
     job_finish(job, ok ? PULSE_PG_OK : PULSE_PG_ERROR, res, res ? PQresultErrorMessage(res) : "no result");
     if (res)
         PQclear(res);
-    conn_dispatch(c);
 }
 
 static void on_readable(h2o_socket_t *sock, const char *err)
@@ -502,29 +590,70 @@ static void on_readable(h2o_socket_t *sock, const char *err)
     PGnotify *n;
     while ((n = PQnotifies(c->pg)) != NULL)
         PQfreemem(n); /* LISTEN/NOTIFY is not used on request connections yet */
-    while (c->current != NULL && !PQisBusy(c->pg)) {
+    unsigned epoch = c->epoch;
+    while (c->steps_head != NULL && !PQisBusy(c->pg)) {
         PGresult *res = PQgetResult(c->pg);
-        if (res == NULL) {
-            conn_complete(c);
-            return; /* conn_complete may have sent the next query; wait for its bytes */
+        if (res == NULL)
+            continue; /* end of the step's results; its Sync comes next */
+        ExecStatusType st = PQresultStatus(res);
+        if (st == PGRES_PIPELINE_SYNC) {
+            PQclear(res);
+            conn_step_done(c); /* may resume coroutines, which may queue more queries */
+            if (c->state != CONN_READY || c->epoch != epoch)
+                return;
+            continue;
         }
-        /* several statements: keep the first error, else the last result */
-        if (c->result == NULL || PQresultStatus(c->result) == PGRES_TUPLES_OK ||
-            PQresultStatus(c->result) == PGRES_COMMAND_OK) {
-            if (c->result)
-                PQclear(c->result);
-            c->result = res;
+        pg_step_t *step = c->steps_head;
+        /* several results (or an aborted pipeline): keep the first error, else the last result */
+        if (step->result == NULL || result_ok(step->result)) {
+            if (step->result)
+                PQclear(step->result);
+            step->result = res;
         } else {
             PQclear(res);
         }
     }
+    conn_dispatch(c);
+}
+
+/* Where the next query of the pool's queue goes: an idle connection first (a query never waits
+ * behind another while a connection is free); else, pipelined, the least loaded connection
+ * whose oldest query is still young (never behind one that looks slow); else the least loaded.
+ * NULL when every connection is full, reserved or down. */
+static pulse_pg_conn_t *pool_pick(pulse_pg_pool_t *pool, uint64_t now)
+{
+    pulse_pg_conn_t *young = NULL, *any = NULL;
+    for (int i = 0; i < pool->size; i++) {
+        pulse_pg_conn_t *c = &pool->conns[i];
+        if (c->state != CONN_READY || c->reserved || c->in_flight >= MAX_IN_FLIGHT)
+            continue;
+        if (c->in_flight == 0)
+            return c;
+        if (any == NULL || c->in_flight < any->in_flight)
+            any = c;
+        if (now - c->steps_head->sent_at < SLOW_QUERY_MS && (young == NULL || c->in_flight < young->in_flight))
+            young = c;
+    }
+    return young ? young : any;
 }
 
 static void on_kick(h2o_timeout_entry_t *entry)
 {
     pulse_pg_pool_t *pool = H2O_STRUCT_FROM_MEMBER(pulse_pg_pool_t, kick, entry);
+    uint64_t now = h2o_now(pool->loop);
+    int sent[pool->size];
+    memset(sent, 0, sizeof(sent));
+    for (int i = 0; i < pool->size; i++) /* transactions' own queries first */
+        if (pool->conns[i].pinned_head != NULL && conn_take(&pool->conns[i], MAX_IN_FLIGHT, 0) > 0)
+            sent[i] = 1;
+    pulse_pg_conn_t *c;
+    while (pool->pending_head != NULL && (c = pool_pick(pool, now)) != NULL) {
+        if (conn_take(c, 1, 1) > 0)
+            sent[c - pool->conns] = 1;
+    }
     for (int i = 0; i < pool->size; i++)
-        conn_dispatch(&pool->conns[i]);
+        if (sent[i] && pool->conns[i].state == CONN_READY)
+            conn_flush(&pool->conns[i]);
 }
 
 /* --- public API --- */
@@ -565,15 +694,11 @@ void pulse_pg_pool_destroy(pulse_pg_pool_t *pool)
         conn_close_socket(c);
         if (c->pg)
             PQfinish(c->pg);
-        if (c->result)
-            PQclear(c->result);
         c->pg = NULL;
         c->state = CONN_BROKEN;
         stmt_cache_clear(c);
-        pg_job_t *job = c->current;
-        c->current = NULL;
-        if (job)
-            job_finish(job, PULSE_PG_UNAVAILABLE, NULL, "server shutting down");
+        conn_fail_steps(c, "server shutting down");
+        pg_job_t *job;
         while ((job = queue_pop(&c->pinned_head, &c->pinned_tail)) != NULL)
             job_finish(job, PULSE_PG_UNAVAILABLE, NULL, "server shutting down");
     }

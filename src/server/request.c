@@ -165,24 +165,23 @@ static size_t format_ms(char *out, uint64_t ns)
     return len;
 }
 
-static void access_log(pulse_request_t *r, int status, size_t bytes, const char *tenant)
+void pulse_request_access_log(pulse_loop_t *loop, h2o_req_t *req, const char *id, int status, size_t bytes, uint64_t elapsed_ns,
+                              const char *tenant)
 {
-    pulse_loop_t *loop = r->loop;
-    if (!loop->cfg->access_log || r->req == NULL)
+    if (!loop->cfg->access_log)
         return;
-    h2o_req_t *req = r->req;
     size_t path_len = req->query_at != SIZE_MAX ? req->query_at : req->path.len;
     pulse_buf_t *b = &loop->access_log;
     pulse_buf_puts(b, "{\"ts\":\"");
     pulse_log_timestamp(b);
     pulse_buf_puts(b, "\",\"level\":\"info\",\"event\":\"request\",\"id\":\"");
-    pulse_buf_json_escape(b, r->id, strlen(r->id));
+    pulse_buf_json_escape(b, id, strlen(id));
     pulse_buf_puts(b, "\",\"method\":\"");
     pulse_buf_json_escape(b, req->method.base, req->method.len);
     pulse_buf_puts(b, "\",\"path\":\""); /* never the query: it may carry tokens */
     pulse_buf_json_escape(b, req->path.base, path_len);
     char ms[32];
-    size_t ms_len = format_ms(ms, now_ns() - r->started_ns);
+    size_t ms_len = format_ms(ms, elapsed_ns);
     pulse_buf_puts(b, "\",\"status\":");
     pulse_buf_put_uint(b, (uint64_t)status);
     pulse_buf_puts(b, ",\"ms\":");
@@ -239,7 +238,8 @@ static void send_response(pulse_request_t *r, int status, h2o_iovec_t body, cons
     r->responded = 1;
     if (h2o_timeout_is_linked(&r->deadline))
         h2o_timeout_unlink(&r->deadline);
-    access_log(r, status, body.len, tenant);
+    if (r->req != NULL)
+        pulse_request_access_log(r->loop, req, r->id, status, body.len, now_ns() - r->started_ns, tenant);
     h2o_start_response(req, &static_generator);
     int is_head = h2o_memis(req->method.base, req->method.len, H2O_STRLIT("HEAD"));
     h2o_send(req, is_head ? NULL : &body, is_head ? 0 : 1, H2O_SEND_STATE_FINAL);
@@ -348,20 +348,20 @@ static void on_deadline(h2o_timeout_entry_t *entry)
     /* the coroutine goes on until its I/O completes; its answer is then dropped */
 }
 
-static void make_request_id(pulse_request_t *r, pulse_loop_t *loop, h2o_req_t *req)
+void pulse_request_make_id(pulse_loop_t *loop, h2o_req_t *req, char *out, size_t outlen)
 {
     /* A caller's X-Request-Id is kept when it is safe to log and echo. */
     ssize_t i = h2o_find_header_by_str(&req->headers, H2O_STRLIT("x-request-id"), -1);
     if (i >= 0) {
         h2o_iovec_t v = req->headers.entries[i].value;
-        int ok = v.len > 0 && v.len < sizeof(r->id);
+        int ok = v.len > 0 && v.len < outlen;
         for (size_t k = 0; ok && k < v.len; k++) {
             char c = v.base[k];
             ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '_' || c == '.';
         }
         if (ok) {
-            memcpy(r->id, v.base, v.len);
-            r->id[v.len] = '\0';
+            memcpy(out, v.base, v.len);
+            out[v.len] = '\0';
             return;
         }
     }
@@ -370,7 +370,7 @@ static void make_request_id(pulse_request_t *r, pulse_loop_t *loop, h2o_req_t *r
     static uint32_t process_tag;
     if (process_tag == 0)
         process_tag = (uint32_t)(now_ns() ^ ((uint64_t)getpid() << 16)) | 1;
-    char *p = r->id;
+    char *p = out; /* at most 8 + 1 + 1 + 1 + 16 + 1 bytes: outlen >= 32 */
     for (int shift = 28; shift >= 0; shift -= 4)
         *p++ = hex[(process_tag >> shift) & 15];
     *p++ = '-';
@@ -398,7 +398,7 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
     r->started_ns = now_ns();
     r->guard = h2o_mem_alloc_shared(&req->pool, sizeof(*r->guard), on_guard_dispose);
     r->guard->r = r;
-    make_request_id(r, loop, req);
+    pulse_request_make_id(loop, req, r->id, sizeof(r->id));
     r->vm = loop->vm;
     r->co = pulse_script_vm_acquire(r->vm, &r->co_ref);
     *(pulse_request_t **)lua_getextraspace(r->co) = r;

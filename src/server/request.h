@@ -33,6 +33,12 @@ typedef struct pulse_request_t {
 void pulse_request_register(h2o_pathconf_t *pathconf);
 /* The request a coroutine runs for, or NULL (not inside a request). */
 pulse_request_t *pulse_request_current(lua_State *co);
+/* The request id: the caller's X-Request-Id when it is safe to log and echo, else a new one.
+ * outlen must be at least 32. */
+void pulse_request_make_id(struct pulse_loop_t *loop, h2o_req_t *req, char *out, size_t outlen);
+/* Appends the access-log line of an answered request to the loop's batch. tenant may be NULL. */
+void pulse_request_access_log(struct pulse_loop_t *loop, h2o_req_t *req, const char *id, int status, size_t bytes,
+                              uint64_t elapsed_ns, const char *tenant);
 /* Defines the metatable of request tables in a VM (called by the pulse binding). */
 void pulse_request_define_metatable(lua_State *L);
 /* Resumes a coroutine that yielded on I/O with nargs values pushed on r->co. */

@@ -1,6 +1,7 @@
 /* The HTTP server (see server.h): listeners, h2o configuration, loop threads, signals. */
 #include "server/server.h"
 #include "core/log.h"
+#include "server/filter.h"
 #include "server/request.h"
 
 #include <errno.h>
@@ -117,6 +118,7 @@ static int dir_exists(const char *path)
 static void register_static(h2o_hostconf_t *host, const char *path, const char *dir, const char *cache_control)
 {
     h2o_pathconf_t *pc = h2o_config_register_path(host, path, 0);
+    pulse_filter_register(pc);
     if (dir_exists(dir))
         h2o_file_register(pc, dir, NULL, NULL, 0);
     pulse_request_register(pc);
@@ -136,7 +138,10 @@ static void configure_h2o(const pulse_config_t *cfg)
     h2o_hostconf_t *host = h2o_config_register_host(&globalconf, h2o_iovec_init(H2O_STRLIT("default")), 65535);
 
     /* The API never touches the disk for static files: its own path, Lua only. */
+    /* Answers h2o makes before any path is chosen (a body past the cap) use the fallback. */
+    pulse_filter_register(&host->fallback_path);
     h2o_pathconf_t *api = h2o_config_register_path(host, "/api", 0);
+    pulse_filter_register(api);
     pulse_request_register(api);
     h2o_compress_args_t gz = {.min_size = 1024, .gzip = {.quality = 1}, .brotli = {.quality = -1}};
     h2o_compress_register(api, &gz);
@@ -145,8 +150,11 @@ static void configure_h2o(const pulse_config_t *cfg)
     register_static(host, "/docs/assets", cfg->docs_assets_dir, "public, max-age=86400");
     /* Operational routes get their own paths too, so they never look for a file first. */
     static const char *const lua_paths[] = {"/health", "/ready", "/openapi.json", "/docs", NULL};
-    for (const char *const *p = lua_paths; *p; p++)
-        pulse_request_register(h2o_config_register_path(host, *p, 0));
+    for (const char *const *p = lua_paths; *p; p++) {
+        h2o_pathconf_t *pc = h2o_config_register_path(host, *p, 0);
+        pulse_filter_register(pc);
+        pulse_request_register(pc);
+    }
     register_static(host, "/widget", cfg->widget_dir, "public, max-age=300");
     register_static(host, "/", cfg->dashboard_dir, "no-cache");
 }
@@ -252,9 +260,19 @@ static void *loop_main(void *arg)
             break;
         }
     }
-    flush_access_log(loop);
+    /* Requests still waiting on the database get their answer (503) now; give h2o a moment to
+     * write those out before the thread ends. */
     pulse_pg_pool_destroy(loop->pg);
     loop->pg = NULL;
+    uint64_t until = h2o_now(evloop) + DRAIN_GRACE_MS;
+    while (loop->inflight > 0 && h2o_now(evloop) < until)
+        h2o_evloop_run(evloop, 10);
+    if (drained_at == 0) { /* abandoned requests: their answers may still be in the socket buffers */
+        until = h2o_now(evloop) + 50;
+        while (h2o_now(evloop) < until)
+            h2o_evloop_run(evloop, 10);
+    }
+    flush_access_log(loop);
     return NULL;
 }
 

@@ -104,12 +104,37 @@ describe('database', { timeout: 120000 }, () => {
     });
 
     it('queues requests beyond the pool size and answers them all', async () => {
-        // 2 threads x PULSE_DB_POOL (4) connections; 40 concurrent 0.2 s queries must all succeed
+        // 2 threads x PULSE_DB_POOL (4) connections; 24 concurrent 0.2 s queries must all succeed
         const t0 = performance.now();
-        const all = await Promise.all(Array.from({ length: 40 }, () => srv.fetch('/api/test/sleep?s=0.2', { timeoutMs: 20000 })));
-        assert.deepEqual(all.map((r) => r.status), Array(40).fill(200), all.filter((r) => r.status !== 200).map((r) => r.text).join('\n'));
+        const all = await Promise.all(Array.from({ length: 24 }, () => srv.fetch('/api/test/sleep?s=0.2', { timeoutMs: 20000 })));
+        assert.deepEqual(all.map((r) => r.status), Array(24).fill(200), all.filter((r) => r.status !== 200).map((r) => r.text).join('\n'));
         const ms = performance.now() - t0;
         assert.ok(ms >= 350, `queries really queued behind the pool (${ms.toFixed(0)} ms)`);
+    });
+
+    it('runs concurrent queries on separate pooled connections: a slow one does not hold up the others', async () => {
+        const one = await ctx.startServer({ env: { PULSE_APP_EXTRA: TEST_ROUTES, PULSE_DB_POOL: '4' }, threads: 1 });
+        try {
+            await Promise.all(Array.from({ length: 4 }, () => one.fetch('/api/test/types'))); // connect the pool
+            // four 0.5 s queries with four connections: parallel, about 0.5 s in all (serial: 2 s)
+            const t0 = performance.now();
+            const four = await Promise.all(Array.from({ length: 4 }, () =>
+                one.fetch('/api/test/sleep?s=0.5').then((r) => ({ status: r.status, at: performance.now() - t0 }))));
+            assert.deepEqual(four.map((r) => r.status), [200, 200, 200, 200]);
+            const last = Math.max(...four.map((r) => r.at));
+            assert.ok(last < 1000, `4 concurrent 0.5 s queries on a pool of 4 took ${last.toFixed(0)} ms ` +
+                `(finished at ${four.map((r) => r.at.toFixed(0)).join(', ')} ms): they ran one after another`);
+
+            // a fast query behind a slow one, with idle connections available
+            const slow = one.fetch('/api/test/sleep?s=1.5', { timeoutMs: 10000 });
+            await new Promise((r) => setTimeout(r, 100));
+            const quick = await one.fetch('/api/test/types');
+            assert.equal(quick.status, 200);
+            assert.ok(quick.ms < 500, `a quick query waited ${quick.ms.toFixed(0)} ms behind a slow one`);
+            assert.equal((await slow).status, 200);
+        } finally {
+            assert.equal(await one.stop('SIGTERM'), 0, one.exitReport());
+        }
     });
 
     it('answers a failing query with 500, without the SQL, and logs it', async () => {
@@ -148,6 +173,49 @@ describe('database', { timeout: 120000 }, () => {
             assert.equal(ok.json.s, 0.01);
         } finally {
             assert.equal(await quick.stop('SIGTERM'), 0, quick.exitReport());
+        }
+    });
+
+    it('on one connection, a failing or timed-out query does not take the others down with it', async () => {
+        const single = await ctx.startServer({
+            env: { PULSE_APP_EXTRA: TEST_ROUTES, PULSE_DB_POOL: '1', PULSE_DB_STATEMENT_TIMEOUT_MS: '300' }, threads: 1,
+        });
+        try {
+            const mixed = await Promise.all([
+                single.fetch('/api/test/types'),
+                single.fetch('/api/test/sql-error'),
+                single.fetch('/api/test/types'),
+                single.fetch('/api/test/sleep?s=1'),
+                single.fetch('/api/test/types'),
+                single.fetch('/api/test/tx/commit', { json: { name: `it-single-${Date.now()}` } }),
+                single.fetch('/api/test/tx/fail', { json: { name: `it-single-fail-${Date.now()}` } }),
+                single.fetch('/api/test/types'),
+            ]);
+            assert.deepEqual(mixed.map((r) => r.status), [200, 500, 200, 503, 200, 201, 409, 200],
+                mixed.map((r) => `${r.status} ${r.text.slice(0, 120)}`).join('\n'));
+            assert.equal(mixed[3].json.code, 'db_timeout');
+            assert.deepEqual(mixed[0].json, mixed[7].json);
+            const after = await single.fetch('/api/test/types');
+            assert.equal(after.status, 200);
+
+            // other requests' queries never run inside a transaction sharing the connection
+            for (let round = 0; round < 8; round++) {
+                const name = `it-iso-${round}-${Date.now()}`;
+                const q = `/api/test/tx/items?name=${name}`;
+                const rs = await Promise.all([
+                    single.fetch(q),
+                    single.fetch('/api/test/tx/raise', { json: { name } }),
+                    single.fetch(q), single.fetch(q),
+                    single.fetch('/api/test/tx/fail', { json: { name } }),
+                    single.fetch(q), single.fetch(q),
+                ]);
+                assert.deepEqual(rs.map((r) => r.status), [200, 500, 200, 200, 409, 200, 200], `round ${round}`);
+                for (const r of [rs[0], rs[2], rs[3], rs[5], rs[6]]) {
+                    assert.equal(r.json.count, 0, `round ${round}: a read saw another request's uncommitted row`);
+                }
+            }
+        } finally {
+            assert.equal(await single.stop('SIGTERM'), 0, single.exitReport());
         }
     });
 

@@ -2,6 +2,7 @@
 // `pulse serve` processes, and bounded HTTP helpers. Everything has a time limit: a broken server
 // must fail a test, never hang the run. Node 18+ built-ins only (fetch, node:test, child_process).
 import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -55,8 +56,15 @@ export async function waitFor(fn, timeoutMs = 5000, { interval = 50, what = 'con
 }
 
 // Runs a pulse CLI command; resolves {code, signal, stdout, stderr}. Killed after timeoutMs.
-export function pulse(args, env = {}, { timeoutMs = 60000 } = {}) {
-    return run(PULSE_BIN, args, { env: { ...INHERITED_ENV, ...env }, timeoutMs });
+export async function pulse(args, env = {}, { timeoutMs = 60000 } = {}) {
+    for (let attempt = 1; ; attempt++) {
+        try {
+            return await run(PULSE_BIN, args, { env: { ...INHERITED_ENV, ...env }, timeoutMs });
+        } catch (err) {
+            if (!SPAWN_RETRY.has(err.code) || attempt >= 10) throw err;
+            await sleep(500); // the binary is being rebuilt
+        }
+    }
 }
 
 export function run(cmd, args, { env = process.env, timeoutMs = 60000, cwd } = {}) {
@@ -108,11 +116,26 @@ export async function createContext(prefix = 'pulse-it-') {
             ctx.servers.add(s);
             return s;
         },
+        // Kills the servers, stops and deletes the cluster, then the folder. The binary may be
+        // briefly missing (a rebuild in progress: ETXTBSY, EACCES, ENOENT), so destroy is retried;
+        // if it still fails the folder is kept, since it records where the running cluster lives.
         async destroy() {
             for (const s of ctx.servers) await s.kill();
-            const r = await pulse(['db', 'destroy'], baseEnv, { timeoutMs: 60000 }).catch((e) => ({ code: -1, stderr: e.message }));
+            let r;
+            for (let attempt = 0; attempt < 10; attempt++) {
+                r = await pulse(['db', 'destroy'], baseEnv, { timeoutMs: 60000 }).catch((e) => ({ code: -1, stderr: e.message }));
+                if (r.code === 0) break;
+                await sleep(1000);
+            }
+            if (r.code !== 0) {
+                if (!existsSync(path.join(varDir, 'pg'))) { // no cluster was ever made here
+                    await rm(varDir, { recursive: true, force: true });
+                    throw new Error(`pulse db destroy failed (${r.code}): ${r.stderr}`);
+                }
+                throw new Error(`pulse db destroy failed (${r.code}): ${r.stderr}\n` +
+                    `kept ${varDir}: run 'PULSE_VAR_DIR=${varDir} pulse db destroy' to remove the cluster`);
+            }
             await rm(varDir, { recursive: true, force: true });
-            if (r.code !== 0) throw new Error(`pulse db destroy failed (${r.code}): ${r.stderr}`);
         },
     };
     return ctx;
@@ -120,7 +143,21 @@ export async function createContext(prefix = 'pulse-it-') {
 
 // Spawns `pulse serve --port 0` and waits for its "serving on" line. The returned object has the
 // base url, the parsed stderr log lines (logs), helpers to wait for log lines, and stop(signal).
-export function startServer({ env = {}, args = [], threads = 2, timeoutMs = 15000 } = {}) {
+export async function startServer(opts = {}) {
+    for (let attempt = 1; ; attempt++) {
+        try {
+            return await startServerOnce(opts);
+        } catch (err) {
+            if (!SPAWN_RETRY.has(err.spawnCode) || attempt >= 10) throw err;
+            await sleep(500); // the binary is being rebuilt
+        }
+    }
+}
+
+// spawn errors that mean "the binary is being replaced right now"
+const SPAWN_RETRY = new Set(['EACCES', 'ETXTBSY', 'ENOENT']);
+
+function startServerOnce({ env = {}, args = [], threads = 2, timeoutMs = 15000 } = {}) {
     const fullArgs = ['serve', '--port', '0', '--threads', String(threads), ...args];
     const child = spawn(PULSE_BIN, fullArgs, { env: { ...INHERITED_ENV, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
     live.add(child);
@@ -202,15 +239,17 @@ export function startServer({ env = {}, args = [], threads = 2, timeoutMs = 1500
 
     return new Promise((resolve, reject) => {
         let settled = false;
-        const fail = (msg) => {
+        const fail = (msg, spawnCode) => {
             if (settled) return;
             settled = true;
             clearTimeout(timer);
             child.kill('SIGKILL');
-            reject(new Error(`${msg}\nargs: ${fullArgs.join(' ')}\nstdout: ${server.stdout}\nstderr so far:\n${server.stderr}`));
+            const err = new Error(`${msg}\nargs: ${fullArgs.join(' ')}\nstdout: ${server.stdout}\nstderr so far:\n${server.stderr}`);
+            err.spawnCode = spawnCode;
+            reject(err);
         };
         const timer = setTimeout(() => fail(`pulse serve did not print "serving on" within ${timeoutMs} ms`), timeoutMs);
-        child.on('error', (err) => fail(`cannot run ${PULSE_BIN}: ${err.message}`));
+        child.on('error', (err) => { live.delete(child); fail(`cannot run ${PULSE_BIN}: ${err.message}`, err.code); });
         exited.then(({ code, signal }) => fail(`pulse serve exited (code ${code}, signal ${signal}) before serving`));
         child.stdout.setEncoding('utf8').on('data', (d) => {
             server.stdout += d;

@@ -1,6 +1,7 @@
-// Process lifecycle of `pulse serve`: graceful SIGTERM with requests in flight, SIGHUP reloads
-// (a broken reload keeps the old code; a good one takes over, keep-alive connections survive),
-// and the per-request deadline (504).
+// Process lifecycle of `pulse serve`: graceful SIGTERM with requests in flight (and its time
+// limit), startup failures, SIGHUP reloads (a broken reload keeps the old code; a good one takes
+// over, keep-alive connections and running requests survive), clients that disconnect, and the
+// per-request deadline (504).
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { copyFile, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
@@ -20,8 +21,8 @@ describe('lifecycle', { timeout: 120000 }, () => {
     });
 
     after(async () => {
-        if (ctx) await ctx.destroy();
         if (tmp) await rm(tmp, { recursive: true, force: true });
+        if (ctx) await ctx.destroy();
     });
 
     it('SIGTERM lets in-flight requests finish, refuses new connections, exits 0', async () => {

@@ -40,8 +40,8 @@ describe('migrate', { timeout: 120000 }, () => {
     });
 
     after(async () => {
-        if (ctx) await ctx.destroy();
         if (home) await rm(home, { recursive: true, force: true });
+        if (ctx) await ctx.destroy();
     });
 
     it('refuses an unknown argument with exit 2', async () => {
