@@ -51,6 +51,9 @@ static void set_loaded(lua_State *L, const char *name, lua_CFunction open)
 
 void pulse_script_open(lua_State *L, const pulse_config_t *cfg, void *host)
 {
+    /* The extra space names the request a coroutine runs for. Lua leaves the main thread's
+     * uninitialised, and new threads copy it: clear it before any thread exists. */
+    *(void **)lua_getextraspace(L) = NULL;
     luaL_openlibs(L);
     lua_pushlightuserdata(L, host);
     lua_setfield(L, LUA_REGISTRYINDEX, HOST_KEY);
