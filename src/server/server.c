@@ -365,6 +365,6 @@ int pulse_server_run(const pulse_config_t *cfg, const char *conninfo)
     }
     for (int i = 0; i < n; i++)
         pthread_join(loops[i].thread, NULL);
-    pulse_log(PULSE_LOG_INFO, "stopped", "all requests finished; exiting");
+    pulse_log(PULSE_LOG_INFO, "stopped", "every loop thread has stopped; exiting");
     return 0;
 }
