@@ -3,7 +3,6 @@
 #ifndef PULSE_CLI_CLI_H
 #define PULSE_CLI_CLI_H
 
-
 typedef struct pulse_cli_command_t {
     const char *name;
     const char *summary;

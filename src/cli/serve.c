@@ -50,8 +50,10 @@ static int load_config(pulse_config_t *cfg, const char *cmd)
     }
     pulse_log_set_level(cfg->log_level);
     if (strcmp(cfg->env, "production") == 0 && cfg->database_url == NULL) {
-        fprintf(stderr, "pulse %s: PULSE_ENV=production needs PULSE_DATABASE_URL (the private cluster is for "
-                        "development only)\n", cmd);
+        fprintf(stderr,
+                "pulse %s: PULSE_ENV=production needs PULSE_DATABASE_URL (the private cluster is for "
+                "development only)\n",
+                cmd);
         return -1;
     }
     return 0;

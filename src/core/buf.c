@@ -99,13 +99,27 @@ void pulse_buf_json_escape(pulse_buf_t *b, const char *s, size_t n)
         pulse_buf_append(b, s + run, i - run);
         run = i + 1;
         switch (c) {
-        case '"': pulse_buf_append(b, "\\\"", 2); break;
-        case '\\': pulse_buf_append(b, "\\\\", 2); break;
-        case '\n': pulse_buf_append(b, "\\n", 2); break;
-        case '\r': pulse_buf_append(b, "\\r", 2); break;
-        case '\t': pulse_buf_append(b, "\\t", 2); break;
-        case '\b': pulse_buf_append(b, "\\b", 2); break;
-        case '\f': pulse_buf_append(b, "\\f", 2); break;
+        case '"':
+            pulse_buf_append(b, "\\\"", 2);
+            break;
+        case '\\':
+            pulse_buf_append(b, "\\\\", 2);
+            break;
+        case '\n':
+            pulse_buf_append(b, "\\n", 2);
+            break;
+        case '\r':
+            pulse_buf_append(b, "\\r", 2);
+            break;
+        case '\t':
+            pulse_buf_append(b, "\\t", 2);
+            break;
+        case '\b':
+            pulse_buf_append(b, "\\b", 2);
+            break;
+        case '\f':
+            pulse_buf_append(b, "\\f", 2);
+            break;
         default: {
             char u[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
             pulse_buf_append(b, u, 6);

@@ -13,7 +13,10 @@ typedef struct pulse_buf_t {
     size_t cap;
 } pulse_buf_t;
 
-#define PULSE_BUF_INIT {NULL, 0, 0}
+#define PULSE_BUF_INIT                                                                                                             \
+    {                                                                                                                              \
+        NULL, 0, 0                                                                                                                 \
+    }
 
 void pulse_buf_reserve(pulse_buf_t *b, size_t extra);
 void pulse_buf_append(pulse_buf_t *b, const void *p, size_t n);

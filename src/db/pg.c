@@ -25,9 +25,9 @@ typedef struct pg_job_t {
     pulse_pg_pin_t *pin;
     pulse_pg_cb cb;
     void *data;
-    uint32_t hash;             /* of sql, for the statement cache */
-    PGresult *prepare_error;   /* the Parse of its new statement failed: reported instead */
-    int retried;               /* re-sent unnamed once after a stale cached plan */
+    uint32_t hash;           /* of sql, for the statement cache */
+    PGresult *prepare_error; /* the Parse of its new statement failed: reported instead */
+    int retried;             /* re-sent unnamed once after a stale cached plan */
 } pg_job_t;
 
 /* What a connection has on the wire, in order. Each step is followed by a Sync, so one failing
@@ -43,7 +43,7 @@ typedef struct pg_step_t {
 } pg_step_t;
 
 #define MAX_IN_FLIGHT 32 /* steps on the wire per connection */
-#define SLOW_QUERY_MS 5   /* no new query is pipelined behind one that has run this long */
+#define SLOW_QUERY_MS 5  /* no new query is pipelined behind one that has run this long */
 
 /* Statements a connection has prepared: parse and plan once, then only Bind/Execute. The SQL
  * of request handlers is a small fixed set (values always travel as parameters), so the cache
@@ -63,8 +63,8 @@ struct pulse_pg_conn_t {
     int sock_fd;        /* libpq's fd that sock mirrors */
     conn_state_t state;
     unsigned epoch;
-    int reserved;     /* pinned by a transaction */
-    int ever_ready;   /* connected at least once (for logging) */
+    int reserved;                       /* pinned by a transaction */
+    int ever_ready;                     /* connected at least once (for logging) */
     pg_step_t *steps_head, *steps_tail; /* on the wire, oldest first */
     int in_flight;
     pg_job_t *pinned_head, *pinned_tail; /* queries of the owning transaction waiting their turn */
@@ -308,7 +308,7 @@ static void conn_break(pulse_pg_conn_t *c, const char *why)
         c->pg = NULL;
     }
     c->state = CONN_BROKEN;
-    c->reserved = 0; /* the transaction died with the session; its pin is now stale (epoch) */
+    c->reserved = 0;     /* the transaction died with the session; its pin is now stale (epoch) */
     stmt_cache_clear(c); /* prepared statements die with the session too */
     conn_fail_steps(c, msg);
     pg_job_t *job;
@@ -712,8 +712,8 @@ void pulse_pg_pool_destroy(pulse_pg_pool_t *pool)
     free(pool);
 }
 
-int pulse_pg_query(pulse_pg_pool_t *pool, pulse_pg_pin_t *pin, int flags, const char *sql, int nparams,
-                   const char *const *values, const int *lengths, pulse_pg_cb cb, void *data, char *err, size_t errlen)
+int pulse_pg_query(pulse_pg_pool_t *pool, pulse_pg_pin_t *pin, int flags, const char *sql, int nparams, const char *const *values,
+                   const int *lengths, pulse_pg_cb cb, void *data, char *err, size_t errlen)
 {
     pulse_pg_conn_t *target = NULL;
     if (pin != NULL && pin->conn != NULL) {

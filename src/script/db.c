@@ -16,8 +16,18 @@
 #include <string.h>
 
 /* Type OIDs from PostgreSQL's pg_type catalog (stable across versions). */
-enum { OID_BOOL = 16, OID_INT8 = 20, OID_INT2 = 21, OID_INT4 = 23, OID_OID = 26, OID_JSON = 114,
-       OID_FLOAT4 = 700, OID_FLOAT8 = 701, OID_NUMERIC = 1700, OID_JSONB = 3802 };
+enum {
+    OID_BOOL = 16,
+    OID_INT8 = 20,
+    OID_INT2 = 21,
+    OID_INT4 = 23,
+    OID_OID = 26,
+    OID_JSON = 114,
+    OID_FLOAT4 = 700,
+    OID_FLOAT8 = 701,
+    OID_NUMERIC = 1700,
+    OID_JSONB = 3802
+};
 
 #define MAX_PARAMS 1000
 
@@ -187,8 +197,8 @@ static int submit(lua_State *L, pulse_request_t *r, int flags, const char *sql, 
     pulse_buf_t scratch = PULSE_BUF_INIT;
     int n = first > 0 ? collect_params(L, first, values, lengths, &scratch) : 0;
     char err[256];
-    int rc = pulse_pg_query(r->loop->pg, (flags || r->pin.conn) ? &r->pin : NULL, flags, sql, n, values, lengths, on_result, r,
-                            err, sizeof(err));
+    int rc = pulse_pg_query(r->loop->pg, (flags || r->pin.conn) ? &r->pin : NULL, flags, sql, n, values, lengths, on_result, r, err,
+                            sizeof(err));
     pulse_buf_free(&scratch);
     if (rc != 0) {
         pulse_pg_outcome_t out = {PULSE_PG_UNAVAILABLE, NULL, err};

@@ -27,17 +27,38 @@ static void problem_do_send(h2o_ostream_t *self, h2o_req_t *req, h2o_iovec_t *bu
 static const char *problem_code(int status, const char **title, const char **detail)
 {
     switch (status) {
-    case 400: *title = "Bad Request"; *detail = "The request could not be read."; return "bad_request";
-    case 403: *title = "Forbidden"; *detail = "This path cannot be served."; return "forbidden";
-    case 404: *title = "Not Found"; *detail = "No such resource."; return "not_found";
-    case 405: *title = "Method Not Allowed"; *detail = "Static files answer GET and HEAD only."; return "method_not_allowed";
+    case 400:
+        *title = "Bad Request";
+        *detail = "The request could not be read.";
+        return "bad_request";
+    case 403:
+        *title = "Forbidden";
+        *detail = "This path cannot be served.";
+        return "forbidden";
+    case 404:
+        *title = "Not Found";
+        *detail = "No such resource.";
+        return "not_found";
+    case 405:
+        *title = "Method Not Allowed";
+        *detail = "Static files answer GET and HEAD only.";
+        return "method_not_allowed";
     case 413:
         *title = "Content Too Large";
         *detail = "The request body is larger than this server accepts.";
         return "body_too_large";
-    case 416: *title = "Range Not Satisfiable"; *detail = "The requested range is outside the file."; return "range_not_satisfiable";
-    case 503: *title = "Service Unavailable"; *detail = "The server is busy; try again shortly."; return "unavailable";
-    default: *title = "Error"; *detail = "The request failed."; return status >= 500 ? "internal_error" : "bad_request";
+    case 416:
+        *title = "Range Not Satisfiable";
+        *detail = "The requested range is outside the file.";
+        return "range_not_satisfiable";
+    case 503:
+        *title = "Service Unavailable";
+        *detail = "The server is busy; try again shortly.";
+        return "unavailable";
+    default:
+        *title = "Error";
+        *detail = "The request failed.";
+        return status >= 500 ? "internal_error" : "bad_request";
     }
 }
 

@@ -63,8 +63,8 @@ static int open_listener(const struct sockaddr_storage *ss, socklen_t len, int r
         setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &on, sizeof(on));
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
     if (bind(fd, (const struct sockaddr *)ss, len) != 0 || listen(fd, SOMAXCONN) != 0) {
-        snprintf(err, errlen, "cannot listen on port %d: %s%s", ntohs(((const struct sockaddr_in *)ss)->sin_port),
-                 strerror(errno), errno == EADDRINUSE ? " (another process uses it: set PULSE_PORT or --port)" : "");
+        snprintf(err, errlen, "cannot listen on port %d: %s%s", ntohs(((const struct sockaddr_in *)ss)->sin_port), strerror(errno),
+                 errno == EADDRINUSE ? " (another process uses it: set PULSE_PORT or --port)" : "");
         close(fd);
         return -1;
     }
