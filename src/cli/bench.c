@@ -18,11 +18,9 @@ int pulse_cli_bench(int argc, char **argv)
         return argc < 2 ? 2 : 0;
     }
     pulse_config_t cfg;
-    char err[1024], script[2048], self[1024];
-    if (pulse_config_load(&cfg, err, sizeof(err)) != 0) {
-        fprintf(stderr, "pulse bench: %s\n", err);
+    char script[2048], self[1024];
+    if (pulse_cli_config("bench", &cfg) != 0)
         return 1;
-    }
     if (strcmp(argv[1], "http") != 0) {
         fprintf(stderr, "pulse bench: unknown benchmark '%s' (see pulse bench --help)\n", argv[1]);
         return 2;

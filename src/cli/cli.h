@@ -3,6 +3,10 @@
 #ifndef PULSE_CLI_CLI_H
 #define PULSE_CLI_CLI_H
 
+#include <stddef.h>
+
+#include "core/config.h"
+
 typedef struct pulse_cli_command_t {
     const char *name;
     const char *summary;
@@ -17,5 +21,11 @@ int pulse_cli_bench(int argc, char **argv);
 
 /* True if argv holds --help or -h. */
 int pulse_cli_wants_help(int argc, char **argv);
+/* Loads the configuration (and the log level); production without a database URL is refused.
+ * Prints "pulse <cmd>: <what is wrong>" and returns -1 on failure. */
+int pulse_cli_config(const char *cmd, pulse_config_t *cfg);
+/* pulse_cli_config, then where the database is (starting the private cluster if that is the
+ * one), into conninfo. Prints the problem and returns -1 on failure. */
+int pulse_cli_database(const char *cmd, pulse_config_t *cfg, char *conninfo, size_t conninfo_len);
 
 #endif

@@ -31,10 +31,8 @@ int pulse_cli_db(int argc, char **argv)
     }
     pulse_config_t cfg;
     char err[2048], conninfo[2048], root[1024];
-    if (pulse_config_load(&cfg, err, sizeof(err)) != 0) {
-        fprintf(stderr, "pulse db: %s\n", err);
+    if (pulse_cli_config("db", &cfg) != 0)
         return 1;
-    }
     const char *verb = argv[1];
     int rc = 0;
     if (cfg.database_url != NULL && strcmp(verb, "url") != 0) {

@@ -43,17 +43,9 @@ int pulse_cli_migrate(int argc, char **argv)
     }
 
     pulse_config_t cfg;
-    char err[2048];
-    if (pulse_config_load(&cfg, err, sizeof(err)) != 0) {
-        fprintf(stderr, "pulse migrate: %s\n", err);
+    char err[2048], conninfo[4096];
+    if (pulse_cli_database("migrate", &cfg, conninfo, sizeof(conninfo)) != 0)
         return 1;
-    }
-    pulse_log_set_level(cfg.log_level);
-    char conninfo[4096];
-    if (pulse_db_conninfo(&cfg, conninfo, sizeof(conninfo), err, sizeof(err)) != 0) {
-        fprintf(stderr, "pulse migrate: %s\n", err);
-        return 1;
-    }
     PGconn *conn = pulse_db_connect_blocking(conninfo, err, sizeof(err));
     if (conn == NULL) {
         fprintf(stderr, "pulse migrate: %s\n", err);

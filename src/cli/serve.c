@@ -11,14 +11,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-int pulse_cli_wants_help(int argc, char **argv)
-{
-    for (int i = 1; i < argc; i++)
-        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0)
-            return 1;
-    return 0;
-}
-
 /* Applies --port and --threads over the environment (the flags win). */
 static int parse_server_flags(int argc, char **argv, const char *cmd)
 {
@@ -41,24 +33,6 @@ static int parse_server_flags(int argc, char **argv, const char *cmd)
     return 0;
 }
 
-static int load_config(pulse_config_t *cfg, const char *cmd)
-{
-    char err[1024];
-    if (pulse_config_load(cfg, err, sizeof(err)) != 0) {
-        fprintf(stderr, "pulse %s: %s\n", cmd, err);
-        return -1;
-    }
-    pulse_log_set_level(cfg->log_level);
-    if (strcmp(cfg->env, "production") == 0 && cfg->database_url == NULL) {
-        fprintf(stderr,
-                "pulse %s: PULSE_ENV=production needs PULSE_DATABASE_URL (the private cluster is for "
-                "development only)\n",
-                cmd);
-        return -1;
-    }
-    return 0;
-}
-
 static void serve_usage(const char *cmd)
 {
     if (strcmp(cmd, "demo") == 0)
@@ -73,28 +47,19 @@ static void serve_usage(const char *cmd)
     pulse_config_describe();
 }
 
-static int serve(const pulse_config_t *cfg, const char *conninfo)
-{
-    return pulse_server_run(cfg, conninfo);
-}
-
 int pulse_cli_serve(int argc, char **argv)
 {
     pulse_config_t cfg;
-    char conninfo[2048], err[2048];
+    char conninfo[2048];
     if (pulse_cli_wants_help(argc, argv)) {
         serve_usage("serve");
         return 0;
     }
     if (parse_server_flags(argc, argv, "serve") != 0)
         return 2;
-    if (load_config(&cfg, "serve") != 0)
+    if (pulse_cli_database("serve", &cfg, conninfo, sizeof(conninfo)) != 0)
         return 1;
-    if (pulse_db_conninfo(&cfg, conninfo, sizeof(conninfo), err, sizeof(err)) != 0) {
-        fprintf(stderr, "pulse serve: %s\n", err);
-        return 1;
-    }
-    return serve(&cfg, conninfo);
+    return pulse_server_run(&cfg, conninfo);
 }
 
 int pulse_cli_demo(int argc, char **argv)
@@ -107,14 +72,10 @@ int pulse_cli_demo(int argc, char **argv)
     }
     if (parse_server_flags(argc, argv, "demo") != 0)
         return 2;
-    if (load_config(&cfg, "demo") != 0)
-        return 1;
-    printf("pulse demo: preparing the database%s...\n", cfg.database_url ? "" : " (private cluster under var/pg)");
+    printf("pulse demo: preparing the database...\n");
     fflush(stdout);
-    if (pulse_db_conninfo(&cfg, conninfo, sizeof(conninfo), err, sizeof(err)) != 0) {
-        fprintf(stderr, "pulse demo: %s\n", err);
+    if (pulse_cli_database("demo", &cfg, conninfo, sizeof(conninfo)) != 0)
         return 1;
-    }
     PGconn *conn = pulse_db_connect_blocking(conninfo, err, sizeof(err));
     if (conn == NULL) {
         fprintf(stderr, "pulse demo: %s\n", err);
@@ -129,5 +90,5 @@ int pulse_cli_demo(int argc, char **argv)
     /* Demo data arrives with the data features (tenants, ingestion); the foundation has none. */
     printf("pulse demo: database ready; no demo data sets exist yet in this version\n");
     fflush(stdout);
-    return serve(&cfg, conninfo);
+    return pulse_server_run(&cfg, conninfo);
 }

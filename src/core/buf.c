@@ -5,6 +5,15 @@
 #include <stdlib.h>
 #include <string.h>
 
+int pulse_fail(char *err, size_t errlen, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
 void *pulse_xmalloc(size_t n)
 {
     void *p = malloc(n ? n : 1);

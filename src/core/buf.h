@@ -31,6 +31,9 @@ void pulse_buf_put_uint(pulse_buf_t *b, uint64_t v);
 void pulse_buf_reset(pulse_buf_t *b);
 void pulse_buf_free(pulse_buf_t *b);
 
+/* Formats a message into err (the error-message convention of the C core) and returns -1. */
+int pulse_fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
 /* Allocation that aborts on failure (with the size in the message). */
 void *pulse_xmalloc(size_t n);
 void *pulse_xrealloc(void *p, size_t n);

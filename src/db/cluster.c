@@ -64,16 +64,6 @@ typedef struct cluster_t {
     long max_fd;
 } cluster_t;
 
-static int fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-    return -1;
-}
-
 static int join(char *out, size_t outlen, const char *a, const char *b)
 {
     int n = snprintf(out, outlen, "%s/%s", a, b);
@@ -113,10 +103,10 @@ static int write_file(const cluster_t *c, const char *path, const char *text, mo
 {
     char tmp[PATH_MAX];
     if (snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= (int)sizeof(tmp))
-        return fail(err, errlen, "path too long: %s", path);
+        return pulse_fail(err, errlen, "path too long: %s", path);
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
     if (fd < 0)
-        return fail(err, errlen, "cannot create %s: %s", tmp, strerror(errno));
+        return pulse_fail(err, errlen, "cannot create %s: %s", tmp, strerror(errno));
     size_t len = strlen(text), off = 0;
     while (off < len) {
         ssize_t n = write(fd, text + off, len - off);
@@ -126,7 +116,7 @@ static int write_file(const cluster_t *c, const char *path, const char *text, mo
             int e = errno;
             close(fd);
             unlink(tmp);
-            return fail(err, errlen, "cannot write %s: %s", tmp, strerror(e));
+            return pulse_fail(err, errlen, "cannot write %s: %s", tmp, strerror(e));
         }
         off += (size_t)n;
     }
@@ -134,13 +124,13 @@ static int write_file(const cluster_t *c, const char *path, const char *text, mo
         int e = errno;
         close(fd);
         unlink(tmp);
-        return fail(err, errlen, "cannot give %s to %s: %s", tmp, c->user, strerror(e));
+        return pulse_fail(err, errlen, "cannot give %s to %s: %s", tmp, c->user, strerror(e));
     }
     close(fd);
     if (rename(tmp, path) != 0) {
         int e = errno;
         unlink(tmp);
-        return fail(err, errlen, "cannot rename %s: %s", tmp, strerror(e));
+        return pulse_fail(err, errlen, "cannot rename %s: %s", tmp, strerror(e));
     }
     return 0;
 }
@@ -149,13 +139,13 @@ static int mkdir_p(const char *path, char *err, size_t errlen)
 {
     char p[PATH_MAX];
     if (snprintf(p, sizeof(p), "%s", path) >= (int)sizeof(p))
-        return fail(err, errlen, "path too long: %s", path);
+        return pulse_fail(err, errlen, "path too long: %s", path);
     for (char *s = p + 1;; s++) {
         if (*s == '/' || *s == '\0') {
             char saved = *s;
             *s = '\0';
             if (mkdir(p, 0755) != 0 && errno != EEXIST)
-                return fail(err, errlen, "cannot create folder %s: %s", p, strerror(errno));
+                return pulse_fail(err, errlen, "cannot create folder %s: %s", p, strerror(errno));
             *s = saved;
             if (saved == '\0')
                 break;
@@ -214,13 +204,14 @@ static int resolve_server_user(cluster_t *c, uid_t owner, char *err, size_t errl
     struct passwd *pw = (owner != (uid_t)-1 && owner != 0) ? getpwuid(owner) : getpwnam(SERVER_USER);
     if (pw == NULL) {
         if (owner != (uid_t)-1 && owner != 0)
-            return fail(err, errlen, "the database folder %s belongs to uid %u, which has no account", c->data, (unsigned)owner);
-        return fail(err, errlen,
-                    "PostgreSQL refuses to run as root and there is no '" SERVER_USER "' system user to run it as: "
-                    "install the server (apt-get install postgresql), or set PULSE_DATABASE_URL");
+            return pulse_fail(err, errlen, "the database folder %s belongs to uid %u, which has no account", c->data,
+                              (unsigned)owner);
+        return pulse_fail(err, errlen,
+                          "PostgreSQL refuses to run as root and there is no '" SERVER_USER "' system user to run it as: "
+                          "install the server (apt-get install postgresql), or set PULSE_DATABASE_URL");
     }
     if (strlen(pw->pw_name) >= sizeof(c->user))
-        return fail(err, errlen, "user name too long: %s", pw->pw_name);
+        return pulse_fail(err, errlen, "user name too long: %s", pw->pw_name);
     strcpy(c->user, pw->pw_name);
     c->uid = pw->pw_uid;
     c->gid = pw->pw_gid;
@@ -328,7 +319,7 @@ static int run_tool_ok(const cluster_t *c, const char *what, const char *const a
     }
     char tail[700];
     output_tail(out.data ? out.data : "", out.len, tail, sizeof(tail));
-    fail(err, errlen, "%s failed (exit %d): %s", what, rc, tail);
+    pulse_fail(err, errlen, "%s failed (exit %d): %s", what, rc, tail);
     pulse_log(PULSE_LOG_ERROR, "db.cluster.tool_failed", "%s failed (exit %d): %s", what, rc, out.data ? out.data : "");
     pulse_buf_free(&out);
     return -1;
@@ -359,11 +350,11 @@ static int server_user_can_reach(const cluster_t *c, const char *path)
 static int prepare_dir(const cluster_t *c, const char *path, mode_t mode, char *err, size_t errlen)
 {
     if (mkdir(path, mode) != 0 && errno != EEXIST)
-        return fail(err, errlen, "cannot create folder %s: %s", path, strerror(errno));
+        return pulse_fail(err, errlen, "cannot create folder %s: %s", path, strerror(errno));
     if (c->as_root && chown(path, c->uid, c->gid) != 0)
-        return fail(err, errlen, "cannot give %s to %s: %s", path, c->user, strerror(errno));
+        return pulse_fail(err, errlen, "cannot give %s to %s: %s", path, c->user, strerror(errno));
     if (chmod(path, mode) != 0)
-        return fail(err, errlen, "cannot set permissions of %s: %s", path, strerror(errno));
+        return pulse_fail(err, errlen, "cannot set permissions of %s: %s", path, strerror(errno));
     return 0;
 }
 
@@ -380,7 +371,7 @@ static int set_root(cluster_t *c, const char *root, char *err, size_t errlen)
     if (snprintf(c->root, sizeof(c->root), "%s", root) >= (int)sizeof(c->root) || join(c->data, sizeof(c->data), root, "data") ||
         join(c->run, sizeof(c->run), root, "run") || join(c->log, sizeof(c->log), root, "log") ||
         join(c->logfile, sizeof(c->logfile), c->log, "postgresql.log"))
-        return fail(err, errlen, "path too long: %s", root);
+        return pulse_fail(err, errlen, "path too long: %s", root);
     c->run_in_tmp = strlen(c->run) + strlen(SOCKET_NAME_MAX) > SOCKET_PATH_MAX;
     if (c->run_in_tmp) {
         char hash[17];
@@ -395,11 +386,11 @@ static int locate(cluster_t *c, char *err, size_t errlen)
 {
     char pgdir[PATH_MAX], loc[PATH_MAX], target[PATH_MAX];
     if (join(pgdir, sizeof(pgdir), c->var_abs, "pg") || join(loc, sizeof(loc), pgdir, "location"))
-        return fail(err, errlen, "path too long: %s", c->var_abs);
+        return pulse_fail(err, errlen, "path too long: %s", c->var_abs);
     c->relocated = 0;
     if (read_text(loc, target, sizeof(target)) == 0) {
         if (target[0] != '/')
-            return fail(err, errlen, "%s should hold an absolute path, not '%s': delete it to start over", loc, target);
+            return pulse_fail(err, errlen, "%s should hold an absolute path, not '%s': delete it to start over", loc, target);
         c->relocated = 1;
         return set_root(c, target, err, errlen);
     }
@@ -419,19 +410,19 @@ static int init_cluster_struct(cluster_t *c, const char *var_dir, int create, ch
         char *end;
         long p = strtol(port, &end, 10);
         if (*end != '\0' || p < 1 || p > 65535)
-            return fail(err, errlen, "PULSE_PG_PORT must be an integer from 1 to 65535, got '%s'", port);
+            return pulse_fail(err, errlen, "PULSE_PG_PORT must be an integer from 1 to 65535, got '%s'", port);
         c->port = (int)p;
     }
     const char *fast = getenv("PULSE_PG_FAST");
     c->fast = fast != NULL && strcmp(fast, "1") == 0;
     if (var_dir == NULL || *var_dir == '\0')
-        return fail(err, errlen, "no var folder given for the private database cluster");
+        return pulse_fail(err, errlen, "no var folder given for the private database cluster");
     if (create && mkdir_p(var_dir, err, errlen) != 0)
         return -1;
     if (realpath(var_dir, c->var_abs) == NULL) {
         if (!create && errno == ENOENT)
             return 1;
-        return fail(err, errlen, "cannot resolve %s: %s", var_dir, strerror(errno));
+        return pulse_fail(err, errlen, "cannot resolve %s: %s", var_dir, strerror(errno));
     }
     return 0;
 }
@@ -442,15 +433,15 @@ static int take_lock(const cluster_t *c, char *err, size_t errlen)
 {
     char path[PATH_MAX];
     if (join(path, sizeof(path), c->var_abs, "pg.lock"))
-        return fail(err, errlen, "path too long: %s", c->var_abs);
+        return pulse_fail(err, errlen, "path too long: %s", c->var_abs);
     int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
     if (fd < 0)
-        return fail(err, errlen, "cannot open %s: %s", path, strerror(errno));
+        return pulse_fail(err, errlen, "cannot open %s: %s", path, strerror(errno));
     while (flock(fd, LOCK_EX) != 0) {
         if (errno != EINTR) {
             int e = errno;
             close(fd);
-            return fail(err, errlen, "cannot lock %s: %s", path, strerror(e));
+            return pulse_fail(err, errlen, "cannot lock %s: %s", path, strerror(e));
         }
     }
     return fd;
@@ -497,9 +488,9 @@ static int find_newest_bindir(cluster_t *c, char *err, size_t errlen)
         closedir(d);
     }
     if (best_major < 0)
-        return fail(err, errlen,
-                    "PostgreSQL server programs (initdb, pg_ctl) were not found under " PG_LIB_DIR "/*/bin: install "
-                    "them (apt-get install postgresql), or set PULSE_DATABASE_URL to use an existing server");
+        return pulse_fail(err, errlen,
+                          "PostgreSQL server programs (initdb, pg_ctl) were not found under " PG_LIB_DIR "/*/bin: install "
+                          "them (apt-get install postgresql), or set PULSE_DATABASE_URL to use an existing server");
     return 0;
 }
 
@@ -507,17 +498,17 @@ static int bindir_for_existing(cluster_t *c, char *err, size_t errlen)
 {
     char vfile[PATH_MAX], version[32], pgctl[PATH_MAX + 32];
     if (join(vfile, sizeof(vfile), c->data, "PG_VERSION") || read_text(vfile, version, sizeof(version)) != 0)
-        return fail(err, errlen, "cannot read %s/PG_VERSION", c->data);
+        return pulse_fail(err, errlen, "cannot read %s/PG_VERSION", c->data);
     long major, minor;
     if (parse_version(version, &major, &minor) != 0)
-        return fail(err, errlen, "%s/PG_VERSION holds '%s', not a version", c->data, version);
+        return pulse_fail(err, errlen, "%s/PG_VERSION holds '%s', not a version", c->data, version);
     snprintf(c->bindir, sizeof(c->bindir), PG_LIB_DIR "/%s/bin", version);
     snprintf(pgctl, sizeof(pgctl), "%s/pg_ctl", c->bindir);
     if (access(pgctl, X_OK) != 0)
-        return fail(err, errlen,
-                    "the database in %s was created by PostgreSQL %s, whose server programs are not installed: "
-                    "install postgresql-%s, or delete %s to start over with an empty database",
-                    c->data, version, version, c->root);
+        return pulse_fail(err, errlen,
+                          "the database in %s was created by PostgreSQL %s, whose server programs are not installed: "
+                          "install postgresql-%s, or delete %s to start over with an empty database",
+                          c->data, version, version, c->root);
     return 0;
 }
 
@@ -525,12 +516,12 @@ static int bindir_for_existing(cluster_t *c, char *err, size_t errlen)
 static int make_relocated_root(const cluster_t *c, const char *root, char *err, size_t errlen)
 {
     if (mkdir(root, 0700) != 0 && errno != EEXIST)
-        return fail(err, errlen, "cannot create folder %s: %s", root, strerror(errno));
+        return pulse_fail(err, errlen, "cannot create folder %s: %s", root, strerror(errno));
     struct stat st;
     if (lstat(root, &st) != 0 || !S_ISDIR(st.st_mode) || st.st_uid != geteuid())
-        return fail(err, errlen, "%s exists but is not a folder owned by uid %u: remove it", root, (unsigned)geteuid());
+        return pulse_fail(err, errlen, "%s exists but is not a folder owned by uid %u: remove it", root, (unsigned)geteuid());
     if (chmod(root, c->as_root ? 0755 : 0700) != 0)
-        return fail(err, errlen, "cannot set permissions of %s: %s", root, strerror(errno));
+        return pulse_fail(err, errlen, "cannot set permissions of %s: %s", root, strerror(errno));
     return 0;
 }
 
@@ -539,10 +530,10 @@ static int make_relocated_root(const cluster_t *c, const char *root, char *err, 
 static int make_tmp_socket_dir(const cluster_t *c, char *err, size_t errlen)
 {
     if (mkdir(c->run, 0700) != 0 && errno != EEXIST)
-        return fail(err, errlen, "cannot create folder %s: %s", c->run, strerror(errno));
+        return pulse_fail(err, errlen, "cannot create folder %s: %s", c->run, strerror(errno));
     struct stat st;
     if (lstat(c->run, &st) != 0 || !S_ISDIR(st.st_mode) || !(st.st_uid == geteuid() || (c->as_root && st.st_uid == c->uid)))
-        return fail(err, errlen, "%s exists but is not a folder owned by uid %u: remove it", c->run, (unsigned)geteuid());
+        return pulse_fail(err, errlen, "%s exists but is not a folder owned by uid %u: remove it", c->run, (unsigned)geteuid());
     return 0;
 }
 
@@ -555,7 +546,7 @@ static int relocate(cluster_t *c, const char *why, char *err, size_t errlen)
     if (mkdir_p(RELOCATE_DIR, err, errlen) != 0 || make_relocated_root(c, root, err, errlen) != 0)
         return -1;
     if (snprintf(loc, sizeof(loc), "%s/pg/location", c->var_abs) >= (int)sizeof(loc))
-        return fail(err, errlen, "path too long: %s", c->var_abs);
+        return pulse_fail(err, errlen, "path too long: %s", c->var_abs);
     char text[PATH_MAX + 2];
     snprintf(text, sizeof(text), "%s\n", root);
     if (write_file(NULL, loc, text, 0644, err, errlen) != 0)
@@ -594,7 +585,7 @@ static int write_settings(const cluster_t *c, int *changed, char *err, size_t er
     char path[PATH_MAX];
     if (join(path, sizeof(path), c->data, "pulse.conf")) {
         pulse_buf_free(&b);
-        return fail(err, errlen, "path too long: %s", c->data);
+        return pulse_fail(err, errlen, "path too long: %s", c->data);
     }
     char old[4096];
     /* read_text drops the final newline that b ends with */
@@ -610,14 +601,14 @@ static int append_include(const cluster_t *c, char *err, size_t errlen)
     static const char line[] = "\n# Pulse: its settings live in pulse.conf, rewritten on each start.\n"
                                "include_if_exists = 'pulse.conf'\n";
     if (join(path, sizeof(path), c->data, "postgresql.conf"))
-        return fail(err, errlen, "path too long: %s", c->data);
+        return pulse_fail(err, errlen, "path too long: %s", c->data);
     int fd = open(path, O_WRONLY | O_APPEND | O_CLOEXEC);
     if (fd < 0)
-        return fail(err, errlen, "cannot open %s: %s", path, strerror(errno));
+        return pulse_fail(err, errlen, "cannot open %s: %s", path, strerror(errno));
     ssize_t n = write(fd, line, sizeof(line) - 1);
     close(fd);
     if (n != (ssize_t)(sizeof(line) - 1))
-        return fail(err, errlen, "cannot append to %s", path);
+        return pulse_fail(err, errlen, "cannot append to %s", path);
     return 0;
 }
 
@@ -662,7 +653,7 @@ static int server_running(const cluster_t *c, char *err, size_t errlen)
     char tail[700];
     output_tail(out.data ? out.data : "", out.len, tail, sizeof(tail));
     pulse_buf_free(&out);
-    return fail(err, errlen, "pg_ctl status failed (exit %d): %s", rc, tail);
+    return pulse_fail(err, errlen, "pg_ctl status failed (exit %d): %s", rc, tail);
 }
 
 /* Whether postmaster.pid names a process that died but was not reaped yet: pg_ctl status calls
@@ -778,20 +769,20 @@ static int create_database(const cluster_t *c, int port, char *err, size_t errle
     const char *vals[] = {c->run, portstr, "postgres", "pulse", "pulse", "10", NULL};
     PGconn *conn = PQconnectdbParams(keys, vals, 0);
     if (PQstatus(conn) != CONNECTION_OK) {
-        fail(err, errlen, "cannot connect to the private database server: %s", PQerrorMessage(conn));
+        pulse_fail(err, errlen, "cannot connect to the private database server: %s", PQerrorMessage(conn));
         PQfinish(conn);
         return -1;
     }
     int rc = 0;
     PGresult *r = PQexec(conn, "SELECT 1 FROM pg_database WHERE datname = 'pulse'");
     if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-        rc = fail(err, errlen, "cannot list databases: %s", PQerrorMessage(conn));
+        rc = pulse_fail(err, errlen, "cannot list databases: %s", PQerrorMessage(conn));
     } else if (PQntuples(r) == 0) {
         PQclear(r);
         r = PQexec(conn, "CREATE DATABASE pulse");
         const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
         if (PQresultStatus(r) != PGRES_COMMAND_OK && !(state != NULL && strcmp(state, "42P04") == 0))
-            rc = fail(err, errlen, "cannot create database pulse: %s", PQerrorMessage(conn));
+            rc = pulse_fail(err, errlen, "cannot create database pulse: %s", PQerrorMessage(conn));
         else
             pulse_log(PULSE_LOG_INFO, "db.cluster.createdb", "created database pulse in the private cluster");
     }
@@ -806,15 +797,15 @@ static int ensure_locked(cluster_t *c, char *conninfo, size_t conninfo_len, char
 {
     char pgdir[PATH_MAX], version_file[PATH_MAX];
     if (join(pgdir, sizeof(pgdir), c->var_abs, "pg"))
-        return fail(err, errlen, "path too long: %s", c->var_abs);
+        return pulse_fail(err, errlen, "path too long: %s", c->var_abs);
     if (mkdir(pgdir, 0755) != 0 && errno != EEXIST)
-        return fail(err, errlen, "cannot create folder %s: %s", pgdir, strerror(errno));
+        return pulse_fail(err, errlen, "cannot create folder %s: %s", pgdir, strerror(errno));
     if (c->as_root && chmod(pgdir, 0755) != 0)
-        return fail(err, errlen, "cannot set permissions of %s: %s", pgdir, strerror(errno));
+        return pulse_fail(err, errlen, "cannot set permissions of %s: %s", pgdir, strerror(errno));
     if (locate(c, err, errlen) != 0)
         return -1;
     if (join(version_file, sizeof(version_file), c->data, "PG_VERSION"))
-        return fail(err, errlen, "path too long: %s", c->data);
+        return pulse_fail(err, errlen, "path too long: %s", c->data);
     int have_cluster = exists(version_file);
 
     struct stat st;
@@ -833,7 +824,7 @@ static int ensure_locked(cluster_t *c, char *conninfo, size_t conninfo_len, char
                 return -1;
         }
         if (join(version_file, sizeof(version_file), c->data, "PG_VERSION"))
-            return fail(err, errlen, "path too long: %s", c->data);
+            return pulse_fail(err, errlen, "path too long: %s", c->data);
         have_cluster = exists(version_file); /* the hashed location may already hold one */
         if (have_cluster && stat(c->data, &st) == 0 && resolve_server_user(c, st.st_uid, err, errlen) != 0)
             return -1;
@@ -874,7 +865,7 @@ static int ensure_locked(cluster_t *c, char *conninfo, size_t conninfo_len, char
     pulse_buf_printf(&b, " port=%d dbname=pulse user=pulse", port);
     int rc = 0;
     if (b.len + 1 > conninfo_len)
-        rc = fail(err, errlen, "connection string longer than %zu bytes", conninfo_len);
+        rc = pulse_fail(err, errlen, "connection string longer than %zu bytes", conninfo_len);
     else
         memcpy(conninfo, b.data, b.len + 1);
     pulse_buf_free(&b);
@@ -962,7 +953,7 @@ static int remove_tree(const char *path, char *err, size_t errlen)
     if (!exists(path))
         return 0;
     if (nftw(path, remove_entry, 16, FTW_DEPTH | FTW_PHYS) != 0)
-        return fail(err, errlen, "cannot remove %s: %s", path, strerror(errno));
+        return pulse_fail(err, errlen, "cannot remove %s: %s", path, strerror(errno));
     return 0;
 }
 
@@ -977,7 +968,7 @@ static int destroy_locked(cluster_t *c, const char *var_dir, char *err, size_t e
     if (c->relocated) {
         char loc[PATH_MAX + 32];
         if (rmdir(c->root) != 0 && errno != ENOENT)
-            return fail(err, errlen, "cannot remove %s: %s", c->root, strerror(errno));
+            return pulse_fail(err, errlen, "cannot remove %s: %s", c->root, strerror(errno));
         snprintf(loc, sizeof(loc), "%s/pg/location", c->var_abs);
         unlink(loc);
     }
@@ -995,11 +986,11 @@ int pulse_cluster_root(const char *var_dir, char *out, size_t outlen, char *err,
     cluster_t *c = pulse_xmalloc(sizeof(*c));
     int rc = init_cluster_struct(c, var_dir, 0, err, errlen);
     if (rc > 0) {
-        rc = snprintf(out, outlen, "%s/pg", var_dir) >= (int)outlen ? fail(err, errlen, "path too long") : 0;
+        rc = snprintf(out, outlen, "%s/pg", var_dir) >= (int)outlen ? pulse_fail(err, errlen, "path too long") : 0;
     } else if (rc == 0 && (rc = locate(c, err, errlen)) == 0) {
         char version_file[PATH_MAX];
         if (snprintf(out, outlen, "%s", c->root) >= (int)outlen)
-            rc = fail(err, errlen, "path too long: %s", c->root);
+            rc = pulse_fail(err, errlen, "path too long: %s", c->root);
         else
             rc = join(version_file, sizeof(version_file), c->data, "PG_VERSION") == 0 && exists(version_file);
     }

@@ -17,20 +17,10 @@
 
 #define MAX_MIGRATION_BYTES (64L * 1024 * 1024)
 
-static int fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-    return -1;
-}
-
 /* libpq messages end with a newline (and may span lines); ours are one line. */
 static int fail_pg(PGconn *conn, const char *what, char *err, size_t errlen)
 {
-    fail(err, errlen, "%s: %s", what, PQerrorMessage(conn));
+    pulse_fail(err, errlen, "%s: %s", what, PQerrorMessage(conn));
     pulse_db_one_line(err);
     return -1;
 }
@@ -85,7 +75,7 @@ static int read_file(const char *path, char **data, size_t *len, char *err, size
 {
     FILE *f = fopen(path, "rbe");
     if (f == NULL)
-        return fail(err, errlen, "cannot read migration %s: %s", path, strerror(errno));
+        return pulse_fail(err, errlen, "cannot read migration %s: %s", path, strerror(errno));
     pulse_buf_t b = PULSE_BUF_INIT;
     char chunk[16384];
     size_t n;
@@ -95,14 +85,14 @@ static int read_file(const char *path, char **data, size_t *len, char *err, size
         if (b.len > (size_t)MAX_MIGRATION_BYTES) {
             fclose(f);
             pulse_buf_free(&b);
-            return fail(err, errlen, "migration %s is larger than %ld MiB", path, MAX_MIGRATION_BYTES >> 20);
+            return pulse_fail(err, errlen, "migration %s is larger than %ld MiB", path, MAX_MIGRATION_BYTES >> 20);
         }
     }
     int bad = ferror(f);
     fclose(f);
     if (bad) {
         pulse_buf_free(&b);
-        return fail(err, errlen, "cannot read migration %s", path);
+        return pulse_fail(err, errlen, "cannot read migration %s", path);
     }
     *data = b.data;
     *len = b.len;
@@ -135,7 +125,7 @@ int pulse_migrate_scan(const char *dir, pulse_migration_t **out, size_t *count, 
     *count = 0;
     DIR *d = opendir(dir);
     if (d == NULL)
-        return fail(err, errlen, "cannot open the migrations folder %s: %s", dir, strerror(errno));
+        return pulse_fail(err, errlen, "cannot open the migrations folder %s: %s", dir, strerror(errno));
     pulse_migration_t *list = NULL;
     size_t n = 0, cap = 0;
     struct dirent *e;
@@ -145,10 +135,10 @@ int pulse_migrate_scan(const char *dir, pulse_migration_t **out, size_t *count, 
             continue;
         int64_t version;
         if (parse_name(e->d_name, &version) != 0) {
-            rc = fail(err, errlen,
-                      "%s/%s is not a migration file name: use NNNN_name.sql (4 or more digits, then lowercase letters, "
-                      "digits and '_'), and keep other files out of the folder",
-                      dir, e->d_name);
+            rc = pulse_fail(err, errlen,
+                            "%s/%s is not a migration file name: use NNNN_name.sql (4 or more digits, then lowercase letters, "
+                            "digits and '_'), and keep other files out of the folder",
+                            dir, e->d_name);
             break;
         }
         if (n == cap) {
@@ -171,7 +161,7 @@ int pulse_migrate_scan(const char *dir, pulse_migration_t **out, size_t *count, 
             break;
         }
         if (memchr(m->sql, '\0', m->sql_len) != NULL) {
-            rc = fail(err, errlen, "migration %s holds a NUL byte: it must be a text file", m->path);
+            rc = pulse_fail(err, errlen, "migration %s holds a NUL byte: it must be a text file", m->path);
             break;
         }
         sha256_hex(m->sql, m->sql_len, m->checksum);
@@ -185,9 +175,9 @@ int pulse_migrate_scan(const char *dir, pulse_migration_t **out, size_t *count, 
         qsort(list, n, sizeof(*list), by_version);
     for (size_t i = 1; i < n; i++) {
         if (list[i].version == list[i - 1].version) {
-            fail(err, errlen,
-                 "migrations %s.sql and %s.sql have the same version %" PRId64 ": give the one not applied yet a new version",
-                 list[i - 1].name, list[i].name, list[i].version);
+            pulse_fail(err, errlen,
+                       "migrations %s.sql and %s.sql have the same version %" PRId64 ": give the one not applied yet a new version",
+                       list[i - 1].name, list[i].name, list[i].version);
             pulse_migrate_free(list, n);
             return -1;
         }
@@ -328,7 +318,7 @@ static int fail_problems(const history_t *h, const char *dir, char *err, size_t 
     }
     if (h->problems > 1)
         pulse_buf_printf(&b, " (and %zu more problem%s: see pulse migrate --status)", h->problems - 1, h->problems > 2 ? "s" : "");
-    fail(err, errlen, "%s", b.data ? b.data : "migration history does not match the files");
+    pulse_fail(err, errlen, "%s", b.data ? b.data : "migration history does not match the files");
     pulse_buf_free(&b);
     return -1;
 }
@@ -424,7 +414,7 @@ static int fail_sql(const pulse_migration_t *m, PGconn *conn, PGresult *r, char 
     if (state != NULL)
         pulse_buf_printf(&b, " (SQLSTATE %s)", state);
     pulse_buf_puts(&b, "; nothing of it was applied");
-    fail(err, errlen, "%s", b.data);
+    pulse_fail(err, errlen, "%s", b.data);
     pulse_buf_free(&b);
     return -1;
 }
@@ -444,10 +434,10 @@ static int apply_one(PGconn *conn, const pulse_migration_t *m, FILE *progress, c
     }
     PQclear(r);
     if (PQtransactionStatus(conn) != PQTRANS_INTRANS)
-        return fail(err, errlen,
-                    "migration %s.sql ended the transaction itself (COMMIT or ROLLBACK): what ran before that is now "
-                    "committed but not recorded; remove the COMMIT/ROLLBACK and check the database by hand",
-                    m->name);
+        return pulse_fail(err, errlen,
+                          "migration %s.sql ended the transaction itself (COMMIT or ROLLBACK): what ran before that is now "
+                          "committed but not recorded; remove the COMMIT/ROLLBACK and check the database by hand",
+                          m->name);
     long ms = (long)(now_ms() - t0 + 0.5);
     char version[24], duration[24];
     snprintf(version, sizeof(version), "%" PRId64, m->version);
@@ -615,8 +605,8 @@ int pulse_migrate_is_current(PGconn *conn, const char *dir, char *err, size_t er
         rc = 0;
         for (size_t i = 0; i < h.count; i++) {
             if (h.entries[i].state == ST_PENDING) {
-                fail(err, errlen, "%zu migration%s pending, first %s: run pulse migrate", h.pending, h.pending == 1 ? "" : "s",
-                     h.entries[i].file->name);
+                pulse_fail(err, errlen, "%zu migration%s pending, first %s: run pulse migrate", h.pending,
+                           h.pending == 1 ? "" : "s", h.entries[i].file->name);
                 break;
             }
         }
