@@ -6,7 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PACKAGES=(build-essential cmake pkg-config liblua5.4-dev libh2o-evloop-dev libpq-dev libcurl4-openssl-dev
-          libjwt-dev libcmocka-dev libssl-dev zlib1g-dev postgresql postgresql-contrib ca-certificates)
+          libjwt-dev libcmocka-dev libssl-dev zlib1g-dev postgresql postgresql-contrib ca-certificates
+          chromium)
 command -v node >/dev/null 2>&1 || PACKAGES+=(nodejs)
 command -v npm >/dev/null 2>&1 || PACKAGES+=(npm)
 
@@ -25,11 +26,14 @@ if [ ${#missing[@]} -gt 0 ]; then
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-# Front-end packages (served locally, never from a CDN). --ignore-scripts: no install-time code.
-if [ ! -f dashboard/node_modules/.package-lock.json ] || [ dashboard/package-lock.json -nt dashboard/node_modules/.package-lock.json ]; then
-    echo "setup: installing front-end packages (npm ci)"
-    (cd dashboard && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error)
-fi
+# npm packages: dashboard/ (served locally, never from a CDN) and tests/e2e/ (playwright-core,
+# which drives Debian's chromium). --ignore-scripts: no install-time code, no browser download.
+for dir in dashboard tests/e2e; do
+    if [ ! -f $dir/node_modules/.package-lock.json ] || [ $dir/package-lock.json -nt $dir/node_modules/.package-lock.json ]; then
+        echo "setup: installing npm packages in $dir (npm ci)"
+        (cd $dir && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error)
+    fi
+done
 
 build_dir=build
 cmake_flags=(-DCMAKE_BUILD_TYPE=RelWithDebInfo)
