@@ -23,6 +23,7 @@ typedef struct pg_job_t {
     int *lengths;
     int flags;
     pulse_pg_pin_t *pin;
+    pulse_pg_pin_t own_pin; /* fire-and-forget jobs (no cb) keep their pin here: the caller may be gone */
     pulse_pg_cb cb;
     void *data;
     uint32_t hash;           /* of sql, for the statement cache */
@@ -735,6 +736,12 @@ int pulse_pg_query(pulse_pg_pool_t *pool, pulse_pg_pin_t *pin, int flags, const 
     job->hash = hash_sql(job->sql);
     job->flags = flags;
     job->pin = pin;
+    if (cb == NULL && pin != NULL) {
+        job->own_pin = *pin;
+        job->pin = &job->own_pin;
+        if (flags & PULSE_PG_UNPIN)
+            pin->conn = NULL; /* released as far as the caller is concerned */
+    }
     job->cb = cb;
     job->data = data;
     if (target != NULL) {

@@ -49,8 +49,9 @@ int pulse_pg_pool_ready(const pulse_pg_pool_t *pool);
 
 /* Queues a query with text parameters (values[i] == NULL is SQL NULL; everything is copied).
  * pin: NULL, or a transaction's pin (see flags). Returns 0 when queued: cb runs later on the loop,
- * exactly once, never from inside this call. Returns -1 when the database is unavailable right
- * now or the pin is stale: cb will not run, err says why. */
+ * exactly once, never from inside this call. cb may be NULL (fire and forget, e.g. the ROLLBACK
+ * of an abandoned transaction): the pin is then copied and may go away at once. Returns -1 when
+ * the database is unavailable right now or the pin is stale: cb will not run, err says why. */
 int pulse_pg_query(pulse_pg_pool_t *pool, pulse_pg_pin_t *pin, int flags, const char *sql, int nparams, const char *const *values,
                    const int *lengths, pulse_pg_cb cb, void *data, char *err, size_t errlen);
 

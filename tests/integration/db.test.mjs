@@ -103,6 +103,23 @@ describe('database', { timeout: 120000 }, () => {
         assert.deepEqual(parallel, Array(12).fill(0));
     });
 
+    it('rolls back a transaction a handler left open, and frees its connection', async () => {
+        // one thread with one connection: if the abandoned transaction kept it, nothing else could run
+        const one = await ctx.startServer({ env: { PULSE_APP_EXTRA: TEST_ROUTES, PULSE_DB_POOL: '1' }, threads: 1 });
+        try {
+            for (let i = 0; i < 3; i++) {
+                const res = await one.fetch('/api/test/tx-abandoned', { method: 'POST' });
+                assert.equal(res.status, 200, res.text);
+                assert.equal(res.json.in_tx, true);
+            }
+            const after = await one.fetch('/api/test/tx/items?name=it-abandoned', { timeoutMs: 5000 });
+            assert.equal(after.status, 200, after.text);
+            assert.equal(after.json.count, 0, 'the abandoned inserts were rolled back');
+        } finally {
+            assert.equal(await one.stop('SIGTERM'), 0, one.exitReport());
+        }
+    });
+
     it('queues requests beyond the pool size and answers them all', async () => {
         // 2 threads x PULSE_DB_POOL (4) connections; 24 concurrent 0.2 s queries must all succeed
         const t0 = performance.now();
