@@ -284,6 +284,22 @@ static void send_problem(pulse_request_t *r, int status, const char *code, const
     send_response(r, status, body, NULL);
 }
 
+/* A header name is an HTTP token; a value has no CR, LF or NUL. */
+static int header_is_safe(const char *name, size_t nl, const char *value, size_t vl)
+{
+    if (nl == 0)
+        return 0;
+    for (size_t i = 0; i < nl; i++) {
+        unsigned char c = (unsigned char)name[i];
+        if (c <= 0x20 || c >= 0x7f || strchr("()<>@,;:\\\"/[]?={}", c) != NULL)
+            return 0;
+    }
+    for (size_t i = 0; i < vl; i++)
+        if (value[i] == '\r' || value[i] == '\n' || value[i] == '\0')
+            return 0;
+    return 1;
+}
+
 /* The coroutine returned (status, headers, body, tenant, content type). Anything malformed is a 500. */
 static void respond_from_lua(pulse_request_t *r, int nres)
 {
@@ -303,6 +319,13 @@ static void respond_from_lua(pulse_request_t *r, int nres)
             size_t nl, vl;
             if (lua_type(co, -2) == LUA_TSTRING && lua_type(co, -1) == LUA_TSTRING) {
                 const char *name = lua_tolstring(co, -2, &nl), *value = lua_tolstring(co, -1, &vl);
+                if (!header_is_safe(name, nl, value, vl)) {
+                    /* a value built from user input must never split the response */
+                    pulse_log(PULSE_LOG_ERROR, "handler_result", "request %s: refused an unsafe response header", r->id);
+                    lua_pop(co, 2);
+                    send_problem(r, 500, "internal_error", "Internal Server Error", "The server failed to handle the request.");
+                    return;
+                }
                 add_header(req, name, nl, value, vl);
             }
             lua_pop(co, 1);

@@ -191,6 +191,13 @@ describe('http', { timeout: 90000 }, () => {
         assert.match(line.msg, /\/api\/test\/boom/);
     });
 
+    it('refuses to send a response header holding CR LF', async () => {
+        const res = await srv.fetch('/api/test/header-injection');
+        assertProblem(assert, res, 500, 'internal_error');
+        assert.equal(res.headers.get('set-cookie'), null);
+        assert.equal(res.headers.get('x-note'), null);
+    });
+
     it('answers a protected route with 401', async () => {
         const res = await srv.fetch('/api/test/protected');
         assertProblem(assert, res, 401, 'unauthorized');
