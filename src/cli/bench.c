@@ -1,4 +1,5 @@
 /* pulse bench: runs the benchmark scripts in bench/ (figures, never pass/fail). */
+#include "auth/token_bench.h"
 #include "cli/cli.h"
 #include "core/config.h"
 
@@ -11,16 +12,19 @@
 int pulse_cli_bench(int argc, char **argv)
 {
     if (argc < 2 || pulse_cli_wants_help(argc, argv)) {
-        printf("Usage: pulse bench http\n\n"
+        printf("Usage: pulse bench http|tokens\n\n"
                "  http   req/s, latency and memory of the server: a JSON handler on one loop thread and a\n"
                "         handler doing one primary-key query (wrk on this machine; needs the wrk package).\n"
-               "         BENCH_SECONDS, BENCH_CONNECTIONS, BENCH_THREADS_PK tune it.\n");
+               "         BENCH_SECONDS, BENCH_CONNECTIONS, BENCH_THREADS_PK tune it.\n"
+               "  tokens access-token signing and verification, microseconds per operation.\n");
         return argc < 2 ? 2 : 0;
     }
     pulse_config_t cfg;
     char script[2048], self[1024];
     if (pulse_cli_config("bench", &cfg) != 0)
         return 1;
+    if (strcmp(argv[1], "tokens") == 0)
+        return pulse_token_bench(stdout) == 0 ? 0 : 1;
     if (strcmp(argv[1], "http") != 0) {
         fprintf(stderr, "pulse bench: unknown benchmark '%s' (see pulse bench --help)\n", argv[1]);
         return 2;
