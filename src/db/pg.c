@@ -27,6 +27,7 @@ typedef struct pg_job_t {
     pulse_pg_cb cb;
     void *data;
     uint32_t hash;           /* of sql, for the statement cache */
+    char tenant[40];         /* "" or the UUID set for this query's transaction */
     PGresult *prepare_error; /* the Parse of its new statement failed: reported instead */
     int retried;             /* re-sent unnamed once after a stale cached plan */
 } pg_job_t;
@@ -92,6 +93,8 @@ struct pulse_pg_pool_t {
 };
 
 static void conn_connect(pulse_pg_conn_t *c);
+static void conn_flush(pulse_pg_conn_t *c);
+static void push_step(pulse_pg_conn_t *c, pg_job_t *job, step_kind_t kind, int slot);
 static void conn_dispatch(pulse_pg_conn_t *c);
 static void on_readable(h2o_socket_t *sock, const char *err);
 
@@ -187,6 +190,26 @@ static void pool_fail_pending(pulse_pg_pool_t *pool, const char *why)
 }
 
 /* --- connection life cycle --- */
+
+/* --- tenant context --- */
+
+#define SET_TENANT_STMT "pulse_set_tenant"
+#define SET_TENANT_SQL "SELECT set_config('pulse.tenant_id', $1, true)"
+
+/* 8-4-4-4-12 hexadecimal digits. */
+int pulse_pg_tenant_valid(const char *s)
+{
+    for (int i = 0; i < 36; i++) {
+        char c = s[i];
+        if (i == 8 || i == 13 || i == 18 || i == 23) {
+            if (c != '-')
+                return 0;
+        } else if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'))) {
+            return 0;
+        }
+    }
+    return s[36] == '\0';
+}
 
 /* --- statement cache --- */
 
@@ -285,7 +308,7 @@ static void conn_fail_steps(pulse_pg_conn_t *c, const char *msg)
     pg_step_t *step;
     while ((step = c->steps_head) != NULL) {
         c->steps_head = step->next;
-        if (step->kind == STEP_EXECUTE) {
+        if (step->kind == STEP_EXECUTE && step->job != NULL) {
             if (step->job->prepare_error)
                 PQclear(step->job->prepare_error);
             job_finish(step->job, PULSE_PG_UNAVAILABLE, NULL, msg);
@@ -350,7 +373,15 @@ static void conn_became_ready(pulse_pg_conn_t *c)
         pulse_log(PULSE_LOG_INFO, "db_available", "database connection re-established");
     }
     h2o_socket_read_start(c->sock, on_readable);
-    conn_dispatch(c);
+    /* the tenant statement every connection needs, queued ahead of any query */
+    if (!PQsendPrepare(c->pg, SET_TENANT_STMT, SET_TENANT_SQL, 1, NULL) || !PQpipelineSync(c->pg)) {
+        conn_break(c, PQerrorMessage(c->pg));
+        return;
+    }
+    push_step(c, NULL, STEP_PREPARE, -1);
+    conn_flush(c);
+    if (c->state == CONN_READY)
+        conn_dispatch(c);
 }
 
 static void on_connect_io(h2o_socket_t *sock, const char *err);
@@ -462,6 +493,10 @@ static int conn_send(pulse_pg_conn_t *c, pg_job_t *job)
         push_step(c, job, STEP_PREPARE, slot);
         found = 1;
     }
+    if (ok && job->tenant[0]) { /* no Sync in between: one implicit transaction with the query */
+        const char *tenant = job->tenant;
+        ok = PQsendQueryPrepared(c->pg, SET_TENANT_STMT, 1, &tenant, NULL, NULL, 0);
+    }
     if (ok && slot >= 0) {
         stmt_name(name, slot);
         ok = PQsendQueryPrepared(c->pg, name, job->nparams, job->values, job->lengths, NULL, 0);
@@ -538,6 +573,17 @@ static void conn_step_done(pulse_pg_conn_t *c)
     pg_job_t *job = step->job;
     PGresult *res = step->result;
     step->result = NULL;
+    if (job == NULL) { /* the connection's own set-up */
+        int ok = result_ok(res);
+        char msg[256];
+        snprintf(msg, sizeof(msg), "%s", res ? PQresultErrorMessage(res) : "no result");
+        if (res)
+            PQclear(res);
+        step_free(step);
+        if (!ok)
+            conn_break(c, msg);
+        return;
+    }
     if (step->kind == STEP_PREPARE) {
         if (!result_ok(res)) { /* forget the statement; its Execute reports this error */
             free(c->stmts[step->slot].sql);
@@ -713,10 +759,15 @@ void pulse_pg_pool_destroy(pulse_pg_pool_t *pool)
     free(pool);
 }
 
-int pulse_pg_query(pulse_pg_pool_t *pool, pulse_pg_pin_t *pin, int flags, const char *sql, int nparams, const char *const *values,
-                   const int *lengths, pulse_pg_cb cb, void *data, char *err, size_t errlen)
+int pulse_pg_query(pulse_pg_pool_t *pool, const pulse_pg_call_t *call, char *err, size_t errlen)
 {
+    pulse_pg_pin_t *pin = call->pin;
+    int flags = call->flags;
     pulse_pg_conn_t *target = NULL;
+    if (call->tenant != NULL && !pulse_pg_tenant_valid(call->tenant)) {
+        snprintf(err, errlen, "the tenant of a query must be a UUID");
+        return -1;
+    }
     if (pin != NULL && pin->conn != NULL) {
         target = pin->conn;
         if (target->state != CONN_READY || target->epoch != pin->epoch || !target->reserved) {
@@ -732,18 +783,20 @@ int pulse_pg_query(pulse_pg_pool_t *pool, pulse_pg_pin_t *pin, int flags, const 
         snprintf(err, errlen, "database overloaded: %d queries waiting", MAX_PENDING);
         return -1;
     }
-    pg_job_t *job = job_new(sql, nparams, values, lengths);
+    pg_job_t *job = job_new(call->sql, call->nparams, call->values, call->lengths);
     job->hash = hash_sql(job->sql);
+    if (call->tenant != NULL)
+        memcpy(job->tenant, call->tenant, 37);
     job->flags = flags;
     job->pin = pin;
-    if (cb == NULL && pin != NULL) {
+    if (call->cb == NULL && pin != NULL) {
         job->own_pin = *pin;
         job->pin = &job->own_pin;
         if (flags & PULSE_PG_UNPIN)
             pin->conn = NULL; /* released as far as the caller is concerned */
     }
-    job->cb = cb;
-    job->data = data;
+    job->cb = call->cb;
+    job->data = call->data;
     if (target != NULL) {
         queue_push(&target->pinned_head, &target->pinned_tail, job);
     } else {

@@ -47,12 +47,29 @@ void pulse_pg_pool_destroy(pulse_pg_pool_t *pool);
 /* Number of connections ready for queries. */
 int pulse_pg_pool_ready(const pulse_pg_pool_t *pool);
 
-/* Queues a query with text parameters (values[i] == NULL is SQL NULL; everything is copied).
- * pin: NULL, or a transaction's pin (see flags). Returns 0 when queued: cb runs later on the loop,
- * exactly once, never from inside this call. cb may be NULL (fire and forget, e.g. the ROLLBACK
- * of an abandoned transaction): the pin is then copied and may go away at once. Returns -1 when
- * the database is unavailable right now or the pin is stale: cb will not run, err says why. */
-int pulse_pg_query(pulse_pg_pool_t *pool, pulse_pg_pin_t *pin, int flags, const char *sql, int nparams, const char *const *values,
-                   const int *lengths, pulse_pg_cb cb, void *data, char *err, size_t errlen);
+/* One query for pulse_pg_query. Values are text (values[i] == NULL is SQL NULL); everything is
+ * copied, so the call and its buffers may go away once pulse_pg_query returns. */
+typedef struct pulse_pg_call_t {
+    const char *sql;
+    int nparams;
+    const char *const *values;
+    const int *lengths;
+    /* NULL, or the tenant (a UUID) this query runs for: set as pulse.tenant_id for this query's
+     * transaction only, in the same round trip, so Row-Level Security sees it and nothing else
+     * on the connection does. */
+    const char *tenant;
+    pulse_pg_pin_t *pin; /* NULL, or a transaction's pin (see flags) */
+    int flags;           /* PULSE_PG_PIN, PULSE_PG_UNPIN */
+    pulse_pg_cb cb;      /* NULL: fire and forget (the pin is copied and may go away at once) */
+    void *data;
+} pulse_pg_call_t;
+
+/* 1 when s is a tenant id pulse_pg_call_t accepts (a UUID: 8-4-4-4-12 hex digits), else 0. */
+int pulse_pg_tenant_valid(const char *s);
+
+/* Queues a query. Returns 0 when queued: cb runs later on the loop, exactly once, never from
+ * inside this call. Returns -1 when the database is unavailable right now or the pin is stale:
+ * cb will not run, err says why. */
+int pulse_pg_query(pulse_pg_pool_t *pool, const pulse_pg_call_t *call, char *err, size_t errlen);
 
 #endif

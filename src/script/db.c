@@ -197,8 +197,16 @@ static int submit(lua_State *L, pulse_request_t *r, int flags, const char *sql, 
     pulse_buf_t scratch = PULSE_BUF_INIT;
     int n = first > 0 ? collect_params(L, first, values, lengths, &scratch) : 0;
     char err[256];
-    int rc = pulse_pg_query(r->loop->pg, (flags || r->pin.conn) ? &r->pin : NULL, flags, sql, n, values, lengths, on_result, r, err,
-                            sizeof(err));
+    pulse_pg_call_t call = {.sql = sql,
+                            .nparams = n,
+                            .values = values,
+                            .lengths = lengths,
+                            .tenant = r->tenant[0] ? r->tenant : NULL,
+                            .pin = (flags || r->pin.conn) ? &r->pin : NULL,
+                            .flags = flags,
+                            .cb = on_result,
+                            .data = r};
+    int rc = pulse_pg_query(r->loop->pg, &call, err, sizeof(err));
     pulse_buf_free(&scratch);
     if (rc != 0) {
         pulse_pg_outcome_t out = {PULSE_PG_UNAVAILABLE, NULL, err};
@@ -239,6 +247,20 @@ static int l_db_finish(lua_State *L)
     return submit(L, r, PULSE_PG_UNPIN, commit ? "COMMIT" : "ROLLBACK", 0);
 }
 
+/* db.set_tenant(uuid): every later query of this request runs with pulse.tenant_id = uuid (its
+ * transaction only), which Row-Level Security policies read. Called by the authentication
+ * middleware with the tenant of the verified identity, never with a value from the request. */
+static int l_db_set_tenant(lua_State *L)
+{
+    size_t len;
+    const char *tenant = luaL_checklstring(L, 1, &len);
+    pulse_request_t *r = checked_request(L, "db.set_tenant");
+    if (len != 36 || !pulse_pg_tenant_valid(tenant))
+        return luaL_argerror(L, 1, "the tenant must be a UUID");
+    memcpy(r->tenant, tenant, 37);
+    return 0;
+}
+
 /* db.in_tx() -> boolean */
 static int l_db_in_tx(lua_State *L)
 {
@@ -256,8 +278,8 @@ int pulse_script_open_db(lua_State *L)
     lua_rawsetp(L, LUA_REGISTRYINDEX, &ARRAY_MT_KEY);
     lua_pop(L, 2);
 
-    static const luaL_Reg fns[] = {
-        {"query", l_db_query}, {"_begin", l_db_begin}, {"_finish", l_db_finish}, {"in_tx", l_db_in_tx}, {NULL, NULL}};
+    static const luaL_Reg fns[] = {{"query", l_db_query}, {"_begin", l_db_begin},          {"_finish", l_db_finish},
+                                   {"in_tx", l_db_in_tx}, {"set_tenant", l_db_set_tenant}, {NULL, NULL}};
     luaL_newlib(L, fns);
     return 1;
 }

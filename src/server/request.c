@@ -350,7 +350,8 @@ static void request_finish(pulse_request_t *r, int ok)
         /* The handler ended inside a transaction (it cannot, through db.tx; but never leave a
          * connection pinned): roll back and let the pool have it again. */
         char err[128];
-        pulse_pg_query(loop->pg, &r->pin, PULSE_PG_UNPIN, "ROLLBACK", 0, NULL, NULL, NULL, NULL, err, sizeof(err));
+        pulse_pg_call_t rollback = {.sql = "ROLLBACK", .pin = &r->pin, .flags = PULSE_PG_UNPIN};
+        pulse_pg_query(loop->pg, &rollback, err, sizeof(err));
     }
     if (h2o_timeout_is_linked(&r->deadline))
         h2o_timeout_unlink(&r->deadline);

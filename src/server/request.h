@@ -24,6 +24,7 @@ typedef struct pulse_request_t {
     int responded; /* an answer went out (possibly a 504 while the coroutine still runs) */
     int waiting;   /* yielded on I/O */
     pulse_pg_pin_t pin;
+    char tenant[40]; /* "" or the authenticated tenant: every query of the request runs for it */
     uint64_t started_ns;
     h2o_timeout_entry_t deadline;
     char id[48];

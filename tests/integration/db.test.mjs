@@ -120,6 +120,30 @@ describe('database', { timeout: 120000 }, () => {
         }
     });
 
+    it('runs each request\'s queries for its own tenant, even pipelined with other tenants', async () => {
+        const uuid = (i) => `00000000-0000-4000-8000-${String(i).padStart(12, '0')}`;
+        const one = await ctx.startServer({ env: { PULSE_APP_EXTRA: TEST_ROUTES, PULSE_DB_POOL: '1' }, threads: 1 });
+        try {
+            // one connection, 40 requests of 20 tenants and 20 without: all on the wire together
+            const all = await Promise.all(Array.from({ length: 40 }, (_, i) =>
+                one.fetch(i % 2 ? `/api/test/tenant?t=${uuid(i)}` : '/api/test/tenant').then((r) => ({ i, r }))));
+            for (const { i, r } of all) {
+                assert.equal(r.status, 200, r.text);
+                assert.equal(r.json.tenant, i % 2 ? uuid(i) : '', `request ${i} saw ${r.json.tenant}`);
+            }
+            // inside a transaction the setting holds for every query of it
+            const tx = await one.fetch(`/api/test/tenant?t=${uuid(7)}&tx=true`);
+            assert.equal(tx.status, 200, tx.text);
+            assert.deepEqual([tx.json.tenant, tx.json.again], [uuid(7), uuid(7)]);
+            const after = await one.fetch('/api/test/tenant');
+            assert.equal(after.json.tenant, '', 'nothing stays on the connection afterwards');
+            const bad = await one.fetch("/api/test/tenant?t=x'%20OR%201=1");
+            assert.equal(bad.status, 400, 'a tenant that is not a UUID is refused');
+        } finally {
+            assert.equal(await one.stop('SIGTERM'), 0, one.exitReport());
+        }
+    });
+
     it('queues requests beyond the pool size and answers them all', async () => {
         // 2 threads x PULSE_DB_POOL (4) connections; 24 concurrent 0.2 s queries must all succeed
         const t0 = performance.now();
