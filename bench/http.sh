@@ -21,6 +21,7 @@ url=${PULSE_DATABASE_URL:-$("$bin" db url)}
 psql -q -X "$url" -v ON_ERROR_STOP=1 <<'SQL' >/dev/null
 CREATE TABLE IF NOT EXISTS bench_customers (id bigint PRIMARY KEY, name text NOT NULL, email text NOT NULL,
                                             created_at timestamptz NOT NULL DEFAULT now());
+GRANT SELECT ON bench_customers TO pulse_app;
 INSERT INTO bench_customers (id, name, email)
 SELECT g, 'Customer ' || g, 'customer' || g || '@example.com' FROM generate_series(1, 100000) g
 ON CONFLICT (id) DO NOTHING;

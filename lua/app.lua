@@ -54,6 +54,10 @@ local function to_problem(req, err)
             tostring(err.message), tostring(err.sqlstate)))
         return problem.internal()
     end
+    if type(err) == "table" and err.code then
+        local p = problem.from_binding(err)
+        if p then return p end
+    end
     pulse.log("error", "handler_error", ("%s %s: %s"):format(req.method, req.path, tostring(err)))
     return problem.internal()
 end

@@ -55,6 +55,14 @@ function problem.from_db(err)
     return nil -- any other database error is a bug: 500
 end
 
+-- Maps an expected failure of a C binding other than the database (auth: the worker queue full).
+function problem.from_binding(err)
+    if err.code == "busy" then
+        return problem.new(503, "busy", "The server is busy; try again shortly.", { headers = { ["retry-after"] = "1" } })
+    end
+    return nil
+end
+
 function problem.internal()
     return problem.new(500, "internal_error", "The server failed to handle the request. The request id identifies it in the logs.")
 end

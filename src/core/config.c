@@ -21,6 +21,7 @@ static const struct {
     {"PULSE_THREADS", "cores", "event-loop threads, each with its own Lua VM"},
     {"PULSE_DATABASE_URL", "(private cluster)", "libpq URL; unset: a private PostgreSQL under var/pg"},
     {"PULSE_DB_POOL", "2", "database connections per loop thread (queries are pipelined)"},
+    {"PULSE_DB_ROLE", "pulse_app", "role request connections act as (Row-Level Security applies to it)"},
     {"PULSE_DB_STATEMENT_TIMEOUT_MS", "5000", "statement_timeout for request queries"},
     {"PULSE_MAX_BODY_BYTES", "1048576", "largest request body accepted by the API (413 above)"},
     {"PULSE_REQUEST_TIMEOUT_MS", "30000", "a request still running after this answers 504"},
@@ -31,6 +32,11 @@ static const struct {
     {"PULSE_HOME", "(source tree)", "folder with lua/, migrations/, dashboard/, widget/"},
     {"PULSE_VAR_DIR", "$PULSE_HOME/var", "private database cluster and runtime files"},
     {"PULSE_APP_EXTRA", "", "extra Lua route files to load, ';'-separated (tests, benchmarks)"},
+    {"PULSE_WORKERS", "cores/2", "worker threads for password hashing (off the event loops)"},
+    {"PULSE_WORKER_QUEUE", "256", "hashes waiting before requests get 503 busy"},
+    {"PULSE_JWT_KEYS", "(dev: random)", "kid:base64secret[@not_after],... access-token keys; required in production"},
+    {"PULSE_JWT_ISSUER", "pulse", "iss of access tokens"},
+    {"PULSE_JWT_AUDIENCE", "pulse-api", "aud of access tokens"},
     {"PULSE_PG_PORT", "5432", "private cluster only: port naming its Unix socket"},
     {"PULSE_PG_FAST", "0", "private cluster only: 1 turns fsync off (tests; unsafe for data)"},
 };
@@ -110,6 +116,13 @@ int pulse_config_load(pulse_config_t *cfg, char *err, size_t errlen)
     if (env_int("PULSE_DB_POOL", 2, 1, 64, &n, err, errlen) != 0)
         return -1;
     cfg->db_pool = (int)n;
+    cfg->db_role = env_or("PULSE_DB_ROLE", "pulse_app");
+    for (const char *c = cfg->db_role; *c; c++) {
+        if (!((*c >= 'a' && *c <= 'z') || (*c >= '0' && *c <= '9') || *c == '_')) {
+            snprintf(err, errlen, "PULSE_DB_ROLE must be a lower-case role name ([a-z0-9_]), got '%s'", cfg->db_role);
+            return -1;
+        }
+    }
     if (env_int("PULSE_DB_STATEMENT_TIMEOUT_MS", 5000, 0, 3600000, &n, err, errlen) != 0)
         return -1;
     cfg->statement_timeout_ms = (int)n;

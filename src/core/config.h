@@ -14,6 +14,7 @@ typedef struct pulse_config_t {
     int threads;              /* PULSE_THREADS, default: number of cores */
     const char *database_url; /* PULSE_DATABASE_URL; NULL: the private cluster under var/ */
     int db_pool;              /* PULSE_DB_POOL connections per loop thread, default 2 */
+    const char *db_role;      /* PULSE_DB_ROLE: the role request connections act as, default pulse_app */
     int statement_timeout_ms; /* PULSE_DB_STATEMENT_TIMEOUT_MS, default 5000 */
     size_t max_body_bytes;    /* PULSE_MAX_BODY_BYTES, default 1 MiB */
     int request_timeout_ms;   /* PULSE_REQUEST_TIMEOUT_MS, default 30000 */

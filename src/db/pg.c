@@ -79,7 +79,9 @@ struct pulse_pg_conn_t {
 struct pulse_pg_pool_t {
     h2o_loop_t *loop;
     char *conninfo;
-    char options[64];
+    char options[160];
+    char role[64];
+    char last_error[256]; /* why the last connection failed: fail-fast answers repeat it */
     int size;
     pulse_pg_conn_t *conns;
     pg_job_t *pending_head, *pending_tail;
@@ -325,6 +327,11 @@ static void conn_break(pulse_pg_conn_t *c, const char *why)
     pulse_pg_pool_t *pool = c->pool;
     char msg[256];
     snprintf(msg, sizeof(msg), "database connection lost: %s", why && *why ? why : "unknown reason");
+    char missing[96];
+    snprintf(missing, sizeof(missing), "role \"%s\" does not exist", pool->role);
+    if (strstr(msg, missing) != NULL || strstr(msg, "parameter \"role\"") != NULL) /* not migrated yet */
+        snprintf(msg, sizeof(msg), "database role %s is missing: run 'pulse migrate', which creates it", pool->role);
+    snprintf(pool->last_error, sizeof(pool->last_error), "%s", msg);
     pulse_db_one_line(msg);
     conn_close_socket(c);
     if (c->pg) {
@@ -705,13 +712,14 @@ static void on_kick(h2o_timeout_entry_t *entry)
 
 /* --- public API --- */
 
-pulse_pg_pool_t *pulse_pg_pool_create(h2o_loop_t *loop, const char *conninfo, int size, int statement_timeout_ms)
+pulse_pg_pool_t *pulse_pg_pool_create(h2o_loop_t *loop, const char *conninfo, int size, int statement_timeout_ms, const char *role)
 {
     pulse_pg_pool_t *pool = pulse_xmalloc(sizeof(*pool));
     memset(pool, 0, sizeof(*pool));
     pool->loop = loop;
     pool->conninfo = pulse_xstrdup(conninfo);
-    snprintf(pool->options, sizeof(pool->options), "-c statement_timeout=%d", statement_timeout_ms);
+    snprintf(pool->options, sizeof(pool->options), "-c statement_timeout=%d -c role=%s", statement_timeout_ms, role);
+    snprintf(pool->role, sizeof(pool->role), "%s", role);
     pool->size = size;
     pool->conns = pulse_xmalloc(sizeof(pulse_pg_conn_t) * (size_t)size);
     memset(pool->conns, 0, sizeof(pulse_pg_conn_t) * (size_t)size);
@@ -777,7 +785,7 @@ int pulse_pg_query(pulse_pg_pool_t *pool, const pulse_pg_call_t *call, char *err
             return -1;
         }
     } else if (!pool_may_recover_soon(pool)) {
-        snprintf(err, errlen, "database unavailable (reconnecting)");
+        snprintf(err, errlen, "database unavailable (reconnecting): %s", pool->last_error);
         return -1;
     } else if (pool->pending_count >= MAX_PENDING) {
         snprintf(err, errlen, "database overloaded: %d queries waiting", MAX_PENDING);

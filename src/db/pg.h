@@ -40,8 +40,10 @@ enum {
     PULSE_PG_UNPIN = 2, /* release *pin once this query is done (COMMIT/ROLLBACK) */
 };
 
-/* Creates the pool and starts connecting. conninfo is a libpq keyword string or URI (copied). */
-pulse_pg_pool_t *pulse_pg_pool_create(h2o_loop_t *loop, const char *conninfo, int size, int statement_timeout_ms);
+/* Creates the pool and starts connecting. conninfo is a libpq keyword string or URI (copied).
+ * role: the role every connection acts as (SET at connection start), so that Row-Level Security
+ * applies to the server's queries; it must exist (pulse migrate creates it). */
+pulse_pg_pool_t *pulse_pg_pool_create(h2o_loop_t *loop, const char *conninfo, int size, int statement_timeout_ms, const char *role);
 /* Closes every connection; queued queries get PULSE_PG_UNAVAILABLE. */
 void pulse_pg_pool_destroy(pulse_pg_pool_t *pool);
 /* Number of connections ready for queries. */

@@ -1,5 +1,5 @@
 /* The application's Lua VMs: one per loop thread, loading lua/app.lua with the C binding areas
- * (json, db, pulse) and the embedded core helpers. A VM is replaced on SIGHUP; the old one lives
+ * (json, db, pulse, auth) and the embedded core helpers. A VM is replaced on SIGHUP; the old one lives
  * until the requests still running on it have finished. Requests run in pooled coroutines. */
 #ifndef PULSE_SCRIPT_SCRIPT_H
 #define PULSE_SCRIPT_SCRIPT_H
@@ -34,7 +34,7 @@ lua_State *pulse_script_vm_acquire(pulse_vm_t *vm, int *ref);
 /* Gives back a finished coroutine (ok: it returned normally) and drops the reference. */
 void pulse_script_vm_release(pulse_vm_t *vm, lua_State *co, int ref, int ok);
 
-/* Opens the binding areas into package.loaded (json, db, pulse) and the embedded modules into
+/* Opens the binding areas into package.loaded (json, db, pulse, auth) and the embedded modules into
  * package.preload. Used by the VM and by the spec runner. */
 void pulse_script_open(lua_State *L, const pulse_config_t *cfg, void *host);
 /* The host pointer and configuration given to pulse_script_open. */
@@ -45,5 +45,7 @@ const pulse_config_t *pulse_script_config(lua_State *L);
 int pulse_script_open_json(lua_State *L);
 int pulse_script_open_db(lua_State *L);
 int pulse_script_open_pulse(lua_State *L);
+int pulse_script_open_auth(lua_State *L);
+int pulse_script_open_ratelimit(lua_State *L);
 
 #endif

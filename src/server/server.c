@@ -1,5 +1,6 @@
 /* The HTTP server (see server.h): listeners, h2o configuration, loop threads, signals. */
 #include "server/server.h"
+#include "auth/setup.h"
 #include "core/log.h"
 #include "server/filter.h"
 #include "server/request.h"
@@ -20,6 +21,9 @@
 #define ACCESS_LOG_FLUSH_BYTES 16384
 #define ACCESS_LOG_FLUSH_MS 200
 #define DRAIN_GRACE_MS 200
+#define DEFAULT_WORKER_QUEUE 256
+#define MAX_WORKERS 256
+#define MAX_WORKER_QUEUE 1000000
 
 enum { MSG_RELOAD, MSG_SHUTDOWN };
 
@@ -272,12 +276,15 @@ static void *loop_main(void *arg)
         while (h2o_now(evloop) < until)
             h2o_evloop_run(evloop, 10);
     }
+    /* works still out come back (cancelled or finished) and resume their coroutines */
+    pulse_workers_inbox_destroy(loop->inbox);
+    loop->inbox = NULL;
     flush_access_log(loop);
     return NULL;
 }
 
-static int loop_init(pulse_loop_t *loop, int index, const pulse_config_t *cfg, const char *conninfo, int fd, char *err,
-                     size_t errlen)
+static int loop_init(pulse_loop_t *loop, int index, const pulse_config_t *cfg, const char *conninfo, int fd,
+                     pulse_workers_t *workers, char *err, size_t errlen)
 {
     memset(loop, 0, sizeof(*loop));
     loop->index = index;
@@ -292,13 +299,46 @@ static int loop_init(pulse_loop_t *loop, int index, const pulse_config_t *cfg, c
     loop->log_flush.cb = on_log_flush;
     loop->queue = h2o_multithread_create_queue(evloop);
     h2o_multithread_register_receiver(loop->queue, &loop->control, on_control);
+    loop->workers = workers;
+    loop->inbox = pulse_workers_inbox_create(evloop);
     if ((loop->vm = pulse_script_vm_create(cfg, loop, err, errlen)) == NULL)
         return -1;
-    loop->pg = pulse_pg_pool_create(evloop, conninfo, cfg->db_pool, cfg->statement_timeout_ms);
+    loop->pg = pulse_pg_pool_create(evloop, conninfo, cfg->db_pool, cfg->statement_timeout_ms, cfg->db_role);
     loop->listener = h2o_evloop_socket_create(evloop, fd, H2O_SOCKET_FLAG_DONT_READ);
     loop->listener->data = loop;
     h2o_socket_read_start(loop->listener, on_accept);
     return 0;
+}
+
+/* A positive integer from the environment within [1, max], or fallback when unset. */
+static int env_count(const char *name, long fallback, long max, long *out, char *err, size_t errlen)
+{
+    const char *v = getenv(name);
+    if (v == NULL || *v == '\0') {
+        *out = fallback;
+        return 0;
+    }
+    char *end;
+    errno = 0;
+    long n = strtol(v, &end, 10);
+    if (errno != 0 || *end != '\0' || n < 1 || n > max) {
+        snprintf(err, errlen, "%s must be an integer from 1 to %ld (got '%s')", name, max, v);
+        return -1;
+    }
+    *out = n;
+    return 0;
+}
+
+/* PULSE_WORKERS threads (default: half the cores, at least 1), PULSE_WORKER_QUEUE works waiting. */
+static pulse_workers_t *create_workers(char *err, size_t errlen)
+{
+    long cores = sysconf(_SC_NPROCESSORS_ONLN), threads, queue;
+    long fallback = cores / 2 < 1 ? 1 : cores / 2;
+    if (env_count("PULSE_WORKERS", fallback, MAX_WORKERS, &threads, err, errlen) != 0 ||
+        env_count("PULSE_WORKER_QUEUE", DEFAULT_WORKER_QUEUE, MAX_WORKER_QUEUE, &queue, err, errlen) != 0)
+        return NULL;
+    pulse_log(PULSE_LOG_INFO, "workers", "worker pool: threads=%ld queue=%ld", threads, queue);
+    return pulse_workers_create((int)threads, (size_t)queue);
 }
 
 static void send_control(pulse_loop_t *loops, int n, int kind)
@@ -327,13 +367,25 @@ int pulse_server_run(const pulse_config_t *cfg, const char *conninfo)
     signal(SIGPIPE, SIG_IGN);
 
     configure_h2o(cfg);
+    /* Before any thread: the blocklist and key ring are read without locks afterwards. */
+    if (pulse_auth_setup(strcmp(cfg->env, "production") == 0, err, sizeof(err)) != 0) {
+        pulse_log(PULSE_LOG_ERROR, "startup_failed", "%s", err);
+        fprintf(stderr, "pulse serve: %s\n", err);
+        return 1;
+    }
+    pulse_workers_t *workers = create_workers(err, sizeof(err));
+    if (workers == NULL) {
+        pulse_log(PULSE_LOG_ERROR, "startup_failed", "%s", err);
+        fprintf(stderr, "pulse serve: %s\n", err);
+        return 1;
+    }
     if (open_listeners(cfg, fds, n, &port, err, sizeof(err)) != 0) {
         pulse_log(PULSE_LOG_ERROR, "startup_failed", "%s", err);
         fprintf(stderr, "pulse serve: %s\n", err);
         return 1;
     }
     for (int i = 0; i < n; i++) {
-        if (loop_init(&loops[i], i, cfg, conninfo, fds[i], err, sizeof(err)) != 0) {
+        if (loop_init(&loops[i], i, cfg, conninfo, fds[i], workers, err, sizeof(err)) != 0) {
             pulse_log(PULSE_LOG_ERROR, "startup_failed", "%s", err);
             fprintf(stderr, "pulse serve: %s\n", err);
             return 1;
@@ -361,10 +413,14 @@ int pulse_server_run(const pulse_config_t *cfg, const char *conninfo)
         pulse_log(PULSE_LOG_INFO, "shutdown", "%s: finishing in-flight requests (at most %d ms)",
                   sig == SIGTERM ? "SIGTERM" : "SIGINT", cfg->shutdown_timeout_ms);
         send_control(loops, n, MSG_SHUTDOWN);
+        /* queued hashes are handed back cancelled (503) instead of delaying the drain */
+        pulse_workers_shutdown(workers);
         break;
     }
     for (int i = 0; i < n; i++)
         pthread_join(loops[i].thread, NULL);
+    pulse_workers_destroy(workers);
+    pulse_auth_teardown();
     pulse_log(PULSE_LOG_INFO, "stopped", "every loop thread has stopped; exiting");
     return 0;
 }

@@ -1,6 +1,6 @@
-/* The HTTP server: N h2o event-loop threads, each with its own SO_REUSEPORT listener, Lua VM
- * and database pool; static files for the dashboard and widget; signals (SIGTERM: drain and
- * exit 0, SIGHUP: reload lua/ keeping the old code if the new one fails to load). */
+/* The HTTP server: N h2o event-loop threads, each with its own SO_REUSEPORT listener, Lua VM,
+ * database pool and worker inbox; one worker pool per process for CPU-heavy work (argon2); static files for the dashboard and
+ * widget; signals (SIGTERM: drain and exit 0, SIGHUP: reload lua/ keeping the old code if the new one fails to load). */
 #ifndef PULSE_SERVER_SERVER_H
 #define PULSE_SERVER_SERVER_H
 
@@ -11,6 +11,7 @@
 
 #include "core/buf.h"
 #include "core/config.h"
+#include "core/workers.h"
 #include "db/pg.h"
 #include "script/script.h"
 
@@ -20,6 +21,8 @@ typedef struct pulse_loop_t {
     const pulse_config_t *cfg;
     pulse_vm_t *vm;
     pulse_pg_pool_t *pg;
+    pulse_workers_t *workers;     /* the process's worker pool (shared by every loop) */
+    pulse_workers_inbox_t *inbox; /* where this loop's finished works come back */
     int listen_fd;
     h2o_socket_t *listener;
     h2o_accept_ctx_t accept_ctx;

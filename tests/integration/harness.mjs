@@ -3,7 +3,7 @@
 // must fail a test, never hang the run. Node 18+ built-ins only (fetch, node:test, child_process).
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -106,10 +106,22 @@ export async function createContext(prefix = 'pulse-it-') {
             if (r.code !== 0) throw new Error(`pulse db start failed (${r.code}): ${r.stderr}`);
             return r;
         },
+        // Migrates, then creates the tables of the test routes (fixtures/schema.sql) as the
+        // migrating role: the server itself acts as pulse_app, which may not create tables.
         async migrate(extra = {}) {
             const r = await ctx.pulse(['migrate'], extra, { timeoutMs: 60000 });
             if (r.code !== 0) throw new Error(`pulse migrate failed (${r.code}): ${r.stdout}${r.stderr}`);
+            await ctx.sql(await readFile(path.join(FIXTURES, 'schema.sql'), 'utf8'));
             return r;
+        },
+        // Runs SQL as the migrating (owner) role with psql; returns the rows' text lines.
+        async sql(text) {
+            const url = await ctx.pulse(['db', 'url'], {}, { timeoutMs: 60000 });
+            if (url.code !== 0) throw new Error(`pulse db url failed: ${url.stderr}`);
+            const r = await run('psql', [url.stdout.trim(), '-X', '-q', '-A', '-t', '-v', 'ON_ERROR_STOP=1', '-c', text],
+                { timeoutMs: 30000 });
+            if (r.code !== 0) throw new Error(`psql failed: ${r.stderr}`);
+            return r.stdout.split('\n').filter((l) => l !== '');
         },
         async startServer(opts = {}) {
             const s = await startServer({ ...opts, env: { ...baseEnv, ...(opts.env || {}) } });

@@ -10,6 +10,8 @@ import { createContext, PULSE_HOME, TEST_ROUTES, run, waitFor } from './harness.
 
 describe('migrate', { timeout: 120000 }, () => {
     let ctx, home, migrations, env, url;
+    const shipped = []; // the repository's own migrations: [{ version, name }] in order
+    const shippedApplied = () => shipped.map((m) => `${m.version}:${m.name}`);
 
     const migrate = (...args) => ctx.pulse(['migrate', ...args], env);
     const out = (r) => `exit ${r.code}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`;
@@ -27,8 +29,10 @@ describe('migrate', { timeout: 120000 }, () => {
         for (const dir of ['lua', 'dashboard', 'widget']) await symlink(path.join(PULSE_HOME, dir), path.join(home, dir));
         migrations = path.join(home, 'migrations');
         await mkdir(migrations);
-        for (const name of await readdir(path.join(PULSE_HOME, 'migrations'))) {
-            if (name.endsWith('.sql')) await copyFile(path.join(PULSE_HOME, 'migrations', name), file(name));
+        for (const name of (await readdir(path.join(PULSE_HOME, 'migrations'))).sort()) {
+            if (!name.endsWith('.sql')) continue;
+            await copyFile(path.join(PULSE_HOME, 'migrations', name), file(name));
+            shipped.push({ version: Number(name.split('_')[0]), name: name.replace(/\.sql$/, '') });
         }
         await writeFile(file('9001_it_widgets.sql'),
             '-- integration test migration\nCREATE TABLE it_widgets (id int PRIMARY KEY, name text NOT NULL);\n');
@@ -53,17 +57,18 @@ describe('migrate', { timeout: 120000 }, () => {
     it('--status exits 3 while migrations are pending', async () => {
         const r = await migrate('--status');
         assert.equal(r.code, 3, out(r));
-        assert.match(r.stdout, /0001_foundation\s+pending/);
+        for (const m of shipped) assert.match(r.stdout, new RegExp(`${m.name}\\s+pending`));
         assert.match(r.stdout, /9001_it_widgets\s+pending/);
     });
 
     it('applies the pending migrations in order, once', async () => {
         const r = await migrate();
         assert.equal(r.code, 0, out(r));
-        assert.match(r.stdout, /applied 0001_foundation/);
+        for (const m of shipped) assert.match(r.stdout, new RegExp(`applied ${m.name}`));
         assert.match(r.stdout, /applied 9001_it_widgets/);
-        assert.ok(r.stdout.indexOf('0001_foundation') < r.stdout.indexOf('9001_it_widgets'), 'version order');
-        assert.deepEqual(await applied(), ['1:0001_foundation', '9001:9001_it_widgets']);
+        const order = shipped.map((m) => r.stdout.indexOf(`applied ${m.name}`)).concat(r.stdout.indexOf('applied 9001_it_widgets'));
+        assert.deepEqual(order, [...order].sort((a, b) => a - b), 'version order');
+        assert.deepEqual(await applied(), [...shippedApplied(), '9001:9001_it_widgets']);
         assert.deepEqual(await psql("SELECT to_regclass('it_widgets') IS NOT NULL"), ['t']);
     });
 
@@ -74,8 +79,8 @@ describe('migrate', { timeout: 120000 }, () => {
         assert.match(r.stdout, /up to date/);
         const s = await migrate('--status');
         assert.equal(s.code, 0, out(s));
-        assert.match(s.stdout, /2 applied, 0 pending/);
-        assert.deepEqual(await applied(), ['1:0001_foundation', '9001:9001_it_widgets']);
+        assert.match(s.stdout, new RegExp(`${shipped.length + 1} applied, 0 pending`));
+        assert.deepEqual(await applied(), [...shippedApplied(), '9001:9001_it_widgets']);
     });
 
     it('applies a new migration added later', async () => {
@@ -105,7 +110,7 @@ describe('migrate', { timeout: 120000 }, () => {
         assert.deepEqual(await psql('SELECT v FROM it_once ORDER BY v'), ['3', '4']);
         assert.deepEqual(await psql('SELECT version FROM schema_migrations GROUP BY version HAVING count(*) > 1'), []);
         assert.deepEqual(await applied(),
-            ['1:0001_foundation', '9001:9001_it_widgets', '9002:9002_it_more', '9003:9003_it_slow', '9004:9004_it_after']);
+            [...shippedApplied(), '9001:9001_it_widgets', '9002:9002_it_more', '9003:9003_it_slow', '9004:9004_it_after']);
     });
 
     it('refuses when an applied migration was edited, naming the file', async () => {
@@ -169,7 +174,7 @@ describe('migrate', { timeout: 120000 }, () => {
         assert.equal(ready.status, 200, ready.text);
         const listed = await srv.fetch('/api/test/migrations');
         assert.equal(listed.status, 200, listed.text);
-        assert.deepEqual(listed.json.items.map((m) => m.version), [1, 9001, 9002, 9003, 9004, 9005]);
+        assert.deepEqual(listed.json.items.map((m) => m.version), [...shipped.map((m) => m.version), 9001, 9002, 9003, 9004, 9005]);
 
         await writeFile(file('9008_it_late.sql'), 'CREATE TABLE it_late (id int);\n');
         const mark = srv.logs.length;

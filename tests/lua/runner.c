@@ -1,10 +1,14 @@
-/* Runs Lua spec files inside the embedded VM: the same libraries, C bindings (json, db, pulse)
- * and package.path as the server's VMs, without a loop (db.query raises outside a request).
+/* Runs Lua spec files inside the embedded VM: the same libraries, C bindings (json, db, pulse,
+ * auth) and package.path as the server's VMs, without a loop (db.query raises outside a request;
+ * auth.hash_password and auth.verify_password run synchronously). The auth state (blocklist, dummy
+ * hash, token keys) is set up as pulse serve does it.
  * Usage: pulse_spec tests/lua/run.lua spec_a.lua spec_b.lua ... */
 #include <lauxlib.h>
 #include <lualib.h>
 #include <stdio.h>
+#include <string.h>
 
+#include "auth/setup.h"
 #include "core/config.h"
 #include "script/script.h"
 
@@ -17,6 +21,10 @@ int main(int argc, char **argv)
     pulse_config_t cfg;
     char err[1024];
     if (pulse_config_load(&cfg, err, sizeof(err)) != 0) {
+        fprintf(stderr, "%s\n", err);
+        return 2;
+    }
+    if (pulse_auth_setup(strcmp(cfg.env, "production") == 0, err, sizeof(err)) != 0) {
         fprintf(stderr, "%s\n", err);
         return 2;
     }
@@ -40,5 +48,6 @@ int main(int argc, char **argv)
     }
     int failed = (int)lua_tointeger(L, -1);
     lua_close(L);
+    pulse_auth_teardown();
     return failed == 0 ? 0 : 1;
 }
