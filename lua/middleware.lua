@@ -1,10 +1,12 @@
--- The request pipeline, in order: CORS (and preflight), route matching (404/405), the route's
--- role, body size (413), request validation (400/415/422), then the handler. Request id, access
+-- The request pipeline, in order: CORS (and preflight), route matching (404/405), the caller's
+-- identity and role for non-public routes (401/403/429; identity.lua), body size (413), request
+-- validation (400/415/422), then the handler. Request id, access
 -- log and the timing header are done in C around all of this; error mapping is in app.lua.
 local json = require "json"
 local pulse = require "pulse"
 local problem = require "problem"
 local schema = require "schema"
+local identity = require "identity"
 
 local middleware = {}
 
@@ -133,9 +135,11 @@ function middleware.run(router, req)
     end
     req.route = route
     if route.role ~= "public" then
-        -- Identities (tokens, API keys) arrive with the authentication module; until then no
-        -- request can prove a role, so every protected route refuses.
-        return problem.unauthorized()
+        local who, refused = identity.authenticate(req)
+        if not who then return refused end
+        if not identity.allows(who.role, route.role) then
+            return problem.new(403, "forbidden", ("This needs the %s role; yours is %s."):format(route.role, who.role))
+        end
     end
     local limit = route.max_body or config.max_body_bytes
     if req.body_length > limit then

@@ -14,6 +14,9 @@
 #include "server/server.h"
 
 #include <lauxlib.h>
+#include <stdint.h>
+#include <openssl/rand.h>
+#include <openssl/evp.h>
 #include <openssl/crypto.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -291,9 +294,62 @@ static int l_auth_verify_token(lua_State *L)
     return 1;
 }
 
+/* auth.digest(s) -> hex SHA-256 of s. For secrets that are already random and long (refresh
+ * tokens, API keys): stored as digests, looked up by digest; no slow hash needed. */
+static int l_auth_digest(lua_State *L)
+{
+    size_t len;
+    const char *s = luaL_checklstring(L, 1, &len);
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int mdlen = 0;
+    if (!EVP_Digest(s, len, md, &mdlen, EVP_sha256(), NULL))
+        return luaL_error(L, "auth.digest: SHA-256 failed");
+    static const char hex[] = "0123456789abcdef";
+    char out[2 * EVP_MAX_MD_SIZE];
+    for (unsigned int i = 0; i < mdlen; i++) {
+        out[2 * i] = hex[md[i] >> 4];
+        out[2 * i + 1] = hex[md[i] & 15];
+    }
+    lua_pushlstring(L, out, 2 * mdlen);
+    return 1;
+}
+
+/* auth.random_token(nbytes) -> base64url text of nbytes from the OS's CSPRNG (16-64 bytes). */
+static int l_auth_random_token(lua_State *L)
+{
+    lua_Integer n = luaL_checkinteger(L, 1);
+    luaL_argcheck(L, n >= 16 && n <= 64, 1, "between 16 and 64 bytes");
+    unsigned char raw[64];
+    if (RAND_bytes(raw, (int)n) != 1)
+        return luaL_error(L, "auth.random_token: no randomness available");
+    static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    char out[88];
+    size_t o = 0;
+    for (lua_Integer i = 0; i < n; i += 3) {
+        uint32_t v = (uint32_t)raw[i] << 16;
+        int have = (int)(n - i < 3 ? n - i : 3);
+        if (have > 1)
+            v |= (uint32_t)raw[i + 1] << 8;
+        if (have > 2)
+            v |= raw[i + 2];
+        out[o++] = b64[(v >> 18) & 63];
+        out[o++] = b64[(v >> 12) & 63];
+        if (have > 1)
+            out[o++] = b64[(v >> 6) & 63];
+        if (have > 2)
+            out[o++] = b64[v & 63];
+    }
+    OPENSSL_cleanse(raw, sizeof(raw));
+    lua_pushlstring(L, out, o);
+    OPENSSL_cleanse(out, sizeof(out));
+    return 1;
+}
+
 int pulse_script_open_auth(lua_State *L)
 {
-    static const luaL_Reg fns[] = {{"hash_password", l_auth_hash_password},
+    static const luaL_Reg fns[] = {{"digest", l_auth_digest},
+                                   {"random_token", l_auth_random_token},
+                                   {"hash_password", l_auth_hash_password},
                                    {"verify_password", l_auth_verify_password},
                                    {"check_password_policy", l_auth_check_password_policy},
                                    {"sign_token", l_auth_sign_token},

@@ -1,0 +1,68 @@
+-- Who is calling: the Authorization header's bearer credential, either an access token (JWT,
+-- verified in C in microseconds) or an API key (pk_..., looked up by its SHA-256 digest). The
+-- identity's tenant is the only tenant a request ever acts for: it is set on the database
+-- context here (db.set_tenant), never taken from the request's own data.
+local auth = require "auth"
+local db = require "db"
+local problem = require "problem"
+local ratelimit = require "ratelimit"
+local limits = require "limits"
+
+local identity = {}
+
+local RANK = { viewer = 1, analyst = 2, owner = 3 }
+
+-- true when a caller with role `have` may use a route that requires `need`
+function identity.allows(have, need)
+    return (RANK[have] or 0) >= (RANK[need] or math.huge)
+end
+
+local function bearer(req)
+    local header = req.headers.authorization
+    if not header then return nil end
+    return header:match("^[Bb]earer%s+(%S+)%s*$")
+end
+
+local function from_api_key(key)
+    local rows, err = db.query("SELECT id, tenant_id, role FROM pulse_api_key_lookup(decode($1, 'hex'))", auth.digest(key))
+    if not rows then return nil, err end
+    local row = rows[1]
+    if not row then return nil, "invalid_api_key" end
+    return { kind = "api_key", key_id = row.id, tenant = row.tenant_id, role = row.role, subject = "key:" .. row.id }
+end
+
+local function from_token(token)
+    local claims, code = auth.verify_token(token)
+    if not claims then return nil, code end
+    return { kind = "user", user_id = math.tointeger(tonumber(claims.sub)), tenant = claims.tenant, role = claims.role,
+             subject = "user:" .. claims.sub, token = claims }
+end
+
+-- -> identity | nil, problem. Sets the request's tenant on success.
+function identity.authenticate(req)
+    local credential = bearer(req)
+    if not credential then
+        return nil, problem.unauthorized("Send 'Authorization: Bearer <access token or API key>'.")
+    end
+    local who, why
+    if credential:sub(1, 3) == "pk_" then
+        who, why = from_api_key(credential)
+        if not who and type(why) == "table" then return nil, problem.from_db(why) or problem.internal() end
+    else
+        who, why = from_token(credential)
+    end
+    if not who then
+        return nil, problem.unauthorized(why == "expired" and "The access token has expired: refresh it."
+            or "The credential is not valid.")
+    end
+    local ok, retry = ratelimit.take("api", who.subject, limits.api.rate, limits.api.per, limits.api.burst)
+    if not ok then
+        return nil, problem.new(429, "rate_limited", "Too many requests for this credential; slow down.",
+            { headers = { ["retry-after"] = tostring(retry) } })
+    end
+    db.set_tenant(who.tenant)
+    req.identity, req.tenant = who, who.tenant
+    return who
+end
+
+return identity
