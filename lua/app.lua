@@ -19,7 +19,7 @@ openapi.configure { array = json.array }
 local app = { router = router.new() }
 
 -- Route modules are functions taking the router; the list is the application's table of contents.
-local ROUTE_MODULES = { "routes.system" }
+local ROUTE_MODULES = { "routes.system", "routes.auth" }
 
 local function load_routes()
     for _, name in ipairs(ROUTE_MODULES) do

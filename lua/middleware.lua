@@ -99,7 +99,9 @@ local function validate(req, route, raw_params)
     end
     if route.body and (route.body_content_type or "application/json") == "application/json" then
         if req.body_length == 0 then
-            errors[#errors + 1] = { field = "body", code = "required", message = "a JSON request body is required" }
+            if route.body_required ~= false then -- an optional body may be left out
+                errors[#errors + 1] = { field = "body", code = "required", message = "a JSON request body is required" }
+            end
         elseif media_type(req) ~= "application/json" then
             return problem.new(415, "unsupported_media_type",
                 "Send the body as JSON with 'Content-Type: application/json'.")

@@ -201,7 +201,9 @@ static int submit(lua_State *L, pulse_request_t *r, int flags, const char *sql, 
                             .nparams = n,
                             .values = values,
                             .lengths = lengths,
-                            .tenant = r->tenant[0] ? r->tenant : NULL,
+                            /* not before COMMIT/ROLLBACK: in a failed transaction the set_config
+                             * would fail too, and the ROLLBACK behind it (no Sync between) be skipped */
+                            .tenant = (r->tenant[0] && !(flags & PULSE_PG_UNPIN)) ? r->tenant : NULL,
                             .pin = (flags || r->pin.conn) ? &r->pin : NULL,
                             .flags = flags,
                             .cb = on_result,
