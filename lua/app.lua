@@ -19,7 +19,9 @@ openapi.configure { array = json.array }
 local app = { router = router.new() }
 
 -- Route modules are functions taking the router; the list is the application's table of contents.
-local ROUTE_MODULES = { "routes.system", "routes.auth" }
+local ROUTE_MODULES = {
+    "routes.system", "routes.auth", "routes.users", "routes.api_keys", "routes.customers", "routes.audit_log",
+}
 
 local function load_routes()
     for _, name in ipairs(ROUTE_MODULES) do
