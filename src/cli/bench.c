@@ -12,11 +12,12 @@
 int pulse_cli_bench(int argc, char **argv)
 {
     if (argc < 2 || pulse_cli_wants_help(argc, argv)) {
-        printf("Usage: pulse bench http|tokens\n\n"
+        printf("Usage: pulse bench http|tokens|logins\n\n"
                "  http   req/s, latency and memory of the server: a JSON handler on one loop thread and a\n"
                "         handler doing one primary-key query (wrk on this machine; needs the wrk package).\n"
                "         BENCH_SECONDS, BENCH_CONNECTIONS, BENCH_THREADS_PK tune it.\n"
-               "  tokens access-token signing and verification, microseconds per operation.\n");
+               "  tokens access-token signing and verification, microseconds per operation.\n"
+               "  logins one login's cost, and a burst of failed logins: rate limit and /health latency.\n");
         return argc < 2 ? 2 : 0;
     }
     pulse_config_t cfg;
@@ -25,11 +26,11 @@ int pulse_cli_bench(int argc, char **argv)
         return 1;
     if (strcmp(argv[1], "tokens") == 0)
         return pulse_token_bench(stdout) == 0 ? 0 : 1;
-    if (strcmp(argv[1], "http") != 0) {
+    if (strcmp(argv[1], "http") != 0 && strcmp(argv[1], "logins") != 0) {
         fprintf(stderr, "pulse bench: unknown benchmark '%s' (see pulse bench --help)\n", argv[1]);
         return 2;
     }
-    snprintf(script, sizeof(script), "%s/bench/http.sh", cfg.home);
+    snprintf(script, sizeof(script), "%s/bench/%s.sh", cfg.home, argv[1]);
     ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
     if (n > 0) {
         self[n] = '\0';
