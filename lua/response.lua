@@ -1,6 +1,7 @@
 -- Response constructors for handlers, following the API conventions: JSON bodies, lists as
 -- {items, total, limit, offset}, 201 with the created object, 202 {job_id} for long work.
 local json = require "json"
+local schema = require "schema"
 
 local response = {}
 
@@ -23,6 +24,32 @@ end
 
 function response.bytes(status, bytes, content_type)
     return { status = status, body = bytes, headers = { ["content-type"] = content_type or "application/octet-stream" } }
+end
+
+-- The paging query parameters every list endpoint takes; extra filters are added with page{...}.
+local PAGE = {
+    limit = { type = "integer", minimum = 1, maximum = 500, default = 50, description = "Page size (at most 500)." },
+    offset = { type = "integer", minimum = 0, default = 0, description = "Rows to skip." },
+}
+
+-- response.page(extra) -> the query declaration of a list route: limit, offset, and extra filters.
+function response.page(extra)
+    if not extra then return PAGE end
+    local q = { limit = PAGE.limit, offset = PAGE.offset }
+    for k, v in pairs(extra) do q[k] = v end
+    return q
+end
+
+-- response.list_schema(name, item) -> the schema of a list answer (registered as component name).
+function response.list_schema(name, item)
+    return schema.component(name, {
+        type = "object",
+        required = { "items", "total", "limit", "offset" },
+        properties = {
+            items = { type = "array", items = item },
+            total = { type = "integer" }, limit = { type = "integer" }, offset = { type = "integer" },
+        },
+    })
 end
 
 return response

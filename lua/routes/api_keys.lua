@@ -44,19 +44,8 @@ local CreatedApiKey = schema.component("CreatedApiKey", {
     },
 })
 
-local ApiKeyList = schema.component("ApiKeyList", {
-    type = "object",
-    required = { "items", "total", "limit", "offset" },
-    properties = {
-        items = { type = "array", items = ApiKey },
-        total = { type = "integer" }, limit = { type = "integer" }, offset = { type = "integer" },
-    },
-})
+local ApiKeyList = response.list_schema("ApiKeyList", ApiKey)
 
-local PAGE = {
-    limit = { type = "integer", minimum = 1, maximum = 500, default = 50, description = "Page size (at most 500)." },
-    offset = { type = "integer", minimum = 0, default = 0, description = "Rows to skip." },
-}
 
 return function(routes)
     routes:add {
@@ -102,7 +91,7 @@ return function(routes)
     routes:add {
         method = "GET", path = "/api/v1/api-keys", role = "owner", tags = { "api-keys" },
         summary = "List the organization's API keys (never the keys themselves)",
-        query = PAGE,
+        query = response.page(),
         responses = { [200] = { description = "A page of keys, newest first", schema = ApiKeyList } },
         handler = function(req)
             local limit, offset = req.query.limit or 50, req.query.offset or 0

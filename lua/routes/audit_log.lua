@@ -17,22 +17,13 @@ local AuditEvent = schema.component("AuditEvent", {
     },
 })
 
-local AuditEventList = schema.component("AuditEventList", {
-    type = "object",
-    required = { "items", "total", "limit", "offset" },
-    properties = {
-        items = { type = "array", items = AuditEvent },
-        total = { type = "integer" }, limit = { type = "integer" }, offset = { type = "integer" },
-    },
-})
+local AuditEventList = response.list_schema("AuditEventList", AuditEvent)
 
 return function(routes)
     routes:add {
         method = "GET", path = "/api/v1/audit", role = "owner", tags = { "audit" },
         summary = "Read the audit log (newest first)",
-        query = {
-            limit = { type = "integer", minimum = 1, maximum = 500, default = 50, description = "Page size (at most 500)." },
-            offset = { type = "integer", minimum = 0, default = 0, description = "Rows to skip." },
+        query = response.page {
             event = { type = "string", minLength = 1, maxLength = 100, description = "Only events of this kind." },
         },
         responses = { [200] = { description = "A page of events, newest first", schema = AuditEventList } },

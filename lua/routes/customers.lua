@@ -22,14 +22,7 @@ local Customer = schema.component("Customer", {
     },
 })
 
-local CustomerList = schema.component("CustomerList", {
-    type = "object",
-    required = { "items", "total", "limit", "offset" },
-    properties = {
-        items = { type = "array", items = Customer },
-        total = { type = "integer" }, limit = { type = "integer" }, offset = { type = "integer" },
-    },
-})
+local CustomerList = response.list_schema("CustomerList", Customer)
 
 local Email = { type = { "string", "null" }, format = "email", maxLength = 254 }
 local Name = { type = { "string", "null" }, maxLength = 200 }
@@ -52,10 +45,6 @@ local CustomerReplace = schema.component("CustomerReplace", {
     properties = { email = Email, name = Name, attributes = Attributes },
 })
 
-local PAGE = {
-    limit = { type = "integer", minimum = 1, maximum = 500, default = 50, description = "Page size (at most 500)." },
-    offset = { type = "integer", minimum = 0, default = 0, description = "Rows to skip." },
-}
 
 local CUSTOMER_ID = { id = { type = "integer", minimum = 1, description = "The customer's id." } }
 
@@ -100,7 +89,7 @@ return function(routes)
     routes:add {
         method = "GET", path = "/api/v1/customers", role = "viewer", tags = { "customers" },
         summary = "List customers",
-        query = PAGE,
+        query = response.page(),
         responses = { [200] = { description = "A page of customers, by id", schema = CustomerList } },
         handler = function(req)
             local limit, offset = req.query.limit or 50, req.query.offset or 0

@@ -43,19 +43,8 @@ local InvitedUser = schema.component("InvitedUser", {
     },
 })
 
-local UserList = schema.component("UserList", {
-    type = "object",
-    required = { "items", "total", "limit", "offset" },
-    properties = {
-        items = { type = "array", items = User },
-        total = { type = "integer" }, limit = { type = "integer" }, offset = { type = "integer" },
-    },
-})
+local UserList = response.list_schema("UserList", User)
 
-local PAGE = {
-    limit = { type = "integer", minimum = 1, maximum = 500, default = 50, description = "Page size (at most 500)." },
-    offset = { type = "integer", minimum = 0, default = 0, description = "Rows to skip." },
-}
 
 local USER_ID = { id = { type = "integer", minimum = 1, description = "The user's id." } }
 
@@ -79,7 +68,7 @@ return function(routes)
     routes:add {
         method = "GET", path = "/api/v1/users", role = "owner", tags = { "users" },
         summary = "List the organization's users",
-        query = PAGE,
+        query = response.page(),
         responses = { [200] = { description = "A page of users, oldest first", schema = UserList } },
         handler = function(req)
             local limit, offset = page(req)
