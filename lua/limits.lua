@@ -8,6 +8,7 @@ local limits = {
     login_ip = { rate = 20, per = 60, burst = 20 },      -- per client address
     login_account = { rate = 10, per = 300, burst = 10 }, -- per e-mail address tried
     register_ip = { rate = 5, per = 3600, burst = 5 },   -- per client address
+    register_account = { rate = 3, per = 3600, burst = 3 }, -- per e-mail address signed up with
     refresh_ip = { rate = 60, per = 60, burst = 60 },    -- per client address
     -- the API, per identity (a user or an API key)
     api = { rate = 600, per = 60, burst = 300 },

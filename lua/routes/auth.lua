@@ -223,9 +223,10 @@ return function(routes)
         },
         handler = function(req)
             local b = req.json
-            local limited = rate_limited("register_ip", req.remote_addr, "sign-ups from this address")
-            if limited then return limited end
             local email = b.email:lower()
+            local limited = rate_limited("register_ip", req.remote_addr, "sign-ups from this address")
+                or rate_limited("register_account", email, "sign-ups for this e-mail address")
+            if limited then return limited end
             local weak = weak_password("body.password", b.password, policy_words(email, b.name, b.organization))
             if weak then return weak end
             local hash, herr = auth.hash_password(b.password)

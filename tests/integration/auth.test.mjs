@@ -277,6 +277,16 @@ describe('auth', { timeout: 180000 }, () => {
         assert.equal(await limited.stop(), 0, limited.exitReport());
     });
 
+    it('limits sign-ups per e-mail address', async () => {
+        const limited = await ctx.startServer({ env: { PULSE_LIMIT_REGISTER_ACCOUNT: '2/3600' } });
+        const email = uniqueEmail('signup');
+        const body = { email, password: PASSWORD, name: 'Sam Signup', organization: 'Signup Org', industry: 'banking' };
+        const statuses = [];
+        for (let i = 0; i < 3; i++) statuses.push((await register(limited, { ...body, email: i ? email.toUpperCase() : email })).status);
+        assert.deepEqual(statuses, [201, 409, 429]);
+        assert.equal(await limited.stop(), 0, limited.exitReport());
+    });
+
     it('keeps other requests fast during a burst of failed logins, and the limit holds', async () => {
         const burst = await ctx.startServer({ env: { PULSE_WORKERS: '1' } }); // default limits: 20 per minute per address
         await burst.fetch('/health');
