@@ -5,6 +5,7 @@
 #include "db/cluster.h"
 #include "db/conninfo.h"
 #include "db/migrate.h"
+#include "demo/demo.h"
 #include "server/server.h"
 
 #include <stdio.h>
@@ -81,14 +82,22 @@ int pulse_cli_demo(int argc, char **argv)
         fprintf(stderr, "pulse demo: %s\n", err);
         return 1;
     }
+    char password[64];
     int rc = pulse_migrate_apply(conn, cfg.migrations_dir, stdout, err, sizeof(err));
-    PQfinish(conn);
     if (rc != 0) {
+        PQfinish(conn);
         fprintf(stderr, "pulse demo: migration failed: %s\n", err);
         return 1;
     }
-    /* Demo data arrives with the data features (tenants, ingestion); the foundation has none. */
-    printf("pulse demo: database ready; no demo data sets exist yet in this version\n");
+    rc = pulse_demo_load(conn, cfg.var_dir, password, sizeof(password), err, sizeof(err));
+    PQfinish(conn);
+    if (rc != 0) {
+        fprintf(stderr, "pulse demo: loading the demo data failed: %s\n", err);
+        return 1;
+    }
+    printf("pulse demo: demo organization \"Demo Retail\" with %d customers; sign in as %s with password %s\n"
+           "            (kept in %s/demo-password)\n",
+           PULSE_DEMO_CUSTOMERS, PULSE_DEMO_EMAIL, password, cfg.var_dir);
     fflush(stdout);
     return pulse_server_run(&cfg, conninfo);
 }

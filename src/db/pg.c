@@ -79,7 +79,7 @@ struct pulse_pg_conn_t {
 struct pulse_pg_pool_t {
     h2o_loop_t *loop;
     char *conninfo;
-    char options[160];
+    char options[200];
     char role[64];
     char last_error[256]; /* why the last connection failed: fail-fast answers repeat it */
     int size;
@@ -718,7 +718,9 @@ pulse_pg_pool_t *pulse_pg_pool_create(h2o_loop_t *loop, const char *conninfo, in
     memset(pool, 0, sizeof(*pool));
     pool->loop = loop;
     pool->conninfo = pulse_xstrdup(conninfo);
-    snprintf(pool->options, sizeof(pool->options), "-c statement_timeout=%d -c role=%s", statement_timeout_ms, role);
+    /* UTC and ISO dates: timestamps reach the API in one shape whatever the server's settings */
+    snprintf(pool->options, sizeof(pool->options), "-c statement_timeout=%d -c role=%s -c TimeZone=UTC -c DateStyle=ISO",
+             statement_timeout_ms, role);
     snprintf(pool->role, sizeof(pool->role), "%s", role);
     pool->size = size;
     pool->conns = pulse_xmalloc(sizeof(pulse_pg_conn_t) * (size_t)size);

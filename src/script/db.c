@@ -26,12 +26,35 @@ enum {
     OID_FLOAT4 = 700,
     OID_FLOAT8 = 701,
     OID_NUMERIC = 1700,
-    OID_JSONB = 3802
+    OID_JSONB = 3802,
+    OID_TIMESTAMP = 1114,
+    OID_TIMESTAMPTZ = 1184
 };
 
 #define MAX_PARAMS 1000
 
 static const char ARRAY_MT_KEY = 0; /* registry key (address) of json.array_mt */
+
+/* PostgreSQL's ISO output ("2026-11-21 20:39:45.135+00", the session being in UTC) as RFC 3339,
+ * what the API promises: "2026-11-21T20:39:45.135Z". Anything unexpected passes through as is. */
+static void push_timestamp(lua_State *L, const char *v, size_t len)
+{
+    char out[64];
+    if (len < 19 || len + 3 > sizeof(out) || v[10] != ' ') {
+        lua_pushlstring(L, v, len);
+        return;
+    }
+    memcpy(out, v, len);
+    out[10] = 'T';
+    if (len >= 22 && memcmp(out + len - 3, "+00", 3) == 0) {
+        out[len - 3] = 'Z'; /* UTC */
+        len -= 2;
+    } else if (len >= 22 && (out[len - 3] == '+' || out[len - 3] == '-')) {
+        memcpy(out + len, ":00", 3); /* "+05" -> "+05:00" */
+        len += 3;
+    }
+    lua_pushlstring(L, out, len);
+}
 
 static void push_value(lua_State *L, const PGresult *res, int row, int col, Oid type)
 {
@@ -63,6 +86,10 @@ static void push_value(lua_State *L, const PGresult *res, int row, int col, Oid 
             lua_pushlstring(L, v, (size_t)len);
         break;
     }
+    case OID_TIMESTAMP:
+    case OID_TIMESTAMPTZ:
+        push_timestamp(L, v, (size_t)len);
+        break;
     default:
         lua_pushlstring(L, v, (size_t)len);
     }

@@ -59,6 +59,10 @@ describe('database', { timeout: 120000 }, () => {
             txt: 'héllo "wörld"\ntab\t',
             empty_text: '',
             d: '2024-02-29',
+            // RFC 3339 in UTC, whatever the server's time zone (the connection runs in UTC)
+            ts: '2024-02-29T11:45:06.5Z',
+            ts_whole: '2024-02-29T13:45:06Z',
+            ts_local: '2024-02-29T13:45:06',
         });
         // the exact digits of a 64-bit integer survive the JSON encoding
         assert.match(res.text, /"big":9007199254740991[,}]/);

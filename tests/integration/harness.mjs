@@ -169,8 +169,8 @@ export async function startServer(opts = {}) {
 // spawn errors that mean "the binary is being replaced right now"
 const SPAWN_RETRY = new Set(['EACCES', 'ETXTBSY', 'ENOENT']);
 
-function startServerOnce({ env = {}, args = [], threads = 2, timeoutMs = 15000 } = {}) {
-    const fullArgs = ['serve', '--port', '0', '--threads', String(threads), ...args];
+function startServerOnce({ env = {}, args = [], threads = 2, timeoutMs = 15000, command = 'serve' } = {}) {
+    const fullArgs = [command, '--port', '0', '--threads', String(threads), ...args];
     const child = spawn(PULSE_BIN, fullArgs, { env: { ...INHERITED_ENV, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
     live.add(child);
     const server = {
