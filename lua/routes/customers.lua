@@ -60,6 +60,39 @@ local function attributes(v)
     return v
 end
 
+-- Sort orders: whitelisted SQL, never text from the request; id breaks ties so pages are stable.
+local SORTS = {
+    id = "id", ["-id"] = "id DESC",
+    created_at = "created_at, id", ["-created_at"] = "created_at DESC, id DESC",
+    name = "name NULLS LAST, id", ["-name"] = "name DESC NULLS LAST, id DESC",
+    external_id = "external_id NULLS LAST, id", ["-external_id"] = "external_id DESC NULLS LAST, id DESC",
+}
+local SORT_VALUES = {}
+for k in pairs(SORTS) do SORT_VALUES[#SORT_VALUES + 1] = k end
+table.sort(SORT_VALUES)
+
+-- LIKE wildcards in a search prefix are literal characters.
+local function like_prefix(s)
+    return (s:gsub("[\\%%_]", "\\%0")) .. "%"
+end
+
+-- -> the WHERE clause and its parameter values ($1 is always the tenant).
+local function customer_filters(tenant, q)
+    local clauses, args = { "tenant_id = $1" }, { tenant }
+    local function add(sql, value)
+        args[#args + 1] = value
+        clauses[#clauses + 1] = (sql:gsub("%$", "$" .. #args))
+    end
+    if q.q then
+        add("(lower(name) LIKE lower($) OR lower(email) LIKE lower($) OR lower(external_id) LIKE lower($))", like_prefix(q.q))
+    end
+    if q.email then add("lower(email) = lower($)", q.email) end
+    if q.external_id then add("external_id = $", q.external_id) end
+    if q.created_after then add("created_at >= $::timestamptz", q.created_after) end
+    if q.created_before then add("created_at < $::timestamptz", q.created_before) end
+    return table.concat(clauses, " AND "), args
+end
+
 return function(routes)
     routes:add {
         method = "POST", path = "/api/v1/customers", role = "analyst", tags = { "customers" },
@@ -88,16 +121,30 @@ return function(routes)
 
     routes:add {
         method = "GET", path = "/api/v1/customers", role = "viewer", tags = { "customers" },
-        summary = "List customers",
-        query = response.page(),
-        responses = { [200] = { description = "A page of customers, by id", schema = CustomerList } },
+        summary = "List customers, filtered and sorted",
+        description = "Filters combine with AND. `q` matches the start of the name, e-mail or external id "
+            .. "(case-insensitive). `sort` is a column, with a leading '-' for descending.",
+        query = response.page {
+            q = { type = "string", minLength = 1, maxLength = 200, description = "Search: name, e-mail or external id starting with this." },
+            email = { type = "string", maxLength = 254, description = "Exact e-mail address." },
+            external_id = { type = "string", maxLength = 200, description = "Exact external id." },
+            created_after = { type = "string", format = "date-time", description = "Created at or after (RFC 3339)." },
+            created_before = { type = "string", format = "date-time", description = "Created before (RFC 3339)." },
+            sort = { type = "string", enum = SORT_VALUES, default = "id", description = "Order of the list." },
+        },
+        responses = { [200] = { description = "A page of customers", schema = CustomerList } },
         handler = function(req)
-            local limit, offset = req.query.limit or 50, req.query.offset or 0
-            local rows, err = db.query("SELECT " .. COLUMNS ..
-                " FROM customers WHERE tenant_id = $1 ORDER BY id LIMIT $2 OFFSET $3", req.tenant, limit, offset)
+            local q = req.query
+            local limit, offset = q.limit or 50, q.offset or 0
+            local where, args = customer_filters(req.tenant, q)
+            local order = SORTS[q.sort or "id"]
+            local n = #args
+            args[n + 1], args[n + 2] = limit, offset
+            local rows, err = db.query(("SELECT %s FROM customers WHERE %s ORDER BY %s LIMIT $%d OFFSET $%d")
+                :format(COLUMNS, where, order, n + 1, n + 2), table.unpack(args, 1, n + 2))
             if not rows then return nil, err end
             local c
-            c, err = db.query("SELECT count(*) AS n FROM customers WHERE tenant_id = $1", req.tenant)
+            c, err = db.query("SELECT count(*) AS n FROM customers WHERE " .. where, table.unpack(args, 1, n))
             if not c then return nil, err end
             return response.list(rows, c[1].n, limit, offset)
         end,

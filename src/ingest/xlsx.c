@@ -62,14 +62,6 @@ static void push(void **arr, size_t *n, size_t *cap, size_t elsize)
     (*n)++;
 }
 
-static char *dupn(const char *s, size_t n)
-{
-    char *d = pulse_xmalloc(n + 1);
-    memcpy(d, s, n);
-    d[n] = '\0';
-    return d;
-}
-
 static int lower(int c)
 {
     return c >= 'A' && c <= 'Z' ? c + 32 : c;
@@ -474,8 +466,8 @@ static int load_workbook(pulse_xlsx_t *x, char *err, size_t errlen)
             if (strcmp(rels.rels[j].id, x->sheets[i].rid) == 0)
                 x->sheets[i].path = resolve_target(x->workbook_path, rels.rels[j].target);
         if (!x->sheets[i].path)
-            rc = pulse_fail(err, errlen, "sheet '%s' points to relationship %s, which %s does not define", x->sheets[i].name,
-                            x->sheets[i].rid, "the workbook");
+            rc = pulse_fail(err, errlen, "sheet '%s' points to relationship %s, which the workbook does not define",
+                            x->sheets[i].name, x->sheets[i].rid);
     }
     const rel_t *sst = rel_by_type(&rels, "/sharedStrings"), *styles = rel_by_type(&rels, "/styles");
     if (sst)
