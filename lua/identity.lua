@@ -4,6 +4,7 @@
 -- context here (db.set_tenant), never taken from the request's own data.
 local auth = require "auth"
 local db = require "db"
+local json = require "json"
 local problem = require "problem"
 local ratelimit = require "ratelimit"
 local limits = require "limits"
@@ -38,6 +39,21 @@ local function from_token(token)
              subject = "user:" .. claims.sub, token = claims }
 end
 
+-- A token says who the user was when it was issued; the database says who they are now. A
+-- removed user, a changed role or a password changed after the token was issued must not ride
+-- on an old token for its remaining minutes (a demoted owner could otherwise promote themselves
+-- back). One indexed query per request, pipelined with the others.
+local function current_user(who)
+    local rows, err = db.query([[SELECT role, floor(extract(epoch FROM password_changed_at))::bigint AS changed
+                                 FROM users WHERE id = $1]], who.user_id)
+    if not rows then return nil, err end
+    local row = rows[1]
+    if not row then return nil, "user_removed" end
+    if row.changed ~= json.null and who.token.iat < row.changed then return nil, "password_changed" end
+    who.role = row.role
+    return who
+end
+
 -- -> identity | nil, problem. Sets the request's tenant on success.
 function identity.authenticate(req)
     local credential = bearer(req)
@@ -55,12 +71,19 @@ function identity.authenticate(req)
         return nil, problem.unauthorized(why == "expired" and "The access token has expired: refresh it."
             or "The credential is not valid.")
     end
+    db.set_tenant(who.tenant) -- before any query made for this identity
+    if who.kind == "user" then
+        who, why = current_user(who)
+        if not who then
+            if type(why) == "table" then return nil, problem.from_db(why) or problem.internal() end
+            return nil, problem.unauthorized("The credential is no longer valid: sign in again.")
+        end
+    end
     local ok, retry = ratelimit.take("api", who.subject, limits.api.rate, limits.api.per, limits.api.burst)
     if not ok then
         return nil, problem.new(429, "rate_limited", "Too many requests for this credential; slow down.",
             { headers = { ["retry-after"] = tostring(retry) } })
     end
-    db.set_tenant(who.tenant)
     req.identity, req.tenant = who, who.tenant
     return who
 end

@@ -10,6 +10,8 @@ local limits = {
     register_ip = { rate = 5, per = 3600, burst = 5 },   -- per client address
     register_account = { rate = 3, per = 3600, burst = 3 }, -- per e-mail address signed up with
     refresh_ip = { rate = 60, per = 60, burst = 60 },    -- per client address
+    password_change = { rate = 10, per = 300, burst = 10 }, -- per signed-in user, wrong current passwords
+    invite_tenant = { rate = 30, per = 3600, burst = 30 }, -- invitations per organization
     -- the API, per identity (a user or an API key)
     api = { rate = 600, per = 60, burst = 300 },
 }
@@ -25,6 +27,34 @@ for name, limit in pairs(limits) do
         end
         limit.rate, limit.per, limit.burst = rate, per, burst or rate
     end
+end
+
+-- The key a client address is limited by: an IPv6 client is its /64 (one subscriber usually
+-- holds a whole /64, so per-address keys would give it 2^64 budgets); an IPv4-mapped IPv6
+-- address is its IPv4 address.
+function limits.address_key(addr)
+    if not addr or addr == "" then return "unknown" end
+    local v4 = addr:match("^::[fF][fF][fF][fF]:(%d+%.%d+%.%d+%.%d+)$")
+    if v4 then return v4 end
+    if not addr:find(":", 1, true) then return addr end
+    -- expand "::" to the missing zero groups, then keep the first four groups
+    local head, tail = addr:match("^(.-)::(.*)$")
+    local groups = {}
+    local function add(part)
+        for g in part:gmatch("[^:]+") do groups[#groups + 1] = g end
+    end
+    if head then
+        local left, right = {}, {}
+        for g in head:gmatch("[^:]+") do left[#left + 1] = g end
+        for g in tail:gmatch("[^:]+") do right[#right + 1] = g end
+        for _, g in ipairs(left) do groups[#groups + 1] = g end
+        for _ = 1, 8 - #left - #right do groups[#groups + 1] = "0" end
+        for _, g in ipairs(right) do groups[#groups + 1] = g end
+    else
+        add(addr)
+    end
+    for i = 1, 4 do groups[i] = (groups[i] or "0"):lower():gsub("^0+(%x)", "%1") end
+    return table.concat(groups, ":", 1, 4) .. "::/64"
 end
 
 return limits

@@ -6,7 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PACKAGES=(build-essential cmake pkg-config liblua5.4-dev libh2o-evloop-dev libpq-dev libcurl4-openssl-dev
-          libjwt-dev libcmocka-dev libssl-dev zlib1g-dev libargon2-dev postgresql postgresql-contrib ca-certificates
+          libjwt-dev libcmocka-dev libssl-dev zlib1g-dev libargon2-dev libzip-dev libexpat1-dev postgresql postgresql-contrib
+          ca-certificates
           chromium)
 command -v node >/dev/null 2>&1 || PACKAGES+=(nodejs)
 command -v npm >/dev/null 2>&1 || PACKAGES+=(npm)

@@ -91,7 +91,9 @@ local RegisterBody = {
 local LoginForm = {
     type = "object", additionalProperties = false, required = { "username", "password" },
     properties = {
-        username = { type = "string", minLength = 1, maxLength = 254, description = "The e-mail address" },
+        -- an e-mail address like everywhere else: the rate-limit key and the lookup must be the
+        -- same string, which free text (NUL bytes, Unicode case folds) would break
+        username = { type = "string", format = "email", maxLength = 254, description = "The e-mail address" },
         password = Password,
         grant_type = { type = "string", enum = { "password" } },
         scope = { type = "string", maxLength = 200 },
@@ -180,7 +182,7 @@ end
 -- The one login path for both forms. Unknown e-mail and wrong password cost the same (a dummy
 -- verification, one audit insert) and answer the same.
 local function login(req, email, password)
-    local limited = rate_limited("login_ip", req.remote_addr, "sign-in attempts from this address")
+    local limited = rate_limited("login_ip", limits.address_key(req.remote_addr), "sign-in attempts from this address")
         or rate_limited("login_account", email:lower(), "sign-in attempts for this account")
     if limited then return limited end
     local rows, err = db.query("SELECT user_id, tenant_id, role, password_hash FROM pulse_login_lookup($1)", email)
@@ -224,7 +226,7 @@ return function(routes)
         handler = function(req)
             local b = req.json
             local email = b.email:lower()
-            local limited = rate_limited("register_ip", req.remote_addr, "sign-ups from this address")
+            local limited = rate_limited("register_ip", limits.address_key(req.remote_addr), "sign-ups from this address")
                 or rate_limited("register_account", email, "sign-ups for this e-mail address")
             if limited then return limited end
             local weak = weak_password("body.password", b.password, policy_words(email, b.name, b.organization))
@@ -307,7 +309,7 @@ return function(routes)
             [401] = "invalid_refresh_token", [429] = "rate_limited",
         },
         handler = function(req)
-            local limited = rate_limited("refresh_ip", req.remote_addr, "refreshes from this address")
+            local limited = rate_limited("refresh_ip", limits.address_key(req.remote_addr), "refreshes from this address")
             if limited then return limited end
             local rows, err = db.query([[
                 SELECT id, tenant_id, user_id, family_id, role, rotated_at IS NOT NULL AS rotated,
@@ -424,7 +426,7 @@ return function(routes)
             if refused then return refused end
             local user_id = req.identity.user_id
             local b = req.json
-            local limited = rate_limited("login_account", "user:" .. user_id, "password attempts for this account")
+            local limited = rate_limited("password_change", tostring(user_id), "password attempts for this account")
             if limited then return limited end
             local rows, err = db.query([[
                 SELECT u.email, u.name, u.password_hash, o.name AS org_name

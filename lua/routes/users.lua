@@ -55,8 +55,9 @@ end
 -- Locks the tenant's owners (so two owners demoting each other cannot both succeed) and the
 -- target user; -> target row | nil (no such user in this tenant), owner count.
 local function lock_for_change(req, id)
-    local owners, err = db.query(
-        "SELECT id FROM users WHERE tenant_id = $1 AND role = 'owner' ORDER BY id FOR UPDATE", req.tenant)
+    -- only owners who can sign in count: a pending invitation is nobody yet
+    local owners, err = db.query([[SELECT id FROM users WHERE tenant_id = $1 AND role = 'owner'
+                                   AND password_hash IS NOT NULL ORDER BY id FOR UPDATE]], req.tenant)
     if not owners then error(err, 0) end
     local rows
     rows, err = db.query("SELECT id, email, role FROM users WHERE tenant_id = $1 AND id = $2 FOR UPDATE", req.tenant, id)
@@ -103,10 +104,17 @@ return function(routes)
         },
         responses = {
             [201] = { description = "The invited user, with the invitation token (shown once)", schema = InvitedUser },
-            [409] = "conflict",
+            [409] = "conflict", [429] = "rate_limited",
         },
         handler = function(req)
             local body = req.json
+            -- invitations probe for registered addresses (409): not an unlimited oracle
+            local l = limits.invite_tenant
+            local allowed, retry = ratelimit.take("invite_tenant", req.tenant, l.rate, l.per, l.burst)
+            if not allowed then
+                return problem.new(429, "rate_limited", "Too many invitations from this organization; try again in "
+                    .. retry .. " s.", { headers = { ["retry-after"] = tostring(retry) } })
+            end
             local token = auth.random_token(32)
             local who = req.identity
             local created_by = who.user_id or json.null
@@ -165,6 +173,13 @@ return function(routes)
                     RETURNING id, email, name, role, created_at]], req.tenant, id, role)
                 if not rows then error(e, 0) end
                 if target.role ~= role then
+                    -- keys the user made may not keep more than the user now has
+                    local revoked
+                    revoked, e = db.query([[UPDATE api_keys SET revoked_at = now()
+                        WHERE tenant_id = $1 AND created_by = $2 AND revoked_at IS NULL
+                          AND (CASE role WHEN 'owner' THEN 3 WHEN 'analyst' THEN 2 ELSE 1 END) >
+                              (CASE $3::text WHEN 'owner' THEN 3 WHEN 'analyst' THEN 2 ELSE 1 END)]], req.tenant, id, role)
+                    if not revoked then error(e, 0) end
                     local ok
                     ok, e = audit.record(req, "role_changed", { user_id = id, from = target.role, to = role })
                     if not ok then error(e, 0) end
@@ -179,7 +194,8 @@ return function(routes)
     routes:add {
         method = "DELETE", path = "/api/v1/users/{id}", role = "owner", tags = { "users" },
         summary = "Remove a user",
-        description = "Removes the user, their sessions and pending invitation. The last owner cannot be removed.",
+        description = "Removes the user, their sessions, pending invitation and the API keys they made. "
+            .. "The last owner cannot be removed.",
         params = USER_ID,
         responses = {
             [204] = { description = "Removed" },
@@ -194,7 +210,11 @@ return function(routes)
                 if target.role == "owner" and owners <= 1 then
                     error(problem.conflict("last_owner", "This is the organization's last owner; it cannot be removed."), 0)
                 end
-                local rows, e = db.query("DELETE FROM users WHERE tenant_id = $1 AND id = $2", req.tenant, id)
+                -- the keys the user made leave with them: a removed person keeps no way in
+                local rows, e = db.query([[UPDATE api_keys SET revoked_at = now()
+                                           WHERE tenant_id = $1 AND created_by = $2 AND revoked_at IS NULL]], req.tenant, id)
+                if not rows then error(e, 0) end
+                rows, e = db.query("DELETE FROM users WHERE tenant_id = $1 AND id = $2", req.tenant, id)
                 if not rows then error(e, 0) end
                 local ok
                 ok, e = audit.record(req, "user_removed", { user_id = id, email = target.email, role = target.role })
@@ -226,7 +246,7 @@ return function(routes)
         },
         handler = function(req)
             local l = limits.login_ip
-            local allowed, retry = ratelimit.take("accept_invite", req.remote_addr or "", l.rate, l.per, l.burst)
+            local allowed, retry = ratelimit.take("accept_invite", limits.address_key(req.remote_addr), l.rate, l.per, l.burst)
             if not allowed then
                 return problem.new(429, "rate_limited", "Too many attempts; slow down.",
                     { headers = { ["retry-after"] = tostring(retry) } })

@@ -81,7 +81,7 @@ struct pulse_pg_pool_t {
     char *conninfo;
     char options[200];
     char role[64];
-    char last_error[256]; /* why the last connection failed: fail-fast answers repeat it */
+    char last_error[512]; /* why the last connection failed: fail-fast answers repeat it */
     int size;
     pulse_pg_conn_t *conns;
     pg_job_t *pending_head, *pending_tail;
@@ -197,6 +197,8 @@ static void pool_fail_pending(pulse_pg_pool_t *pool, const char *why)
 
 #define SET_TENANT_STMT "pulse_set_tenant"
 #define SET_TENANT_SQL "SELECT set_config('pulse.tenant_id', $1, true)"
+#define ROLE_CHECK_SQL "SELECT current_user AS role, rolsuper OR rolbypassrls AS bypass FROM pg_roles WHERE rolname = current_user"
+#define SETUP_ROLE_CHECK (-2) /* slot value marking the set-up step that checks the role */
 
 /* 8-4-4-4-12 hexadecimal digits. */
 int pulse_pg_tenant_valid(const char *s)
@@ -325,7 +327,7 @@ static void conn_fail_steps(pulse_pg_conn_t *c, const char *msg)
 static void conn_break(pulse_pg_conn_t *c, const char *why)
 {
     pulse_pg_pool_t *pool = c->pool;
-    char msg[256];
+    char msg[512];
     snprintf(msg, sizeof(msg), "database connection lost: %s", why && *why ? why : "unknown reason");
     char missing[96];
     snprintf(missing, sizeof(missing), "role \"%s\" does not exist", pool->role);
@@ -373,12 +375,7 @@ static void conn_became_ready(pulse_pg_conn_t *c)
     }
     c->state = CONN_READY;
     c->epoch++;
-    c->backoff = 0;
-    c->ever_ready = 1;
-    if (c->pool->was_down) {
-        c->pool->was_down = 0;
-        pulse_log(PULSE_LOG_INFO, "db_available", "database connection re-established");
-    }
+    c->ever_ready = 1; /* the back-off resets and "available" is logged once the set-up passed */
     h2o_socket_read_start(c->sock, on_readable);
     /* the tenant statement every connection needs, queued ahead of any query */
     if (!PQsendPrepare(c->pg, SET_TENANT_STMT, SET_TENANT_SQL, 1, NULL) || !PQpipelineSync(c->pg)) {
@@ -386,6 +383,12 @@ static void conn_became_ready(pulse_pg_conn_t *c)
         return;
     }
     push_step(c, NULL, STEP_PREPARE, -1);
+    /* Isolation rests on Row-Level Security: a role that bypasses it must never serve requests */
+    if (!PQsendQueryParams(c->pg, ROLE_CHECK_SQL, 0, NULL, NULL, NULL, NULL, 0) || !PQpipelineSync(c->pg)) {
+        conn_break(c, PQerrorMessage(c->pg));
+        return;
+    }
+    push_step(c, NULL, STEP_EXECUTE, SETUP_ROLE_CHECK);
     conn_flush(c);
     if (c->state == CONN_READY)
         conn_dispatch(c);
@@ -582,13 +585,28 @@ static void conn_step_done(pulse_pg_conn_t *c)
     step->result = NULL;
     if (job == NULL) { /* the connection's own set-up */
         int ok = result_ok(res);
-        char msg[256];
+        char msg[384];
         snprintf(msg, sizeof(msg), "%s", res ? PQresultErrorMessage(res) : "no result");
+        if (ok && step->slot == SETUP_ROLE_CHECK && (PQntuples(res) != 1 || strcmp(PQgetvalue(res, 0, 1), "f") != 0)) {
+            ok = 0;
+            snprintf(msg, sizeof(msg),
+                     "the database role %s bypasses Row-Level Security (superuser or BYPASSRLS): serving requests as it "
+                     "would break tenant isolation; set PULSE_DB_ROLE to a role that does not (pulse migrate creates pulse_app)",
+                     PQntuples(res) == 1 ? PQgetvalue(res, 0, 0) : "?");
+        }
+        int verified = ok && step->slot == SETUP_ROLE_CHECK;
         if (res)
             PQclear(res);
         step_free(step);
-        if (!ok)
+        if (!ok) {
             conn_break(c, msg);
+        } else if (verified) {
+            c->backoff = 0;
+            if (c->pool->was_down) {
+                c->pool->was_down = 0;
+                pulse_log(PULSE_LOG_INFO, "db_available", "database connection re-established");
+            }
+        }
         return;
     }
     if (step->kind == STEP_PREPARE) {

@@ -72,6 +72,8 @@ pulse_csv_parser_t *pulse_csv_parser_new(const pulse_csv_dialect_t *d, pulse_csv
     if (d->quote)
         p->special[(unsigned char)d->quote] = 1;
     p->line = 1;
+    p->cap = 256; /* never NULL: empty fields point into it too */
+    p->buf = pulse_xmalloc(p->cap);
     return p;
 }
 
@@ -111,7 +113,7 @@ static int row_too_long(pulse_csv_parser_t *p, uint64_t off)
 {
     char msg[96];
     snprintf(msg, sizeof(msg), "record longer than %zu bytes", p->d.max_row);
-    return csv_fail(p, off, msg);
+    return csv_fail(p, p->rec_off, msg); /* where the record starts: the same whatever the chunking */
 }
 
 /* Copies n field bytes; -1 when the record would exceed max_row (nothing copied). */
@@ -502,7 +504,7 @@ static int classify(const char *s, size_t n)
     if (commas == 0)
         return dots == 1 ? T_DEC_DOT : T_TEXT;
     if (dots == 0)
-        return commas == 1 ? T_DEC_COMMA : T_TEXT; /* 1,5 or 1,234 (read as a decimal comma) */
+        return commas == 1 ? T_DEC_COMMA : T_TEXT;      /* 1,5 or 1,234 (read as a decimal comma) */
     return last_punct == ',' ? T_DEC_COMMA : T_DEC_DOT; /* 1.234,56 vs 1,234.56 */
 }
 
@@ -523,8 +525,20 @@ typedef struct {
     size_t head_n;
     int head_unique;
     size_t head_repeats;
-    size_t fields, numeric, dec_dot, dec_comma, quoted;
+    size_t fields, numeric, dec_dot, dec_comma, quoted, foreign;
+    char sep;
 } sniff_acc_t;
+
+/* An unquoted, non-numeric field holding another candidate separator hints at a wrong split. */
+static int has_foreign_sep(const pulse_csv_field_t *f, char sep)
+{
+    for (size_t i = 0; i < f->len; i++) {
+        char c = f->ptr[i];
+        if (c != sep && (c == ',' || c == ';' || c == '\t' || c == '|'))
+            return 1;
+    }
+    return 0;
+}
 
 static int sniff_row(void *ud, size_t row_number, const pulse_csv_field_t *f, size_t n)
 {
@@ -551,6 +565,7 @@ static int sniff_row(void *ud, size_t row_number, const pulse_csv_field_t *f, si
             a->numeric += is_numeric(t) && t != T_DATE;
             a->dec_dot += t == T_DEC_DOT;
             a->dec_comma += t == T_DEC_COMMA;
+            a->foreign += !f[j].quoted && !is_numeric(t) && has_foreign_sep(&f[j], a->sep);
         }
         if (r == 0)
             a->head_n = m;
@@ -576,6 +591,7 @@ static void sniff_run(sniff_cand_t *c, const char *buf, size_t len)
     d.quote = c->quote;
     memset(&c->acc, 0, sizeof(c->acc));
     c->acc.head_unique = 1;
+    c->acc.sep = c->sep;
     pulse_csv_parser_t *p = pulse_csv_parser_new(&d, sniff_row, &c->acc);
     int rc = pulse_csv_feed(p, buf, len);
     if (rc == 0 && c->acc.nrows < 2)
@@ -600,7 +616,10 @@ static void sniff_run(sniff_cand_t *c, const char *buf, size_t len)
     if (best < 2)
         return;
     double typed = a->fields ? (double)a->numeric / (double)a->fields : 0;
-    c->score = c->consistency + 0.05 * typed + 0.001 * c->pref;
+    double foreign = a->fields ? (double)a->foreign / (double)a->fields : 0;
+    c->score = c->consistency + 0.05 * typed - 0.1 * foreign + 0.001 * c->pref;
+    if (c->score <= 0)
+        c->score = 1e-9;
 }
 
 static const char *sep_name(char sep)
@@ -678,8 +697,16 @@ int pulse_csv_sniff(const char *buf, size_t len, pulse_csv_dialect_t *out, char 
     static const struct {
         char sep, quote;
         double pref;
-    } spec[] = {{',', '"', 9}, {',', 0, 4}, {';', '"', 8}, {';', 0, 3}, {'\t', '"', 7}, {'\t', 0, 2}, {'|', '"', 6}, {'|', 0, 1},
-                {PULSE_CSV_SEP_WHITESPACE, 0, 0.5}, {PULSE_CSV_SEP_WHITESPACE, '"', 0}};
+    } spec[] = {{',', '"', 9},
+                {',', 0, 4},
+                {';', '"', 8},
+                {';', 0, 3},
+                {'\t', '"', 7},
+                {'\t', 0, 2},
+                {'|', '"', 6},
+                {'|', 0, 1},
+                {PULSE_CSV_SEP_WHITESPACE, 0, 0.5},
+                {PULSE_CSV_SEP_WHITESPACE, '"', 0}};
     enum { NCAND = sizeof(spec) / sizeof(spec[0]) };
     sniff_cand_t *cand = pulse_xmalloc(NCAND * sizeof(*cand));
     size_t best = 0, second = NCAND;

@@ -23,8 +23,8 @@ typedef struct pulse_csv_dialect_t {
     size_t max_row;    /* parser: longest record in bytes (field bytes + one per field); 0 = default */
     size_t nfields;    /* sniffed: the most common field count */
     size_t rows_sampled;
-    double confidence;  /* sniffed: 0..1, share of sampled records with nfields fields, lowered on ties */
-    int ambiguous;      /* sniffed: no clear decision; reason says why (the fields hold the best guess) */
+    double confidence; /* sniffed: 0..1, share of sampled records with nfields fields, lowered on ties */
+    int ambiguous;     /* sniffed: no clear decision; reason says why (the fields hold the best guess) */
     char reason[160];
 } pulse_csv_dialect_t;
 

@@ -196,8 +196,13 @@ static int collect_params(lua_State *L, int first, const char **values, int *len
             len = strlen(values[i]);
             break;
         case LUA_TNUMBER:
+            values[i] = lua_tolstring(L, idx, &len); /* converts in place: fine, we own the slot */
+            break;
         case LUA_TSTRING:
-            values[i] = lua_tolstring(L, idx, &len); /* converts numbers in place: fine, we own the slot */
+            values[i] = lua_tolstring(L, idx, &len);
+            /* text parameters end at a NUL: the database would silently see a shorter value */
+            if (memchr(values[i], '\0', len) != NULL)
+                luaL_argerror(L, idx, "a string sent to the database cannot contain NUL bytes");
             break;
         case LUA_TTABLE: {
             char err[256];

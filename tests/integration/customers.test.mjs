@@ -19,7 +19,7 @@ describe('customers list', { timeout: 120000 }, () => {
         await ctx.migrate();
         srv = await ctx.startServer({ env: { PULSE_APP_EXTRA: TOKEN_ROUTES } });
         const [line] = await ctx.sql(
-            "SELECT tenant_id || '|' || user_id FROM pulse_register('List Org', 'telecom', 'owner@list.test', 'Owner', NULL)");
+            "SELECT tenant_id || '|' || user_id FROM pulse_register('List Org', 'telecom', 'owner@list.test', 'Owner', 'unusable-hash')");
         const [tenant, userId] = line.split('|');
         const minted = await srv.fetch('/api/test/token', { json: { sub: userId, tenant, role: 'analyst' } });
         token = minted.json.access_token;

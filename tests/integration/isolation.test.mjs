@@ -41,7 +41,7 @@ describe('isolation', { timeout: 120000 }, () => {
 
     const makeTenant = async (org, email) => {
         const [line] = await ctx.sql(
-            `SELECT tenant_id || '|' || user_id FROM pulse_register('${org}', 'banking', '${email}', 'Owner', NULL)`);
+            `SELECT tenant_id || '|' || user_id FROM pulse_register('${org}', 'banking', '${email}', 'Owner', 'unusable-hash')`);
         const [tenant, userId] = line.split('|');
         return { tenant, userId: Number(userId), token: await mint(userId, tenant, 'owner') };
     };

@@ -30,7 +30,7 @@ describe('tenants', { timeout: 120000 }, () => {
 
     const makeTenant = async (org, email) => {
         const [line] = await ctx.sql(
-            `SELECT tenant_id || '|' || user_id FROM pulse_register('${org}', 'ecommerce', '${email}', 'Owner', NULL)`);
+            `SELECT tenant_id || '|' || user_id FROM pulse_register('${org}', 'ecommerce', '${email}', 'Owner', 'unusable-hash')`);
         const [tenant, userId] = line.split('|');
         return { tenant, userId: Number(userId), token: await mint(userId, tenant, 'owner') };
     };
@@ -38,7 +38,7 @@ describe('tenants', { timeout: 120000 }, () => {
     // A user of the tenant with a role, made in the database, with a token.
     const makeUser = async (t, email, role) => {
         const [id] = await ctx.sql(
-            `INSERT INTO users (tenant_id, email, name, role) VALUES ('${t.tenant}', '${email}', 'U', '${role}') RETURNING id`);
+            `INSERT INTO users (tenant_id, email, name, role, password_hash) VALUES ('${t.tenant}', '${email}', 'U', '${role}', 'unusable-hash') RETURNING id`);
         return { tenant: t.tenant, userId: Number(id), token: await mint(id, t.tenant, role) };
     };
 
