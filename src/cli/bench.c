@@ -1,6 +1,8 @@
 /* pulse bench: runs the benchmark scripts in bench/ (figures, never pass/fail). */
 #include "auth/token_bench.h"
 #include "cli/cli.h"
+#include "ingest/csv_bench.h"
+#include "ingest/types_bench.h"
 #include "core/config.h"
 
 #include <errno.h>
@@ -12,12 +14,14 @@
 int pulse_cli_bench(int argc, char **argv)
 {
     if (argc < 2 || pulse_cli_wants_help(argc, argv)) {
-        printf("Usage: pulse bench http|tokens|logins\n\n"
+        printf("Usage: pulse bench http|tokens|logins|csv|types\n\n"
                "  http   req/s, latency and memory of the server: a JSON handler on one loop thread and a\n"
                "         handler doing one primary-key query (wrk on this machine; needs the wrk package).\n"
                "         BENCH_SECONDS, BENCH_CONNECTIONS, BENCH_THREADS_PK tune it.\n"
                "  tokens access-token signing and verification, microseconds per operation.\n"
-               "  logins one login's cost, and a burst of failed logins: rate limit and /health latency.\n");
+               "  logins one login's cost, and a burst of failed logins: rate limit and /health latency.\n"
+               "  csv    CSV sniffing and parsing, MB/s (generated files, and ../shared/data when present).\n"
+               "  types  column type and date inference, values per second.\n");
         return argc < 2 ? 2 : 0;
     }
     pulse_config_t cfg;
@@ -26,6 +30,10 @@ int pulse_cli_bench(int argc, char **argv)
         return 1;
     if (strcmp(argv[1], "tokens") == 0)
         return pulse_token_bench(stdout) == 0 ? 0 : 1;
+    if (strcmp(argv[1], "csv") == 0)
+        return pulse_csv_bench(stdout) == 0 ? 0 : 1;
+    if (strcmp(argv[1], "types") == 0)
+        return pulse_types_bench(stdout) == 0 ? 0 : 1;
     if (strcmp(argv[1], "http") != 0 && strcmp(argv[1], "logins") != 0) {
         fprintf(stderr, "pulse bench: unknown benchmark '%s' (see pulse bench --help)\n", argv[1]);
         return 2;

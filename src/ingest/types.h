@@ -80,15 +80,15 @@ const char *pulse_column_kind_name(pulse_column_kind_t kind); /* "integer", "dat
  * pulse_column_init) and feed values; stats of chunks observed on different threads add up
  * with pulse_column_merge. */
 typedef struct pulse_column_stats_t {
-    uint64_t values;            /* non-null values observed */
-    uint64_t nulls;             /* null-like values (see pulse_is_null_like) */
-    uint64_t int_ok[2];         /* [0]: '.' decimal mark, [1]: decimal comma */
-    uint64_t dec_ok[2];         /* numbers (integers included) */
-    uint64_t int_lead_zero[2];  /* integers written with leading zeros ("007"): codes more than numbers */
-    uint64_t bool_ok;           /* yes/no/true/false/... or 0/1 */
-    uint64_t bool_words;        /* of which yes/no/true/false/... */
+    uint64_t values;           /* non-null values observed */
+    uint64_t nulls;            /* null-like values (see pulse_is_null_like) */
+    uint64_t int_ok[2];        /* [0]: '.' decimal mark, [1]: decimal comma */
+    uint64_t dec_ok[2];        /* numbers (integers included) */
+    uint64_t int_lead_zero[2]; /* integers written with leading zeros ("007"): codes more than numbers */
+    uint64_t bool_ok;          /* yes/no/true/false/... or 0/1 */
+    uint64_t bool_words;       /* of which yes/no/true/false/... */
     uint64_t date_ok[PULSE_DATE_FORMAT_COUNT];
-    uint64_t date_timed;        /* values that carried a time of day (in any format) */
+    uint64_t date_timed; /* values that carried a time of day (in any format) */
 } pulse_column_stats_t;
 
 void pulse_column_init(pulse_column_stats_t *st);
@@ -109,13 +109,13 @@ typedef struct pulse_column_type_t {
     int looks_boolean;               /* INTEGER whose values are all 0/1: reported as integer, the
                                         mapping may treat it as a label */
     uint64_t values, nulls;
-    uint64_t failures;               /* non-null values that do not parse as the (forced) type */
-    uint64_t leading_zeros;          /* INTEGER: values like "007" (ids/codes: offer text) */
+    uint64_t failures;      /* non-null values that do not parse as the (forced) type */
+    uint64_t leading_zeros; /* INTEGER: values like "007" (ids/codes: offer text) */
     /* TEXT: the candidate most values fit, for "12 of 5000 values are not DD/MM/YYYY dates". */
-    pulse_column_kind_t near_type;   /* PULSE_COL_AUTO when none */
+    pulse_column_kind_t near_type; /* PULSE_COL_AUTO when none */
     pulse_date_format_t near_date_format;
     uint64_t near_failures;
-    char reason[160];                /* human-readable; empty when there is nothing to say */
+    char reason[160]; /* human-readable; empty when there is nothing to say */
 } pulse_column_type_t;
 
 /* Decides the column type from stats. opt may be NULL (infer, '.' decimal mark). Without forcing:
