@@ -106,6 +106,13 @@ local function validate(req, route, raw_params)
             return problem.new(415, "unsupported_media_type",
                 "Send the body as JSON with 'Content-Type: application/json'.")
         else
+            -- a NUL can only arrive as the escape \u0000; no text field can hold it (the database
+            -- would cut the string there), so refuse it here with a clear answer
+            if req.body:find("\\u0000", 1, true) then
+                errors[#errors + 1] = { field = "body", code = "invalid_characters",
+                    message = "text may not contain the NUL character (\\u0000)" }
+                return problem.validation(errors)
+            end
             local value, err = json.decode(req.body)
             if value == nil then
                 return problem.bad_request("malformed_json", "The body is not valid JSON: " .. err .. ".")
