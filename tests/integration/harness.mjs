@@ -386,3 +386,38 @@ export function rawHttp(port, text, { timeoutMs = 3000, host = '127.0.0.1' } = {
         sock.on('close', done);
     });
 }
+
+// Helpers for suites that act as users of tenants without going through sign-in: tenants and
+// owners are made directly in the database (pulse_register, as the migrating role) and access
+// tokens minted by the test-only route of fixtures/token_routes.lua, which the server must load
+// (PULSE_APP_EXTRA). getServer returns the running server (it may be started later).
+export function tenantHelpers(ctx, getServer, { industry = 'ecommerce' } = {}) {
+    const call = (token, method, p, body) => getServer().fetch(p, {
+        method,
+        headers: {
+            ...(token ? { authorization: `Bearer ${token}` } : {}),
+            ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
+        },
+        body: body !== undefined ? JSON.stringify(body) : undefined,
+    });
+    const mint = async (sub, tenant, role) => {
+        const r = await getServer().fetch('/api/test/token', { json: { sub: String(sub), tenant, role } });
+        if (r.status !== 200) throw new Error(`minting a token failed: ${r.status} ${r.text}`);
+        return r.json.access_token;
+    };
+    // -> { tenant, userId, token } for a new organization and its owner (who has a password hash,
+    // so counts as an owner, but one nobody can sign in with)
+    const makeTenant = async (org, email) => {
+        const [line] = await ctx.sql(
+            `SELECT tenant_id || '|' || user_id FROM pulse_register('${org}', '${industry}', '${email}', 'Owner', 'unusable-hash')`);
+        const [tenant, userId] = line.split('|');
+        return { tenant, userId: Number(userId), token: await mint(userId, tenant, 'owner') };
+    };
+    // -> { tenant, userId, token } for another user of tenant t
+    const makeUser = async (t, email, role) => {
+        const [id] = await ctx.sql(`INSERT INTO users (tenant_id, email, name, role, password_hash)
+            VALUES ('${t.tenant}', '${email}', 'U', '${role}', 'unusable-hash') RETURNING id`);
+        return { tenant: t.tenant, userId: Number(id), token: await mint(id, t.tenant, role) };
+    };
+    return { call, mint, makeTenant, makeUser };
+}

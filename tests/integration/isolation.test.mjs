@@ -11,7 +11,7 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
-import { createContext, FIXTURES } from './harness.mjs';
+import { createContext, FIXTURES, tenantHelpers } from './harness.mjs';
 
 const TOKEN_ROUTES = path.join(FIXTURES, 'token_routes.lua');
 
@@ -27,24 +27,7 @@ describe('isolation', { timeout: 120000 }, () => {
         'api-keys': () => idsOfA.apiKey,
     };
 
-    const call = (token, method, p, body) => srv.fetch(p, {
-        method,
-        headers: { ...(token ? { authorization: `Bearer ${token}` } : {}), ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
-        body: body !== undefined ? JSON.stringify(body) : undefined,
-    });
-
-    const mint = async (sub, tenant, role) => {
-        const r = await srv.fetch('/api/test/token', { json: { sub: String(sub), tenant, role } });
-        assert.equal(r.status, 200, r.text);
-        return r.json.access_token;
-    };
-
-    const makeTenant = async (org, email) => {
-        const [line] = await ctx.sql(
-            `SELECT tenant_id || '|' || user_id FROM pulse_register('${org}', 'banking', '${email}', 'Owner', 'unusable-hash')`);
-        const [tenant, userId] = line.split('|');
-        return { tenant, userId: Number(userId), token: await mint(userId, tenant, 'owner') };
-    };
+    let call, mint, makeTenant;
 
     // Every table with a tenant column (and organizations, keyed by id).
     const tenantTables = async () => ctx.sql(`SELECT table_name FROM information_schema.columns
@@ -133,6 +116,7 @@ describe('isolation', { timeout: 120000 }, () => {
         await ctx.startDb();
         await ctx.migrate();
         srv = await ctx.startServer({ env: { PULSE_APP_EXTRA: TOKEN_ROUTES } });
+        ({ call, mint, makeTenant } = tenantHelpers(ctx, () => srv, { industry: 'banking' }));
         A = await makeTenant('Tenant A', 'owner@a-tenant.test');
         B = await makeTenant('Tenant B', 'owner@b-tenant.test');
 

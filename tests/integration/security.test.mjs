@@ -6,40 +6,21 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
-import { createContext, FIXTURES, assertProblem } from './harness.mjs';
+import { createContext, FIXTURES, assertProblem, tenantHelpers } from './harness.mjs';
 
 const TOKEN_ROUTES = path.join(FIXTURES, 'token_routes.lua');
 
 describe('security', { timeout: 120000 }, () => {
     let ctx, srv;
 
-    const call = (token, method, p, body) => srv.fetch(p, {
-        method,
-        headers: { ...(token ? { authorization: `Bearer ${token}` } : {}), ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
-        body: body !== undefined ? JSON.stringify(body) : undefined,
-    });
-    const mint = async (sub, tenant, role) => {
-        const r = await srv.fetch('/api/test/token', { json: { sub: String(sub), tenant, role } });
-        assert.equal(r.status, 200, r.text);
-        return r.json.access_token;
-    };
-    const makeTenant = async (org, email) => {
-        const [line] = await ctx.sql(
-            `SELECT tenant_id || '|' || user_id FROM pulse_register('${org}', 'ecommerce', '${email}', 'Owner', 'unusable-hash')`);
-        const [tenant, userId] = line.split('|');
-        return { tenant, userId: Number(userId), token: await mint(userId, tenant, 'owner') };
-    };
-    const makeUser = async (t, email, role) => {
-        const [id] = await ctx.sql(`INSERT INTO users (tenant_id, email, name, role, password_hash)
-            VALUES ('${t.tenant}', '${email}', 'U', '${role}', 'unusable-hash') RETURNING id`);
-        return { tenant: t.tenant, userId: Number(id), token: await mint(id, t.tenant, role) };
-    };
+    let call, makeTenant, makeUser;
 
     before(async () => {
         ctx = await createContext('pulse-it-security-');
         await ctx.startDb();
         await ctx.migrate();
         srv = await ctx.startServer({ env: { PULSE_APP_EXTRA: TOKEN_ROUTES, PULSE_LIMIT_INVITE_TENANT: '3/3600' } });
+        ({ call, makeTenant, makeUser } = tenantHelpers(ctx, () => srv));
     });
 
     after(async () => {

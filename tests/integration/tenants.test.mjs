@@ -6,7 +6,7 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
-import { createContext, FIXTURES, assertProblem } from './harness.mjs';
+import { createContext, FIXTURES, assertProblem, tenantHelpers } from './harness.mjs';
 
 const TOKEN_ROUTES = path.join(FIXTURES, 'token_routes.lua');
 const STRONG_PASSWORD = 'violet-Harbor-7-lantern';
@@ -16,31 +16,7 @@ describe('tenants', { timeout: 120000 }, () => {
     let A; // { tenant, userId, token }
     let viewerA, analystA;
 
-    const call = (token, method, p, body) => srv.fetch(p, {
-        method,
-        headers: { ...(token ? { authorization: `Bearer ${token}` } : {}), ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
-        body: body !== undefined ? JSON.stringify(body) : undefined,
-    });
-
-    const mint = async (sub, tenant, role) => {
-        const r = await srv.fetch('/api/test/token', { json: { sub: String(sub), tenant, role } });
-        assert.equal(r.status, 200, r.text);
-        return r.json.access_token;
-    };
-
-    const makeTenant = async (org, email) => {
-        const [line] = await ctx.sql(
-            `SELECT tenant_id || '|' || user_id FROM pulse_register('${org}', 'ecommerce', '${email}', 'Owner', 'unusable-hash')`);
-        const [tenant, userId] = line.split('|');
-        return { tenant, userId: Number(userId), token: await mint(userId, tenant, 'owner') };
-    };
-
-    // A user of the tenant with a role, made in the database, with a token.
-    const makeUser = async (t, email, role) => {
-        const [id] = await ctx.sql(
-            `INSERT INTO users (tenant_id, email, name, role, password_hash) VALUES ('${t.tenant}', '${email}', 'U', '${role}', 'unusable-hash') RETURNING id`);
-        return { tenant: t.tenant, userId: Number(id), token: await mint(id, t.tenant, role) };
-    };
+    let call, mint, makeTenant, makeUser;
 
     const auditEvents = async (t, event) => {
         const r = await call(t.token, 'GET', `/api/v1/audit?limit=500${event ? `&event=${event}` : ''}`);
@@ -53,6 +29,7 @@ describe('tenants', { timeout: 120000 }, () => {
         await ctx.startDb();
         await ctx.migrate();
         srv = await ctx.startServer({ env: { PULSE_APP_EXTRA: TOKEN_ROUTES } });
+        ({ call, mint, makeTenant, makeUser } = tenantHelpers(ctx, () => srv));
         A = await makeTenant('Org A', 'owner@org-a.test');
         viewerA = await makeUser(A, 'viewer@org-a.test', 'viewer');
         analystA = await makeUser(A, 'analyst@org-a.test', 'analyst');
