@@ -47,5 +47,6 @@ int pulse_script_open_db(lua_State *L);
 int pulse_script_open_pulse(lua_State *L);
 int pulse_script_open_auth(lua_State *L);
 int pulse_script_open_ratelimit(lua_State *L);
+int pulse_script_open_ingest(lua_State *L);
 
 #endif

@@ -1,0 +1,208 @@
+-- Industry declarations: loads industries/<name>.lua (tenant-editable data: record kinds, their
+-- canonical fields and the header aliases that map onto them) and checks each against the shape
+-- below, so a mistake fails with the file and field named instead of at import time.
+--
+--   return {
+--     name = "<file name>", label = "Human name",
+--     kinds = { <kind> = {
+--       label = "...", description = "...",
+--       fields = { <canonical> = { type = "id"|"date"|"number"|"integer"|"text"|"label",
+--                                  required = bool, aliases = { "Header", ... }, description = "..." } },
+--       derived = { <canonical> = { from = { <canonical>, ... }, op = "multiply"|"add"|"subtract" } },
+--       cancellation = { field = <canonical>, prefix = "C" },
+--       layouts = { { name = "...", columns = { <canonical>, ... } } },   -- headerless files, by position
+--       extra_columns = "attributes"|"ignore" } } }
+--
+-- The files are loaded as data, with no globals but a few pure ones (no require, io, os, load):
+-- they are the tenant side of "two kinds of Lua" (DESIGN.md).
+local pulse_ok, pulse = pcall(require, "pulse")
+
+local industries = {}
+
+industries.NAMES = { "ecommerce", "telecom", "banking" }
+industries.FIELD_TYPES = { id = true, date = true, number = true, integer = true, text = true, label = true }
+local OPS = { multiply = true, add = true, subtract = true }
+
+-- "Customer ID", "customer_id", "CustomerID" -> "customerid"
+function industries.normalize(header)
+    return (tostring(header):lower():gsub("[%s_%-%.]+", ""))
+end
+
+local function dir()
+    local home = pulse_ok and type(pulse) == "table" and pulse.config and pulse.config.home
+    return (home or ".") .. "/industries"
+end
+
+local SAFE = { "pairs", "ipairs", "next", "type", "tostring", "tonumber", "select", "error", "assert" }
+local function sandbox()
+    local env = {}
+    for _, k in ipairs(SAFE) do env[k] = _G[k] end
+    env.string, env.table, env.math = string, table, math
+    return env
+end
+
+local function keys_known(t, allowed, where, errs)
+    for k in pairs(t) do
+        if not allowed[k] then errs[#errs + 1] = where .. ": unknown field '" .. tostring(k) .. "'" end
+    end
+end
+
+local KIND_KEYS = { label = true, description = true, fields = true, derived = true, cancellation = true,
+    layouts = true, extra_columns = true }
+local FIELD_KEYS = { type = true, required = true, aliases = true, description = true }
+
+-- industries.validate(decl, file) -> true | nil, "file: kinds.x.fields.y: message; ..."
+function industries.validate(decl, file)
+    file = file or "industry"
+    local errs = {}
+    local function bad(msg) errs[#errs + 1] = msg end
+    if type(decl) ~= "table" then return nil, file .. ": must return a table" end
+    keys_known(decl, { name = true, label = true, kinds = true }, "top level", errs)
+    if type(decl.name) ~= "string" or decl.name == "" then bad("name: must be a non-empty string") end
+    if decl.label ~= nil and type(decl.label) ~= "string" then bad("label: must be a string") end
+    if type(decl.kinds) ~= "table" or next(decl.kinds) == nil then
+        bad("kinds: must be a table with at least one kind")
+    else
+        for kname, kind in pairs(decl.kinds) do
+            local at = "kinds." .. tostring(kname)
+            if type(kname) ~= "string" or not kname:match("^[%l_][%l%d_]*$") then
+                bad(at .. ": kind names are lower_case identifiers")
+            end
+            if type(kind) ~= "table" then
+                bad(at .. ": must be a table")
+            else
+                keys_known(kind, KIND_KEYS, at, errs)
+                local fields = kind.fields
+                if type(fields) ~= "table" or next(fields) == nil then
+                    bad(at .. ".fields: must be a table with at least one field")
+                    fields = {}
+                end
+                local seen_alias, required = {}, 0
+                for fname, f in pairs(fields) do
+                    local fat = at .. ".fields." .. tostring(fname)
+                    if type(fname) ~= "string" or not fname:match("^[%l_][%l%d_]*$") then
+                        bad(fat .. ": field names are lower_case identifiers")
+                    elseif type(f) ~= "table" then
+                        bad(fat .. ": must be a table")
+                    else
+                        keys_known(f, FIELD_KEYS, fat, errs)
+                        if not industries.FIELD_TYPES[f.type] then
+                            bad(fat .. ".type: must be one of id, date, number, integer, text, label (got " .. tostring(f.type) .. ")")
+                        end
+                        if f.required ~= nil and type(f.required) ~= "boolean" then bad(fat .. ".required: must be a boolean") end
+                        if f.required then required = required + 1 end
+                        if f.aliases ~= nil and type(f.aliases) ~= "table" then bad(fat .. ".aliases: must be a list of strings") end
+                        local names = { fname }
+                        for i, a in ipairs(type(f.aliases) == "table" and f.aliases or {}) do
+                            if type(a) ~= "string" or industries.normalize(a) == "" then
+                                bad(fat .. ".aliases[" .. i .. "]: must be a non-empty string")
+                            else
+                                names[#names + 1] = a
+                            end
+                        end
+                        for _, a in ipairs(names) do
+                            local n = industries.normalize(a)
+                            if seen_alias[n] and seen_alias[n] ~= fname then
+                                bad(fat .. ".aliases: '" .. a .. "' is also an alias of " .. seen_alias[n])
+                            end
+                            seen_alias[n] = fname
+                        end
+                    end
+                end
+                if required == 0 and next(fields) then bad(at .. ".fields: at least one field must be required") end
+                if kind.derived ~= nil then
+                    if type(kind.derived) ~= "table" then bad(at .. ".derived: must be a table") else
+                        for dname, d in pairs(kind.derived) do
+                            local dat = at .. ".derived." .. tostring(dname)
+                            if not fields[dname] then bad(dat .. ": not a field of this kind") end
+                            if type(d) ~= "table" or type(d.from) ~= "table" or #d.from == 0 then
+                                bad(dat .. ".from: must be a list of fields")
+                            else
+                                keys_known(d, { from = true, op = true }, dat, errs)
+                                for i, src in ipairs(d.from) do
+                                    if not fields[src] then bad(dat .. ".from[" .. i .. "]: '" .. tostring(src) .. "' is not a field of this kind") end
+                                    if src == dname then bad(dat .. ".from[" .. i .. "]: a field cannot derive from itself") end
+                                end
+                                if not OPS[d.op] then bad(dat .. ".op: must be multiply, add or subtract (got " .. tostring(d.op) .. ")") end
+                            end
+                        end
+                    end
+                end
+                local c = kind.cancellation
+                if c ~= nil then
+                    if type(c) ~= "table" then bad(at .. ".cancellation: must be a table") else
+                        keys_known(c, { field = true, prefix = true }, at .. ".cancellation", errs)
+                        if not fields[c.field] then bad(at .. ".cancellation.field: '" .. tostring(c.field) .. "' is not a field of this kind") end
+                        if type(c.prefix) ~= "string" or c.prefix == "" then bad(at .. ".cancellation.prefix: must be a non-empty string") end
+                    end
+                end
+                if kind.layouts ~= nil then
+                    if type(kind.layouts) ~= "table" then bad(at .. ".layouts: must be a list") else
+                        for i, l in ipairs(kind.layouts) do
+                            local lat = at .. ".layouts[" .. i .. "]"
+                            if type(l) ~= "table" or type(l.columns) ~= "table" or #l.columns == 0 then
+                                bad(lat .. ".columns: must be a list of fields")
+                            else
+                                keys_known(l, { name = true, columns = true }, lat, errs)
+                                for j, col in ipairs(l.columns) do
+                                    if col ~= false and not fields[col] then
+                                        bad(lat .. ".columns[" .. j .. "]: '" .. tostring(col) .. "' is not a field of this kind")
+                                    end
+                                end
+                            end
+                        end
+                    end
+                end
+                if kind.extra_columns ~= nil and kind.extra_columns ~= "attributes" and kind.extra_columns ~= "ignore" then
+                    bad(at .. ".extra_columns: must be \"attributes\" or \"ignore\"")
+                end
+            end
+        end
+    end
+    if #errs > 0 then
+        table.sort(errs)
+        return nil, file .. ": " .. table.concat(errs, "; ")
+    end
+    return true
+end
+
+-- industries.load_file(path) -> decl | nil, err (loaded as data in a bare environment, then validated)
+function industries.load_file(path)
+    local chunk, err = loadfile(path, "t", sandbox())
+    if not chunk then return nil, err end
+    local ok, decl = pcall(chunk)
+    if not ok then return nil, path .. ": " .. tostring(decl) end
+    local valid, verr = industries.validate(decl, path)
+    if not valid then return nil, verr end
+    return decl
+end
+
+local cache = {}
+
+-- industries.get(name) -> decl (cached per VM); raises with the file and field on a bad file.
+function industries.get(name)
+    if cache[name] then return cache[name] end
+    if type(name) ~= "string" or not name:match("^[%l_]+$") then error("industries: bad industry name " .. tostring(name), 2) end
+    local decl, err = industries.load_file(dir() .. "/" .. name .. ".lua")
+    if not decl then error("industries: " .. err, 0) end
+    if decl.name ~= name then error("industries: " .. dir() .. "/" .. name .. ".lua: name is '" .. tostring(decl.name) .. "', expected '" .. name .. "'", 0) end
+    cache[name] = decl
+    return decl
+end
+
+-- Loads every industry (start-up check); raises on the first bad file.
+function industries.load_all()
+    local out = {}
+    for _, n in ipairs(industries.NAMES) do out[n] = industries.get(n) end
+    return out
+end
+
+-- Sorted kind names of an industry.
+function industries.kind_names(decl)
+    local names = {}
+    for k in pairs(decl.kinds) do names[#names + 1] = k end
+    table.sort(names)
+    return names
+end
+
+return industries
