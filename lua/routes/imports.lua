@@ -3,6 +3,7 @@
 -- the record kind and column mapping for the tenant's industry (industries/*.lua, lua/mapping.lua),
 -- with the questions the user must answer before importing. Nothing is stored.
 local db = require "db"
+local ingest = require "ingest"
 local json = require "json"
 local problem = require "problem"
 local response = require "response"
@@ -65,12 +66,6 @@ local Preview = schema.component("ImportPreview", {
     },
 })
 
--- The ingest binding (C); a server built without it answers 501 rather than a 500.
-local function load_ingest()
-    local ok, ingest = pcall(require, "ingest")
-    if ok then return ingest end
-    return nil, problem.new(501, "not_implemented", "File previews are not available in this build (no ingest binding).")
-end
 
 local function arr(t) return json.array(t or {}) end
 
@@ -125,8 +120,6 @@ local function read_request(req)
     for k, v in pairs(req.query) do opts[k] = v end
     if mt == MULTIPART then
         if req.body_length == 0 then return invalid("body.file", "required", "send the file in the multipart field 'file'") end
-        local ingest, missing = load_ingest()
-        if not ingest then return missing end
         local parts, err = ingest.multipart(req.body, ct)
         if not parts then
             return problem.bad_request(err.code or "bad_multipart", "The multipart body cannot be read: " .. tostring(err.message) .. ".")
@@ -201,8 +194,6 @@ return function(routes)
                     :format(opts.kind, industry, table.concat(industries.kind_names(decl), ", ")))
             end
 
-            local ingest, missing = load_ingest()
-            if not ingest then return missing end
             local file_type = input.file_type
             local filename = input.filename
             if not filename and file_type == XLSX_TYPE then filename = "upload.xlsx" end

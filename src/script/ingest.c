@@ -614,7 +614,17 @@ static int preview_xlsx(lua_State *L, const char *data, size_t len, const opts_t
     if (!found) {
         if (nsheets == 0)
             return fail(L, "not_tabular", 0, "the workbook has no sheets");
-        return fail(L, "unknown_sheet", 0, "no sheet named \"%s\" in the workbook", o->sheet);
+        /* name the sheets there are, so the user can pick one */
+        pulse_buf_t list = PULSE_BUF_INIT;
+        for (int i = 0; i < nsheets; i++) {
+            pulse_buf_puts(&list, i ? ", \"" : "\"");
+            pulse_buf_puts(&list, names[i]);
+            pulse_buf_putc(&list, '"');
+        }
+        char sheets[512];
+        snprintf(sheets, sizeof(sheets), "%s", list.data ? list.data : "");
+        pulse_buf_free(&list);
+        return fail(L, "unknown_sheet", 0, "no sheet named \"%s\" in the workbook; its sheets: %s", o->sheet, sheets);
     }
 
     pv->is_xlsx = 1;

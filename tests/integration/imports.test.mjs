@@ -7,10 +7,10 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
+import { makeXlsx } from './fixtures/xlsx.mjs';
 import { createContext, FIXTURES, assertProblem, tenantHelpers } from './harness.mjs';
 
 const TOKEN_ROUTES = path.join(FIXTURES, 'token_routes.lua');
-const NO_INGEST = 'ingest binding not built yet (the route answers 501)';
 
 const PULSE_TX = [
     'CustomerID,TransactionDate,TransactionAmount,ProductCategory,Quantity',
@@ -70,7 +70,7 @@ const EVENTS = [
 ].join('\n') + '\n';
 
 describe('imports preview', { timeout: 120000 }, () => {
-    let ctx, srv, analyst, viewer, telecomAnalyst, ingestBuilt;
+    let ctx, srv, analyst, viewer, telecomAnalyst;
 
     // A raw-body upload; opts: query (object), type (content type), token.
     const raw = (body, { query = {}, type = 'text/csv', token = analyst.token } = {}) => {
@@ -93,11 +93,6 @@ describe('imports preview', { timeout: 120000 }, () => {
         return r.json;
     };
     const column = (p, name) => p.columns.find((c) => c.name === name);
-    // in a test needing the binding: skips it on a build without one
-    const needsIngest = (t) => {
-        if (!ingestBuilt) t.skip(NO_INGEST);
-        return !ingestBuilt;
-    };
 
     before(async () => {
         ctx = await createContext('pulse-it-imports-');
@@ -111,9 +106,6 @@ describe('imports preview', { timeout: 120000 }, () => {
         const tel = tenantHelpers(ctx, () => srv, { industry: 'telecom' });
         const telOwner = await tel.makeTenant('Import Telco', 'owner@import-telco.test');
         telecomAnalyst = await tel.makeUser(telOwner, 'analyst@import-telco.test', 'analyst');
-        const probe = await raw(PULSE_TX);
-        ingestBuilt = probe.status !== 501;
-        if (!ingestBuilt) assertProblem(assert, probe, 501, 'not_implemented');
     });
 
     after(async () => {
@@ -161,7 +153,6 @@ describe('imports preview', { timeout: 120000 }, () => {
     // --- previews (need the ingest binding) ---
 
     it("previews Pulse's own transaction CSV (raw body)", async (t) => {
-        if (needsIngest(t)) return;
         const p = ok(await raw(PULSE_TX, { query: { filename: 'tx.csv' } }));
         assert.equal(p.format, 'csv');
         assert.equal(p.dialect.sep, ',');
@@ -181,7 +172,6 @@ describe('imports preview', { timeout: 120000 }, () => {
     });
 
     it('previews the classic retail export: amount derived, cancellations marked', async (t) => {
-        if (needsIngest(t)) return;
         const p = ok(await multipart(RETAIL, {}, { filename: 'online_retail.csv' }));
         assert.equal(p.dialect.crlf, true);
         assert.equal(p.rows[2][2], 'HAND WARMER, UNION JACK');
@@ -195,7 +185,6 @@ describe('imports preview', { timeout: 120000 }, () => {
     });
 
     it('previews a CDNOW-like whitespace file without a header', async (t) => {
-        if (needsIngest(t)) return;
         const p = ok(await raw(CDNOW, { query: { filename: 'cdnow_master.txt' }, type: 'text/plain' }));
         assert.equal(p.dialect.sep, 'whitespace');
         assert.equal(p.dialect.header, false);
@@ -209,7 +198,6 @@ describe('imports preview', { timeout: 120000 }, () => {
     });
 
     it("previews a ';' file with decimal commas and DD.MM.YYYY dates", async (t) => {
-        if (needsIngest(t)) return;
         const p = ok(await raw(SEMICOLON, { query: { filename: 'umsatz.csv' } }));
         assert.equal(p.dialect.sep, ';');
         assert.equal(p.dialect.decimal_comma, true);
@@ -221,7 +209,6 @@ describe('imports preview', { timeout: 120000 }, () => {
     });
 
     it('asks about an ambiguous DD/MM date column', async (t) => {
-        if (needsIngest(t)) return;
         const p = ok(await raw(AMBIGUOUS));
         const col = column(p, 'invoice_date');
         assert.equal(col.ambiguous, true, JSON.stringify(col));
@@ -235,7 +222,6 @@ describe('imports preview', { timeout: 120000 }, () => {
     });
 
     it('recognizes a Telco-like attribute file with a churn label', async (t) => {
-        if (needsIngest(t)) return;
         const p = ok(await multipart(TELCO, {}, { filename: 'telco_churn.csv', token: telecomAnalyst.token }));
         assert.equal(p.industry, 'telecom');
         assert.equal(p.suggestion.kind, 'customers');
@@ -248,7 +234,6 @@ describe('imports preview', { timeout: 120000 }, () => {
     });
 
     it('previews telecom events for a telecom organization', async (t) => {
-        if (needsIngest(t)) return;
         const p = ok(await raw(EVENTS, { token: telecomAnalyst.token }));
         assert.equal(p.suggestion.kind, 'events');
         assert.deepEqual(p.suggestion.mapping, {
@@ -257,7 +242,6 @@ describe('imports preview', { timeout: 120000 }, () => {
     });
 
     it('takes options and a mapping override as multipart fields', async (t) => {
-        if (needsIngest(t)) return;
         const mapping = { customer_id: 'customer_id', transaction_date: 'invoice_date', amount: 'amount' };
         const p = ok(await multipart(AMBIGUOUS, { kind: 'transactions', sep: ',', header: 'true', mapping: JSON.stringify(mapping) }));
         assert.equal(p.kind, 'transactions');
@@ -271,7 +255,6 @@ describe('imports preview', { timeout: 120000 }, () => {
     });
 
     it('asks for required fields no column maps to', async (t) => {
-        if (needsIngest(t)) return;
         const p = ok(await raw('CustomerID,when,total_spend\nC1,yesterday,12.5\nC2,today,3\n', { query: { kind: 'transactions' } }));
         const missing = p.questions.filter((q) => q.code === 'unmapped_field').map((q) => q.field).sort();
         assert.deepEqual(missing, ['amount', 'transaction_date']);
@@ -279,7 +262,6 @@ describe('imports preview', { timeout: 120000 }, () => {
     });
 
     it('answers 422 naming the fields of a mapping that does not fit the file', async (t) => {
-        if (needsIngest(t)) return;
         const mapping = JSON.stringify({ customer_id: 'CustomerID', transaction_date: 'Nope', colour: 'Quantity' });
         let p = assertProblem(assert, await multipart(PULSE_TX, { mapping }), 422, 'validation_failed');
         const fields = p.errors.map((e) => e.field).sort();
@@ -290,19 +272,37 @@ describe('imports preview', { timeout: 120000 }, () => {
     });
 
     it('answers 422 for a multipart body without the file field', async (t) => {
-        if (needsIngest(t)) return;
         const p = assertProblem(assert, await multipart(null, { kind: 'transactions' }), 422, 'validation_failed');
         assert.equal(p.errors[0].field, 'body.file');
     });
 
     it('answers 400 to a multipart body that cannot be read', async (t) => {
-        if (needsIngest(t)) return;
         const r = await raw('--nope\r\nnot really\r\n', { type: 'multipart/form-data; boundary=xyz' });
         assertProblem(assert, r, 400, 'bad_multipart');
     });
 
+    it('previews an .xlsx workbook: sheets, typed columns, dates from the cell style', async () => {
+        const book = makeXlsx([
+            ['CustomerID', 'TransactionDate', 'TransactionAmount', 'ProductCategory', 'Quantity'],
+            [1001, new Date(Date.UTC(2024, 0, 15)), 19.99, 'Books', 1],
+            [1002, new Date(Date.UTC(2024, 1, 29)), 5.5, 'Toys', 3],
+            [1003, new Date(Date.UTC(2024, 2, 1)), 120, 'Garden, outdoor', 2],
+        ], { sheet: 'Orders' });
+        const p = ok(await multipart(book, {}, { filename: 'orders.xlsx' }));
+        assert.equal(p.format, 'xlsx');
+        assert.deepEqual(p.sheets, ['Orders']);
+        assert.equal(column(p, 'TransactionDate').type, 'date', JSON.stringify(column(p, 'TransactionDate')));
+        assert.equal(p.rows[1][1], '2024-02-29');
+        assert.equal(p.rows[2][3], 'Garden, outdoor');
+        assert.equal(column(p, 'CustomerID').type, 'integer');
+        assert.equal(column(p, 'TransactionAmount').type, 'decimal');
+        assert.equal(p.suggestion.kind, 'transactions');
+        assert.deepEqual(p.suggestion.unmapped_required, []);
+        const missing = await multipart(book, { sheet: 'Nope' }, { filename: 'orders.xlsx' });
+        assert.equal(assertProblem(assert, missing, 422, 'unknown_sheet').detail.includes('Orders'), true, missing.text);
+    });
+
     it('answers 422 with the ingest code for an empty file and for binary garbage', async (t) => {
-        if (needsIngest(t)) return;
         let p = assertProblem(assert, await multipart('', {}), 422, 'empty_file');
         assert.equal(p.errors[0].field, 'body.file');
         const garbage = Buffer.alloc(4096);
