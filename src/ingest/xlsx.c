@@ -287,6 +287,15 @@ static const char *attr(const char **atts, const char *name)
     return NULL;
 }
 
+static uint64_t max_part_bytes = PULSE_XLSX_MAX_PART_BYTES;
+static size_t max_shared_bytes = PULSE_XLSX_MAX_SHARED_BYTES;
+
+void pulse_xlsx_set_limits(uint64_t part_bytes, size_t shared_bytes)
+{
+    max_part_bytes = part_bytes;
+    max_shared_bytes = shared_bytes;
+}
+
 static void sax_abort(sax_t *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void sax_abort(sax_t *s, const char *fmt, ...)
 {
@@ -327,6 +336,7 @@ static int parse_part(pulse_xlsx_t *x, const char *part, sax_t *s, XML_StartElem
     XML_SetCharacterDataHandler(p, text);
     XML_SetStartDoctypeDeclHandler(p, on_doctype);
     int rc = 0;
+    uint64_t inflated = 0;
     for (;;) {
         void *buf = XML_GetBuffer(p, CHUNK);
         if (!buf) {
@@ -336,6 +346,12 @@ static int parse_part(pulse_xlsx_t *x, const char *part, sax_t *s, XML_StartElem
         zip_int64_t n = zip_fread(f, buf, CHUNK);
         if (n < 0) {
             rc = pulse_fail(err, errlen, "cannot read %s: %s (corrupt archive?)", part, zip_file_strerror(f));
+            break;
+        }
+        inflated += (uint64_t)n;
+        if (inflated > max_part_bytes) { /* a few MB of zip can inflate to many GB */
+            rc = pulse_fail(err, errlen, "%s is larger than %llu KiB once decompressed: split the workbook or export it as CSV",
+                            part, (unsigned long long)(max_part_bytes >> 10));
             break;
         }
         if (XML_ParseBuffer(p, (int)n, n == 0) != XML_STATUS_OK) {
@@ -584,8 +600,9 @@ static void sst_end(void *ud, const XML_Char *name)
         if (n)
             x->sst.len = t->start + ooxml_unescape(x->sst.data + t->start, n);
         pulse_buf_putc(&x->sst, '\0');
-        if (x->sst.len > UINT32_MAX) {
-            sax_abort(&t->s, "the shared strings table is larger than 4 GiB");
+        if (x->sst.len > max_shared_bytes) {
+            sax_abort(&t->s, "the shared strings table is larger than %zu KiB: export the sheet as CSV instead",
+                      max_shared_bytes >> 10);
             return;
         }
         push((void **)&x->sst_off, &x->nsst, &x->sst_cap, sizeof(*x->sst_off));

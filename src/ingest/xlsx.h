@@ -10,6 +10,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* Limits against decompression bombs: no part of the archive is inflated past
+ * PULSE_XLSX_MAX_PART_BYTES, and the shared strings (kept in memory) stop at
+ * PULSE_XLSX_MAX_SHARED_BYTES; both are errors that say so. */
+#define PULSE_XLSX_MAX_PART_BYTES (UINT64_C(512) << 20)
+#define PULSE_XLSX_MAX_SHARED_BYTES ((size_t)64 << 20)
+/* Replaces both limits (process-wide; tests use small ones). */
+void pulse_xlsx_set_limits(uint64_t part_bytes, size_t shared_bytes);
+
 typedef struct pulse_xlsx_t pulse_xlsx_t;
 
 /* One cell's text: NUL-terminated, len excludes the NUL. Valid only during the callback. */

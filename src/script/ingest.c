@@ -291,6 +291,8 @@ static int csv_row(void *ud, size_t row, const pulse_csv_field_t *fields, size_t
     return 0;
 }
 
+#define PREVIEW_XLSX_MAX_ROWS 50000
+
 static int xlsx_row(void *ud, uint32_t row, const pulse_xlsx_cell_t *cells, size_t n)
 {
     preview_t *pv = ud;
@@ -300,7 +302,9 @@ static int xlsx_row(void *ud, uint32_t row, const pulse_xlsx_cell_t *cells, size
         pv->job->refs[i].n = cells[i].len;
     }
     handle_row(pv, row, n);
-    return 0;
+    /* The preview runs on an event loop: a workbook's rows past this are not read (the answer's
+     * rows_sampled says how many were). A CSV is bounded by the request body instead. */
+    return pv->data_rows >= PREVIEW_XLSX_MAX_ROWS ? 1 : 0;
 }
 
 /* ---------------------------------------------------------------------------------------------

@@ -348,6 +348,31 @@ static long peak_rss_kb(void)
     return ru.ru_maxrss;
 }
 
+/* Decompression limits: a part inflating past the limit, and shared strings past theirs, are
+ * errors that say so (the book's parts are a few hundred bytes: tiny limits stand in for big
+ * files). */
+static void test_decompression_limits(void **state)
+{
+    char err[256];
+    pulse_buf_t b = PULSE_BUF_INIT;
+    pulse_xlsx_t *x = pulse_xlsx_open(fixture_path("book.xlsx"), err, sizeof(err));
+    assert_non_null(x);
+    pulse_xlsx_set_limits(PULSE_XLSX_MAX_PART_BYTES, 8); /* shared strings: 8 bytes */
+    assert_int_equal(pulse_xlsx_read(x, NULL, collect, &b, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "shared strings table is larger than"));
+    pulse_xlsx_close(x);
+
+    x = pulse_xlsx_open(fixture_path("book.xlsx"), err, sizeof(err));
+    assert_non_null(x);
+    pulse_xlsx_set_limits(64, PULSE_XLSX_MAX_SHARED_BYTES); /* any part: 64 bytes */
+    assert_int_equal(pulse_xlsx_read(x, NULL, collect, &b, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "once decompressed"));
+    pulse_xlsx_close(x);
+
+    pulse_xlsx_set_limits(PULSE_XLSX_MAX_PART_BYTES, PULSE_XLSX_MAX_SHARED_BYTES);
+    pulse_buf_free(&b);
+}
+
 static void test_big_sheet_bounded_memory(void **state)
 {
     char xml[128], sst[128];
@@ -417,6 +442,7 @@ int main(void)
         cmocka_unit_test(test_not_a_zip),
         cmocka_unit_test(test_missing_parts),
         cmocka_unit_test(test_malformed_xml),
+        cmocka_unit_test(test_decompression_limits),
         cmocka_unit_test(test_big_sheet_bounded_memory),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
