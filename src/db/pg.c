@@ -46,6 +46,7 @@ typedef struct pg_step_t {
 
 #define MAX_IN_FLIGHT 32 /* steps on the wire per connection */
 #define SLOW_QUERY_MS 5  /* no new query is pipelined behind one that has run this long */
+#define ON_DEMAND_MS 250 /* at most one early reconnect attempt per pool this often */
 
 /* Statements a connection has prepared: parse and plan once, then only Bind/Execute. The SQL
  * of request handlers is a small fixed set (values always travel as parameters), so the cache
@@ -92,6 +93,11 @@ struct pulse_pg_pool_t {
     h2o_timeout_t zero;
     h2o_timeout_entry_t kick;
     int was_down; /* for one "database unavailable" / "database back" log pair */
+    /* Traffic while every connection waits out its back-off asks for an early attempt (at most one
+     * every ON_DEMAND_MS), so a database that is back is found by the next requests, not only by
+     * the back-off timer up to 2 s later. */
+    int reconnect_asked;
+    uint64_t last_on_demand;
 };
 
 static void conn_connect(pulse_pg_conn_t *c);
@@ -709,9 +715,36 @@ static pulse_pg_conn_t *pool_pick(pulse_pg_pool_t *pool, uint64_t now)
     return young ? young : any;
 }
 
+static void ask_reconnect(pulse_pg_pool_t *pool)
+{
+    uint64_t now = h2o_now(pool->loop);
+    if (pool->reconnect_asked || now - pool->last_on_demand < ON_DEMAND_MS)
+        return;
+    pool->reconnect_asked = 1;
+    pool->last_on_demand = now;
+    if (!h2o_timeout_is_linked(&pool->kick))
+        h2o_timeout_link(pool->loop, &pool->zero, &pool->kick);
+}
+
+/* One broken connection tries now instead of at the end of its back-off. */
+static void reconnect_one(pulse_pg_pool_t *pool)
+{
+    pool->reconnect_asked = 0;
+    for (int i = 0; i < pool->size; i++) {
+        pulse_pg_conn_t *c = &pool->conns[i];
+        if (c->state == CONN_BROKEN && h2o_timeout_is_linked(&c->retry)) {
+            h2o_timeout_unlink(&c->retry);
+            conn_connect(c);
+            return;
+        }
+    }
+}
+
 static void on_kick(h2o_timeout_entry_t *entry)
 {
     pulse_pg_pool_t *pool = H2O_STRUCT_FROM_MEMBER(pulse_pg_pool_t, kick, entry);
+    if (pool->reconnect_asked)
+        reconnect_one(pool);
     uint64_t now = h2o_now(pool->loop);
     int sent[pool->size];
     memset(sent, 0, sizeof(sent));
@@ -806,6 +839,7 @@ int pulse_pg_query(pulse_pg_pool_t *pool, const pulse_pg_call_t *call, char *err
         }
     } else if (!pool_may_recover_soon(pool)) {
         snprintf(err, errlen, "database unavailable (reconnecting): %s", pool->last_error);
+        ask_reconnect(pool); /* after this request: connecting here could call back into the caller */
         return -1;
     } else if (pool->pending_count >= MAX_PENDING) {
         snprintf(err, errlen, "database overloaded: %d queries waiting", MAX_PENDING);

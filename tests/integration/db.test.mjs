@@ -36,6 +36,11 @@ describe('database', { timeout: 120000 }, () => {
         // the pool reconnects (back-off of at most 2 s) as soon as the role exists
         let afterMigrate;
         await waitFor(async () => (afterMigrate = await srv.fetch('/ready')).status === 200, 6000, { what: '/ready after migrate' });
+        // every loop thread has its own connections: wait until all of them are back
+        await waitFor(async () => {
+            const all = await Promise.all(Array.from({ length: 8 }, () => srv.fetch('/ready')));
+            return all.every((r) => r.status === 200);
+        }, 6000, { what: 'every thread ready after migrate' });
         assert.equal(afterMigrate.status, 200, afterMigrate.text);
         assert.deepEqual(afterMigrate.json, { status: 'ready', checks: { database: 'ok', migrations: 'ok' } });
     });
