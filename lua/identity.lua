@@ -6,7 +6,6 @@ local auth = require "auth"
 local db = require "db"
 local json = require "json"
 local problem = require "problem"
-local ratelimit = require "ratelimit"
 local limits = require "limits"
 
 local identity = {}
@@ -79,11 +78,8 @@ function identity.authenticate(req)
             return nil, problem.unauthorized("The credential is no longer valid: sign in again.")
         end
     end
-    local ok, retry = ratelimit.take("api", who.subject, limits.api.rate, limits.api.per, limits.api.burst)
-    if not ok then
-        return nil, problem.new(429, "rate_limited", "Too many requests for this credential; slow down.",
-            { headers = { ["retry-after"] = tostring(retry) } })
-    end
+    local limited = limits.check("api", who.subject, "requests for this credential")
+    if limited then return nil, limited end
     req.identity, req.tenant = who, who.tenant
     return who
 end

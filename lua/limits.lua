@@ -29,6 +29,17 @@ for name, limit in pairs(limits) do
     end
 end
 
+-- limits.check(name, key, what[, params]) -> nil when allowed, else the 429 problem (with
+-- Retry-After) to answer. `what` completes "Too many ...". params: the limit whose rate to use,
+-- when a bucket of its own shares another's numbers (default: name).
+function limits.check(name, key, what, params)
+    local l = limits[params or name]
+    local ok, retry = require("ratelimit").take(name, key, l.rate, l.per, l.burst)
+    if ok then return nil end
+    return require("problem").new(429, "rate_limited", "Too many " .. what .. "; try again in " .. retry .. " s.",
+        { headers = { ["retry-after"] = tostring(retry) } })
+end
+
 -- The key a client address is limited by: an IPv6 client is its /64 (one subscriber usually
 -- holds a whole /64, so per-address keys would give it 2^64 budgets); an IPv4-mapped IPv6
 -- address is its IPv4 address.

@@ -9,7 +9,6 @@ local json = require "json"
 local schema = require "schema"
 local problem = require "problem"
 local response = require "response"
-local ratelimit = require "ratelimit"
 local limits = require "limits"
 local audit = require "audit"
 local middleware = require "middleware"
@@ -109,13 +108,7 @@ local LoginJson = {
 
 -- --- helpers ---
 
-local function rate_limited(name, key, what)
-    local l = limits[name]
-    local ok, retry = ratelimit.take(name, key, l.rate, l.per, l.burst)
-    if ok then return nil end
-    return problem.new(429, "rate_limited", "Too many " .. what .. "; try again in " .. retry .. " s.",
-        { headers = { ["retry-after"] = tostring(retry) } })
-end
+local rate_limited = limits.check
 
 -- The words a password must not contain: the e-mail's local part, the person's and the
 -- organization's names, whole and word by word (auth.check_password_policy ignores words under

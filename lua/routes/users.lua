@@ -9,7 +9,6 @@ local json = require "json"
 local audit = require "audit"
 local problem = require "problem"
 local response = require "response"
-local ratelimit = require "ratelimit"
 local limits = require "limits"
 local schema = require "schema"
 
@@ -109,12 +108,8 @@ return function(routes)
         handler = function(req)
             local body = req.json
             -- invitations probe for registered addresses (409): not an unlimited oracle
-            local l = limits.invite_tenant
-            local allowed, retry = ratelimit.take("invite_tenant", req.tenant, l.rate, l.per, l.burst)
-            if not allowed then
-                return problem.new(429, "rate_limited", "Too many invitations from this organization; try again in "
-                    .. retry .. " s.", { headers = { ["retry-after"] = tostring(retry) } })
-            end
+            local limited = limits.check("invite_tenant", req.tenant, "invitations from this organization")
+            if limited then return limited end
             local token = auth.random_token(32)
             local who = req.identity
             local created_by = who.user_id or json.null
@@ -245,12 +240,9 @@ return function(routes)
             [429] = "rate_limited",
         },
         handler = function(req)
-            local l = limits.login_ip
-            local allowed, retry = ratelimit.take("accept_invite", limits.address_key(req.remote_addr), l.rate, l.per, l.burst)
-            if not allowed then
-                return problem.new(429, "rate_limited", "Too many attempts; slow down.",
-                    { headers = { ["retry-after"] = tostring(retry) } })
-            end
+            local limited = limits.check("accept_invite", limits.address_key(req.remote_addr),
+                "invitation attempts from this address", "login_ip")
+            if limited then return limited end
             local body = req.json
             if #body.password > 1024 then
                 return problem.validation { { field = "body.password", code = "too_long", message = "must be at most 1024 bytes" } }
