@@ -53,6 +53,20 @@ static double bench_parse(FILE *out, const pulse_csv_dialect_t *d, const char *d
     return rc != 0 ? -1 : t;
 }
 
+/* The best of `runs` parses, in seconds, or -1 when a parse failed (already reported). */
+static double best_parse(FILE *out, const pulse_csv_dialect_t *d, const char *data, size_t len, bench_sink_t *sink, int runs)
+{
+    double best = -1;
+    for (int i = 0; i < runs; i++) {
+        double t = bench_parse(out, d, data, len, sink);
+        if (t < 0)
+            return -1;
+        if (best < 0 || t < best)
+            best = t;
+    }
+    return best;
+}
+
 static int bench_generated(FILE *out, int quoted)
 {
     pulse_buf_t b = PULSE_BUF_INIT;
@@ -76,15 +90,10 @@ static int bench_generated(FILE *out, int quoted)
         return -1;
     }
     bench_sink_t sink;
-    double best = -1;
-    for (int i = 0; i < 3; i++) {
-        double t = bench_parse(out, &d, b.data, b.len, &sink);
-        if (t < 0) {
-            pulse_buf_free(&b);
-            return -1;
-        }
-        if (best < 0 || t < best)
-            best = t;
+    double best = best_parse(out, &d, b.data, b.len, &sink, 3);
+    if (best < 0) {
+        pulse_buf_free(&b);
+        return -1;
     }
     fprintf(out, "csv parse %-8s %6.1f MB in %.3f s: %7.1f MB/s, %.2f M rows/s (%zu rows, %zu fields)\n",
             quoted ? "quoted" : "unquoted", (double)b.len / 1e6, best, (double)b.len / 1e6 / best, (double)sink.rows / 1e6 / best,
@@ -118,15 +127,10 @@ static int bench_file(FILE *out, const char *name)
     }
     double ts = bench_now() - t0;
     bench_sink_t sink;
-    double best = -1;
-    for (int i = 0; i < 5; i++) {
-        double t = bench_parse(out, &d, b.data, b.len, &sink);
-        if (t < 0) {
-            pulse_buf_free(&b);
-            return -1;
-        }
-        if (best < 0 || t < best)
-            best = t;
+    double best = best_parse(out, &d, b.data, b.len, &sink, 5);
+    if (best < 0) {
+        pulse_buf_free(&b);
+        return -1;
     }
     fprintf(out, "csv parse %s: sep=%s header=%d %zu rows x %zu fields, sniff %.2f ms, parse %.2f ms: %.2f M rows/s, %.1f MB/s\n",
             name,
