@@ -1,8 +1,10 @@
 -- The application: loads the route modules, runs the pipeline (middleware.lua) for each request
 -- and renders the answer. app.handle(req) runs in a coroutine per request and returns
--- status, headers, body, tenant, content type to the C host (src/server/request.c).
+-- status, headers, body, tenant, content type to the C host (src/server/request.c); a streamed
+-- answer (response.sse) is started and run here instead, and app.handle then returns nothing.
 local json = require "json"
 local pulse = require "pulse"
+local sse = require "sse"
 local problem = require "problem"
 local router = require "router"
 local middleware = require "middleware"
@@ -21,7 +23,7 @@ local app = { router = router.new() }
 -- Route modules are functions taking the router; the list is the application's table of contents.
 local ROUTE_MODULES = {
     "routes.system", "routes.auth", "routes.users", "routes.api_keys", "routes.customers", "routes.audit_log",
-    "routes.imports",
+    "routes.imports", "routes.jobs",
 }
 
 local function load_routes()
@@ -89,6 +91,19 @@ local function render(req, res)
     return res.status or 200, headers, body, rawget(req, "tenant"), content_type
 end
 
+-- A response.sse answer: headers (CORS included) go out, then the producer runs in this coroutine.
+local function stream(req, res)
+    local _, headers, _, tenant = render(req, res)
+    local s = sse._begin(headers, tenant)
+    if not s then return end -- the client is gone, or an answer (504, 500) already went out
+    local ok, err = xpcall(res.sse, traceback, s)
+    if not ok then
+        local detail = problem.is(err) and (tostring(err.code) .. ": " .. tostring(err.detail)) or tostring(err)
+        pulse.log("error", "stream_error", ("%s %s: %s"):format(req.method, req.path, detail))
+    end
+    sse._finish(s)
+end
+
 function app.handle(req)
     local ok, res, err = xpcall(middleware.run, traceback, app.router, req)
     if not ok then
@@ -97,6 +112,7 @@ function app.handle(req)
         res = err ~= nil and to_problem(req, err) or problem.internal()
         if err == nil then pulse.log("error", "handler_error", req.method .. " " .. req.path .. ": handler returned nothing") end
     end
+    if type(res) == "table" and type(res.sse) == "function" and not problem.is(res) then return stream(req, res) end
     return render(req, res)
 end
 

@@ -8,9 +8,11 @@
 static const pulse_cli_command_t commands[] = {
     {"serve", "run the HTTP server (API, dashboard, widget)", pulse_cli_serve},
     {"migrate", "apply database migrations (--status to list them)", pulse_cli_migrate},
+    {"import", "import a CSV or .xlsx file for an organization (pulse import --help)", pulse_cli_import},
     {"demo", "provision a local database, migrate, load demo data and serve", pulse_cli_demo},
     {"bench", "benchmarks that print figures (pulse bench http)", pulse_cli_bench},
     {"db", "start, stop or locate the private PostgreSQL cluster under var/", pulse_cli_db},
+    {"gen", "write synthetic data files with planted churn (pulse gen --help)", pulse_cli_gen},
     {NULL, NULL, NULL},
 };
 

@@ -2,6 +2,7 @@
 #include "auth/token_bench.h"
 #include "cli/cli.h"
 #include "ingest/csv_bench.h"
+#include "ingest/load_bench.h"
 #include "ingest/types_bench.h"
 #include "core/config.h"
 
@@ -14,14 +15,16 @@
 int pulse_cli_bench(int argc, char **argv)
 {
     if (argc < 2 || pulse_cli_wants_help(argc, argv)) {
-        printf("Usage: pulse bench http|tokens|logins|csv|types\n\n"
+        printf("Usage: pulse bench http|tokens|logins|csv|types|import\n\n"
                "  http   req/s, latency and memory of the server: a JSON handler on one loop thread and a\n"
                "         handler doing one primary-key query (wrk on this machine; needs the wrk package).\n"
                "         BENCH_SECONDS, BENCH_CONNECTIONS, BENCH_THREADS_PK tune it.\n"
                "  tokens access-token signing and verification, microseconds per operation.\n"
                "  logins one login's cost, and a burst of failed logins: rate limit and /health latency.\n"
                "  csv    CSV sniffing and parsing, MB/s (generated files, and ../shared/data when present).\n"
-               "  types  column type and date inference, values per second.\n");
+               "  types  column type and date inference, values per second.\n"
+               "  import FILE [--plan PLAN.json] [--kind K]: the import loader, in memory (MB/s) and end to end\n"
+               "         into PostgreSQL against a plain COPY of the same rows, and peak memory.\n");
         return argc < 2 ? 2 : 0;
     }
     pulse_config_t cfg;
@@ -34,6 +37,11 @@ int pulse_cli_bench(int argc, char **argv)
         return pulse_csv_bench(stdout) == 0 ? 0 : 1;
     if (strcmp(argv[1], "types") == 0)
         return pulse_types_bench(stdout) == 0 ? 0 : 1;
+    if (strcmp(argv[1], "import") == 0) {
+        char conninfo[2048];
+        int have_db = pulse_cli_database("bench", &cfg, conninfo, sizeof(conninfo)) == 0;
+        return pulse_import_bench(argc - 1, argv + 1, have_db ? conninfo : NULL, stdout);
+    }
     if (strcmp(argv[1], "http") != 0 && strcmp(argv[1], "logins") != 0) {
         fprintf(stderr, "pulse bench: unknown benchmark '%s' (see pulse bench --help)\n", argv[1]);
         return 2;

@@ -18,6 +18,8 @@ int pulse_cli_migrate(int argc, char **argv);
 int pulse_cli_demo(int argc, char **argv);
 int pulse_cli_db(int argc, char **argv);
 int pulse_cli_bench(int argc, char **argv);
+int pulse_cli_import(int argc, char **argv);
+int pulse_cli_gen(int argc, char **argv);
 
 /* True if argv holds --help or -h. */
 int pulse_cli_wants_help(int argc, char **argv);

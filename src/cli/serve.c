@@ -89,15 +89,15 @@ int pulse_cli_demo(int argc, char **argv)
         fprintf(stderr, "pulse demo: migration failed: %s\n", err);
         return 1;
     }
-    rc = pulse_demo_load(conn, cfg.var_dir, password, sizeof(password), err, sizeof(err));
+    rc = pulse_demo_load(&cfg, conninfo, conn, password, sizeof(password), err, sizeof(err));
     PQfinish(conn);
     if (rc != 0) {
         fprintf(stderr, "pulse demo: loading the demo data failed: %s\n", err);
         return 1;
     }
-    printf("pulse demo: demo organization \"Demo Retail\" with %d customers; sign in as %s with password %s\n"
-           "            (kept in %s/demo-password)\n",
-           PULSE_DEMO_CUSTOMERS, PULSE_DEMO_EMAIL, password, cfg.var_dir);
+    printf("pulse demo: demo organizations: Demo Retail (sign in as %s), Demo Telco (%s), Demo Bank (%s);\n"
+           "            password %s (kept in %s/demo-password)\n",
+           PULSE_DEMO_EMAIL, PULSE_DEMO_TELCO_EMAIL, PULSE_DEMO_BANK_EMAIL, password, cfg.var_dir);
     fflush(stdout);
     return pulse_server_run(&cfg, conninfo);
 }

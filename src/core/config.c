@@ -26,6 +26,7 @@ static const struct {
     {"PULSE_MAX_BODY_BYTES", "1048576", "largest request body accepted by the API (413 above)"},
     {"PULSE_REQUEST_TIMEOUT_MS", "30000", "a request still running after this answers 504"},
     {"PULSE_SHUTDOWN_TIMEOUT_MS", "10000", "SIGTERM: how long in-flight requests may finish"},
+    {"PULSE_STREAM_MAX_SECONDS", "3600", "longest streamed answer (Server-Sent Events); then send gets 'expired'"},
     {"PULSE_CORS_ORIGINS", "*", "comma-separated origins allowed by CORS"},
     {"PULSE_LOG_LEVEL", "info", "debug, info, warn or error"},
     {"PULSE_ACCESS_LOG", "1", "1: one JSON line per request; 0: none"},
@@ -37,6 +38,10 @@ static const struct {
     {"PULSE_JWT_KEYS", "(dev: random)", "kid:base64secret[@not_after],... access-token keys; required in production"},
     {"PULSE_JWT_ISSUER", "pulse", "iss of access tokens"},
     {"PULSE_JWT_AUDIENCE", "pulse-api", "aud of access tokens"},
+    {"PULSE_MAX_UPLOAD_BYTES", "2147483648", "largest file accepted by the upload routes (413 above); buffered on disk"},
+    {"PULSE_UPLOAD_DIR", "$PULSE_VAR_DIR/uploads", "where uploaded files wait for their import job"},
+    {"PULSE_JOB_THREADS", "1", "worker threads running import jobs from the queue (0: this server runs none)"},
+    {"PULSE_JOB_STALE_SECONDS", "60", "a running job without a heartbeat this long is retried (its worker died)"},
     {"PULSE_PG_PORT", "5432", "private cluster only: port naming its Unix socket"},
     {"PULSE_PG_FAST", "0", "private cluster only: 1 turns fsync off (tests; unsafe for data)"},
 };
@@ -135,6 +140,9 @@ int pulse_config_load(pulse_config_t *cfg, char *err, size_t errlen)
     if (env_int("PULSE_SHUTDOWN_TIMEOUT_MS", 10000, 0, 600000, &n, err, errlen) != 0)
         return -1;
     cfg->shutdown_timeout_ms = (int)n;
+    if (env_int("PULSE_STREAM_MAX_SECONDS", 3600, 1, 86400, &n, err, errlen) != 0)
+        return -1;
+    cfg->stream_max_seconds = (int)n;
     if (env_int("PULSE_ACCESS_LOG", 1, 0, 1, &n, err, errlen) != 0)
         return -1;
     cfg->access_log = (int)n;
@@ -154,6 +162,18 @@ int pulse_config_load(pulse_config_t *cfg, char *err, size_t errlen)
     snprintf(var_default, sizeof(var_default), "%s/var", cfg->home);
     cfg->var_dir = env_or("PULSE_VAR_DIR", var_default);
     cfg->app_extra = env_or("PULSE_APP_EXTRA", "");
+    if (env_int("PULSE_MAX_UPLOAD_BYTES", 2147483648L, 1024, 1L << 40, &n, err, errlen) != 0)
+        return -1;
+    cfg->max_upload_bytes = (size_t)n;
+    static char upload_default[PATH_MAX];
+    snprintf(upload_default, sizeof(upload_default), "%s/uploads", cfg->var_dir);
+    cfg->upload_dir = env_or("PULSE_UPLOAD_DIR", upload_default);
+    if (env_int("PULSE_JOB_THREADS", 1, 0, 64, &n, err, errlen) != 0)
+        return -1;
+    cfg->job_threads = (int)n;
+    if (env_int("PULSE_JOB_STALE_SECONDS", 60, 1, 86400, &n, err, errlen) != 0)
+        return -1;
+    cfg->job_stale_seconds = (int)n;
     pulse_config_path(cfg, "lua", cfg->lua_dir, sizeof(cfg->lua_dir));
     pulse_config_path(cfg, "migrations", cfg->migrations_dir, sizeof(cfg->migrations_dir));
     pulse_config_path(cfg, "dashboard", cfg->dashboard_dir, sizeof(cfg->dashboard_dir));

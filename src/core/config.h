@@ -19,12 +19,17 @@ typedef struct pulse_config_t {
     size_t max_body_bytes;    /* PULSE_MAX_BODY_BYTES, default 1 MiB */
     int request_timeout_ms;   /* PULSE_REQUEST_TIMEOUT_MS, default 30000 */
     int shutdown_timeout_ms;  /* PULSE_SHUTDOWN_TIMEOUT_MS, default 10000 */
+    int stream_max_seconds;   /* PULSE_STREAM_MAX_SECONDS: longest streamed answer (SSE), default 3600 */
     const char *cors_origins; /* PULSE_CORS_ORIGINS, comma-separated, default "*" */
     const char *log_level;    /* PULSE_LOG_LEVEL, default info */
     int access_log;           /* PULSE_ACCESS_LOG, default 1 */
     const char *home;         /* PULSE_HOME: folder holding lua/, migrations/, dashboard/ ... */
     const char *var_dir;      /* PULSE_VAR_DIR, default $PULSE_HOME/var */
     const char *app_extra;    /* PULSE_APP_EXTRA: extra Lua route files (';'-separated), tests and benches */
+    size_t max_upload_bytes;  /* PULSE_MAX_UPLOAD_BYTES: largest upload (file routes), default 2 GiB */
+    const char *upload_dir;   /* PULSE_UPLOAD_DIR, default $PULSE_VAR_DIR/uploads */
+    int job_threads;          /* PULSE_JOB_THREADS: import workers in this process, default 1 */
+    int job_stale_seconds;    /* PULSE_JOB_STALE_SECONDS: heartbeat age after which a job is retried */
     char lua_dir[1024], migrations_dir[1024], dashboard_dir[1024], widget_dir[1024], docs_assets_dir[1024];
 } pulse_config_t;
 

@@ -1,7 +1,9 @@
-/* Demo organization, owner and customers for `pulse demo` (see demo.h). */
+/* Demo organizations, owners and data for `pulse demo` (see demo.h). */
 #include "demo/demo.h"
 #include "auth/password.h"
 #include "core/buf.h"
+#include "gen/gen.h"
+#include "jobs/jobs.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -11,15 +13,6 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-static const char *const first_names[] = {"Ada",  "Ben",  "Chloe", "Dev",  "Elena", "Farid", "Grace", "Hugo", "Ines", "Jon",
-                                          "Kira", "Liam", "Maya",  "Noor", "Omar",  "Priya", "Quinn", "Rosa", "Sven", "Tara"};
-static const char *const last_names[] = {"Almeida", "Brooks", "Chen",     "Dubois", "Eriksen", "Fischer",  "Garcia", "Haddad",
-                                         "Ito",     "Jensen", "Kowalski", "Lopez",  "Murphy",  "Nakamura", "Okafor", "Patel"};
-static const char *const cities[] = {"Lisbon", "Berlin", "Lyon", "Austin", "Osaka", "Lagos", "Pune", "Oslo"};
-static const char *const plans[] = {"free", "basic", "plus", "premium"};
-
-#define COUNT(a) (sizeof(a) / sizeof((a)[0]))
 
 /* The password is made once and kept beside the private database, readable by its owner only. */
 static int demo_password(const char *var_dir, char *out, size_t outlen, int *created, char *err, size_t errlen)
@@ -63,10 +56,19 @@ static int exec_ok(PGresult *res, ExecStatusType want, const char *what, char *e
     return ok ? 0 : -1;
 }
 
-/* The demo tenant's id, registering organization and owner on first use. */
-static int demo_tenant(PGconn *conn, const char *password, char *tenant, size_t tenant_len, char *err, size_t errlen)
+static const struct {
+    const char *name, *industry, *email;
+    uint64_t customers;
+} demo_orgs[] = {
+    {"Demo Retail", "ecommerce", PULSE_DEMO_EMAIL, PULSE_DEMO_CUSTOMERS},
+    {"Demo Telco", "telecom", PULSE_DEMO_TELCO_EMAIL, 300},
+    {"Demo Bank", "banking", PULSE_DEMO_BANK_EMAIL, 300},
+};
+
+/* A demo tenant's id, registering organization and owner on first use. */
+static int demo_tenant(PGconn *conn, int which, const char *password, char *tenant, size_t tenant_len, char *err, size_t errlen)
 {
-    const char *email = PULSE_DEMO_EMAIL;
+    const char *email = demo_orgs[which].email;
     PGresult *res = PQexecParams(conn, "SELECT tenant_id FROM users WHERE email = $1", 1, NULL, &email, NULL, NULL, 0);
     if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1) {
         snprintf(tenant, tenant_len, "%s", PQgetvalue(res, 0, 0));
@@ -77,46 +79,71 @@ static int demo_tenant(PGconn *conn, const char *password, char *tenant, size_t 
     char hash[PULSE_PASSWORD_ENCODED_MAX];
     if (pulse_password_hash(password, strlen(password), hash, sizeof(hash), err, errlen) != 0)
         return -1;
-    const char *params[5] = {"Demo Retail", "ecommerce", email, "Demo Owner", hash};
+    const char *params[5] = {demo_orgs[which].name, demo_orgs[which].industry, email, "Demo Owner", hash};
     res = PQexecParams(conn, "SELECT tenant_id FROM pulse_register($1, $2, $3, $4, $5)", 5, NULL, params, NULL, NULL, 0);
     if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1)
-        return exec_ok(res, PGRES_TUPLES_OK, "registering the demo organization", err, errlen);
+        return exec_ok(res, PGRES_TUPLES_OK, "registering a demo organization", err, errlen);
     snprintf(tenant, tenant_len, "%s", PQgetvalue(res, 0, 0));
     PQclear(res);
     return 0;
 }
 
-/* Customers with deterministic, varied attributes: the same set on every machine. */
-static int demo_customers(PGconn *conn, const char *tenant, char *err, size_t errlen)
+/* Whether the tenant already has a finished import of this kind (a second run adds nothing). */
+static int has_import(PGconn *conn, const char *tenant, const char *kind)
 {
-    pulse_buf_t sql = PULSE_BUF_INIT;
-    pulse_buf_puts(&sql, "INSERT INTO customers (tenant_id, external_id, email, name, attributes) VALUES ");
-    for (int i = 1; i <= PULSE_DEMO_CUSTOMERS; i++) {
-        const char *first = first_names[(i * 7) % COUNT(first_names)], *last = last_names[(i * 11) % COUNT(last_names)];
-        pulse_buf_printf(&sql,
-                         "%s($1, 'C%05d', lower('%s.%s%d@example.com'), '%s %s', "
-                         "'{\"city\": \"%s\", \"plan\": \"%s\", \"signup_year\": %d}')",
-                         i > 1 ? ", " : "", i, first, last, i, first, last, cities[(i * 3) % COUNT(cities)],
-                         plans[(i * 5) % COUNT(plans)], 2018 + i % 7);
-    }
-    pulse_buf_puts(&sql, " ON CONFLICT (tenant_id, external_id) DO NOTHING");
-    /* every value above is a constant of this file; the tenant travels as a parameter */
-    PGresult *res = PQexecParams(conn, sql.data, 1, NULL, &tenant, NULL, NULL, 0);
-    pulse_buf_free(&sql);
-    return exec_ok(res, PGRES_COMMAND_OK, "inserting the demo customers", err, errlen);
+    const char *p[] = {tenant, kind};
+    PGresult *res = PQexecParams(conn, "SELECT 1 FROM imports WHERE tenant_id = $1 AND kind = $2 AND state = 'done'", 2, NULL, p,
+                                 NULL, NULL, 0);
+    int yes = PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) > 0;
+    PQclear(res);
+    return yes;
 }
 
-int pulse_demo_load(PGconn *conn, const char *var_dir, char *password, size_t password_len, char *err, size_t errlen)
+/* Generated files (pulse gen, seed 42) for one organization, imported as a user would. */
+static int demo_data(const pulse_config_t *cfg, const char *conninfo, PGconn *conn, int which, const char *tenant, char *err,
+                     size_t errlen)
+{
+    const char *industry = demo_orgs[which].industry;
+    const char *activity = strcmp(industry, "ecommerce") == 0 ? "transactions" : "events";
+    if (has_import(conn, tenant, "customers") && has_import(conn, tenant, activity))
+        return 0;
+    char dir[1024];
+    snprintf(dir, sizeof(dir), "%s/demo-%s", cfg->var_dir, industry);
+    pulse_gen_options_t opt;
+    pulse_gen_options_init(&opt);
+    pulse_gen_parse_industry(industry, &opt.industry);
+    opt.customers = demo_orgs[which].customers;
+    opt.seed = 42;
+    opt.out_dir = dir;
+    pulse_gen_report_t rep;
+    if (pulse_gen_write(&opt, &rep, err, errlen) != 0)
+        return -1;
+    for (int f = rep.nfiles - 1; f >= 0; f--) { /* customers first, then their activity */
+        const char *kind = f == 1 ? "customers" : activity;
+        if (has_import(conn, tenant, kind))
+            continue;
+        pulse_import_request_t rq = {rep.files[f].path, NULL, kind, NULL, NULL, NULL, NULL, NULL};
+        pulse_job_outcome_t out;
+        char job[40];
+        if (pulse_import_file(cfg, conninfo, tenant, industry, &rq, NULL, NULL, &out, job, "pulse demo", stderr) != 0)
+            return pulse_fail(err, errlen, "importing %s for %s: %s %s", rep.files[f].path, demo_orgs[which].name, out.state,
+                              out.error);
+        printf("pulse demo: %s: %llu %s imported\n", demo_orgs[which].name, (unsigned long long)out.rows_accepted, kind);
+    }
+    return 0;
+}
+
+int pulse_demo_load(const pulse_config_t *cfg, const char *conninfo, PGconn *conn, char *password, size_t password_len, char *err,
+                    size_t errlen)
 {
     int created;
-    char tenant[64];
-    if (demo_password(var_dir, password, password_len, &created, err, errlen) != 0)
+    if (demo_password(cfg->var_dir, password, password_len, &created, err, errlen) != 0)
         return -1;
-    if (exec_ok(PQexec(conn, "BEGIN"), PGRES_COMMAND_OK, "BEGIN", err, errlen) != 0)
-        return -1;
-    if (demo_tenant(conn, password, tenant, sizeof(tenant), err, errlen) != 0 || demo_customers(conn, tenant, err, errlen) != 0) {
-        PQclear(PQexec(conn, "ROLLBACK"));
-        return -1;
+    for (size_t i = 0; i < sizeof(demo_orgs) / sizeof(demo_orgs[0]); i++) {
+        char tenant[64];
+        if (demo_tenant(conn, (int)i, password, tenant, sizeof(tenant), err, errlen) != 0 ||
+            demo_data(cfg, conninfo, conn, (int)i, tenant, err, errlen) != 0)
+            return -1;
     }
-    return exec_ok(PQexec(conn, "COMMIT"), PGRES_COMMAND_OK, "COMMIT", err, errlen);
+    return 0;
 }

@@ -10,8 +10,10 @@
 #include "ingest/xlsx.h"
 #include "script/json.h"
 #include "script/script.h"
+#include "server/request.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <lauxlib.h>
 #include <limits.h>
 #include <stdarg.h>
@@ -19,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define JOB_MT "pulse.ingest.job"
@@ -433,6 +436,16 @@ static void push_columns(lua_State *L, preview_t *pv, int decimal_comma)
                 lua_setfield(L, -2, "alternatives");
             }
         }
+        if (ct.type == PULSE_COL_TEXT && ct.near_type != PULSE_COL_AUTO) { /* "mostly dates, a few not" */
+            lua_pushstring(L, pulse_column_kind_name(ct.near_type));
+            lua_setfield(L, -2, "near_type");
+            if (ct.near_date_format != PULSE_DATE_NONE) {
+                lua_pushstring(L, pulse_date_format_name(ct.near_date_format));
+                lua_setfield(L, -2, "near_date_format");
+            }
+            lua_pushinteger(L, (lua_Integer)ct.near_failures);
+            lua_setfield(L, -2, "near_failures");
+        }
         lua_pushboolean(L, ct.ambiguous);
         lua_setfield(L, -2, "ambiguous");
         if (ct.reason[0] != '\0') {
@@ -578,6 +591,8 @@ static int preview_csv(lua_State *L, const char *data, size_t len, const opts_t 
 
 /* Writes the bytes to a private temporary file, unlinked at once, and opens the workbook through
  * /proc/self/fd: nothing is left behind whatever happens next. */
+static int preview_xlsx_path(lua_State *L, const char *path, const opts_t *o, preview_t *pv);
+
 static int preview_xlsx(lua_State *L, const char *data, size_t len, const opts_t *o, preview_t *pv)
 {
     const char *dir = getenv("TMPDIR");
@@ -598,9 +613,15 @@ static int preview_xlsx(lua_State *L, const char *data, size_t len, const opts_t
             return luaL_error(L, "ingest.preview: cannot write a temporary file: %s", strerror(errno));
         off += (size_t)w;
     }
-    char fdpath[64], err[512];
+    char fdpath[64];
     snprintf(fdpath, sizeof(fdpath), "/proc/self/fd/%d", fd);
-    pulse_xlsx_t *x = pulse_xlsx_open(fdpath, err, sizeof(err));
+    return preview_xlsx_path(L, fdpath, o, pv);
+}
+
+static int preview_xlsx_path(lua_State *L, const char *path, const opts_t *o, preview_t *pv)
+{
+    char err[512];
+    pulse_xlsx_t *x = pulse_xlsx_open(path, err, sizeof(err));
     if (x == NULL)
         return fail(L, "not_tabular", 0, "not a readable .xlsx workbook: %s", err);
     pv->job->xlsx = x;
@@ -650,14 +671,10 @@ static int preview_xlsx(lua_State *L, const char *data, size_t len, const opts_t
     return 0;
 }
 
-/* ingest.preview(data [, opts]) -> preview | nil, err */
-static int l_ingest_preview(lua_State *L)
+/* The preview of data[0..len) (a whole file, or a CSV file's first bytes), or of the workbook at
+ * xlsx_path. Stack: 1 = the data or path, 2 = opts. Returns the number of results. */
+static int run_preview(lua_State *L, const char *data, size_t len, const char *xlsx_path)
 {
-    size_t len;
-    const char *data = luaL_checklstring(L, 1, &len);
-    if (!lua_isnoneornil(L, 2))
-        luaL_checktype(L, 2, LUA_TTABLE);
-    lua_settop(L, 2);
     opts_t o;
     const char *bad = read_opts(L, &o);
     if (bad != NULL)
@@ -684,7 +701,7 @@ static int l_ingest_preview(lua_State *L)
         nret = fail(L, "not_tabular", 0, "a legacy .xls workbook: save it as .xlsx or CSV");
     else if ((o.filename && (ends_with_ci(o.filename, ".xlsx") || ends_with_ci(o.filename, ".xlsm"))) ||
              (len >= 4 && memcmp(data, zip_magic, 4) == 0))
-        nret = preview_xlsx(L, data, len, &o, &pv);
+        nret = xlsx_path ? preview_xlsx_path(L, xlsx_path, &o, &pv) : preview_xlsx(L, data, len, &o, &pv);
     else
         nret = preview_csv(L, data, len, &o, &pv);
     job_release(job);
@@ -701,6 +718,82 @@ static int l_ingest_preview(lua_State *L)
     lua_setfield(L, 4, "error_count");
     lua_pushvalue(L, 4);
     return 1;
+}
+
+/* ingest.preview(data [, opts]) -> preview | nil, err */
+static int l_ingest_preview(lua_State *L)
+{
+    size_t len;
+    const char *data = luaL_checklstring(L, 1, &len);
+    if (!lua_isnoneornil(L, 2))
+        luaL_checktype(L, 2, LUA_TTABLE);
+    lua_settop(L, 2);
+    return run_preview(L, data, len, NULL);
+}
+
+/* Reads up to cap bytes from the start of fd into a Lua string (pushed). Returns its length. */
+static size_t push_file_prefix(lua_State *L, int fd, size_t cap)
+{
+    luaL_Buffer b;
+    char *p = luaL_buffinitsize(L, &b, cap);
+    size_t got = 0;
+    while (got < cap) {
+        ssize_t n = pread(fd, p + got, cap - got, (off_t)got);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break;
+        got += (size_t)n;
+    }
+    luaL_pushresultsize(&b, got);
+    return got;
+}
+
+/* ingest.preview_file(path [, opts]) -> preview | nil, err
+ * The same as ingest.preview for a file on disk: a workbook is read from its path, a CSV file from
+ * its first opts.sample_bytes (default 4 MiB; cut after the last complete line when the file is
+ * longer). The result also says file_bytes and sample_bytes. */
+static int l_ingest_preview_file(lua_State *L)
+{
+    const char *path = luaL_checkstring(L, 1);
+    if (!lua_isnoneornil(L, 2))
+        luaL_checktype(L, 2, LUA_TTABLE);
+    lua_settop(L, 2);
+    lua_Integer sample = 4 << 20;
+    if (lua_istable(L, 2)) {
+        lua_getfield(L, 2, "sample_bytes");
+        sample = luaL_optinteger(L, -1, sample);
+        lua_pop(L, 1);
+        luaL_argcheck(L, sample >= 1024 && sample <= (64 << 20), 2, "sample_bytes must be from 1 KiB to 64 MiB");
+    }
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return fail(L, "unreadable", 0, "cannot open the file: %s", strerror(errno));
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        close(fd);
+        return fail(L, "unreadable", 0, "not a regular file");
+    }
+    size_t len = push_file_prefix(L, fd, (size_t)sample); /* 3 */
+    close(fd);
+    const char *data = lua_tostring(L, 3);
+    int zip = len >= 4 && memcmp(data, "PK\3\4", 4) == 0;
+    if (!zip && (uint64_t)st.st_size > len && len > 0) { /* a CSV prefix: drop the last, cut, line */
+        size_t cut = len;
+        while (cut > 0 && data[cut - 1] != '\n')
+            cut--;
+        if (cut > 0)
+            len = cut;
+    }
+    lua_replace(L, 1); /* anchors the data in slot 1 */
+    int nret = run_preview(L, data, len, path);
+    if (nret == 1) {
+        lua_pushinteger(L, (lua_Integer)st.st_size);
+        lua_setfield(L, -2, "file_bytes");
+        lua_pushinteger(L, (lua_Integer)len);
+        lua_setfield(L, -2, "sample_bytes");
+    }
+    return nret;
 }
 
 /* ---------------------------------------------------------------------------------------------
@@ -773,6 +866,147 @@ static int l_ingest_multipart(lua_State *L)
     return 1;
 }
 
+/* ---------------------------------------------------------------------------------------------
+ * uploads to disk */
+
+/* Creates the folders leading to path (0700), like mkdir -p of its dirname. */
+static void make_parents(const char *path)
+{
+    char dir[PATH_MAX];
+    snprintf(dir, sizeof(dir), "%s", path);
+    for (char *p = dir + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        mkdir(dir, 0700); /* EEXIST and the like: the open below says what is wrong */
+        *p = '/';
+    }
+}
+
+/* Writes data[0..len) to a new file at path (0600, must not exist; its folder is created).
+ * Returns 0, or -1 with errno kept and the half-written file removed. */
+static int write_new_file(const char *path, const char *data, size_t len)
+{
+    make_parents(path);
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return -1;
+    for (size_t off = 0; off < len;) {
+        ssize_t w = write(fd, data + off, len - off > ((size_t)1 << 30) ? (size_t)1 << 30 : len - off);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0) {
+            int e = w < 0 ? errno : EIO;
+            close(fd);
+            unlink(path);
+            errno = e;
+            return -1;
+        }
+        off += (size_t)w;
+    }
+    if (close(fd) != 0) {
+        int e = errno;
+        unlink(path);
+        errno = e;
+        return -1;
+    }
+    return 0;
+}
+
+typedef struct upload_t {
+    lua_State *L;
+    int fields_idx;
+    const pulse_multipart_part_t *file; /* the part named "file" */
+    pulse_multipart_part_t file_copy;
+    char filename[256], content_type[128];
+    size_t bad_part;
+    int two_files;
+} upload_t;
+
+static int upload_part(void *ud, size_t index, const pulse_multipart_part_t *part)
+{
+    upload_t *u = ud;
+    if (part->name[0] == '\0') {
+        u->bad_part = index + 1;
+        return 1;
+    }
+    if (strcmp(part->name, "file") == 0) {
+        if (u->file != NULL) {
+            u->two_files = 1;
+            return 1;
+        }
+        u->file_copy = *part;
+        u->file = &u->file_copy;
+        snprintf(u->filename, sizeof(u->filename), "%s", part->filename ? part->filename : "");
+        snprintf(u->content_type, sizeof(u->content_type), "%s", part->content_type);
+        return 0;
+    }
+    if (part->len > 64 * 1024) /* an option, not a second file */
+        return 0;
+    push_text(u->L, part->name, strlen(part->name));
+    lua_pushlstring(u->L, part->data, part->len);
+    lua_rawset(u->L, u->fields_idx);
+    return 0;
+}
+
+/* ingest.save_upload(path) -> {size =, filename =, content_type =, fields = {...}} | nil, err
+ * Writes the current request's file to a new file at path without copying it into Lua: the
+ * multipart part named "file" (the other small parts come back as fields), or the whole raw body.
+ * err.code: no_file, bad_multipart, io. Only inside a request. */
+static int l_ingest_save_upload(lua_State *L)
+{
+    const char *path = luaL_checkstring(L, 1);
+    pulse_request_t *r = pulse_request_current(L);
+    if (r == NULL || r->req == NULL)
+        return luaL_error(L, "ingest.save_upload: only inside a request");
+    h2o_req_t *req = r->req;
+    lua_settop(L, 1);
+    lua_createtable(L, 0, 4); /* 2: result */
+    lua_newtable(L);          /* 3: fields */
+    const char *body = req->entity.base;
+    size_t len = body ? req->entity.len : 0;
+    ssize_t ct = h2o_find_header(&req->headers, H2O_TOKEN_CONTENT_TYPE, -1);
+    const char *ctv = ct >= 0 ? req->headers.entries[ct].value.base : "";
+    size_t ctlen = ct >= 0 ? req->headers.entries[ct].value.len : 0;
+    const char *data = body;
+    size_t dlen = len;
+    if (ctlen >= 10 && strncasecmp(ctv, "multipart/", 10) == 0) {
+        char boundary[PULSE_MULTIPART_MAX_BOUNDARY + 1], err[256];
+        int blen = pulse_multipart_boundary(ctv, ctlen, boundary, sizeof(boundary), err, sizeof(err));
+        if (blen < 0)
+            return fail(L, "bad_multipart", 0, "%s", err);
+        upload_t u = {0};
+        u.L = L;
+        u.fields_idx = 3;
+        if (len == 0 || pulse_multipart_parse(body, len, boundary, (size_t)blen, upload_part, &u, err, sizeof(err)) < 0)
+            return fail(L, "bad_multipart", 0, "%s", len == 0 ? "empty body" : err);
+        if (u.bad_part)
+            return fail(L, "bad_multipart", 0, "part %zu has no Content-Disposition name", u.bad_part);
+        if (u.two_files)
+            return fail(L, "bad_multipart", 0, "more than one part is named 'file': send one file per upload");
+        if (u.file == NULL)
+            return fail(L, "no_file", 0, "send the file in the multipart field 'file'");
+        data = u.file->data;
+        dlen = u.file->len;
+        if (u.filename[0] != '\0') {
+            push_text(L, u.filename, strlen(u.filename));
+            lua_setfield(L, 2, "filename");
+        }
+        if (u.content_type[0] != '\0') {
+            push_text(L, u.content_type, strlen(u.content_type));
+            lua_setfield(L, 2, "content_type");
+        }
+    }
+    if (write_new_file(path, data ? data : "", dlen) != 0)
+        return fail(L, "io", 0, "cannot store the upload: %s", strerror(errno));
+    lua_pushinteger(L, (lua_Integer)dlen);
+    lua_setfield(L, 2, "size");
+    lua_pushvalue(L, 3);
+    lua_setfield(L, 2, "fields");
+    lua_pushvalue(L, 2);
+    return 1;
+}
+
 int pulse_script_open_ingest(lua_State *L)
 {
     /* keep json.array_mt at hand for result lists */
@@ -790,7 +1024,11 @@ int pulse_script_open_ingest(lua_State *L)
     }
     lua_pop(L, 1);
 
-    static const luaL_Reg fns[] = {{"preview", l_ingest_preview}, {"multipart", l_ingest_multipart}, {NULL, NULL}};
+    static const luaL_Reg fns[] = {{"preview", l_ingest_preview},
+                                   {"preview_file", l_ingest_preview_file},
+                                   {"multipart", l_ingest_multipart},
+                                   {"save_upload", l_ingest_save_upload},
+                                   {NULL, NULL}};
     luaL_newlib(L, fns);
     return 1;
 }

@@ -1,5 +1,6 @@
-/* The `pulse` Lua API: structured logging, the clock, the non-secret configuration, the
- * migration files the binary expects (for /ready), and the state of the database pool. */
+/* The `pulse` Lua API: structured logging, the clock, sleeping without blocking the loop, the
+ * non-secret configuration, the migration files the binary expects (for /ready), and the state
+ * of the database pool. */
 #include "script/script.h"
 #include "core/buf.h"
 #include "core/log.h"
@@ -38,6 +39,20 @@ static int l_pulse_now(lua_State *L)
     clock_gettime(CLOCK_REALTIME, &ts);
     lua_pushnumber(L, (double)ts.tv_sec + ts.tv_nsec / 1e9);
     return 1;
+}
+
+/* pulse.sleep(seconds) -> true | false (the server is shutting down, the client went away or the
+ * request's stream expired: end the loop). Yields the request's coroutine; an h2o timer on its
+ * loop resumes it. While a stream is open, a keep-alive comment goes out every 15 s of sleep. */
+static int l_pulse_sleep(lua_State *L)
+{
+    lua_Number s = luaL_checknumber(L, 1);
+    luaL_argcheck(L, s >= 0 && s <= 3600, 1, "seconds must be from 0 to 3600");
+    pulse_request_t *r = pulse_request_current(L);
+    if (r == NULL || r->loop == NULL || !lua_isyieldable(L))
+        return luaL_error(L, "pulse.sleep can only be called while handling a request");
+    pulse_request_sleep(r, (uint64_t)(s * 1000 + 0.5));
+    return lua_yield(L, 0); /* resumed with true or false */
 }
 
 /* pulse.db_ready() -> connections of this loop ready for queries (nil outside the server) */
@@ -98,6 +113,8 @@ static void push_config(lua_State *L, const pulse_config_t *cfg)
     set_string(L, "app_extra", cfg->app_extra);
     set_string(L, "home", cfg->home);
     set_integer(L, "max_body_bytes", (lua_Integer)cfg->max_body_bytes);
+    set_integer(L, "max_upload_bytes", (lua_Integer)cfg->max_upload_bytes);
+    set_string(L, "upload_dir", cfg->upload_dir);
     set_integer(L, "request_timeout_ms", cfg->request_timeout_ms);
     set_integer(L, "threads", cfg->threads);
 }
@@ -106,6 +123,7 @@ int pulse_script_open_pulse(lua_State *L)
 {
     static const luaL_Reg fns[] = {{"log", l_pulse_log},
                                    {"now", l_pulse_now},
+                                   {"sleep", l_pulse_sleep},
                                    {"db_ready", l_pulse_db_ready},
                                    {"migrations", l_pulse_migrations},
                                    {NULL, NULL}};

@@ -75,6 +75,8 @@ void pulse_script_open(lua_State *L, const pulse_config_t *cfg, void *host)
     set_loaded(L, "auth", pulse_script_open_auth);
     set_loaded(L, "ratelimit", pulse_script_open_ratelimit);
     set_loaded(L, "ingest", pulse_script_open_ingest);
+    set_loaded(L, "import", pulse_script_open_import);
+    set_loaded(L, "sse", pulse_script_open_sse);
     /* db.tx and friends are written in Lua on top of the C primitives */
     lua_getglobal(L, "require");
     lua_pushliteral(L, "script.db");

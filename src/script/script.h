@@ -1,5 +1,5 @@
 /* The application's Lua VMs: one per loop thread, loading lua/app.lua with the C binding areas
- * (json, db, pulse, auth) and the embedded core helpers. A VM is replaced on SIGHUP; the old one lives
+ * (json, db, pulse, auth, sse ...) and the embedded core helpers. A VM is replaced on SIGHUP; the old one lives
  * until the requests still running on it have finished. Requests run in pooled coroutines. */
 #ifndef PULSE_SCRIPT_SCRIPT_H
 #define PULSE_SCRIPT_SCRIPT_H
@@ -48,5 +48,12 @@ int pulse_script_open_pulse(lua_State *L);
 int pulse_script_open_auth(lua_State *L);
 int pulse_script_open_ratelimit(lua_State *L);
 int pulse_script_open_ingest(lua_State *L);
+int pulse_script_open_import(lua_State *L);
+/* Reads the import plan table at idx (the Lua/jsonb contract, see src/script/import.c) into plan
+ * and checks it (pulse_import_plan_check). Returns 0, or -1 with a message in err. Never raises;
+ * the stack is left as it was. */
+struct pulse_import_plan_t;
+int pulse_import_plan_from_lua(lua_State *L, int idx, struct pulse_import_plan_t *plan, char *err, size_t errlen);
+int pulse_script_open_sse(lua_State *L);
 
 #endif

@@ -17,13 +17,28 @@
 #include <time.h>
 #include <unistd.h>
 
+/* Lives in the request pool: h2o frees it with the request. It is also the generator of a
+ * streamed answer, with the one write h2o may hold (PLATFORM-NOTES: one send in flight). */
 typedef struct pulse_request_guard_t {
-    pulse_request_t *r;
+    h2o_generator_t generator; /* first: proceed/stop get it back */
+    pulse_request_t *r;        /* NULL once the coroutine finished */
+    int in_flight;             /* h2o holds a write until proceed */
+    int queued;                /* buf waits for the write in flight (a keep-alive) */
+    int final_pending;         /* the stream ended while a write was in flight */
+    char *buf;                 /* the coroutine's write; freed with the guard */
+    size_t len, cap;
 } pulse_request_guard_t;
+
+#define STREAM_KEEPALIVE_MS 15000
+#define SLEEP_BUCKETS ((int)(sizeof(((pulse_loop_t *)0)->sleep_timeouts) / sizeof(h2o_timeout_t)))
 
 static const char REQ_MT[] = "pulse.request";
 static const char REQ_MT_KEY = 0;
 static h2o_generator_t static_generator = {NULL, NULL};
+static h2o_mime_attributes_t stream_mime = {0, H2O_MIME_ATTRIBUTE_PRIORITY_NORMAL}; /* never gzip */
+static const char KEEPALIVE[] = ": keep-alive\n\n";
+
+static void wake(pulse_request_t *r);
 
 static uint64_t now_ns(void)
 {
@@ -40,9 +55,13 @@ pulse_request_t *pulse_request_current(lua_State *co)
 static void on_guard_dispose(void *p)
 {
     pulse_request_guard_t *g = p;
+    free(g->buf);
     if (g->r != NULL) {
-        g->r->req = NULL;
-        g->r->guard = NULL;
+        pulse_request_t *r = g->r;
+        r->req = NULL;
+        r->guard = NULL;
+        if (r->wait == PULSE_WAIT_SLEEP || r->wait == PULSE_WAIT_SEND)
+            wake(r); /* the client is gone: a sleep ends early */
     }
 }
 
@@ -165,21 +184,20 @@ static size_t format_ms(char *out, uint64_t ns)
     return len;
 }
 
-void pulse_request_access_log(pulse_loop_t *loop, h2o_req_t *req, const char *id, int status, size_t bytes, uint64_t elapsed_ns,
-                              const char *tenant)
+static void access_log_line(pulse_loop_t *loop, h2o_iovec_t method, h2o_iovec_t path, const char *id, int status, size_t bytes,
+                            uint64_t elapsed_ns, const char *tenant)
 {
     if (!loop->cfg->access_log)
         return;
-    size_t path_len = req->query_at != SIZE_MAX ? req->query_at : req->path.len;
     pulse_buf_t *b = &loop->access_log;
     pulse_buf_puts(b, "{\"ts\":\"");
     pulse_log_timestamp(b);
     pulse_buf_puts(b, "\",\"level\":\"info\",\"event\":\"request\",\"id\":\"");
     pulse_buf_json_escape(b, id, strlen(id));
     pulse_buf_puts(b, "\",\"method\":\"");
-    pulse_buf_json_escape(b, req->method.base, req->method.len);
+    pulse_buf_json_escape(b, method.base, method.len);
     pulse_buf_puts(b, "\",\"path\":\""); /* never the query: it may carry tokens */
-    pulse_buf_json_escape(b, req->path.base, path_len);
+    pulse_buf_json_escape(b, path.base, path.len);
     char ms[32];
     size_t ms_len = format_ms(ms, elapsed_ns);
     pulse_buf_puts(b, "\",\"status\":");
@@ -195,6 +213,13 @@ void pulse_request_access_log(pulse_loop_t *loop, h2o_req_t *req, const char *id
     }
     pulse_buf_puts(b, "}\n");
     pulse_server_access_log_added(loop);
+}
+
+void pulse_request_access_log(pulse_loop_t *loop, h2o_req_t *req, const char *id, int status, size_t bytes, uint64_t elapsed_ns,
+                              const char *tenant)
+{
+    size_t path_len = req->query_at != SIZE_MAX ? req->query_at : req->path.len;
+    access_log_line(loop, req->method, h2o_iovec_init(req->path.base, path_len), id, status, bytes, elapsed_ns, tenant);
 }
 
 static const char *reason_phrase(int status)
@@ -245,14 +270,20 @@ static const char *reason_phrase(int status)
     }
 }
 
+/* x-request-id and server-timing: every answer carries them. */
+static void add_common_headers(pulse_request_t *r)
+{
+    char timing[48] = "app;dur=";
+    size_t n = 8 + format_ms(timing + 8, now_ns() - r->started_ns);
+    add_header(r->req, "x-request-id", 12, r->id, strlen(r->id));
+    add_header(r->req, "server-timing", 13, timing, n);
+}
+
 /* Sends status/body with the headers every answer carries. body must live in req->pool. */
 static void send_response(pulse_request_t *r, int status, h2o_iovec_t body, const char *tenant)
 {
     h2o_req_t *req = r->req;
-    char timing[48] = "app;dur=";
-    size_t n = 8 + format_ms(timing + 8, now_ns() - r->started_ns);
-    add_header(req, "x-request-id", 12, r->id, strlen(r->id));
-    add_header(req, "server-timing", 13, timing, n);
+    add_common_headers(r);
     req->res.status = status;
     req->res.reason = reason_phrase(status);
     req->res.content_length = body.len;
@@ -300,6 +331,28 @@ static int header_is_safe(const char *name, size_t nl, const char *value, size_t
     return 1;
 }
 
+/* Adds the string pairs of the table at idx of L as response headers. An unsafe one: logged,
+ * nothing more added, -1 (the caller answers 500). */
+static int add_lua_headers(pulse_request_t *r, lua_State *L, int idx)
+{
+    lua_pushnil(L);                 /* key */
+    while (lua_next(L, idx) != 0) { /* key, value */
+        size_t nl, vl;
+        if (lua_type(L, -2) == LUA_TSTRING && lua_type(L, -1) == LUA_TSTRING) {
+            const char *name = lua_tolstring(L, -2, &nl), *value = lua_tolstring(L, -1, &vl);
+            if (!header_is_safe(name, nl, value, vl)) {
+                /* a value built from user input must never split the response */
+                pulse_log(PULSE_LOG_ERROR, "handler_result", "request %s: refused an unsafe response header", r->id);
+                lua_pop(L, 2);
+                return -1;
+            }
+            add_header(r->req, name, nl, value, vl);
+        }
+        lua_pop(L, 1); /* key */
+    }
+    return 0;
+}
+
 /* The coroutine returned (status, headers, body, tenant, content type). Anything malformed is a 500. */
 static void respond_from_lua(pulse_request_t *r, int nres)
 {
@@ -313,23 +366,9 @@ static void respond_from_lua(pulse_request_t *r, int nres)
         return;
     }
     h2o_req_t *req = r->req;
-    if (nres >= 2 && lua_istable(co, base + 1)) {
-        lua_pushnil(co);
-        while (lua_next(co, base + 1) != 0) {
-            size_t nl, vl;
-            if (lua_type(co, -2) == LUA_TSTRING && lua_type(co, -1) == LUA_TSTRING) {
-                const char *name = lua_tolstring(co, -2, &nl), *value = lua_tolstring(co, -1, &vl);
-                if (!header_is_safe(name, nl, value, vl)) {
-                    /* a value built from user input must never split the response */
-                    pulse_log(PULSE_LOG_ERROR, "handler_result", "request %s: refused an unsafe response header", r->id);
-                    lua_pop(co, 2);
-                    send_problem(r, 500, "internal_error", "Internal Server Error", "The server failed to handle the request.");
-                    return;
-                }
-                add_header(req, name, nl, value, vl);
-            }
-            lua_pop(co, 1);
-        }
+    if (nres >= 2 && lua_istable(co, base + 1) && add_lua_headers(r, co, base + 1) != 0) {
+        send_problem(r, 500, "internal_error", "Internal Server Error", "The server failed to handle the request.");
+        return;
     }
     size_t len;
     const char *ct = nres >= 5 ? lua_tolstring(co, base + 4, &len) : NULL;
@@ -346,6 +385,13 @@ static void respond_from_lua(pulse_request_t *r, int nres)
 static void request_finish(pulse_request_t *r, int ok)
 {
     pulse_loop_t *loop = r->loop;
+    pulse_request_stream_end(r); /* a coroutine that died with its stream open */
+    if (h2o_timeout_is_linked(&r->timer))
+        h2o_timeout_unlink(&r->timer);
+    if (h2o_linklist_is_linked(&r->link))
+        h2o_linklist_unlink(&r->link);
+    free(r->stream.method);
+    free(r->stream.path);
     if (r->pin.conn != NULL) {
         /* The handler ended inside a transaction (it cannot, through db.tx; but never leave a
          * connection pinned): roll back and let the pool have it again. */
@@ -392,6 +438,280 @@ static void on_deadline(h2o_timeout_entry_t *entry)
     pulse_log(PULSE_LOG_WARN, "request_timeout", "request %s ran past PULSE_REQUEST_TIMEOUT_MS", r->id);
     send_problem(r, 504, "timeout", "Gateway Timeout", "The request took too long; try again later.");
     /* the coroutine goes on until its I/O completes; its answer is then dropped */
+}
+
+/* --- pulse.sleep and streams --- */
+
+/* Every wake-up goes through r->timer, linked to one loop-owned timeout at a time: the resumed
+ * coroutine may finish and free r, which must then own no h2o_timeout_t (h2o walks the loop's
+ * list of timeouts after the callback). */
+static void wake(pulse_request_t *r)
+{
+    if (h2o_timeout_is_linked(&r->timer))
+        h2o_timeout_unlink(&r->timer);
+    h2o_timeout_link(r->loop->ctx.loop, &r->loop->ctx.zero_timeout, &r->timer);
+}
+
+static void watch(pulse_request_t *r)
+{
+    if (!h2o_linklist_is_linked(&r->link))
+        h2o_linklist_insert(&r->loop->sleepers, &r->link);
+}
+
+static int sleep_interrupted(pulse_request_t *r)
+{
+    return r->loop->shutting_down || r->req == NULL || r->stream.closed || r->stream.expired;
+}
+
+const char *pulse_request_stream_state(pulse_request_t *r)
+{
+    if (r->req == NULL || r->guard == NULL || r->stream.closed || !r->stream.open)
+        return "closed";
+    if (r->stream.expired)
+        return "expired";
+    if (r->loop->shutting_down)
+        return "shutdown";
+    return NULL;
+}
+
+/* The next step of a sleep: the largest 2^k ms timeout not past the wake-up (nor past the next
+ * keep-alive comment of an open stream), so any delay is met to the millisecond in a few steps. */
+static void arm_sleep(pulse_request_t *r, uint64_t now)
+{
+    pulse_loop_t *loop = r->loop;
+    uint64_t left = r->sleep_until - now;
+    if (r->stream.open) {
+        uint64_t due = r->stream.last_write + STREAM_KEEPALIVE_MS;
+        uint64_t until_due = due > now ? due - now : 1000; /* a write is in flight: look again soon */
+        if (until_due < left)
+            left = until_due;
+    }
+    int k = 0;
+    while (k + 1 < SLEEP_BUCKETS && ((uint64_t)1 << (k + 1)) <= left)
+        k++;
+    if (!(loop->sleep_timeouts_ready & (1u << k))) {
+        h2o_timeout_init(loop->ctx.loop, &loop->sleep_timeouts[k], (uint64_t)1 << k);
+        loop->sleep_timeouts_ready |= 1u << k;
+    }
+    h2o_timeout_link(loop->ctx.loop, &loop->sleep_timeouts[k], &r->timer);
+}
+
+static void send_buffered(pulse_request_guard_t *g, h2o_req_t *req)
+{
+    h2o_iovec_t v = h2o_iovec_init(g->buf, g->len);
+    g->in_flight = 1;
+    h2o_send(req, &v, 1, H2O_SEND_STATE_IN_PROGRESS);
+}
+
+/* A keep-alive comment while the producer sleeps: HTTP/1 notices a gone client on a write only. */
+static void keepalive(pulse_request_t *r, uint64_t now)
+{
+    pulse_request_guard_t *g = r->guard;
+    if (r->req == NULL || g == NULL || g->in_flight || now < r->stream.last_write + STREAM_KEEPALIVE_MS)
+        return;
+    h2o_iovec_t v = h2o_iovec_init(KEEPALIVE, sizeof(KEEPALIVE) - 1);
+    g->in_flight = 1;
+    r->stream.last_write = now;
+    r->stream.bytes += v.len;
+    h2o_send(r->req, &v, 1, H2O_SEND_STATE_IN_PROGRESS);
+}
+
+static void resume_boolean(pulse_request_t *r, int value)
+{
+    r->wait = PULSE_WAIT_NONE;
+    lua_pushboolean(r->co, value);
+    pulse_request_resume(r, 1);
+}
+
+static void on_timer(h2o_timeout_entry_t *entry)
+{
+    pulse_request_t *r = H2O_STRUCT_FROM_MEMBER(pulse_request_t, timer, entry);
+    switch (r->wait) {
+    case PULSE_WAIT_SLEEP: {
+        if (sleep_interrupted(r)) {
+            resume_boolean(r, 0);
+            return;
+        }
+        uint64_t now = h2o_now(r->loop->ctx.loop);
+        if (now >= r->sleep_until) {
+            resume_boolean(r, 1);
+            return;
+        }
+        if (r->stream.open)
+            keepalive(r, now);
+        arm_sleep(r, now);
+        return;
+    }
+    case PULSE_WAIT_SEND:
+    case PULSE_WAIT_ERROR: {
+        int acked = r->wait == PULSE_WAIT_SEND && r->stream.acked;
+        r->wait = PULSE_WAIT_NONE;
+        r->stream.acked = 0;
+        if (acked) {
+            lua_pushboolean(r->co, 1);
+            pulse_request_resume(r, 1);
+            return;
+        }
+        const char *why = pulse_request_stream_state(r);
+        if (r->guard != NULL)
+            r->guard->queued = 0; /* not sent after all */
+        lua_pushnil(r->co);
+        lua_pushstring(r->co, why != NULL ? why : "closed");
+        pulse_request_resume(r, 2);
+        return;
+    }
+    default:
+        return;
+    }
+}
+
+void pulse_request_sleep(pulse_request_t *r, uint64_t ms)
+{
+    watch(r);
+    r->wait = PULSE_WAIT_SLEEP;
+    uint64_t now = h2o_now(r->loop->ctx.loop);
+    r->sleep_until = now + ms;
+    /* even an interrupted sleep yields: a loop that ignores `false` still lets the loop run */
+    if (ms == 0 || sleep_interrupted(r))
+        wake(r);
+    else
+        arm_sleep(r, now);
+}
+
+/* h2o took the last write: send what waits, end, or let the coroutine go on. */
+static void on_stream_proceed(h2o_generator_t *gen, h2o_req_t *req)
+{
+    pulse_request_guard_t *g = (pulse_request_guard_t *)gen;
+    g->in_flight = 0;
+    if (g->queued) {
+        g->queued = 0;
+        send_buffered(g, req);
+        return;
+    }
+    if (g->final_pending) {
+        g->final_pending = 0;
+        h2o_send(req, NULL, 0, H2O_SEND_STATE_FINAL);
+        return;
+    }
+    pulse_request_t *r = g->r;
+    if (r != NULL && r->wait == PULSE_WAIT_SEND) {
+        r->stream.acked = 1;
+        wake(r); /* resumed from the loop, not from inside h2o's write callback */
+    }
+}
+
+/* The client is gone (h2o disposes of the request next). */
+static void on_stream_stop(h2o_generator_t *gen, h2o_req_t *req)
+{
+    (void)req;
+    pulse_request_guard_t *g = (pulse_request_guard_t *)gen;
+    g->in_flight = g->queued = g->final_pending = 0;
+    pulse_request_t *r = g->r;
+    if (r == NULL)
+        return;
+    r->stream.closed = 1;
+    if (r->wait == PULSE_WAIT_SLEEP || r->wait == PULSE_WAIT_SEND)
+        wake(r);
+}
+
+static void on_stream_expired(h2o_timeout_entry_t *entry)
+{
+    pulse_request_t *r = H2O_STRUCT_FROM_MEMBER(pulse_request_t, deadline, entry);
+    r->stream.expired = 1;
+    pulse_log(PULSE_LOG_INFO, "stream_expired", "request %s: stream ran PULSE_STREAM_MAX_SECONDS", r->id);
+    if (r->wait == PULSE_WAIT_SLEEP || r->wait == PULSE_WAIT_SEND)
+        wake(r);
+}
+
+int pulse_request_stream_begin(pulse_request_t *r, lua_State *L, int headers_idx, const char *tenant)
+{
+    if (r->req == NULL || r->guard == NULL || r->responded || r->stream.open)
+        return -1;
+    h2o_req_t *req = r->req;
+    if (headers_idx != 0 && add_lua_headers(r, L, headers_idx) != 0) {
+        send_problem(r, 500, "internal_error", "Internal Server Error", "The server failed to handle the request.");
+        return -1;
+    }
+    /* after the table's headers: these three make it a stream */
+    h2o_set_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, H2O_STRLIT("text/event-stream; charset=utf-8"), 1);
+    h2o_set_header(&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, H2O_STRLIT("no-store"), 1);
+    h2o_set_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("x-accel-buffering"), 0, H2O_STRLIT("no"), 1);
+    add_common_headers(r);
+    req->res.status = 200;
+    req->res.reason = "OK";
+    req->res.content_length = SIZE_MAX;
+    req->compress_hint = H2O_COMPRESS_HINT_DISABLE; /* gzip would hold events back */
+    req->res.mime_attr = &stream_mime;
+    r->responded = 1;
+    if (h2o_timeout_is_linked(&r->deadline))
+        h2o_timeout_unlink(&r->deadline);
+    r->deadline.cb = on_stream_expired;
+    h2o_timeout_link(r->loop->ctx.loop, &r->loop->stream_timeout, &r->deadline);
+    size_t path_len = req->query_at != SIZE_MAX ? req->query_at : req->path.len;
+    r->stream.method = strndup(req->method.base, req->method.len);
+    r->stream.path = strndup(req->path.base, path_len);
+    snprintf(r->stream.tenant, sizeof(r->stream.tenant), "%s", tenant != NULL ? tenant : "");
+    r->stream.open = 1;
+    r->stream.serial = ++r->loop->stream_seq;
+    r->stream.last_write = h2o_now(r->loop->ctx.loop);
+    watch(r);
+    h2o_start_response(req, &r->guard->generator);
+    r->guard->in_flight = 1; /* the headers go out now, not with the first event */
+    h2o_send(req, NULL, 0, H2O_SEND_STATE_IN_PROGRESS);
+    return 0;
+}
+
+void pulse_request_stream_write(pulse_request_t *r, const char *data, size_t len)
+{
+    if (pulse_request_stream_state(r) != NULL) {
+        r->wait = PULSE_WAIT_ERROR; /* answered from the loop: a loop ignoring errors cannot spin */
+        wake(r);
+        return;
+    }
+    pulse_request_guard_t *g = r->guard;
+    if (g->cap < len) {
+        free(g->buf);
+        g->cap = len < 4096 ? 4096 : len;
+        g->buf = pulse_xmalloc(g->cap);
+    }
+    memcpy(g->buf, data, len);
+    g->len = len;
+    r->stream.bytes += len;
+    r->stream.last_write = h2o_now(r->loop->ctx.loop);
+    r->stream.acked = 0;
+    r->wait = PULSE_WAIT_SEND;
+    if (g->in_flight)
+        g->queued = 1; /* behind a keep-alive comment */
+    else
+        send_buffered(g, r->req);
+}
+
+void pulse_request_stream_end(pulse_request_t *r)
+{
+    if (!r->stream.open)
+        return;
+    r->stream.open = 0;
+    access_log_line(r->loop, h2o_iovec_init(r->stream.method, strlen(r->stream.method)),
+                    h2o_iovec_init(r->stream.path, strlen(r->stream.path)), r->id, 200, r->stream.bytes, now_ns() - r->started_ns,
+                    r->stream.tenant[0] ? r->stream.tenant : NULL);
+    if (h2o_timeout_is_linked(&r->deadline))
+        h2o_timeout_unlink(&r->deadline);
+    pulse_request_guard_t *g = r->guard;
+    if (r->req == NULL || g == NULL || r->stream.closed)
+        return;
+    if (g->in_flight || g->queued)
+        g->final_pending = 1;
+    else
+        h2o_send(r->req, NULL, 0, H2O_SEND_STATE_FINAL);
+}
+
+void pulse_request_shutdown_notify(pulse_loop_t *loop)
+{
+    for (h2o_linklist_t *n = loop->sleepers.next; n != &loop->sleepers; n = n->next) {
+        pulse_request_t *r = H2O_STRUCT_FROM_MEMBER(pulse_request_t, link, n);
+        if (r->wait == PULSE_WAIT_SLEEP || r->wait == PULSE_WAIT_SEND)
+            wake(r);
+    }
 }
 
 void pulse_request_make_id(pulse_loop_t *loop, h2o_req_t *req, char *out, size_t outlen)
@@ -443,12 +763,16 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
     r->loop = loop;
     r->started_ns = now_ns();
     r->guard = h2o_mem_alloc_shared(&req->pool, sizeof(*r->guard), on_guard_dispose);
+    memset(r->guard, 0, sizeof(*r->guard));
+    r->guard->generator.proceed = on_stream_proceed;
+    r->guard->generator.stop = on_stream_stop;
     r->guard->r = r;
     pulse_request_make_id(loop, req, r->id, sizeof(r->id));
     r->vm = loop->vm;
     r->co = pulse_script_vm_acquire(r->vm, &r->co_ref);
     *(pulse_request_t **)lua_getextraspace(r->co) = r;
     loop->inflight++;
+    r->timer.cb = on_timer;
     r->deadline.cb = on_deadline;
     h2o_timeout_link(loop->ctx.loop, &loop->request_timeout, &r->deadline);
     push_request(r->co, r);

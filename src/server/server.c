@@ -1,5 +1,6 @@
 /* The HTTP server (see server.h): listeners, h2o configuration, loop threads, signals. */
 #include "server/server.h"
+#include "jobs/jobs.h"
 #include "auth/setup.h"
 #include "core/log.h"
 #include "server/filter.h"
@@ -135,9 +136,14 @@ static void configure_h2o(const pulse_config_t *cfg)
 {
     h2o_config_init(&globalconf);
     globalconf.server_name = h2o_iovec_init(H2O_STRLIT("pulse"));
-    /* h2o buffers bodies before the handler runs; above this cap h2o itself refuses with a
-     * plain 413. Below it, the application answers 413 problem+json past PULSE_MAX_BODY_BYTES. */
+    /* h2o 2.2.5 buffers a whole body before the handler runs (past 32 MiB in an unlinked temp file,
+     * h2o_socket_buffer_mmap_settings, not in the heap); above this cap h2o itself refuses with
+     * 413. Below it, each route's own limit answers 413 problem+json: PULSE_MAX_BODY_BYTES for the
+     * API, PULSE_MAX_UPLOAD_BYTES for the file routes. The cap is global in h2o 2.2.5, so a client
+     * may make any route wait for an upload-sized body: it is spooled to disk, and refused after. */
     size_t cap = cfg->max_body_bytes * 4;
+    if (cap < cfg->max_upload_bytes + (1u << 20)) /* room for the multipart framing around a file */
+        cap = cfg->max_upload_bytes + (1u << 20);
     globalconf.max_request_entity_size = cap < (16u << 20) ? (16u << 20) : cap;
     h2o_hostconf_t *host = h2o_config_register_host(&globalconf, h2o_iovec_init(H2O_STRLIT("default")), 65535);
 
@@ -227,6 +233,7 @@ static void begin_shutdown(pulse_loop_t *loop)
         loop->listener = NULL;
     }
     h2o_context_request_shutdown(&loop->ctx); /* idle keep-alive connections close */
+    pulse_request_shutdown_notify(loop);      /* sleeping handlers and open streams end */
 }
 
 static void on_control(h2o_multithread_receiver_t *receiver, h2o_linklist_t *messages)
@@ -295,6 +302,8 @@ static int loop_init(pulse_loop_t *loop, int index, const pulse_config_t *cfg, c
     loop->accept_ctx.ctx = &loop->ctx;
     loop->accept_ctx.hosts = globalconf.hosts;
     h2o_timeout_init(evloop, &loop->request_timeout, (uint64_t)cfg->request_timeout_ms);
+    h2o_timeout_init(evloop, &loop->stream_timeout, (uint64_t)cfg->stream_max_seconds * 1000);
+    h2o_linklist_init_anchor(&loop->sleepers);
     h2o_timeout_init(evloop, &loop->log_flush_timeout, ACCESS_LOG_FLUSH_MS);
     loop->log_flush.cb = on_log_flush;
     loop->queue = h2o_multithread_create_queue(evloop);
@@ -393,6 +402,12 @@ int pulse_server_run(const pulse_config_t *cfg, const char *conninfo)
     }
     for (int i = 0; i < n; i++)
         pthread_create(&loops[i].thread, NULL, loop_main, &loops[i]);
+    pulse_jobs_t *jobs = pulse_jobs_start(cfg, conninfo, err, sizeof(err));
+    if (jobs == NULL) {
+        pulse_log(PULSE_LOG_ERROR, "startup_failed", "%s", err);
+        fprintf(stderr, "pulse serve: %s\n", err);
+        return 1;
+    }
 
     const char *shown = strcmp(cfg->bind, "0.0.0.0") == 0 ? "localhost" : cfg->bind;
     int v6 = strchr(shown, ':') != NULL;
@@ -415,6 +430,8 @@ int pulse_server_run(const pulse_config_t *cfg, const char *conninfo)
         send_control(loops, n, MSG_SHUTDOWN);
         /* queued hashes are handed back cancelled (503) instead of delaying the drain */
         pulse_workers_shutdown(workers);
+        /* while the loops drain: running imports roll back and go back to the queue */
+        pulse_jobs_stop(jobs);
         break;
     }
     for (int i = 0; i < n; i++)

@@ -33,6 +33,11 @@ typedef struct pulse_loop_t {
     int shutting_down;
     uint64_t shutdown_deadline;
     h2o_timeout_t request_timeout;
+    h2o_timeout_t stream_timeout;     /* PULSE_STREAM_MAX_SECONDS */
+    h2o_timeout_t sleep_timeouts[22]; /* 2^k ms each, made on first use (pulse.sleep) */
+    unsigned sleep_timeouts_ready;    /* bit k: sleep_timeouts[k] is initialised */
+    h2o_linklist_t sleepers;          /* requests that slept or stream (shutdown notice) */
+    uint64_t stream_seq;
     pulse_buf_t access_log; /* lines waiting for one write(2) */
     h2o_timeout_t log_flush_timeout;
     h2o_timeout_entry_t log_flush;

@@ -1,6 +1,7 @@
-// `pulse demo`: on an empty database it migrates, creates the demo organization, its owner and
-// customers, prints how to sign in, and serves; a second run keeps everything (same password,
-// no duplicate customers). The printed credentials really sign in.
+// `pulse demo`: on an empty database it migrates, creates one demo organization per industry with
+// its owner, generates their data (pulse gen) and imports it through the import jobs, prints how
+// to sign in, and serves; a second run keeps everything (same password, nothing imported twice).
+// The printed credentials really sign in.
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createContext } from './harness.mjs';
@@ -26,7 +27,7 @@ describe('demo', { timeout: 120000 }, () => {
         let password;
         for (let run = 0; run < 2; run++) {
             const srv = await ctx.startServer({ command: 'demo' });
-            const m = srv.stdout.match(/sign in as demo@pulse\.local with password (\S+)/);
+            const m = srv.stdout.match(/sign in as demo@pulse\.local\).*\n.*password (\S+)/);
             assert.ok(m, `the demo prints the credentials: ${srv.stdout}`);
             if (run === 0) password = m[1];
             assert.equal(m[1], password, 'the same password on every run');
@@ -42,5 +43,17 @@ describe('demo', { timeout: 120000 }, () => {
             assert.equal(await srv.stop(), 0, srv.exitReport());
         }
         assert.ok(!(await ctx.sql("SELECT count(*) FROM users WHERE email = 'demo@pulse.local'")).includes('2'));
+        // one organization per industry, each with its customers and their activity, imported once
+        const rows = await ctx.sql(`SELECT o.industry || ' ' || (SELECT count(*) FROM customers c WHERE c.tenant_id = o.id)
+            || ' ' || (SELECT count(*) FROM transactions t WHERE t.tenant_id = o.id) + (SELECT count(*) FROM events e WHERE e.tenant_id = o.id)
+            || ' ' || (SELECT count(*) FROM imports i WHERE i.tenant_id = o.id AND i.state = 'done')
+            FROM organizations o WHERE o.name LIKE 'Demo %' ORDER BY o.industry`);
+        assert.equal(rows.length, 3, rows.join('\n'));
+        for (const r of rows) {
+            const [industry, customers, activity, imports] = r.split(' ');
+            assert.ok(Number(customers) >= 300, `${industry}: customers ${customers}`);
+            assert.ok(Number(activity) > Number(customers), `${industry}: activity rows ${activity}`);
+            assert.equal(imports, '2', `${industry}: customers and activity, each imported once`);
+        }
     });
 });

@@ -18,7 +18,8 @@ describe('http', { timeout: 90000 }, () => {
         await ctx.startDb();
         await ctx.migrate();
         srv = await ctx.startServer({
-            env: { PULSE_APP_EXTRA: TEST_ROUTES, PULSE_MAX_BODY_BYTES: String(MAX_BODY), PULSE_CORS_ORIGINS: ORIGIN },
+            env: { PULSE_APP_EXTRA: TEST_ROUTES, PULSE_MAX_BODY_BYTES: String(MAX_BODY), PULSE_CORS_ORIGINS: ORIGIN,
+                PULSE_MAX_UPLOAD_BYTES: String(8 << 20) },
         });
     });
 
@@ -84,8 +85,9 @@ describe('http', { timeout: 90000 }, () => {
     });
 
     it('answers a body past the transport cap with a 413 problem too', async () => {
-        // h2o buffers bodies up to an internal cap (max(16 MiB, 4 x PULSE_MAX_BODY_BYTES)); a
-        // request announcing more must still get the API's problem+json, like any other 413.
+        // h2o buffers bodies up to an internal cap (max(16 MiB, 4 x PULSE_MAX_BODY_BYTES,
+        // PULSE_MAX_UPLOAD_BYTES + 1 MiB)); a request announcing more must still get the API's
+        // problem+json, like any other 413.
         const announced = 17 * 1024 * 1024;
         const res = await rawHttp(srv.port,
             `POST /api/test/echo/1 HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n` +

@@ -25,6 +25,8 @@ describe('isolation', { timeout: 120000 }, () => {
         customers: () => idsOfA.customer,
         users: () => idsOfA.user,
         'api-keys': () => idsOfA.apiKey,
+        jobs: () => idsOfA.job,
+        imports: () => idsOfA.job, // an import's id is its job's
     };
 
     let call, mint, makeTenant;
@@ -131,6 +133,14 @@ describe('isolation', { timeout: 120000 }, () => {
         const key = await call(A.token, 'POST', '/api/v1/api-keys', { name: 'a-key', role: 'viewer' });
         assert.equal(key.status, 201, key.text);
         idsOfA.apiKey = key.json.id;
+        const form = new FormData();
+        form.append('file', new Blob(['CustomerID,EventDate,EventType,RevenueImpact\na-1,2024-01-02,login,0\n']), 'a.csv');
+        const up = await srv.fetch('/api/v1/imports', { method: 'POST', headers: { authorization: `Bearer ${A.token}` }, body: form });
+        assert.equal(up.status, 202, up.text);
+        idsOfA.job = up.json.job_id;
+        for (let i = 0; i < 200 && (await call(A.token, 'GET', `/api/v1/jobs/${idsOfA.job}`)).json.state !== 'done'; i++) {
+            await new Promise((r) => setTimeout(r, 50));
+        }
         // and one of B's own, so B's lists are not trivially empty
         assert.equal((await call(B.token, 'POST', '/api/v1/customers', { external_id: 'b-customer' })).status, 201);
 

@@ -1,0 +1,1089 @@
+/* The import loader's per-row engine (see load.h): plan checks, cleaning, the natural key and the
+ * COPY text of the staging table, the counted issues and the report. No database here. */
+#include "ingest/load.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/* ---------------------------------------------------------------------------------------------
+ * Canonical fields. */
+
+enum {
+    F_CUSTOMER_ID,
+    F_DATE,
+    F_AMOUNT,
+    F_QUANTITY,
+    F_UNIT_PRICE,
+    F_INVOICE_NO,
+    F_PRODUCT,
+    F_PRODUCT_CATEGORY,
+    F_DESCRIPTION,
+    F_COUNTRY,
+    F_EVENT_TYPE,
+    F_REVENUE_IMPACT,
+    F_BALANCE,
+    F_CHANNEL,
+    F_EMAIL,
+    F_NAME,
+    F_CHURNED,
+    F_COUNT
+};
+
+typedef enum { T_ID, T_DATE, T_MONEY, T_FLOAT, T_TEXT, T_BOOL } ftype_t;
+
+typedef struct fspec_t {
+    pulse_import_kind_t kind;
+    const char *name;   /* canonical name in the plan */
+    int id;             /* F_* */
+    ftype_t type;       /* how it is read */
+    const char *column; /* target (and staging) column */
+    int required;
+    size_t maxlen; /* bytes; 0 = no limit */
+} fspec_t;
+
+static const fspec_t FIELDS[] = {
+    {PULSE_IMPORT_TRANSACTIONS, "customer_id", F_CUSTOMER_ID, T_ID, "customer_ref", 1, 200},
+    {PULSE_IMPORT_TRANSACTIONS, "transaction_date", F_DATE, T_DATE, "occurred_at", 1, 0},
+    {PULSE_IMPORT_TRANSACTIONS, "amount", F_AMOUNT, T_MONEY, "amount", 1, 0},
+    {PULSE_IMPORT_TRANSACTIONS, "quantity", F_QUANTITY, T_FLOAT, "quantity", 0, 0},
+    {PULSE_IMPORT_TRANSACTIONS, "unit_price", F_UNIT_PRICE, T_MONEY, "unit_price", 0, 0},
+    {PULSE_IMPORT_TRANSACTIONS, "invoice_no", F_INVOICE_NO, T_TEXT, "invoice_no", 0, 0},
+    {PULSE_IMPORT_TRANSACTIONS, "product", F_PRODUCT, T_TEXT, "product", 0, 0},
+    {PULSE_IMPORT_TRANSACTIONS, "product_category", F_PRODUCT_CATEGORY, T_TEXT, "product_category", 0, 0},
+    {PULSE_IMPORT_TRANSACTIONS, "description", F_DESCRIPTION, T_TEXT, "description", 0, 0},
+    {PULSE_IMPORT_TRANSACTIONS, "country", F_COUNTRY, T_TEXT, "country", 0, 0},
+    {PULSE_IMPORT_EVENTS, "customer_id", F_CUSTOMER_ID, T_ID, "customer_ref", 1, 200},
+    {PULSE_IMPORT_EVENTS, "event_date", F_DATE, T_DATE, "occurred_at", 1, 0},
+    {PULSE_IMPORT_EVENTS, "event_type", F_EVENT_TYPE, T_TEXT, "event_type", 1, 0},
+    {PULSE_IMPORT_EVENTS, "revenue_impact", F_REVENUE_IMPACT, T_MONEY, "revenue_impact", 0, 0},
+    {PULSE_IMPORT_EVENTS, "quantity", F_QUANTITY, T_FLOAT, "quantity", 0, 0},
+    {PULSE_IMPORT_EVENTS, "balance", F_BALANCE, T_MONEY, "balance", 0, 0},
+    {PULSE_IMPORT_EVENTS, "channel", F_CHANNEL, T_TEXT, "channel", 0, 0},
+    {PULSE_IMPORT_CUSTOMERS, "customer_id", F_CUSTOMER_ID, T_ID, "external_id", 1, 200},
+    {PULSE_IMPORT_CUSTOMERS, "email", F_EMAIL, T_TEXT, "email", 0, 254},
+    {PULSE_IMPORT_CUSTOMERS, "name", F_NAME, T_TEXT, "name", 0, 200},
+    {PULSE_IMPORT_CUSTOMERS, "churned", F_CHURNED, T_BOOL, "churned", 0, 0},
+};
+#define NFSPECS (sizeof(FIELDS) / sizeof(FIELDS[0]))
+
+static const fspec_t *find_spec(pulse_import_kind_t kind, const char *name)
+{
+    for (size_t i = 0; i < NFSPECS; i++)
+        if (FIELDS[i].kind == kind && strcmp(FIELDS[i].name, name) == 0)
+            return &FIELDS[i];
+    return NULL;
+}
+
+const char *pulse_import_kind_name(pulse_import_kind_t kind)
+{
+    switch (kind) {
+    case PULSE_IMPORT_TRANSACTIONS:
+        return "transactions";
+    case PULSE_IMPORT_EVENTS:
+        return "events";
+    case PULSE_IMPORT_CUSTOMERS:
+        return "customers";
+    }
+    return "?";
+}
+
+void pulse_import_plan_init(pulse_import_plan_t *plan)
+{
+    memset(plan, 0, sizeof(*plan));
+    plan->kind = PULSE_IMPORT_TRANSACTIONS;
+    pulse_csv_dialect_init(&plan->dialect);
+    plan->has_header = 1;
+    plan->max_error_rate = 0.01;
+}
+
+int pulse_import_plan_check(const pulse_import_plan_t *plan, char *err, size_t errlen)
+{
+    if (plan->kind != PULSE_IMPORT_TRANSACTIONS && plan->kind != PULSE_IMPORT_EVENTS && plan->kind != PULSE_IMPORT_CUSTOMERS)
+        return pulse_fail(err, errlen, "unknown import kind");
+    if (plan->n_fields < 0 || plan->n_fields > PULSE_IMPORT_MAX_FIELDS || plan->n_attrs < 0 ||
+        plan->n_attrs > PULSE_IMPORT_MAX_ATTRS)
+        return pulse_fail(err, errlen, "too many fields or attributes");
+    const char *kind = pulse_import_kind_name(plan->kind);
+    char unknown[256] = "";
+    size_t nunknown = 0;
+    int seen[F_COUNT] = {0};
+    for (int i = 0; i < plan->n_fields; i++) {
+        const pulse_import_field_t *f = &plan->fields[i];
+        const fspec_t *s = find_spec(plan->kind, f->name);
+        if (s == NULL) {
+            size_t used = strlen(unknown);
+            snprintf(unknown + used, sizeof(unknown) - used, "%s%s", nunknown ? ", " : "", f->name);
+            nunknown++;
+            continue;
+        }
+        if (seen[s->id])
+            return pulse_fail(err, errlen, "field %s is mapped twice", f->name);
+        seen[s->id] = 1;
+        if (f->column < 0 || f->column > PULSE_IMPORT_MAX_COLUMN)
+            return pulse_fail(err, errlen, "field %s: column %d is out of range (0-%d)", f->name, f->column,
+                              PULSE_IMPORT_MAX_COLUMN);
+        if (s->type == T_DATE && (f->date_format <= PULSE_DATE_NONE || f->date_format >= PULSE_DATE_FORMAT_COUNT))
+            return pulse_fail(err, errlen, "field %s needs a date_format", f->name);
+    }
+    if (nunknown > 0)
+        return pulse_fail(err, errlen, "unknown field%s for %s: %s", nunknown > 1 ? "s" : "", kind, unknown);
+    if (plan->derive_amount_from_qty_price) {
+        if (plan->kind != PULSE_IMPORT_TRANSACTIONS)
+            return pulse_fail(err, errlen, "a derived amount is only for transactions");
+        if (seen[F_AMOUNT])
+            return pulse_fail(err, errlen, "amount is both mapped and derived");
+        if (!seen[F_QUANTITY] || !seen[F_UNIT_PRICE])
+            return pulse_fail(err, errlen, "a derived amount needs quantity and unit_price mapped");
+    }
+    for (size_t i = 0; i < NFSPECS; i++) {
+        const fspec_t *s = &FIELDS[i];
+        if (s->kind == plan->kind && s->required && !seen[s->id] && !(s->id == F_AMOUNT && plan->derive_amount_from_qty_price))
+            return pulse_fail(err, errlen, "required field %s is not mapped", s->name);
+    }
+    if (plan->cancellation_field[0] != '\0') {
+        const fspec_t *s = find_spec(plan->kind, plan->cancellation_field);
+        if (s == NULL || s->type != T_TEXT || !seen[s->id])
+            return pulse_fail(err, errlen, "cancellation field %s is not a mapped text field", plan->cancellation_field);
+        if (plan->cancellation_prefix[0] == '\0')
+            return pulse_fail(err, errlen, "cancellation needs a prefix");
+    }
+    if (plan->n_attrs > 0 && plan->kind != PULSE_IMPORT_CUSTOMERS)
+        return pulse_fail(err, errlen, "attributes are only for customers");
+    for (int i = 0; i < plan->n_attrs; i++) {
+        const pulse_import_attr_t *a = &plan->attrs[i];
+        if (a->name[0] == '\0')
+            return pulse_fail(err, errlen, "attribute %d has no name", i + 1);
+        if (a->column < 0 || a->column > PULSE_IMPORT_MAX_COLUMN)
+            return pulse_fail(err, errlen, "attribute %s: column %d is out of range", a->name, a->column);
+        if (a->type < PULSE_ATTR_TEXT || a->type > PULSE_ATTR_DATE)
+            return pulse_fail(err, errlen, "attribute %s: unknown type", a->name);
+        for (int j = 0; j < i; j++)
+            if (strcmp(plan->attrs[j].name, a->name) == 0)
+                return pulse_fail(err, errlen, "attribute %s is named twice", a->name);
+        for (int j = 0; j < plan->n_fields; j++)
+            if (plan->fields[j].column == a->column)
+                return pulse_fail(err, errlen, "attribute %s: column %d is already mapped to %s", a->name, a->column,
+                                  plan->fields[j].name);
+    }
+    if (!(plan->max_error_rate >= 0 && plan->max_error_rate <= 1))
+        return pulse_fail(err, errlen, "max_error_rate must be between 0 and 1");
+    if (!plan->xlsx) {
+        char sep = plan->dialect.sep;
+        if (sep != ',' && sep != ';' && sep != '\t' && sep != '|' && sep != PULSE_CSV_SEP_WHITESPACE)
+            return pulse_fail(err, errlen, "unsupported separator");
+    }
+    return 0;
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Issues. */
+
+#define MAX_ISSUES 64
+#define FIRST_LINES 10
+
+typedef struct issue_t {
+    const char *code, *action, *message;
+    char field[128];
+    uint64_t count;
+    uint64_t lines[FIRST_LINES];
+    size_t nlines;
+} issue_t;
+
+typedef struct slot_t {
+    int col; /* -1: not mapped */
+    const fspec_t *spec;
+    pulse_date_format_t date_format;
+} slot_t;
+
+/* One row's values, by field id. */
+typedef struct value_t {
+    int present; /* 0: NULL */
+    const char *p;
+    size_t n;
+    double d;
+    int64_t i;   /* MONEY/FLOAT: scaled by 10^4; DATE: epoch seconds; BOOL: 0/1 */
+    int special; /* text: needs COPY escaping */
+} value_t;
+
+#define RESERVOIR 100000
+
+struct pulse_import_mapper_t {
+    pulse_import_plan_t plan;
+    slot_t slots[F_COUNT];
+    int order[F_COUNT]; /* staged field ids in column order */
+    int norder;
+    int max_col;       /* highest column read */
+    int outlier_field; /* F_AMOUNT / F_REVENUE_IMPACT, or -1 */
+    int cancel_field;  /* F_*, or -1 */
+    size_t cancel_prefix_len;
+    int64_t future_limit;
+    char columns[512];
+    char ddl[1024];
+    issue_t issues[MAX_ISSUES];
+    size_t nissues;
+    uint64_t rows_read, rows_accepted, rows_rejected, returns;
+    int64_t min_epoch, max_epoch;
+    uint64_t key[2];
+    pulse_buf_t scratch; /* key bytes, attribute JSON */
+    double *sample;      /* reservoir of outlier-field values */
+    size_t nsample;
+    uint64_t nseen, rng;
+    char outlier_rule[256];
+};
+
+static issue_t *issue_get(pulse_import_mapper_t *m, const char *code, const char *field, const char *action, const char *message)
+{
+    if (field == NULL)
+        field = "";
+    for (size_t i = 0; i < m->nissues; i++)
+        if (strcmp(m->issues[i].code, code) == 0 && strcmp(m->issues[i].field, field) == 0)
+            return &m->issues[i];
+    if (m->nissues == MAX_ISSUES)
+        return &m->issues[MAX_ISSUES - 1]; /* cannot happen with the codes below; never lose a count */
+    issue_t *is = &m->issues[m->nissues++];
+    memset(is, 0, sizeof(*is));
+    is->code = code;
+    is->action = action;
+    is->message = message;
+    snprintf(is->field, sizeof(is->field), "%s", field);
+    return is;
+}
+
+static void issue_add(pulse_import_mapper_t *m, const char *code, const char *field, const char *action, const char *message,
+                      uint64_t line)
+{
+    issue_t *is = issue_get(m, code, field, action, message);
+    is->count++;
+    if (is->nlines < FIRST_LINES)
+        is->lines[is->nlines++] = line;
+}
+
+static int reject(pulse_import_mapper_t *m, const char *code, const char *field, const char *message, uint64_t line)
+{
+    issue_add(m, code, field, "rejected", message, line);
+    m->rows_rejected++;
+    return 0;
+}
+
+void pulse_import_note(pulse_import_mapper_t *m, const char *code, uint64_t count, const uint64_t *first_lines, size_t nlines)
+{
+    const char *action = "kept", *message = "";
+    if (strcmp(code, "duplicates") == 0) {
+        action = "dropped";
+        message = m->plan.kind == PULSE_IMPORT_CUSTOMERS
+                      ? "earlier rows of a customer named again later in the file (the last row wins)"
+                      : "records repeated inside the file (the first is kept)";
+    } else if (strcmp(code, "existing") == 0) {
+        action = "merged";
+        message = m->plan.kind == PULSE_IMPORT_CUSTOMERS ? "customers already stored, updated"
+                                                         : "records already stored by an earlier upload";
+    } else if (strcmp(code, "outliers") == 0) {
+        action = "flagged";
+        message = "amounts far from the rest (kept)";
+    }
+    if (count == 0)
+        return;
+    issue_t *is = issue_get(m, code, NULL, action, message);
+    is->count += count;
+    for (size_t i = 0; first_lines != NULL && i < nlines && is->nlines < FIRST_LINES; i++)
+        is->lines[is->nlines++] = first_lines[i];
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Mapper. */
+
+static const char *stage_type(const fspec_t *s)
+{
+    switch (s->type) {
+    case T_DATE:
+        return "bigint"; /* epoch seconds: cheaper to COPY than timestamptz text */
+    case T_MONEY:
+        return "numeric";
+    case T_FLOAT:
+        return "float8";
+    case T_BOOL:
+        return "boolean";
+    default:
+        return "text";
+    }
+}
+
+pulse_import_mapper_t *pulse_import_mapper_new(const pulse_import_plan_t *plan, char *err, size_t errlen)
+{
+    if (pulse_import_plan_check(plan, err, errlen) != 0)
+        return NULL;
+    pulse_import_mapper_t *m = pulse_xmalloc(sizeof(*m));
+    memset(m, 0, sizeof(*m));
+    m->plan = *plan;
+    m->max_col = -1;
+    m->cancel_field = -1;
+    m->outlier_field = -1;
+    for (int i = 0; i < F_COUNT; i++)
+        m->slots[i].col = -1;
+    for (int i = 0; i < plan->n_fields; i++) {
+        const fspec_t *s = find_spec(plan->kind, plan->fields[i].name);
+        m->slots[s->id].col = plan->fields[i].column;
+        m->slots[s->id].spec = s;
+        m->slots[s->id].date_format = plan->fields[i].date_format;
+        if (plan->fields[i].column > m->max_col)
+            m->max_col = plan->fields[i].column;
+    }
+    for (int i = 0; i < plan->n_attrs; i++)
+        if (plan->attrs[i].column > m->max_col)
+            m->max_col = plan->attrs[i].column;
+    if (plan->derive_amount_from_qty_price)
+        m->slots[F_AMOUNT].spec = find_spec(plan->kind, "amount");
+    if (plan->cancellation_field[0] != '\0') {
+        m->cancel_field = find_spec(plan->kind, plan->cancellation_field)->id;
+        m->cancel_prefix_len = strlen(plan->cancellation_prefix);
+    }
+    if (plan->kind == PULSE_IMPORT_TRANSACTIONS)
+        m->outlier_field = F_AMOUNT;
+    else if (plan->kind == PULSE_IMPORT_EVENTS && m->slots[F_REVENUE_IMPACT].spec != NULL)
+        m->outlier_field = F_REVENUE_IMPACT;
+    int64_t now = plan->now_epoch != 0 ? plan->now_epoch : (int64_t)time(NULL);
+    m->future_limit = now + 86400;
+    m->min_epoch = INT64_MAX;
+    m->max_epoch = INT64_MIN;
+    m->rng = UINT64_C(0x9E3779B97F4A7C15);
+
+    /* staging columns: line, row_key (not for customers), the fields in canonical order */
+    pulse_buf_t cols = PULSE_BUF_INIT, ddl = PULSE_BUF_INIT;
+    pulse_buf_puts(&ddl, "CREATE TEMP TABLE pulse_import_stage (line bigint NOT NULL");
+    if (plan->kind != PULSE_IMPORT_CUSTOMERS) {
+        pulse_buf_puts(&cols, "row_key");
+        pulse_buf_puts(&ddl, ", row_key uuid NOT NULL");
+    }
+    for (size_t i = 0; i < NFSPECS; i++) {
+        const fspec_t *s = &FIELDS[i];
+        /* customers: every column, so the upsert's SET list is fixed */
+        if (s->kind != plan->kind || (m->slots[s->id].spec == NULL && plan->kind != PULSE_IMPORT_CUSTOMERS))
+            continue;
+        m->slots[s->id].spec = s;
+        m->order[m->norder++] = s->id;
+        pulse_buf_printf(&cols, "%s%s", cols.len ? ", " : "", s->column);
+        pulse_buf_printf(&ddl, ", %s %s", s->column, stage_type(s));
+    }
+    if (plan->kind == PULSE_IMPORT_TRANSACTIONS) {
+        pulse_buf_puts(&cols, ", is_return");
+        pulse_buf_puts(&ddl, ", is_return boolean NOT NULL");
+    } else if (plan->kind == PULSE_IMPORT_CUSTOMERS) {
+        pulse_buf_puts(&cols, ", attributes");
+        pulse_buf_puts(&ddl, ", attributes jsonb NOT NULL");
+    }
+    pulse_buf_puts(&ddl, ") ON COMMIT DROP");
+    snprintf(m->columns, sizeof(m->columns), "%s", cols.data);
+    snprintf(m->ddl, sizeof(m->ddl), "%s", ddl.data);
+    pulse_buf_free(&cols);
+    pulse_buf_free(&ddl);
+    if (m->outlier_field >= 0)
+        m->sample = pulse_xmalloc(RESERVOIR * sizeof(double));
+    return m;
+}
+
+void pulse_import_mapper_free(pulse_import_mapper_t *m)
+{
+    if (m == NULL)
+        return;
+    pulse_buf_free(&m->scratch);
+    free(m->sample);
+    free(m);
+}
+
+const char *pulse_import_stage_columns(const pulse_import_mapper_t *m)
+{
+    return m->columns;
+}
+
+const char *pulse_import_stage_ddl(const pulse_import_mapper_t *m)
+{
+    return m->ddl;
+}
+
+void pulse_import_counts(const pulse_import_mapper_t *m, pulse_import_counts_t *c)
+{
+    c->rows_read = m->rows_read;
+    c->rows_accepted = m->rows_accepted;
+    c->rows_rejected = m->rows_rejected;
+    c->returns = m->returns;
+}
+
+void pulse_import_last_key(const pulse_import_mapper_t *m, uint64_t key[2])
+{
+    key[0] = m->key[0];
+    key[1] = m->key[1];
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Small fast pieces: trimming, text scanning, number formatting, the hash. */
+
+static inline void trim(const char **p, size_t *n)
+{
+    const char *s = *p;
+    size_t k = *n;
+    while (k > 0 && (*s == ' ' || *s == '\t'))
+        s++, k--;
+    while (k > 0 && (s[k - 1] == ' ' || s[k - 1] == '\t' || s[k - 1] == '\r' || s[k - 1] == '\n'))
+        k--;
+    *p = s;
+    *n = k;
+}
+
+/* pulse_is_null_like, called only when the first byte can start a null-like value (empty, blank,
+ * NA, N/A, #N/A, null, "-"): most values are looked at once. */
+static inline int maybe_null(const char *p, size_t n)
+{
+    if (n == 0)
+        return 1;
+    char c = p[0];
+    if (c != 'n' && c != 'N' && c != '#' && c != '-')
+        return 0;
+    return pulse_is_null_like(p, n);
+}
+
+/* Bytes COPY text needs escaped, and NUL (refused). */
+static const unsigned char SPECIAL[256] = {
+    [0] = 2, ['\\'] = 1, ['\t'] = 1, ['\n'] = 1, ['\r'] = 1, [11] = 1, [12] = 1, [8] = 1,
+};
+
+/* 0 plain, 1 needs escaping, 2 holds a NUL. Eight bytes at a time: a byte below 0x20 or a
+ * backslash sends the value to the exact (rare) path. */
+static inline int text_scan(const char *p, size_t n)
+{
+    const uint64_t ones = UINT64_C(0x0101010101010101), highs = UINT64_C(0x8080808080808080);
+    uint64_t any = 0;
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t x;
+        memcpy(&x, p + i, 8);
+        uint64_t y = x ^ (ones * '\\');
+        any |= ((x - ones * 0x20) & ~x & highs) | ((y - ones) & ~y & highs);
+    }
+    const unsigned char *u = (const unsigned char *)p;
+    int r = 0;
+    for (; i < n; i++)
+        r |= SPECIAL[u[i]];
+    if (any == 0)
+        return r & 2 ? 2 : r;
+    r = 0;
+    for (i = 0; i < n; i++)
+        r |= SPECIAL[u[i]];
+    return r & 2 ? 2 : r;
+}
+
+static inline char *put_text(char *o, const char *p, size_t n, int special)
+{
+    if (!special) {
+        memcpy(o, p, n);
+        return o + n;
+    }
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)p[i];
+        if (SPECIAL[c]) {
+            *o++ = '\\';
+            switch (c) {
+            case '\t':
+                *o++ = 't';
+                break;
+            case '\n':
+                *o++ = 'n';
+                break;
+            case '\r':
+                *o++ = 'r';
+                break;
+            case 8:
+                *o++ = 'b';
+                break;
+            case 11:
+                *o++ = 'v';
+                break;
+            case 12:
+                *o++ = 'f';
+                break;
+            default:
+                *o++ = (char)c;
+            }
+        } else
+            *o++ = (char)c;
+    }
+    return o;
+}
+
+static const char DIGITS2[] = "00010203040506070809101112131415161718192021222324252627282930313233343536373839"
+                              "40414243444546474849505152535455565758596061626364656667686970717273747576777879"
+                              "8081828384858687888990919293949596979899";
+
+static inline char *put_u64(char *o, uint64_t v)
+{
+    char tmp[24];
+    char *e = tmp + sizeof(tmp), *q = e;
+    while (v >= 100) {
+        unsigned r = (unsigned)(v % 100);
+        v /= 100;
+        q -= 2;
+        memcpy(q, DIGITS2 + 2 * r, 2);
+    }
+    if (v >= 10) {
+        q -= 2;
+        memcpy(q, DIGITS2 + 2 * v, 2);
+    } else
+        *--q = (char)('0' + v);
+    memcpy(o, q, (size_t)(e - q));
+    return o + (e - q);
+}
+
+static inline char *put_i64(char *o, int64_t v)
+{
+    if (v < 0) {
+        *o++ = '-';
+        return put_u64(o, (uint64_t)0 - (uint64_t)v);
+    }
+    return put_u64(o, (uint64_t)v);
+}
+
+/* v / 10^4 in decimal, trailing zeros of the fraction dropped. */
+static inline char *put_scaled4(char *o, int64_t v)
+{
+    uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+    if (v < 0)
+        *o++ = '-';
+    o = put_u64(o, u / 10000);
+    unsigned f = (unsigned)(u % 10000);
+    if (f != 0) {
+        *o++ = '.';
+        char d[4] = {(char)('0' + f / 1000), (char)('0' + f / 100 % 10), (char)('0' + f / 10 % 10), (char)('0' + f % 10)};
+        int k = 4;
+        while (d[k - 1] == '0')
+            k--;
+        memcpy(o, d, (size_t)k);
+        o += k;
+    }
+    return o;
+}
+
+static inline char *put_double(char *o, double d, int64_t scaled)
+{
+    if (fabs(d) < 1e14 && fabs((double)scaled - d * 10000.0) < 1e-6)
+        return put_scaled4(o, scaled);
+    return o + snprintf(o, 32, "%.17g", d);
+}
+
+static const char HEX[] = "0123456789abcdef";
+
+void pulse_import_key_uuid(const uint64_t key[2], char out[37])
+{
+    static const char dash_after[16] = {0, 0, 0, 1, 0, 1, 0, 1, 0, 1, 0, 0, 0, 0, 0, 0};
+    char *o = out;
+    for (int i = 0; i < 16; i++) {
+        unsigned b = (unsigned)(key[i >> 3] >> (56 - 8 * (i & 7))) & 0xff;
+        o[0] = HEX[b >> 4];
+        o[1] = HEX[b & 15];
+        o += 2;
+        if (dash_after[i])
+            *o++ = '-';
+    }
+    *o = '\0';
+}
+
+/* A wyhash-style 64-bit hash (multiply-fold mixing); two seeds give the two halves of the key. */
+static inline uint64_t mum(uint64_t a, uint64_t b)
+{
+    __uint128_t r = (__uint128_t)a * b;
+    return (uint64_t)r ^ (uint64_t)(r >> 64);
+}
+
+static inline uint64_t rd64(const unsigned char *p)
+{
+    uint64_t v;
+    memcpy(&v, p, 8);
+    return v;
+}
+
+/* Both halves in one pass, each lane pairing the words differently. */
+static void hash128(const unsigned char *p, size_t n, uint64_t out[2])
+{
+    static const uint64_t P0 = UINT64_C(0xa0761d6478bd642f), P1 = UINT64_C(0xe7037ed1a0b428db), P2 = UINT64_C(0x8ebc6af09c88c6e3),
+                          P3 = UINT64_C(0x589965cc75374cc3);
+    uint64_t h1 = UINT64_C(0x243f6a8885a308d3) ^ mum((uint64_t)n ^ P0, P1);
+    uint64_t h2 = UINT64_C(0x13198a2e03707344) ^ mum((uint64_t)n ^ P2, P3);
+    while (n >= 16) {
+        uint64_t a = rd64(p), b = rd64(p + 8);
+        h1 = mum(a ^ P1, b ^ h1 ^ P2);
+        h2 = mum(b ^ P3, a ^ h2 ^ P0);
+        p += 16;
+        n -= 16;
+    }
+    unsigned char tail[16] = {0};
+    memcpy(tail, p, n);
+    uint64_t a = rd64(tail) ^ (uint64_t)n, b = rd64(tail + 8);
+    h1 = mum(a ^ P1, b ^ h1 ^ P2);
+    h2 = mum(b ^ P3, a ^ h2 ^ P0);
+    out[0] = mum(h1 ^ P3, h1 ^ P0);
+    out[1] = mum(h2 ^ P1, h2 ^ P2);
+}
+
+/* Appends field id, length and bytes to the key at k (room checked by the caller). */
+static inline unsigned char *key_put(unsigned char *k, int field, const void *p, size_t n)
+{
+    k[0] = (unsigned char)field;
+    k[1] = (unsigned char)(n >> 24);
+    k[2] = (unsigned char)(n >> 16);
+    k[3] = (unsigned char)(n >> 8);
+    k[4] = (unsigned char)n;
+    memcpy(k + 5, p, n);
+    return k + 5 + n;
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * One row. */
+
+/* epoch seconds -> civil date (Howard Hinnant's algorithm). */
+static void civil(int64_t t, int *y, int *mo, int *d, int *hh, int *mi, int *ss)
+{
+    int64_t days = t >= 0 ? t / 86400 : (t - 86399) / 86400;
+    int64_t sod = t - days * 86400;
+    *hh = (int)(sod / 3600);
+    *mi = (int)(sod / 60 % 60);
+    *ss = (int)(sod % 60);
+    int64_t z = days + 719468;
+    int64_t era = (z >= 0 ? z : z - 146096) / 146097;
+    unsigned doe = (unsigned)(z - era * 146097);
+    unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    int64_t yy = (int64_t)yoe + era * 400;
+    unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    unsigned mp = (5 * doy + 2) / 153;
+    *d = (int)(doy - (153 * mp + 2) / 5 + 1);
+    *mo = (int)(mp < 10 ? mp + 3 : mp - 9);
+    *y = (int)(yy + (*mo <= 2));
+}
+
+static char *put_iso_date(char *o, int64_t t)
+{
+    int y, mo, d, hh, mi, ss;
+    civil(t, &y, &mo, &d, &hh, &mi, &ss);
+    return o + sprintf(o, "%04d-%02d-%02d", y, mo, d);
+}
+
+static void reservoir_add(pulse_import_mapper_t *m, double x)
+{
+    m->nseen++;
+    if (m->nsample < RESERVOIR) {
+        m->sample[m->nsample++] = x;
+        return;
+    }
+    m->rng ^= m->rng << 13;
+    m->rng ^= m->rng >> 7;
+    m->rng ^= m->rng << 17;
+    uint64_t j = (uint64_t)(((__uint128_t)m->rng * m->nseen) >> 64); /* uniform in [0, nseen) without a division */
+    if (j < RESERVOIR)
+        m->sample[j] = x;
+}
+
+static int scale4(double d, int64_t *out)
+{
+    if (!(fabs(d) < 9.2e14))
+        return -1;
+    double x = d * 10000.0;
+    *out = (int64_t)(x < 0 ? x - 0.5 : x + 0.5);
+    return 0;
+}
+
+/* Appends v as a JSON value of attribute type a to the scratch buffer. 0, or -1 if unreadable. */
+static int attr_json(pulse_import_mapper_t *m, const pulse_import_attr_t *a, const char *p, size_t n)
+{
+    pulse_buf_t *b = &m->scratch;
+    switch (a->type) {
+    case PULSE_ATTR_INTEGER: {
+        int64_t v;
+        if (pulse_int_parse(p, n, m->plan.dialect.decimal_comma, &v) != 0)
+            return -1;
+        char tmp[24];
+        pulse_buf_append(b, tmp, (size_t)(put_i64(tmp, v) - tmp));
+        return 0;
+    }
+    case PULSE_ATTR_DECIMAL: {
+        double d;
+        if (pulse_number_parse(p, n, m->plan.dialect.decimal_comma, &d) != 0 || !isfinite(d))
+            return -1;
+        pulse_buf_printf(b, "%.17g", d);
+        return 0;
+    }
+    case PULSE_ATTR_BOOLEAN: {
+        int v;
+        if (pulse_bool_parse(p, n, &v) != 0)
+            return -1;
+        pulse_buf_puts(b, v ? "true" : "false");
+        return 0;
+    }
+    case PULSE_ATTR_DATE: {
+        int64_t t;
+        int has_time = 0;
+        int ok = -1;
+        if (a->date_format != PULSE_DATE_NONE)
+            ok = pulse_date_parse(p, n, a->date_format, &t, &has_time);
+        else if ((ok = pulse_date_parse(p, n, PULSE_DATE_ISO, &t, &has_time)) != 0)
+            ok = pulse_date_parse(p, n, PULSE_DATE_ISO_DATETIME, &t, &has_time);
+        if (ok != 0)
+            return -1;
+        char iso[40];
+        if (pulse_date_format_iso(t, has_time, iso, sizeof(iso)) < 0)
+            return -1;
+        pulse_buf_printf(b, "\"%s\"", iso);
+        return 0;
+    }
+    case PULSE_ATTR_TEXT:
+        pulse_buf_putc(b, '"');
+        pulse_buf_json_escape(b, p, n);
+        pulse_buf_putc(b, '"');
+        return 0;
+    }
+    return -1;
+}
+
+static int map_customer(pulse_import_mapper_t *m, uint64_t line, const pulse_import_cell_t *cells, size_t ncells, value_t *v,
+                        pulse_buf_t *copy)
+{
+    /* attributes JSON into scratch; problems omit the value (counted) rather than lose the row */
+    pulse_buf_t *b = &m->scratch;
+    pulse_buf_reset(b);
+    pulse_buf_putc(b, '{');
+    int first = 1;
+    for (int i = 0; i < m->plan.n_attrs; i++) {
+        const pulse_import_attr_t *a = &m->plan.attrs[i];
+        if ((size_t)a->column >= ncells)
+            continue;
+        const char *p = cells[a->column].p;
+        size_t n = cells[a->column].n;
+        trim(&p, &n);
+        if (pulse_is_null_like(p, n))
+            continue;
+        if (cells[a->column].bad_utf8 || text_scan(p, n) == 2) {
+            issue_add(m, "bad_attribute", a->name, "omitted", "attribute values that are not valid UTF-8 text (left out)", line);
+            continue;
+        }
+        size_t mark = b->len;
+        if (!first)
+            pulse_buf_putc(b, ',');
+        pulse_buf_putc(b, '"');
+        pulse_buf_json_escape(b, a->name, strlen(a->name));
+        pulse_buf_puts(b, "\":");
+        if (attr_json(m, a, p, n) != 0) {
+            b->len = mark;
+            b->data[mark] = '\0';
+            issue_add(m, "bad_attribute", a->name, "omitted", "attribute values that do not read as the declared type (left out)",
+                      line);
+            continue;
+        }
+        first = 0;
+    }
+    pulse_buf_putc(b, '}');
+
+    size_t need = 64 + b->len * 2;
+    for (int k = 0; k < m->norder; k++)
+        need += v[m->order[k]].n * 2 + 8;
+    pulse_buf_reserve(copy, need);
+    char *o = copy->data + copy->len;
+    o = put_u64(o, line);
+    for (int k = 0; k < m->norder; k++) {
+        int id = m->order[k];
+        *o++ = '\t';
+        const value_t *x = &v[id];
+        if (!x->present) {
+            *o++ = '\\';
+            *o++ = 'N';
+        } else if (id == F_CHURNED)
+            *o++ = x->i ? 't' : 'f';
+        else
+            o = put_text(o, x->p, x->n, x->special);
+    }
+    *o++ = '\t';
+    o = put_text(o, b->data, b->len, text_scan(b->data, b->len));
+    *o++ = '\n';
+    copy->len = (size_t)(o - copy->data);
+    m->rows_accepted++;
+    return 1;
+}
+
+int pulse_import_map_row(pulse_import_mapper_t *m, uint64_t line, const pulse_import_cell_t *cells, size_t ncells,
+                         pulse_buf_t *copy)
+{
+    m->rows_read++;
+    if (m->max_col >= 0 && ncells <= (size_t)m->max_col)
+        return reject(m, "ragged_row", NULL, "rows with fewer fields than the mapping needs", line);
+    value_t v[F_COUNT];
+    int is_return = 0;
+    int dc = m->plan.dialect.decimal_comma;
+    for (int k = 0; k < m->norder; k++) {
+        int id = m->order[k];
+        const slot_t *s = &m->slots[id];
+        value_t *x = &v[id];
+        x->present = 0;
+        x->n = 0;
+        x->p = NULL;
+        x->special = 0;
+        if (s->col < 0)
+            continue; /* customers' unmapped columns, derived amount */
+        const pulse_import_cell_t *c = &cells[s->col];
+        const char *p = c->p;
+        size_t n = c->n;
+        trim(&p, &n);
+        switch (s->spec->type) {
+        case T_ID:
+            if (maybe_null(p, n))
+                return reject(m, "missing_customer_id", NULL, "rows without a customer id", line);
+            if (c->bad_utf8 || (x->special = text_scan(p, n)) == 2)
+                return reject(m, "bad_encoding", s->spec->name, "values that are not valid UTF-8 text (or hold NUL bytes)", line);
+            if (n > s->spec->maxlen)
+                return reject(m, "too_long", s->spec->name, "values longer than the column allows", line);
+            break;
+        case T_DATE: {
+            if (pulse_date_parse(p, n, s->date_format, &x->i, NULL) != 0) {
+                if (maybe_null(p, n))
+                    return reject(m, "missing_value", s->spec->name, "rows without a value in a required field", line);
+                return reject(m, "bad_date", s->spec->name, "dates not in the plan's format", line);
+            }
+            if (x->i > m->future_limit)
+                return reject(m, "future_date", s->spec->name, "dates in the future", line);
+            break;
+        }
+        case T_MONEY:
+        case T_FLOAT:
+            if (pulse_number_parse(p, n, dc, &x->d) != 0) {
+                if (!maybe_null(p, n))
+                    return reject(m, "bad_number", s->spec->name, "values that are not numbers", line);
+                if (s->spec->required)
+                    return reject(m, "missing_value", s->spec->name, "rows without a value in a required field", line);
+                continue;
+            }
+            if (scale4(x->d, &x->i) != 0 ||
+                (s->spec->type == T_MONEY && (x->i >= INT64_C(10000000000000000) || x->i <= -INT64_C(10000000000000000))))
+                return reject(m, "bad_number", s->spec->name, "numbers too large to store", line);
+            if ((id == F_QUANTITY || id == F_AMOUNT) && x->d < 0)
+                is_return = 1;
+            break;
+        case T_TEXT:
+            if (n == 0) {
+                if (s->spec->required)
+                    return reject(m, "missing_value", s->spec->name, "rows without a value in a required field", line);
+                continue;
+            }
+            if (c->bad_utf8 || (x->special = text_scan(p, n)) == 2)
+                return reject(m, "bad_encoding", s->spec->name, "values that are not valid UTF-8 text (or hold NUL bytes)", line);
+            if (s->spec->maxlen && n > s->spec->maxlen)
+                return reject(m, "too_long", s->spec->name, "values longer than the column allows", line);
+            break;
+        case T_BOOL: {
+            if (n == 0 || pulse_is_null_like(p, n))
+                continue;
+            int b;
+            if (pulse_bool_parse(p, n, &b) != 0)
+                return reject(m, "bad_label", s->spec->name, "labels that are not yes/no, true/false or 1/0", line);
+            x->i = b;
+            break;
+        }
+        }
+        x->present = 1;
+        x->p = p;
+        x->n = n;
+    }
+    if (m->plan.kind == PULSE_IMPORT_CUSTOMERS)
+        return map_customer(m, line, cells, ncells, v, copy);
+
+    value_t *amt = &v[F_AMOUNT];
+    if (m->plan.derive_amount_from_qty_price) {
+        if (!v[F_QUANTITY].present || !v[F_UNIT_PRICE].present)
+            return reject(m, "missing_value", "amount", "rows without a value in a required field", line);
+        amt->d = v[F_QUANTITY].d * v[F_UNIT_PRICE].d;
+        if (scale4(amt->d, &amt->i) != 0 || amt->i >= INT64_C(10000000000000000) || amt->i <= -INT64_C(10000000000000000))
+            return reject(m, "bad_number", "amount", "numbers too large to store", line);
+        amt->present = 1;
+    }
+    if (m->cancel_field >= 0) {
+        const value_t *c = &v[m->cancel_field];
+        if (c->present && c->n >= m->cancel_prefix_len && memcmp(c->p, m->plan.cancellation_prefix, m->cancel_prefix_len) == 0)
+            is_return = 1;
+    }
+    if (m->plan.kind == PULSE_IMPORT_TRANSACTIONS && is_return) {
+        if (amt->i > 0) {
+            amt->i = -amt->i;
+            amt->d = -amt->d;
+        }
+        m->returns++;
+        issue_add(m, "returns", NULL, "kept", "returns and cancellations (stored with a negative amount)", line);
+    }
+
+    /* the natural key: kind, then every staged field (canonical order) as id + length + bytes */
+    size_t need = 128, klen = 1;
+    for (int k = 0; k < m->norder; k++) {
+        const value_t *x = &v[m->order[k]];
+        if (x->present) {
+            ftype_t ty = m->slots[m->order[k]].spec->type;
+            klen += 5 + (ty == T_DATE || ty == T_MONEY || ty == T_FLOAT ? 8 : x->n);
+            need += 2 * x->n + 40;
+        }
+    }
+    unsigned char stackkey[512], *kb = stackkey;
+    if (klen > sizeof(stackkey)) {
+        pulse_buf_reset(&m->scratch);
+        pulse_buf_reserve(&m->scratch, klen);
+        kb = (unsigned char *)m->scratch.data;
+    }
+    unsigned char *ko = kb;
+    *ko++ = (unsigned char)m->plan.kind;
+    for (int k = 0; k < m->norder; k++) {
+        int id = m->order[k];
+        const value_t *x = &v[id];
+        if (!x->present)
+            continue;
+        switch (m->slots[id].spec->type) {
+        case T_DATE:
+        case T_MONEY:
+        case T_FLOAT:
+            ko = key_put(ko, id, &x->i, 8);
+            break;
+        default:
+            ko = key_put(ko, id, x->p, x->n);
+        }
+    }
+    hash128(kb, (size_t)(ko - kb), m->key);
+
+    int64_t t = v[F_DATE].i;
+    if (t < m->min_epoch)
+        m->min_epoch = t;
+    if (t > m->max_epoch)
+        m->max_epoch = t;
+    if (m->outlier_field >= 0 && v[m->outlier_field].present)
+        reservoir_add(m, v[m->outlier_field].d);
+    if (copy == NULL) {
+        m->rows_accepted++;
+        return 1;
+    }
+    pulse_buf_reserve(copy, need);
+    char *o = copy->data + copy->len;
+    o = put_u64(o, line);
+    *o++ = '\t';
+    pulse_import_key_uuid(m->key, o); /* writes a NUL after, overwritten next */
+    o += 36;
+    for (int k = 0; k < m->norder; k++) {
+        int id = m->order[k];
+        const value_t *x = &v[id];
+        *o++ = '\t';
+        if (!x->present) {
+            *o++ = '\\';
+            *o++ = 'N';
+            continue;
+        }
+        switch (m->slots[id].spec->type) {
+        case T_DATE:
+            o = put_i64(o, x->i);
+            break;
+        case T_MONEY:
+            o = put_scaled4(o, x->i);
+            break;
+        case T_FLOAT:
+            o = put_double(o, x->d, x->i);
+            break;
+        default:
+            o = put_text(o, x->p, x->n, x->special);
+        }
+    }
+    if (m->plan.kind == PULSE_IMPORT_TRANSACTIONS) {
+        *o++ = '\t';
+        *o++ = is_return ? 't' : 'f';
+    }
+    *o++ = '\n';
+    copy->len = (size_t)(o - copy->data);
+    m->rows_accepted++;
+    return 1;
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Outliers and the report. */
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static double median_sorted(const double *v, size_t n)
+{
+    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+int pulse_import_outlier_bounds(pulse_import_mapper_t *m, double *lo, double *hi)
+{
+    if (m->sample == NULL || m->nsample < 20)
+        return -1;
+    size_t n = m->nsample;
+    double *v = pulse_xmalloc(n * sizeof(double));
+    memcpy(v, m->sample, n * sizeof(double));
+    qsort(v, n, sizeof(double), cmp_double);
+    double med = median_sorted(v, n);
+    for (size_t i = 0; i < n; i++)
+        v[i] = fabs(v[i] - med);
+    qsort(v, n, sizeof(double), cmp_double);
+    double mad = median_sorted(v, n);
+    free(v);
+    snprintf(m->outlier_rule, sizeof(m->outlier_rule),
+             "|%s - median| > 10 x MAD (median %.4g, MAD %.4g, from a sample of %zu values)",
+             m->outlier_field == F_AMOUNT ? "amount" : "revenue_impact", med, mad, n);
+    if (!(mad > 0))
+        return -1;
+    *lo = med - 10 * mad;
+    *hi = med + 10 * mad;
+    return 0;
+}
+
+void pulse_import_report(pulse_import_mapper_t *m, const pulse_import_result_t *r, int aborted, double elapsed_s, pulse_buf_t *out)
+{
+    uint64_t read = m->rows_read;
+    double rate = read ? (double)m->rows_rejected / (double)read : 0;
+    pulse_buf_printf(out,
+                     "{\"kind\":\"%s\",\"rows_read\":%llu,\"rows_accepted\":%llu,\"rows_rejected\":%llu,\"rows_duplicate\":%llu,"
+                     "\"rows_existing\":%llu,\"rows_inserted\":%llu,\"customers_created\":%llu,\"error_rate\":%.6g,"
+                     "\"max_error_rate\":%.6g,\"aborted\":%s,\"issues\":[",
+                     pulse_import_kind_name(m->plan.kind), (unsigned long long)read, (unsigned long long)r->rows_accepted,
+                     (unsigned long long)m->rows_rejected, (unsigned long long)r->rows_duplicate,
+                     (unsigned long long)r->rows_existing, (unsigned long long)r->rows_inserted,
+                     (unsigned long long)r->customers_created, rate, m->plan.max_error_rate, aborted ? "true" : "false");
+    for (size_t i = 0; i < m->nissues; i++) {
+        const issue_t *is = &m->issues[i];
+        pulse_buf_printf(out, "%s{\"code\":\"%s\"", i ? "," : "", is->code);
+        if (is->field[0] != '\0') {
+            pulse_buf_puts(out, ",\"field\":\"");
+            pulse_buf_json_escape(out, is->field, strlen(is->field));
+            pulse_buf_putc(out, '"');
+        }
+        pulse_buf_printf(out, ",\"action\":\"%s\",\"count\":%llu,\"first_lines\":[", is->action, (unsigned long long)is->count);
+        for (size_t k = 0; k < is->nlines; k++)
+            pulse_buf_printf(out, "%s%llu", k ? "," : "", (unsigned long long)is->lines[k]);
+        pulse_buf_puts(out, "],\"message\":\"");
+        pulse_buf_json_escape(out, is->message, strlen(is->message));
+        pulse_buf_putc(out, '"');
+        if (strcmp(is->code, "outliers") == 0 && m->outlier_rule[0] != '\0') {
+            pulse_buf_puts(out, ",\"rule\":\"");
+            pulse_buf_json_escape(out, m->outlier_rule, strlen(m->outlier_rule));
+            pulse_buf_putc(out, '"');
+        }
+        pulse_buf_putc(out, '}');
+    }
+    pulse_buf_putc(out, ']');
+    if (m->outlier_rule[0] != '\0') {
+        pulse_buf_puts(out, ",\"outlier_rule\":\"");
+        pulse_buf_json_escape(out, m->outlier_rule, strlen(m->outlier_rule));
+        pulse_buf_putc(out, '"');
+    }
+    if (m->min_epoch <= m->max_epoch) {
+        char a[32], b[32];
+        *put_iso_date(a, m->min_epoch) = '\0';
+        *put_iso_date(b, m->max_epoch) = '\0';
+        pulse_buf_printf(out, ",\"date_range\":{\"first\":\"%s\",\"last\":\"%s\"}", a, b);
+    } else
+        pulse_buf_puts(out, ",\"date_range\":null");
+    pulse_buf_printf(out, ",\"elapsed_ms\":%llu,\"rows_per_second\":%llu}", (unsigned long long)llround(elapsed_s * 1000),
+                     (unsigned long long)(elapsed_s > 0 ? llround((double)read / elapsed_s) : 0));
+}
