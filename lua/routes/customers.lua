@@ -17,6 +17,7 @@ local Customer = schema.component("Customer", {
         email = { type = { "string", "null" } },
         name = { type = { "string", "null" } },
         attributes = { type = "object", description = "Free-form attributes (a JSON object)." },
+        churned = { type = { "boolean", "null" }, description = "The churn label from an attribute file, when it had one." },
         created_at = { type = "string", format = "date-time" },
         updated_at = { type = "string", format = "date-time" },
     },
@@ -48,7 +49,7 @@ local CustomerReplace = schema.component("CustomerReplace", {
 
 local CUSTOMER_ID = { id = { type = "integer", minimum = 1, description = "The customer's id." } }
 
-local COLUMNS = "id, external_id, email, name, attributes, created_at, updated_at"
+local COLUMNS = "id, external_id, email, name, attributes, churned, created_at, updated_at"
 
 local function opt(v)
     if v == nil then return json.null end
@@ -88,6 +89,7 @@ local function customer_filters(tenant, q)
     end
     if q.email then add("lower(email) = lower($)", q.email) end
     if q.external_id then add("external_id = $", q.external_id) end
+    if q.churned ~= nil then add("churned = $", q.churned) end
     if q.created_after then add("created_at >= $::timestamptz", q.created_after) end
     if q.created_before then add("created_at < $::timestamptz", q.created_before) end
     return table.concat(clauses, " AND "), args
@@ -128,6 +130,7 @@ return function(routes)
             q = { type = "string", minLength = 1, maxLength = 200, description = "Search: name, e-mail or external id starting with this." },
             email = { type = "string", maxLength = 254, description = "Exact e-mail address." },
             external_id = { type = "string", maxLength = 200, description = "Exact external id." },
+            churned = { type = "boolean", description = "Only customers with this churn label." },
             created_after = { type = "string", format = "date-time", description = "Created at or after (RFC 3339)." },
             created_before = { type = "string", format = "date-time", description = "Created before (RFC 3339)." },
             sort = { type = "string", enum = SORT_VALUES, default = "id", description = "Order of the list." },

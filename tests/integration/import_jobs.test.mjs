@@ -209,6 +209,10 @@ describe('imports as jobs', { timeout: 240000 }, () => {
             WHERE tenant_id = '${telecom.tenant}' ORDER BY external_id`);
         assert.deepEqual(rows, ['3668-QPYBK true 2 number Month-to-month', '5575-GNVDE false 34 number One year',
             '7590-VHVEG false 1 number Month-to-month']);
+        const list = await api.fetch('/api/v1/customers?churned=true', { headers: { authorization: `Bearer ${telecom.token}` } });
+        assert.equal(list.status, 200, list.text);
+        assert.deepEqual(list.json.items.map((c) => [c.external_id, c.churned, c.attributes.Contract]),
+            [['3668-QPYBK', true, 'Month-to-month']]);
     });
 
     it('stores telecom events', async () => {
