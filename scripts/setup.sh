@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what Pulse needs on Debian 12 (system packages, front-end packages) and builds it.
 # Safe to run again: installs only what is missing, rebuilds only what changed.
-# Usage: scripts/setup.sh [--sanitize]   (--sanitize: ASan+UBSan build in build-asan/)
+# Usage: scripts/setup.sh [--sanitize|--fuzz]   (--sanitize: ASan+UBSan build in build-asan/;
+#        --fuzz: also clang and its libFuzzer runtime, packages only: scripts/fuzz.sh builds build-fuzz/)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -11,6 +12,8 @@ PACKAGES=(build-essential cmake pkg-config liblua5.4-dev libh2o-evloop-dev libpq
           chromium)
 command -v node >/dev/null 2>&1 || PACKAGES+=(nodejs)
 command -v npm >/dev/null 2>&1 || PACKAGES+=(npm)
+# libclang_rt.fuzzer is in libclang-rt-14-dev, only a Recommends of clang (installed without them)
+[ "${1:-}" = "--fuzz" ] && PACKAGES+=(clang libclang-rt-14-dev)
 
 missing=()
 for p in "${PACKAGES[@]}"; do
@@ -26,6 +29,7 @@ if [ ${#missing[@]} -gt 0 ]; then
     $SUDO apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
+[ "${1:-}" = "--fuzz" ] && exit 0
 
 # npm packages: dashboard/ (served locally, never from a CDN) and tests/e2e/ (playwright-core,
 # which drives Debian's chromium). --ignore-scripts: no install-time code, no browser download.

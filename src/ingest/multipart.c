@@ -38,9 +38,12 @@ static int next_param(const char **pp, const char *end, const char **key, size_t
             p++;
         const char *ke = p;
         trim(&k, &ke);
-        if (p >= end || *p == ';' || ke == k)
+        if (p >= end || *p == ';' || ke == k) {
+            if (p < end && *p == '=')
+                p++;  /* "=value" with no key: step over the '=', or this loops forever */
             continue; /* a bare token (the disposition type) or junk: skip */
-        p++;          /* '=' */
+        }
+        p++; /* '=' */
         while (p < end && is_ws(*p))
             p++;
         size_t n = 0;
@@ -149,8 +152,8 @@ int pulse_multipart_boundary(const char *ct, size_t ctlen, char *out, size_t cap
     while (next_param(&p, end, &key, &klen, val, sizeof(val), &vlen)) {
         if (!key_is(key, klen, "boundary"))
             continue;
-        if (vlen == 0 || vlen > PULSE_MULTIPART_MAX_BOUNDARY || vlen + 1 > cap || memchr(val, '\r', vlen) ||
-            memchr(val, '\n', vlen))
+        if (vlen == 0 || vlen > PULSE_MULTIPART_MAX_BOUNDARY || vlen + 1 > cap || memchr(val, '\0', vlen) ||
+            memchr(val, '\r', vlen) || memchr(val, '\n', vlen))
             return pulse_fail(err, errlen, "invalid boundary in the content type (1 to 70 characters)");
         memcpy(out, val, vlen + 1);
         return (int)vlen;

@@ -479,7 +479,7 @@ static int load_workbook(pulse_xlsx_t *x, char *err, size_t errlen)
     }
     for (size_t i = 0; i < x->nsheets && rc == 0; i++) {
         for (size_t j = 0; j < rels.n; j++)
-            if (strcmp(rels.rels[j].id, x->sheets[i].rid) == 0)
+            if (!x->sheets[i].path && strcmp(rels.rels[j].id, x->sheets[i].rid) == 0) /* first of duplicate ids */
                 x->sheets[i].path = resolve_target(x->workbook_path, rels.rels[j].target);
         if (!x->sheets[i].path)
             rc = pulse_fail(err, errlen, "sheet '%s' points to relationship %s, which the workbook does not define",
@@ -577,7 +577,8 @@ static void sst_start(void *ud, const XML_Char *name, const XML_Char **atts)
     } else if (strcmp(ln, "sst") == 0) {
         const char *c = attr(atts, "uniqueCount");
         unsigned long n = c ? strtoul(c, NULL, 10) : 0;
-        if (n > 0 && n < (1ul << 22)) { /* a hint only: never trust it for a huge allocation */
+        /* a hint only: never trust it for a huge allocation, never shrink below the strings read */
+        if (n > 0 && n < (1ul << 22) && n + 1 > t->x->sst_cap) {
             t->x->sst_cap = n + 1;
             t->x->sst_off = pulse_xrealloc(t->x->sst_off, t->x->sst_cap * sizeof(*t->x->sst_off));
         }
@@ -664,6 +665,7 @@ static int load_tables(pulse_xlsx_t *x, char *err, size_t errlen)
 {
     if (x->loaded)
         return 0;
+    x->sst.len = x->nsst = x->nxf = 0; /* a failed load is redone from scratch on the next read */
     if (x->sst_path) {
         sst_sax_t t = {.x = x};
         int rc = parse_part(x, x->sst_path, &t.s, sst_start, sst_end, sst_text, err, errlen);
@@ -832,7 +834,7 @@ static void ws_start(void *ud, const XML_Char *name, const XML_Char **atts)
             w->in_data = 1;
         return;
     }
-    if (strcmp(ln, "row") == 0) {
+    if (strcmp(ln, "row") == 0 && !w->in_c) { /* a <row> inside a cell is ignored, as is its end */
         const char *r = attr(atts, "r");
         unsigned long n = r ? strtoul(r, NULL, 10) : 0;
         w->row = n > 0 && n <= UINT32_MAX ? (uint32_t)n : w->row + 1;
@@ -883,7 +885,7 @@ static void ws_end(void *ud, const XML_Char *name)
     } else if (strcmp(ln, "c") == 0 && w->in_c) {
         end_cell(w);
         w->in_c = 0;
-    } else if (strcmp(ln, "row") == 0 && w->in_row) {
+    } else if (strcmp(ln, "row") == 0 && w->in_row && !w->in_c) {
         end_row(w);
         w->in_row = 0;
     } else if (strcmp(ln, "sheetData") == 0) {
