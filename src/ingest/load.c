@@ -32,7 +32,7 @@ typedef struct run_t {
     pulse_import_progress_cb cb;
     void *ud;
     pulse_import_progress_t prog;
-    uint64_t next_progress;
+    uint64_t rows_seen, next_progress;
     int cancelled, copy_failed;
     char copy_err[256];
 } run_t;
@@ -96,17 +96,12 @@ static int take_row(run_t *r, uint64_t line, size_t n)
     pulse_import_map_row(r->m, line, r->cells, n, &r->copy);
     if (r->copy.len >= COPY_FLUSH && flush_copy(r) != 0)
         return 1;
-    if (r->prog.rows_read + 1 >= r->next_progress) {
-        /* rows_read is refreshed by progress(); keep the test cheap */
-        pulse_import_counts_t c;
-        pulse_import_counts(r->m, &c);
-        if (c.rows_read >= r->next_progress) {
-            r->next_progress = c.rows_read + PROGRESS_ROWS;
-            if (r->csv != NULL)
-                r->prog.bytes_done = pulse_csv_stats(r->csv)->bytes;
-            if (progress(r, "reading"))
-                return 1;
-        }
+    if (++r->rows_seen >= r->next_progress) {
+        r->next_progress = r->rows_seen + PROGRESS_ROWS;
+        if (r->csv != NULL)
+            r->prog.bytes_done = pulse_csv_stats(r->csv)->bytes;
+        if (progress(r, "reading"))
+            return 1;
     }
     return 0;
 }
@@ -334,14 +329,29 @@ static int store_records(run_t *r, const char *import_id, uint64_t staged, pulse
         out->rows_existing = val_u64(res, 0, 0);
         PQclear(res);
     }
+    /* Rows whose key is new to the file go in with a plain INSERT when the tenant has no records
+     * yet (a third cheaper than ON CONFLICT's speculative insertion); the rest (maybe seen before
+     * in the file, by the Bloom filter) with ON CONFLICT DO NOTHING: the first line of a key is
+     * always in the first group or earlier in the second, so the first line wins. */
     const char *cols = pulse_import_stage_columns(r->m);
-    pulse_buf_printf(&b, "INSERT INTO %s (tenant_id, import_id, %s) SELECT pulse_current_tenant(), $1::uuid, ", table, cols);
-    select_list(cols, &b);
-    pulse_buf_puts(&b, " FROM pulse_import_stage ON CONFLICT (tenant_id, row_key) DO NOTHING");
-    if ((res = q(c, out, b.data, 1, params)) == NULL)
-        goto done;
-    out->rows_inserted = cmd_tuples(res);
-    PQclear(res);
+    out->rows_inserted = 0;
+    for (int pass = has_rows ? 1 : 0; pass < 2; pass++) {
+        pulse_buf_reset(&b);
+        pulse_buf_printf(&b, "INSERT INTO %s (tenant_id, import_id, %s) SELECT pulse_current_tenant(), $1::uuid, ", table, cols);
+        select_list(cols, &b);
+        pulse_buf_puts(&b, " FROM pulse_import_stage");
+        /* in key order: the primary key's B-tree then fills page after page instead of touching a
+         * random leaf per row, which is what costs most once the index outgrows shared_buffers */
+        if (pass == 0)
+            pulse_buf_puts(&b, " WHERE NOT maybe_dup ORDER BY row_key");
+        else
+            pulse_buf_printf(&b, "%s ORDER BY row_key, line ON CONFLICT (tenant_id, row_key) DO NOTHING",
+                             has_rows ? "" : " WHERE maybe_dup");
+        if ((res = q(c, out, b.data, 1, params)) == NULL)
+            goto done;
+        out->rows_inserted += cmd_tuples(res);
+        PQclear(res);
+    }
     if (out->rows_existing > staged - out->rows_inserted) /* cannot happen; keep the sums honest */
         out->rows_existing = staged - out->rows_inserted;
     out->rows_duplicate = staged - out->rows_inserted - out->rows_existing;
@@ -350,8 +360,10 @@ static int store_records(run_t *r, const char *import_id, uint64_t staged, pulse
         uint64_t lines[10];
         size_t n;
         if ((res = q(c, out,
+                     /* only keys the Bloom filter saw twice can repeat: a small set */
                      "SELECT line, count(*) OVER () FROM (SELECT line, row_number() OVER (PARTITION BY row_key ORDER BY line) rn "
-                     "FROM pulse_import_stage) x WHERE rn > 1 ORDER BY line LIMIT 10",
+                     "FROM pulse_import_stage WHERE row_key IN (SELECT row_key FROM pulse_import_stage WHERE maybe_dup)) x "
+                     "WHERE rn > 1 ORDER BY line LIMIT 10",
                      0, NULL)) == NULL)
             goto done;
         lines_of(res, lines, &n);
@@ -494,12 +506,19 @@ int pulse_import_run(PGconn *conn, const char *tenant_id, const char *import_id,
     if (exec_ok(conn, out, "BEGIN", 0, NULL) != 0)
         goto finish;
     in_tx = 1;
+    /* One upload of a kind per tenant at a time: the "already stored" probe and the plain INSERT of
+     * first-seen keys below rely on it. work_mem: the DISTINCT and duplicate queries stay in memory. */
+    char lockkey[128];
+    snprintf(lockkey, sizeof(lockkey), "pulse.import:%s:%s", tenant_id, pulse_import_kind_name(plan->kind));
+    const char *lp[1] = {lockkey};
     if (exec_ok(conn, out, "SELECT set_config('pulse.tenant_id', $1, true)", 1, tp) != 0 ||
+        exec_ok(conn, out, "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", 1, lp) != 0 ||
+        exec_ok(conn, out, "SET LOCAL work_mem = '64MB'", 0, NULL) != 0 ||
         exec_ok(conn, out, pulse_import_stage_ddl(r.m), 0, NULL) != 0)
         goto finish;
     {
         char sql[1024];
-        snprintf(sql, sizeof(sql), "COPY pulse_import_stage (line, %s) FROM STDIN", pulse_import_stage_columns(r.m));
+        snprintf(sql, sizeof(sql), "COPY pulse_import_stage (%s) FROM STDIN", pulse_import_stage_copy_columns(r.m));
         PGresult *res = PQexec(conn, sql);
         if (PQresultStatus(res) != PGRES_COPY_IN) {
             set_error(out, PULSE_IMPORT_FAILED, "database", "%s", PQresultErrorMessage(res));

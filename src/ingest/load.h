@@ -2,8 +2,9 @@
  * field, date formats, derivations) -> rows in transactions, events or customers, in one
  * transaction, with a data-quality report. Rows are parsed, cleaned and keyed in C and streamed
  * with COPY into a temporary staging table (COPY cannot write through Row-Level Security), then
- * moved into the real tables with INSERT ... SELECT ... ON CONFLICT. The per-row part (the
- * "mapper") needs no database, so tests and the in-memory benchmark drive it directly. */
+ * moved into the real tables with INSERT ... SELECT in key order (plain INSERT for keys first seen
+ * in the file when the tenant has none of that kind yet, ON CONFLICT DO NOTHING for the rest).
+ * The per-row part (the "mapper") needs no database: tests and the in-memory benchmark drive it. */
 #ifndef PULSE_INGEST_LOAD_H
 #define PULSE_INGEST_LOAD_H
 
@@ -100,7 +101,7 @@ typedef struct pulse_import_result_t {
      * earlier rows of a customer the file names again; the last row wins). */
     uint64_t rows_read, rows_accepted, rows_rejected, rows_duplicate, rows_existing, rows_inserted;
     uint64_t customers_created;
-    char *report_json; /* malloc'd, owned by the caller (free()); set whenever rows were read */
+    char *report_json; /* malloc'd, owned by the caller (free()); set unless the plan was refused */
     char error[512];
     char error_code[64];
 } pulse_import_result_t;
@@ -130,11 +131,14 @@ typedef struct pulse_import_cell_t {
 pulse_import_mapper_t *pulse_import_mapper_new(const pulse_import_plan_t *plan, char *err, size_t errlen);
 void pulse_import_mapper_free(pulse_import_mapper_t *m);
 
-/* The staging table's columns, comma-separated, in the order pulse_import_map_row writes them
- * ("line, row_key, customer_ref, ..."), and its CREATE TEMP TABLE statement. Static strings owned
+/* The staging table's data columns, comma-separated, as named in the target table ("row_key,
+ * customer_ref, ..."), and its CREATE TEMP TABLE statement. Static strings owned
  * by the mapper. */
 const char *pulse_import_stage_columns(const pulse_import_mapper_t *m);
 const char *pulse_import_stage_ddl(const pulse_import_mapper_t *m);
+/* The COPY column list: "line, " + the columns above (+ ", maybe_dup" for transactions and events:
+ * true when the row's key may have appeared earlier in the file, a Bloom filter's answer). */
+const char *pulse_import_stage_copy_columns(const pulse_import_mapper_t *m);
 
 /* Maps one data row (line: its 1-based line or sheet row, reported in issues): cleans it and, if
  * accepted, appends one line of COPY text to copy (NULL: only decide). Returns 1 accepted, 0

@@ -285,7 +285,9 @@ static double baseline_copy(PGconn *own, const char *table, const char *from_ten
     if (f == NULL)
         goto done;
     pulse_buf_t q = PULSE_BUF_INIT;
-    pulse_buf_printf(&q, "COPY (SELECT %s FROM %s WHERE tenant_id = '%s') TO STDOUT", sel, table, from_tenant);
+    /* in an order unrelated to the key, as rows come in a user's file */
+    pulse_buf_printf(&q, "COPY (SELECT %s FROM %s WHERE tenant_id = '%s' ORDER BY md5(row_key::text)) TO STDOUT", sel, table,
+                     from_tenant);
     r = PQexec(own, q.data);
     pulse_buf_free(&q);
     if (PQresultStatus(r) != PGRES_COPY_OUT) {

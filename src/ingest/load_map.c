@@ -232,7 +232,11 @@ struct pulse_import_mapper_t {
     size_t nsample;
     uint64_t nseen, rng;
     char outlier_rule[256];
+    char copy_columns[600];
+    uint64_t *bloom; /* keys seen, for the maybe_dup flag (records kinds) */
 };
+
+#define BLOOM_BITS_LOG2 27 /* 16 MiB: about 1% false positives at 11 M keys, 3 probes */
 
 static issue_t *issue_get(pulse_import_mapper_t *m, const char *code, const char *field, const char *action, const char *message)
 {
@@ -370,12 +374,22 @@ pulse_import_mapper_t *pulse_import_mapper_new(const pulse_import_plan_t *plan, 
     if (plan->kind == PULSE_IMPORT_TRANSACTIONS) {
         pulse_buf_puts(&cols, ", is_return");
         pulse_buf_puts(&ddl, ", is_return boolean NOT NULL");
+    }
+    if (plan->kind != PULSE_IMPORT_CUSTOMERS) {
+        /* a key this file may have had before (Bloom filter): only those rows need ON CONFLICT */
+        pulse_buf_puts(&ddl, ", maybe_dup boolean NOT NULL");
+        m->bloom = calloc((size_t)1 << (BLOOM_BITS_LOG2 - 6), sizeof(uint64_t));
+        if (m->bloom == NULL) {
+            fprintf(stderr, "out of memory\n");
+            abort();
+        }
     } else if (plan->kind == PULSE_IMPORT_CUSTOMERS) {
         pulse_buf_puts(&cols, ", attributes");
         pulse_buf_puts(&ddl, ", attributes jsonb NOT NULL");
     }
     pulse_buf_puts(&ddl, ") ON COMMIT DROP");
     snprintf(m->columns, sizeof(m->columns), "%s", cols.data);
+    snprintf(m->copy_columns, sizeof(m->copy_columns), "line, %s%s", cols.data, m->bloom ? ", maybe_dup" : "");
     snprintf(m->ddl, sizeof(m->ddl), "%s", ddl.data);
     pulse_buf_free(&cols);
     pulse_buf_free(&ddl);
@@ -390,12 +404,18 @@ void pulse_import_mapper_free(pulse_import_mapper_t *m)
         return;
     pulse_buf_free(&m->scratch);
     free(m->sample);
+    free(m->bloom);
     free(m);
 }
 
 const char *pulse_import_stage_columns(const pulse_import_mapper_t *m)
 {
     return m->columns;
+}
+
+const char *pulse_import_stage_copy_columns(const pulse_import_mapper_t *m)
+{
+    return m->copy_columns;
 }
 
 const char *pulse_import_stage_ddl(const pulse_import_mapper_t *m)
@@ -708,7 +728,13 @@ static int attr_json(pulse_import_mapper_t *m, const pulse_import_attr_t *a, con
         double d;
         if (pulse_number_parse(p, n, m->plan.dialect.decimal_comma, &d) != 0 || !isfinite(d))
             return -1;
-        pulse_buf_printf(b, "%.17g", d);
+        char tmp[40];
+        for (int prec = 15; prec <= 17; prec++) { /* the shortest text that reads back exactly */
+            snprintf(tmp, sizeof(tmp), "%.*g", prec, d);
+            if (strtod(tmp, NULL) == d)
+                break;
+        }
+        pulse_buf_puts(b, tmp);
         return 0;
     }
     case PULSE_ATTR_BOOLEAN: {
@@ -802,6 +828,7 @@ static int map_customer(pulse_import_mapper_t *m, uint64_t line, const pulse_imp
     *o++ = '\t';
     o = put_text(o, b->data, b->len, text_scan(b->data, b->len));
     *o++ = '\n';
+    *o = '\0'; /* pulse_buf_t keeps its data NUL-terminated */
     copy->len = (size_t)(o - copy->data);
     m->rows_accepted++;
     return 1;
@@ -949,6 +976,12 @@ int pulse_import_map_row(pulse_import_mapper_t *m, uint64_t line, const pulse_im
         }
     }
     hash128(kb, (size_t)(ko - kb), m->key);
+    /* Blocked Bloom filter: the key's three bits lie in one 64-bit word, so one cache miss per row,
+     * prefetched now and looked at after the row's text is written. */
+    size_t bw = (size_t)(m->key[0] >> (64 - (BLOOM_BITS_LOG2 - 6)));
+    uint64_t bmask =
+        ((uint64_t)1 << (m->key[1] & 63)) | ((uint64_t)1 << ((m->key[1] >> 6) & 63)) | ((uint64_t)1 << ((m->key[1] >> 12) & 63));
+    __builtin_prefetch(&m->bloom[bw], 1);
 
     int64_t t = v[F_DATE].i;
     if (t < m->min_epoch)
@@ -958,6 +991,7 @@ int pulse_import_map_row(pulse_import_mapper_t *m, uint64_t line, const pulse_im
     if (m->outlier_field >= 0 && v[m->outlier_field].present)
         reservoir_add(m, v[m->outlier_field].d);
     if (copy == NULL) {
+        m->bloom[bw] |= bmask;
         m->rows_accepted++;
         return 1;
     }
@@ -994,7 +1028,11 @@ int pulse_import_map_row(pulse_import_mapper_t *m, uint64_t line, const pulse_im
         *o++ = '\t';
         *o++ = is_return ? 't' : 'f';
     }
+    *o++ = '\t';
+    *o++ = (m->bloom[bw] & bmask) == bmask ? 't' : 'f';
+    m->bloom[bw] |= bmask;
     *o++ = '\n';
+    *o = '\0'; /* pulse_buf_t keeps its data NUL-terminated */
     copy->len = (size_t)(o - copy->data);
     m->rows_accepted++;
     return 1;
