@@ -463,7 +463,8 @@ int pulse_job_run(const pulse_config_t *cfg, PGconn *ctl, PGconn *work, const ch
         out->rows_accepted = res.rows_accepted;
         out->rows_rejected = res.rows_rejected;
         result_json(&result, job_id, &res);
-        if (res.status == PULSE_IMPORT_CANCELLED && r.stopping && !r.cancel_requested) {
+        int stopping = r.stopping || (stop != NULL && *stop); /* cancelled, or its statement interrupted */
+        if (res.status != PULSE_IMPORT_OK && stopping && !r.cancel_requested) {
             hand_back(&r, out);
             terminal = 0;
         } else if (res.status == PULSE_IMPORT_CANCELLED) {

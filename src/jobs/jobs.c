@@ -18,6 +18,8 @@ typedef struct worker_t {
     struct pulse_jobs_t *jobs;
     pthread_t thread;
     int index, started;
+    pthread_mutex_t mu; /* guards cancel */
+    PGcancel *cancel;   /* for the work connection: stopping interrupts a long statement */
 } worker_t;
 
 struct pulse_jobs_t {
@@ -88,6 +90,16 @@ static int claim_and_run(pulse_jobs_t *jobs, PGconn *ctl, PGconn *work)
     return 1;
 }
 
+/* Keeps (or drops, with NULL) the cancel handle of the worker's work connection. */
+static void set_cancel(worker_t *w, PGconn *work)
+{
+    pthread_mutex_lock(&w->mu);
+    if (w->cancel != NULL)
+        PQfreeCancel(w->cancel);
+    w->cancel = work ? PQgetCancel(work) : NULL;
+    pthread_mutex_unlock(&w->mu);
+}
+
 static void *worker_main(void *arg)
 {
     worker_t *w = arg;
@@ -98,6 +110,7 @@ static void *worker_main(void *arg)
     int failures = 0;
     while (!jobs->stop) {
         if (ctl == NULL || work == NULL || PQstatus(ctl) != CONNECTION_OK || PQstatus(work) != CONNECTION_OK) {
+            set_cancel(w, NULL);
             PQfinish(ctl);
             PQfinish(work);
             work = NULL;
@@ -115,11 +128,13 @@ static void *worker_main(void *arg)
                 continue;
             }
             failures = 0;
+            set_cancel(w, work);
         }
         int ran = claim_and_run(jobs, ctl, work);
         if (ran == 0)
             wait_for_work(jobs, ctl);
     }
+    set_cancel(w, NULL);
     PQfinish(ctl);
     PQfinish(work);
     return NULL;
@@ -141,6 +156,7 @@ pulse_jobs_t *pulse_jobs_start(const pulse_config_t *cfg, const char *conninfo, 
         worker_t *w = &jobs->workers[i];
         w->jobs = jobs;
         w->index = i;
+        pthread_mutex_init(&w->mu, NULL);
         int rc = pthread_create(&w->thread, NULL, worker_main, w);
         if (rc != 0) {
             snprintf(err, errlen, "cannot start job worker %d: %s", i, strerror(rc));
@@ -163,9 +179,22 @@ void pulse_jobs_stop(pulse_jobs_t *jobs)
     for (int i = 0; i < jobs->nworkers; i++)
         if (write(jobs->wake[1], "x", 1) < 0)
             break;
+    /* a statement running for minutes (the insert of a big upload) stops now, not at its end */
+    for (int i = 0; i < jobs->nworkers; i++) {
+        worker_t *w = &jobs->workers[i];
+        if (!w->started)
+            continue;
+        char err[256];
+        pthread_mutex_lock(&w->mu);
+        if (w->cancel != NULL)
+            PQcancel(w->cancel, err, sizeof(err));
+        pthread_mutex_unlock(&w->mu);
+    }
     for (int i = 0; i < jobs->nworkers; i++)
-        if (jobs->workers[i].started)
+        if (jobs->workers[i].started) {
             pthread_join(jobs->workers[i].thread, NULL);
+            pthread_mutex_destroy(&jobs->workers[i].mu);
+        }
     close(jobs->wake[0]);
     close(jobs->wake[1]);
     free(jobs->workers);
