@@ -263,6 +263,13 @@ describe('imports as jobs', { timeout: 240000 }, () => {
         // an unterminated quote: refused, naming the line
         p = assertProblem(assert, await upload(PULSE_TX + 'C005,2024-03-01,1.00,"Toys,1\n', {}, opts), 422, 'malformed');
         assert.equal(p.row, 6);
+        // a 10 MB line past the part the checks read: the job fails, says where, stores nothing
+        const long = await finished(accepted(await upload(PULSE_TX + 'C005,2024-03-01,' + 'x'.repeat(10 << 20) + ',Toys,1\n', {},
+            opts)).job_id, t.token);
+        assert.equal(long.state, 'failed', JSON.stringify(long));
+        assert.equal(long.error.code, 'malformed');
+        assert.match(long.error.message, /line 6/);
+        assert.equal(await count('transactions', t.tenant), 0);
         // ragged rows, invalid UTF-8, a future date: rows rejected (counted, lines listed), the rest stored
         const messy = Buffer.concat([Buffer.from(PULSE_TX + 'C006,2024-03-01\n'),
             Buffer.from('C007,2024-03-01,1.00,'), Buffer.from([0xff, 0xfe]), Buffer.from(',1\n'),
