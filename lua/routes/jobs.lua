@@ -115,6 +115,28 @@ local function progress_event(job)
     }
 end
 
+-- A page of the tenant's rows of `tbl` (jobs or imports), newest first, filtered on state and
+-- kind when the query has them (both columns exist in both tables; names are constants here).
+local function newest_page(req, tbl, columns, view)
+    local q = req.query
+    local limit, offset = q.limit or 50, q.offset or 0
+    local where, args = { "tenant_id = $1" }, { req.tenant }
+    if q.state then args[#args + 1] = q.state; where[#where + 1] = "state = $" .. #args end
+    if q.kind then args[#args + 1] = q.kind; where[#where + 1] = "kind = $" .. #args end
+    local cond, n = table.concat(where, " AND "), #args
+    args[n + 1], args[n + 2] = limit, offset
+    local rows, err = db.query(("SELECT %s FROM %s WHERE %s ORDER BY created_at DESC, id LIMIT $%d OFFSET $%d")
+        :format(columns, tbl, cond, n + 1, n + 2), table.unpack(args, 1, n + 2))
+    if not rows then return nil, err end
+    local c
+    c, err = db.query(("SELECT count(*) AS n FROM %s WHERE %s"):format(tbl, cond), table.unpack(args, 1, n))
+    if not c then return nil, err end
+    if view then
+        for i, row in ipairs(rows) do rows[i] = view(row) end
+    end
+    return response.list(rows, c[1].n, limit, offset)
+end
+
 return function(routes)
     routes:add {
         method = "GET", path = "/api/v1/jobs", role = "viewer", tags = { "jobs" },
@@ -124,24 +146,7 @@ return function(routes)
             kind = { type = "string", enum = { "import" }, description = "Only jobs of this kind." },
         },
         responses = { [200] = { description = "A page of jobs", schema = JobList } },
-        handler = function(req)
-            local q = req.query
-            local limit, offset = q.limit or 50, q.offset or 0
-            local where, args = { "tenant_id = $1" }, { req.tenant }
-            if q.state then args[#args + 1] = q.state; where[#where + 1] = "state = $" .. #args end
-            if q.kind then args[#args + 1] = q.kind; where[#where + 1] = "kind = $" .. #args end
-            local cond, n = table.concat(where, " AND "), #args
-            args[n + 1], args[n + 2] = limit, offset
-            local rows, err = db.query(("SELECT %s FROM jobs WHERE %s ORDER BY created_at DESC, id LIMIT $%d OFFSET $%d")
-                :format(JOB_COLUMNS, cond, n + 1, n + 2), table.unpack(args, 1, n + 2))
-            if not rows then return nil, err end
-            local c
-            c, err = db.query("SELECT count(*) AS n FROM jobs WHERE " .. cond, table.unpack(args, 1, n))
-            if not c then return nil, err end
-            local items = {}
-            for i, row in ipairs(rows) do items[i] = job_view(row) end
-            return response.list(items, c[1].n, limit, offset)
-        end,
+        handler = function(req) return newest_page(req, "jobs", JOB_COLUMNS, job_view) end,
     }
 
     routes:add {
@@ -239,22 +244,7 @@ return function(routes)
             kind = { type = "string", enum = { "transactions", "events", "customers" } },
         },
         responses = { [200] = { description = "A page of imports", schema = ImportList } },
-        handler = function(req)
-            local q = req.query
-            local limit, offset = q.limit or 50, q.offset or 0
-            local where, args = { "tenant_id = $1" }, { req.tenant }
-            if q.state then args[#args + 1] = q.state; where[#where + 1] = "state = $" .. #args end
-            if q.kind then args[#args + 1] = q.kind; where[#where + 1] = "kind = $" .. #args end
-            local cond, n = table.concat(where, " AND "), #args
-            args[n + 1], args[n + 2] = limit, offset
-            local rows, err = db.query(("SELECT %s FROM imports WHERE %s ORDER BY created_at DESC, id LIMIT $%d OFFSET $%d")
-                :format(IMPORT_COLUMNS, cond, n + 1, n + 2), table.unpack(args, 1, n + 2))
-            if not rows then return nil, err end
-            local c
-            c, err = db.query("SELECT count(*) AS n FROM imports WHERE " .. cond, table.unpack(args, 1, n))
-            if not c then return nil, err end
-            return response.list(rows, c[1].n, limit, offset)
-        end,
+        handler = function(req) return newest_page(req, "imports", IMPORT_COLUMNS) end,
     }
 
     routes:add {

@@ -147,6 +147,10 @@ describe('imports as jobs', { timeout: 240000 }, () => {
         assert.match(imp.json.content_hash, /^[0-9a-f]{64}$/);
         const list = await api.fetch('/api/v1/jobs?state=done', { headers: { authorization: `Bearer ${viewer.token}` } });
         assert.ok(list.json.items.some((x) => x.id === a.job_id));
+        const imports = await api.fetch('/api/v1/imports?kind=transactions&limit=5', { headers: { authorization: `Bearer ${viewer.token}` } });
+        assert.equal(imports.status, 200, imports.text);
+        assert.equal(imports.json.items[0].id, a.job_id);
+        assert.equal(imports.json.total, 1);
     });
 
     it('adds nothing when the same file comes again, and only the new records of an overlapping file', async () => {
