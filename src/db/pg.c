@@ -68,6 +68,7 @@ struct pulse_pg_conn_t {
     unsigned epoch;
     int reserved;                       /* pinned by a transaction */
     int ever_ready;                     /* connected at least once (for logging) */
+    int verified;                       /* its set-up (statement, role check) has passed */
     pg_step_t *steps_head, *steps_tail; /* on the wire, oldest first */
     int in_flight;
     pg_job_t *pinned_head, *pinned_tail; /* queries of the owning transaction waiting their turn */
@@ -175,7 +176,7 @@ int pulse_pg_pool_ready(const pulse_pg_pool_t *pool)
 {
     int n = 0;
     for (int i = 0; i < pool->size; i++)
-        n += pool->conns[i].state == CONN_READY;
+        n += pool->conns[i].state == CONN_READY && pool->conns[i].verified;
     return n;
 }
 
@@ -205,6 +206,7 @@ static void pool_fail_pending(pulse_pg_pool_t *pool, const char *why)
 #define SET_TENANT_SQL "SELECT set_config('pulse.tenant_id', $1, true)"
 #define ROLE_CHECK_SQL "SELECT current_user AS role, rolsuper OR rolbypassrls AS bypass FROM pg_roles WHERE rolname = current_user"
 #define SETUP_ROLE_CHECK (-2) /* slot value marking the set-up step that checks the role */
+#define SETUP_STEPS 2         /* the set-up's steps: prepare the tenant statement, check the role */
 
 /* 8-4-4-4-12 hexadecimal digits. */
 int pulse_pg_tenant_valid(const char *s)
@@ -380,6 +382,7 @@ static void conn_became_ready(pulse_pg_conn_t *c)
         return;
     }
     c->state = CONN_READY;
+    c->verified = 0;
     c->epoch++;
     c->ever_ready = 1; /* the back-off resets and "available" is logged once the set-up passed */
     h2o_socket_read_start(c->sock, on_readable);
@@ -607,6 +610,7 @@ static void conn_step_done(pulse_pg_conn_t *c)
         if (!ok) {
             conn_break(c, msg);
         } else if (verified) {
+            c->verified = 1;
             c->backoff = 0;
             if (c->pool->was_down) {
                 c->pool->was_down = 0;
@@ -700,19 +704,21 @@ static void on_readable(h2o_socket_t *sock, const char *err)
  * NULL when every connection is full, reserved or down. */
 static pulse_pg_conn_t *pool_pick(pulse_pg_pool_t *pool, uint64_t now)
 {
-    pulse_pg_conn_t *young = NULL, *any = NULL;
+    pulse_pg_conn_t *young = NULL, *any = NULL, *setting_up = NULL;
     for (int i = 0; i < pool->size; i++) {
         pulse_pg_conn_t *c = &pool->conns[i];
         if (c->state != CONN_READY || c->reserved || c->in_flight >= MAX_IN_FLIGHT)
             continue;
         if (c->in_flight == 0)
             return c;
+        if (!c->verified && c->in_flight <= SETUP_STEPS && setting_up == NULL)
+            setting_up = c; /* only its own set-up ahead: a few ms, never a user's slow query */
         if (any == NULL || c->in_flight < any->in_flight)
             any = c;
         if (now - c->steps_head->sent_at < SLOW_QUERY_MS && (young == NULL || c->in_flight < young->in_flight))
             young = c;
     }
-    return young ? young : any;
+    return setting_up ? setting_up : young ? young : any;
 }
 
 static void ask_reconnect(pulse_pg_pool_t *pool)
