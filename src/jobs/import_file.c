@@ -116,19 +116,6 @@ done:
     return out;
 }
 
-static PGresult *tenant_query(PGconn *c, const char *tenant, const char *sql, int n, const char *const *params)
-{
-    PGresult *r = PQexec(c, "BEGIN");
-    PQclear(r);
-    const char *t[] = {tenant};
-    r = PQexecParams(c, "SELECT set_config('pulse.tenant_id', $1, true)", 1, NULL, t, NULL, NULL, 0);
-    PQclear(r);
-    PGresult *res = PQexecParams(c, sql, n, NULL, params, NULL, NULL, 0);
-    r = PQexec(c, PQresultStatus(res) == PGRES_TUPLES_OK || PQresultStatus(res) == PGRES_COMMAND_OK ? "COMMIT" : "ROLLBACK");
-    PQclear(r);
-    return res;
-}
-
 int pulse_import_file(const pulse_config_t *cfg, const char *conninfo, const char *tenant, const char *industry,
                       const pulse_import_request_t *rq, pulse_job_observer observer, void *ud, pulse_job_outcome_t *out,
                       char job_id[40], const char *who, FILE *errors)
@@ -155,16 +142,16 @@ int pulse_import_file(const pulse_config_t *cfg, const char *conninfo, const cha
     char size[32];
     snprintf(size, sizeof(size), "%lld", stat(path, &st) == 0 ? (long long)st.st_size : 0LL);
     const char *jp[] = {tenant, params, size};
-    PGresult *r =
-        tenant_query(ctl, tenant,
-                     "WITH j AS (INSERT INTO jobs (tenant_id, kind, params, state, attempts, phase, bytes_total, "
-                     "started_at, heartbeat_at) VALUES ($1, 'import', $2::jsonb, 'running', 1, 'starting', $3, now(), now()) "
-                     "RETURNING id, params) "
-                     "INSERT INTO imports (id, tenant_id, kind, file_name, file_size, plan) "
-                     "SELECT id, $1, params->'plan'->>'kind', params->>'file_name', $3, params->'plan' FROM j RETURNING id",
-                     3, jp);
-    if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1) {
-        fprintf(errors, "%s: cannot create the job: %s", who, PQerrorMessage(ctl));
+    PGresult *r = pulse_jobs_tenant_exec(
+        ctl, tenant,
+        "WITH j AS (INSERT INTO jobs (tenant_id, kind, params, state, attempts, phase, bytes_total, "
+        "started_at, heartbeat_at) VALUES ($1, 'import', $2::jsonb, 'running', 1, 'starting', $3, now(), now()) "
+        "RETURNING id, params) "
+        "INSERT INTO imports (id, tenant_id, kind, file_name, file_size, plan) "
+        "SELECT id, $1, params->'plan'->>'kind', params->>'file_name', $3, params->'plan' FROM j RETURNING id",
+        3, jp, err, sizeof(err));
+    if (r == NULL || PQntuples(r) != 1) {
+        fprintf(errors, "%s: cannot create the job: %s\n", who, r ? "no row came back" : err);
         PQclear(r);
         goto done;
     }
@@ -185,12 +172,13 @@ void pulse_import_print_report(const pulse_config_t *cfg, const char *conninfo, 
     if (c == NULL)
         return;
     const char *p[] = {job_id};
-    PGresult *r = tenant_query(c, tenant,
+    PGresult *r =
+        pulse_jobs_tenant_exec(c, tenant,
                                "SELECT i->>'code', i->>'action', i->>'count', coalesce(i->>'field', ''), "
                                "coalesce((SELECT string_agg(l, ', ') FROM jsonb_array_elements_text(i->'first_lines') l), '') "
                                "FROM imports, jsonb_array_elements(report->'issues') i WHERE id = $1",
-                               1, p);
-    if (PQresultStatus(r) == PGRES_TUPLES_OK) {
+                               1, p, err, sizeof(err));
+    if (r != NULL) {
         for (int i = 0; i < PQntuples(r); i++)
             fprintf(f, "  %-20s %-9s %8s%s%s   lines %s\n", PQgetvalue(r, i, 0), PQgetvalue(r, i, 1), PQgetvalue(r, i, 2),
                     *PQgetvalue(r, i, 3) ? " " : "", PQgetvalue(r, i, 3), PQgetvalue(r, i, 4));

@@ -31,10 +31,8 @@ static double now_s(void)
     return (double)ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
-/* Runs sql with params inside BEGIN / set tenant / COMMIT. Returns the statement's result (the
- * caller clears it) or NULL with the error in err; the transaction is rolled back on failure. */
-static PGresult *tenant_exec(PGconn *c, const char *tenant, const char *sql, int n, const char *const *params, char *err,
-                             size_t errlen)
+PGresult *pulse_jobs_tenant_exec(PGconn *c, const char *tenant, const char *sql, int n, const char *const *params, char *err,
+                                 size_t errlen)
 {
     PGresult *r = PQexec(c, "BEGIN");
     int ok = PQresultStatus(r) == PGRES_COMMAND_OK;
@@ -96,7 +94,8 @@ static void *beat_main(void *arg)
         pthread_mutex_unlock(&b->mu);
         char err[256];
         const char *p[] = {b->job_id};
-        PGresult *r = tenant_exec(b->conn, b->tenant, "UPDATE jobs SET heartbeat_at = now() WHERE id = $1", 1, p, err, sizeof(err));
+        PGresult *r = pulse_jobs_tenant_exec(b->conn, b->tenant, "UPDATE jobs SET heartbeat_at = now() WHERE id = $1", 1, p, err,
+                                             sizeof(err));
         if (r == NULL)
             pulse_log(PULSE_LOG_WARN, "jobs.heartbeat", "job %s: heartbeat failed: %s", b->job_id, err);
         PQclear(r);
@@ -217,11 +216,12 @@ static int on_progress(void *ud, const pulse_import_progress_t *p)
     snprintf(eta, sizeof(eta), "%.1f", jp.eta_seconds);
     const char *params[] = {r->job_id, p->phase, pct, bd, bt, rr, ra, rj, rps, jp.eta_seconds >= 0 ? eta : NULL};
     char err[256];
-    PGresult *res = tenant_exec(r->ctl, r->tenant,
-                                "UPDATE jobs SET phase = $2, progress = $3, bytes_done = $4, bytes_total = $5, rows_read = $6, "
-                                "rows_accepted = $7, rows_rejected = $8, rows_per_second = $9, eta_seconds = $10, "
-                                "heartbeat_at = now() WHERE id = $1 RETURNING cancel_requested",
-                                10, params, err, sizeof(err));
+    PGresult *res =
+        pulse_jobs_tenant_exec(r->ctl, r->tenant,
+                               "UPDATE jobs SET phase = $2, progress = $3, bytes_done = $4, bytes_total = $5, rows_read = $6, "
+                               "rows_accepted = $7, rows_rejected = $8, rows_per_second = $9, eta_seconds = $10, "
+                               "heartbeat_at = now() WHERE id = $1 RETURNING cancel_requested",
+                               10, params, err, sizeof(err));
     if (res == NULL) {
         pulse_log(PULSE_LOG_WARN, "jobs.progress", "job %s: cannot write progress: %s", r->job_id, err);
         return 0;
@@ -349,14 +349,15 @@ static void record_outcome(run_t *r, const pulse_job_outcome_t *out, const char 
                             result_json,
                             done ? "100" : NULL};
     char err[256];
-    PGresult *x = tenant_exec(r->ctl, r->tenant,
-                              "WITH i AS (UPDATE imports SET state = $5, report = $6::jsonb, rows_read = $7, rows_accepted = $8, "
-                              "rows_rejected = $9, rows_duplicate = $10, rows_existing = $11, finished_at = now() "
-                              "WHERE id = $1 RETURNING id) "
-                              "UPDATE jobs SET state = $2, error_code = $3, error = $4, phase = $2, result = $12::jsonb, "
-                              "progress = coalesce($13::real, progress), rows_read = $7, rows_accepted = $8, rows_rejected = $9, "
-                              "eta_seconds = NULL, finished_at = now(), heartbeat_at = now() WHERE id = $1",
-                              13, params, err, sizeof(err));
+    PGresult *x =
+        pulse_jobs_tenant_exec(r->ctl, r->tenant,
+                               "WITH i AS (UPDATE imports SET state = $5, report = $6::jsonb, rows_read = $7, rows_accepted = $8, "
+                               "rows_rejected = $9, rows_duplicate = $10, rows_existing = $11, finished_at = now() "
+                               "WHERE id = $1 RETURNING id) "
+                               "UPDATE jobs SET state = $2, error_code = $3, error = $4, phase = $2, result = $12::jsonb, "
+                               "progress = coalesce($13::real, progress), rows_read = $7, rows_accepted = $8, rows_rejected = $9, "
+                               "eta_seconds = NULL, finished_at = now(), heartbeat_at = now() WHERE id = $1",
+                               13, params, err, sizeof(err));
     if (x == NULL)
         pulse_log(PULSE_LOG_ERROR, "jobs.finish", "job %s: cannot record its outcome: %s", r->job_id, err);
     PQclear(x);
@@ -367,10 +368,10 @@ static void hand_back(run_t *r, pulse_job_outcome_t *out)
 {
     const char *params[] = {r->job_id};
     char err[256];
-    PGresult *x = tenant_exec(r->ctl, r->tenant,
-                              "UPDATE jobs SET state = 'queued', attempts = greatest(attempts - 1, 0), progress = 0, "
-                              "phase = 'queued again: the server stopped while it ran', started_at = NULL WHERE id = $1",
-                              1, params, err, sizeof(err));
+    PGresult *x = pulse_jobs_tenant_exec(r->ctl, r->tenant,
+                                         "UPDATE jobs SET state = 'queued', attempts = greatest(attempts - 1, 0), progress = 0, "
+                                         "phase = 'queued again: the server stopped while it ran', started_at = NULL WHERE id = $1",
+                                         1, params, err, sizeof(err));
     PQclear(x);
     x = PQexec(r->ctl, "NOTIFY pulse_jobs");
     PQclear(x);
@@ -381,11 +382,12 @@ static void hand_back(run_t *r, pulse_job_outcome_t *out)
 static int find_duplicate(run_t *r, const char *hash, const char *kind, char dup[40], char *err, size_t errlen)
 {
     const char *params[] = {r->job_id, hash, kind};
-    PGresult *x = tenant_exec(r->ctl, r->tenant,
-                              "WITH h AS (UPDATE imports SET content_hash = $2 WHERE id = $1) "
-                              "SELECT id FROM imports WHERE content_hash = $2 AND kind = $3 AND state = 'done' AND id <> $1 "
-                              "ORDER BY created_at LIMIT 1",
-                              3, params, err, errlen);
+    PGresult *x =
+        pulse_jobs_tenant_exec(r->ctl, r->tenant,
+                               "WITH h AS (UPDATE imports SET content_hash = $2 WHERE id = $1) "
+                               "SELECT id FROM imports WHERE content_hash = $2 AND kind = $3 AND state = 'done' AND id <> $1 "
+                               "ORDER BY created_at LIMIT 1",
+                               3, params, err, errlen);
     if (x == NULL)
         return -1;
     int found = PQntuples(x) > 0;

@@ -62,6 +62,12 @@ int pulse_import_file(const pulse_config_t *cfg, const char *conninfo, const cha
 /* Prints an import's report issues, one line each. */
 void pulse_import_print_report(const pulse_config_t *cfg, const char *conninfo, const char *tenant, const char *job_id, FILE *f);
 
+/* Runs one statement with params inside BEGIN / set pulse.tenant_id / COMMIT on a blocking
+ * connection acting as pulse_app. Returns its result (the caller clears it), or NULL with the
+ * error in err after rolling back. */
+PGresult *pulse_jobs_tenant_exec(PGconn *c, const char *tenant, const char *sql, int n, const char *const *params, char *err,
+                                 size_t errlen);
+
 /* Opens a blocking connection acting as cfg->db_role with no statement timeout (imports are long),
  * UTC and ISO dates. NULL with a message in err. */
 PGconn *pulse_jobs_connect(const pulse_config_t *cfg, const char *conninfo, const char *app_name, char *err, size_t errlen);

@@ -591,6 +591,23 @@ static int preview_csv(lua_State *L, const char *data, size_t len, const opts_t 
 
 /* Writes the bytes to a private temporary file, unlinked at once, and opens the workbook through
  * /proc/self/fd: nothing is left behind whatever happens next. */
+/* Writes data[0..len) to fd, in pieces of at most 1 GiB. Returns 0, or -1 with errno set. */
+static int write_all(int fd, const char *data, size_t len)
+{
+    for (size_t off = 0; off < len;) {
+        ssize_t w = write(fd, data + off, len - off > ((size_t)1 << 30) ? (size_t)1 << 30 : len - off);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0) {
+            if (w == 0)
+                errno = EIO;
+            return -1;
+        }
+        off += (size_t)w;
+    }
+    return 0;
+}
+
 static int preview_xlsx_path(lua_State *L, const char *path, const opts_t *o, preview_t *pv);
 
 static int preview_xlsx(lua_State *L, const char *data, size_t len, const opts_t *o, preview_t *pv)
@@ -605,14 +622,8 @@ static int preview_xlsx(lua_State *L, const char *data, size_t len, const opts_t
         return luaL_error(L, "ingest.preview: cannot create a temporary file in %s: %s", dir, strerror(errno));
     unlink(path);
     pv->job->fd = fd;
-    for (size_t off = 0; off < len;) {
-        ssize_t w = write(fd, data + off, len - off);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            return luaL_error(L, "ingest.preview: cannot write a temporary file: %s", strerror(errno));
-        off += (size_t)w;
-    }
+    if (write_all(fd, data, len) != 0)
+        return luaL_error(L, "ingest.preview: cannot write a temporary file: %s", strerror(errno));
     char fdpath[64];
     snprintf(fdpath, sizeof(fdpath), "/proc/self/fd/%d", fd);
     return preview_xlsx_path(L, fdpath, o, pv);
@@ -891,18 +902,12 @@ static int write_new_file(const char *path, const char *data, size_t len)
     int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     if (fd < 0)
         return -1;
-    for (size_t off = 0; off < len;) {
-        ssize_t w = write(fd, data + off, len - off > ((size_t)1 << 30) ? (size_t)1 << 30 : len - off);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0) {
-            int e = w < 0 ? errno : EIO;
-            close(fd);
-            unlink(path);
-            errno = e;
-            return -1;
-        }
-        off += (size_t)w;
+    if (write_all(fd, data, len) != 0) {
+        int e = errno;
+        close(fd);
+        unlink(path);
+        errno = e;
+        return -1;
     }
     if (close(fd) != 0) {
         int e = errno;
