@@ -139,20 +139,17 @@ static void prep_block(void *ctx, size_t b, size_t lo, size_t hi)
                 a[j] += c2;
                 a[d + j] += c2 * c;
             }
-    } else if (p->stage == 2) { /* transform into z, sum per active column */
+    } else if (p->stage == 2) { /* transform into z; sums around the transformed raw mean */
         for (size_t i = lo; i < hi; i++)
             for (size_t j = 0; j < p->da; j++) {
                 size_t c = p->active[j];
                 double v = p->x[i * d + c];
-                v = p->logc[c] ? log1p(v) : v;
+                if (p->logc[c]) /* log is several times cheaper than log1p, and as exact once 1 + v is */
+                    v = v < 1e-3 ? log1p(v) : log(1.0 + v);
                 p->z[i * p->da + j] = v;
+                v -= p->tmean[j];
                 a[j] += v;
-            }
-    } else if (p->stage == 3) { /* variance of the transformed columns */
-        for (size_t i = lo; i < hi; i++)
-            for (size_t j = 0; j < p->da; j++) {
-                double c = p->z[i * p->da + j] - p->tmean[j];
-                a[j] += c * c;
+                a[d + j] += v * v;
             }
     } else { /* standardise */
         for (size_t i = lo; i < hi; i++)
@@ -230,27 +227,29 @@ static double *prepare(const double *x, size_t n, size_t d, pulse_cluster_result
     p.logc = logc;
     z = pulse_xmalloc(n * da * sizeof(double));
     p.z = z;
+    /* One pass gives the transformed mean and variance: summing around the transform of the raw
+     * mean, which is within a spread of the answer, keeps the variance free of cancellation. */
+    for (size_t j = 0; j < da; j++)
+        tmean[j] = logc[active[j]] ? log1p(mean[active[j]]) : mean[active[j]];
+    p.tmean = tmean;
     prep_pass(&p, 2, threads);
     for (size_t j = 0; j < da; j++) {
-        double s = 0;
-        for (size_t b = 0; b < nb; b++)
-            s += p.acc[b * 3 * d + j];
-        tmean[j] = s / (double)n;
-    }
-    p.tmean = tmean;
-    prep_pass(&p, 3, threads);
-    for (size_t j = 0; j < da; j++) {
-        double s = 0;
-        for (size_t b = 0; b < nb; b++)
-            s += p.acc[b * 3 * d + j];
-        tsd[j] = sqrt(s / (double)n);
+        double s1 = 0, s2 = 0;
+        for (size_t b = 0; b < nb; b++) {
+            s1 += p.acc[b * 3 * d + j];
+            s2 += p.acc[b * 3 * d + d + j];
+        }
+        s1 /= (double)n;
+        tmean[j] += s1;
+        double var = s2 / (double)n - s1 * s1;
+        tsd[j] = sqrt(var > 0 ? var : 0);
         if (!(tsd[j] > 0))
             tsd[j] = 1; /* cannot happen for a non-constant column; keeps the division safe */
         r->features[active[j]].mean = tmean[j];
         r->features[active[j]].sd = tsd[j];
     }
     p.tsd = tsd;
-    prep_pass(&p, 4, threads);
+    prep_pass(&p, 3, threads);
     *da_out = da;
 out:
     free(p.acc);
@@ -266,21 +265,30 @@ out:
 /* ---------------------------------------------------------------------------------------------
  * Samples. */
 
-/* m distinct rows of [0, n) in random order (selection sampling, then a shuffle). */
+/* m distinct rows of [0, n) in random order: Floyd's algorithm (m draws, a bitmap of n bits
+ * for the set) then a shuffle, so a sample of 2,000 from millions costs microseconds. */
 static size_t *sample_rows(size_t n, size_t m, unsigned long long seed, int stream)
 {
     pulse_rng_t rng;
     pulse_rng_seed(&rng, seed, (uint64_t)stream, 0);
     size_t *idx = pulse_xmalloc((m ? m : 1) * sizeof(size_t)), got = 0;
-    for (size_t i = 0; i < n && got < m; i++)
-        if ((double)(n - i) * pulse_rng_uniform(&rng) < (double)(m - got))
-            idx[got++] = i;
+    unsigned char *seen = xcalloc(n / 8 + 1, 1);
+    for (size_t j = n - m; j < n; j++) {
+        size_t t = (size_t)(pulse_rng_uniform(&rng) * (double)(j + 1));
+        if (t > j)
+            t = j;
+        if (seen[t / 8] & (1u << (t % 8)))
+            t = j;
+        seen[t / 8] |= (unsigned char)(1u << (t % 8));
+        idx[got++] = t;
+    }
     for (size_t i = got; i > 1; i--) {
         size_t j = (size_t)(pulse_rng_uniform(&rng) * (double)i);
         size_t t = idx[i - 1];
         idx[i - 1] = idx[j];
         idx[j] = t;
     }
+    free(seen);
     return idx;
 }
 
@@ -292,9 +300,10 @@ static double *gather(const double *z, size_t d, const size_t *idx, size_t m)
     return s;
 }
 
-static double sqdist(const double *a, const double *b, size_t d)
+static inline __attribute__((always_inline)) double sqdist(const double *a, const double *b, size_t d)
 {
     double s = 0;
+#pragma GCC unroll 8
     for (size_t j = 0; j < d; j++) {
         double t = a[j] - b[j];
         s += t * t;
@@ -302,7 +311,7 @@ static double sqdist(const double *a, const double *b, size_t d)
     return s;
 }
 
-static int nearest(const double *row, const double *c, size_t k, size_t d, double *dist)
+static inline __attribute__((always_inline)) int nearest(const double *row, const double *c, size_t k, size_t d, double *dist)
 {
     int best = 0;
     double bd = sqdist(row, c, d);
@@ -316,6 +325,30 @@ static int nearest(const double *row, const double *c, size_t k, size_t d, doubl
     if (dist)
         *dist = bd;
     return best;
+}
+
+/* The same with d known at compile time for the usual small widths: the distance loop unrolls,
+ * which is most of the cost of an assignment pass over millions of rows. */
+static int nearest_fast(const double *row, const double *c, size_t k, size_t d, double *dist)
+{
+    switch (d) {
+    case 1:
+        return nearest(row, c, k, 1, dist);
+    case 2:
+        return nearest(row, c, k, 2, dist);
+    case 3:
+        return nearest(row, c, k, 3, dist);
+    case 4:
+        return nearest(row, c, k, 4, dist);
+    case 5:
+        return nearest(row, c, k, 5, dist);
+    case 6:
+        return nearest(row, c, k, 6, dist);
+    case 8:
+        return nearest(row, c, k, 8, dist);
+    default:
+        return nearest(row, c, k, d, dist);
+    }
 }
 
 /* Mean silhouette of m rows (s x d) with labels lab in 0..k-1; a row alone in its cluster
@@ -394,10 +427,11 @@ typedef struct lloyd_t {
     double *acc; /* per block: k*d sums, k counts, inertia, changed, farthest distance, its row */
 } lloyd_t;
 
-static void lloyd_block(void *ctx, size_t b, size_t lo, size_t hi)
+/* The body of an assignment pass; always inlined so that each call site below gets its own copy
+ * with d a constant, whose distance loops unroll (most of the cost over millions of rows). */
+static inline __attribute__((always_inline)) void lloyd_rows(lloyd_t *l, size_t b, size_t lo, size_t hi, size_t d)
 {
-    lloyd_t *l = ctx;
-    size_t d = l->d, k = l->k;
+    size_t k = l->k;
     double *a = l->acc + b * l->stride, *cnt = a + k * d, inertia = 0, far = -1, far_row = 0, changed = 0;
     memset(a, 0, l->stride * sizeof(double));
     for (size_t i = lo; i < hi; i++) {
@@ -409,6 +443,7 @@ static void lloyd_block(void *ctx, size_t b, size_t lo, size_t hi)
             changed++;
         }
         double *s = a + (size_t)q * d;
+#pragma GCC unroll 8
         for (size_t j = 0; j < d; j++)
             s[j] += row[j];
         cnt[q] += 1;
@@ -422,6 +457,30 @@ static void lloyd_block(void *ctx, size_t b, size_t lo, size_t hi)
     cnt[k + 1] = changed;
     cnt[k + 2] = far;
     cnt[k + 3] = far_row;
+}
+
+static void lloyd_block(void *ctx, size_t b, size_t lo, size_t hi)
+{
+    lloyd_t *l = ctx;
+    switch (l->d) {
+    case 2:
+        lloyd_rows(l, b, lo, hi, 2);
+        break;
+    case 3:
+        lloyd_rows(l, b, lo, hi, 3);
+        break;
+    case 4:
+        lloyd_rows(l, b, lo, hi, 4);
+        break;
+    case 5:
+        lloyd_rows(l, b, lo, hi, 5);
+        break;
+    case 6:
+        lloyd_rows(l, b, lo, hi, 6);
+        break;
+    default:
+        lloyd_rows(l, b, lo, hi, l->d);
+    }
 }
 
 /* Lloyd iterations from the centres in c (k x d, updated in place). labels (n) start at -1 or a
@@ -856,7 +915,7 @@ static void assign_block(void *ctx, size_t b, size_t lo, size_t hi)
     assign_t *a = ctx;
     for (size_t i = lo; i < hi; i++)
         if (a->fixed == NULL || !a->fixed[i])
-            a->labels[i] = nearest(a->z + i * a->d, a->c, a->k, a->d, NULL);
+            a->labels[i] = nearest_fast(a->z + i * a->d, a->c, a->k, a->d, NULL);
 }
 
 typedef struct summary_t {
@@ -981,7 +1040,7 @@ void pulse_cluster_opts_init(pulse_cluster_opts_t *o)
     o->restarts = 4;
     o->max_iter = 300;
     o->tol = 1e-4;
-    o->gmm_tol = 1e-7;
+    o->gmm_tol = 1e-6;
     o->var_floor = 1e-4;
     o->seed = 1;
     o->fit_sample = 100000;
@@ -1077,6 +1136,7 @@ int pulse_cluster_run(const double *x, size_t n, size_t d, const char *const *na
         pulse_cluster_result_free(r);
         return -1;
     }
+    r->prep_seconds = now_s() - t0;
 
     /* The silhouette sample, and the fitting sample the restarts and the choice of k run on. */
     size_t ns = o->silhouette_sample < n ? o->silhouette_sample : n;

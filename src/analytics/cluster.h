@@ -19,7 +19,7 @@ typedef struct pulse_cluster_opts_t {
     int restarts;     /* k-means++ restarts, best inertia kept (default 4) */
     int max_iter;     /* Lloyd and EM iterations (default 300) */
     double tol;       /* k-means: stop when no centre moves more than this, standardised units (1e-4) */
-    double gmm_tol;   /* EM: stop when the log-likelihood gains less than this, relative (1e-7) */
+    double gmm_tol;   /* EM: stop when the log-likelihood gains less than this, relative (1e-6) */
     double var_floor; /* EM: smallest variance, standardised units (1e-4) */
     unsigned long long seed;
     size_t fit_sample;        /* restarts and the choice of k run on this many rows; the chosen
@@ -73,7 +73,8 @@ typedef struct pulse_cluster_result_t {
     int k_first;
     int n_scores;
     double *scores;
-    double seconds; /* wall time of the run */
+    double seconds;      /* wall time of the run */
+    double prep_seconds; /* of which the preparation (checks, transform, standardisation) */
 } pulse_cluster_result_t;
 
 /* Clusters x (n rows of d doubles, row-major; not kept). names: d feature names (NULL: feature_1..)
