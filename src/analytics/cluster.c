@@ -20,7 +20,8 @@
 #include "gen/rng.h"
 
 #define BLOCK ((size_t)16384)
-#define MAX_THREADS 2
+#define MAX_THREADS 8 /* the blocks cap useful parallelism long before this */
+#define AUTO_THREADS 2
 #define PAR_MIN_ROWS ((size_t)200000) /* below this a second thread costs more than it saves */
 #define LOG_2PI 1.8378770664093453
 
@@ -986,7 +987,7 @@ static void summarise(pulse_cluster_result_t *r, const double *x, const double *
 }
 
 /* Numbers clusters by decreasing size (ties: old number) so reports read the same way each run. */
-static void renumber(pulse_cluster_result_t *r, size_t da, int threads)
+static void renumber(pulse_cluster_result_t *r, size_t da)
 {
     size_t k = r->k, d = r->d;
     int order[PULSE_CLUSTER_K_LIMIT], inv[PULSE_CLUSTER_K_LIMIT];
@@ -1024,7 +1025,6 @@ static void renumber(pulse_cluster_result_t *r, size_t da, int threads)
     }
     free(sizes);
     free(tmp);
-    (void)threads;
 }
 
 /* ---------------------------------------------------------------------------------------------
@@ -1119,7 +1119,7 @@ int pulse_cluster_run(const double *x, size_t n, size_t d, const char *const *na
     if (check_opts(o, n, d, err, errlen) != 0)
         return -1;
     pulse_cluster_result_t *r = out;
-    int threads = o->threads > 0 ? o->threads : (n >= PAR_MIN_ROWS ? MAX_THREADS : 1);
+    int threads = o->threads > 0 ? o->threads : (n >= PAR_MIN_ROWS ? AUTO_THREADS : 1);
     r->method = o->method;
     r->n = n;
     r->d = d;
@@ -1258,7 +1258,7 @@ int pulse_cluster_run(const double *x, size_t n, size_t d, const char *const *na
     r->centroids = xcalloc(best_k * d, sizeof(double));
     r->means = xcalloc(best_k * d, sizeof(double));
     summarise(r, x, z, da, active, fallback, threads);
-    renumber(r, da, threads);
+    renumber(r, da);
     for (size_t i = 0; i < ns; i++)
         sil_lab[i] = r->labels[sil_idx[i]];
     r->silhouette = silhouette(sil, sil_lab, ns, da, best_k);

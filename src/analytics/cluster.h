@@ -26,7 +26,7 @@ typedef struct pulse_cluster_opts_t {
                                  model is then refined on all rows (default 100,000; 0: all rows) */
     size_t ward_sample;       /* Ward clusters at most this many rows (default 5,000) */
     size_t silhouette_sample; /* silhouette on at most this many rows (default 2,000) */
-    int threads;              /* 0: 2 when n is large, else 1 */
+    int threads;              /* 0: 2 when n >= 200,000, else 1; at most 8 */
 } pulse_cluster_opts_t;
 
 void pulse_cluster_opts_init(pulse_cluster_opts_t *o);

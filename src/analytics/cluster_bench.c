@@ -41,7 +41,9 @@ static double *generate(size_t n, size_t d, int *truth)
         truth[i] = q;
         for (size_t j = 0; j < d; j++) {
             double m = j < 7 ? median[q][j] : 10.0;
-            x[i * d + j] = m * exp(0.35 * pulse_rng_normal(&r));
+            /* normal after log1p, the transform the preparation picks: the planted segments are
+             * then exactly the mixture the GMM looks for */
+            x[i * d + j] = fmax(0.0, expm1(log1p(m) + 0.35 * pulse_rng_normal(&r))); /* counts, days, money: >= 0 */
         }
     }
     return x;
@@ -69,10 +71,23 @@ static int run(FILE *out, const double *x, size_t n, size_t d, const char *const
         return -1;
     }
     fprintf(out,
-            "%-6s k=%zu%s threads=%d: %.3f s (preparation %.3f s, clustering %.3f s), %d iterations, inertia %.1f, "
+            "%-6s k=%zu%s threads=%s: %.3f s (preparation %.3f s, clustering %.3f s), %d iterations, inertia %.1f, "
             "silhouette %.3f, ARI vs planted %.3f\n",
-            pulse_cluster_method_name(m), r.k, k == 0 ? " (auto)" : "", threads ? threads : 0, r.seconds, r.prep_seconds,
-            r.seconds - r.prep_seconds, r.iterations, r.inertia, r.silhouette, pulse_cluster_adjusted_rand(r.labels, truth, n));
+            pulse_cluster_method_name(m), r.k, k == 0 ? " (auto)" : "",
+            threads == 1   ? "1"
+            : threads == 2 ? "2"
+                           : "auto",
+            r.seconds, r.prep_seconds, r.seconds - r.prep_seconds, r.iterations, r.inertia, r.silhouette,
+            pulse_cluster_adjusted_rand(r.labels, truth, n));
+    if (labels_out != NULL && threads == 1) { /* the preparation is the same for every run: once */
+        fprintf(out, "       features:");
+        for (size_t j = 0; j < d; j++)
+            fprintf(out, " %s (skew %.2f%s)", r.features[j].name, r.features[j].skewness,
+                    r.features[j].ignored ? ", constant, ignored"
+                    : r.features[j].log1p ? ", log1p"
+                                          : "");
+        fprintf(out, "\n");
+    }
     if (r.loglik_trace)
         fprintf(out, "       log-likelihood %.1f, BIC %.1f\n", r.loglik, r.bic);
     if (r.n_scores > 0) {

@@ -1,5 +1,5 @@
 /* Benchmark of customer clustering (pulse bench cluster [--n N] [--d D] [--k K]): generates N
- * synthetic RFM-like customers (four planted segments, log-normal spread), then times k-means with
+ * synthetic RFM-like customers (four planted segments, normal after log1p), then times k-means with
  * k = K on one and two threads, and the Gaussian mixture and Ward with k chosen automatically;
  * prints iterations, scores, personas, agreement with the planted segments and peak memory.
  * Prints figures; never fails on a time. */

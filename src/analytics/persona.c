@@ -241,7 +241,8 @@ void pulse_cluster_persona(const double *centroids_z, size_t k, size_t d, const 
     }
     /* Two clusters that read the same are told apart by the feature on which they differ most,
      * compared with the group's mean; a few rounds cover groups of three or more. */
-    char *done = pulse_xmalloc(k ? k : 1);
+    char *done = pulse_xmalloc(k ? k : 1), *used = pulse_xmalloc(d ? d : 1);
+    memset(used, 0, d);
     for (int round = 0; round < 4; round++) {
         int again = 0;
         memset(done, 0, k);
@@ -260,6 +261,8 @@ void pulse_cluster_persona(const double *centroids_z, size_t k, size_t d, const 
             size_t best = 0;
             double spread = -1;
             for (size_t j = 0; j < d; j++) {
+                if (used[j] && round < 3)
+                    continue; /* a feature that already split a group would only repeat itself */
                 double lo = INFINITY, hi = -INFINITY;
                 for (size_t i = 0; i < g; i++) {
                     double v = centroids_z[group[i] * d + j];
@@ -271,6 +274,7 @@ void pulse_cluster_persona(const double *centroids_z, size_t k, size_t d, const 
                     best = j;
                 }
             }
+            used[best] = 1;
             double mean = 0;
             for (size_t i = 0; i < g; i++)
                 mean += centroids_z[group[i] * d + best];
@@ -288,5 +292,6 @@ void pulse_cluster_persona(const double *centroids_z, size_t k, size_t d, const 
             break;
     }
     free(done);
+    free(used);
     free(kinds);
 }
