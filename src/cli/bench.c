@@ -1,4 +1,5 @@
 /* pulse bench: runs the benchmark scripts in bench/ (figures, never pass/fail). */
+#include "analytics/cluster_bench.h"
 #include "auth/token_bench.h"
 #include "cli/cli.h"
 #include "ingest/csv_bench.h"
@@ -16,7 +17,7 @@
 int pulse_cli_bench(int argc, char **argv)
 {
     if (argc < 2 || pulse_cli_wants_help(argc, argv)) {
-        printf("Usage: pulse bench http|tokens|logins|csv|types|import|clv\n\n"
+        printf("Usage: pulse bench http|tokens|logins|csv|types|import|clv|cluster\n\n"
                "  http   req/s, latency and memory of the server: a JSON handler on one loop thread and a\n"
                "         handler doing one primary-key query (wrk on this machine; needs the wrk package).\n"
                "         BENCH_SECONDS, BENCH_CONNECTIONS, BENCH_THREADS_PK tune it.\n"
@@ -27,7 +28,10 @@ int pulse_cli_bench(int argc, char **argv)
                "  import FILE [--plan PLAN.json] [--kind K]: the import loader, in memory (MB/s) and end to end\n"
                "         into PostgreSQL against a plain COPY of the same rows, and peak memory.\n"
                "  clv    SUMMARY.csv: BG/NBD (and Gamma-Gamma when a zbar column is there) fits on a customer\n"
-               "         summary (ID,frequency,recency,T or ID,x,t_x,T[,zbar]): parameters, best fit time in ms.\n");
+               "         summary (ID,frequency,recency,T or ID,x,t_x,T[,zbar]): parameters, best fit time in ms.\n"
+               "  cluster [--n N] [--d D] [--k K]: customer clustering on N (3,500,000) synthetic RFM-like rows:\n"
+               "         k-means with k = K (4) on 1 and 2 threads, then k-means, GMM and Ward choosing k; seconds,\n"
+               "         iterations, scores, personas and peak memory.\n");
         return argc < 2 ? 2 : 0;
     }
     pulse_config_t cfg;
@@ -38,6 +42,8 @@ int pulse_cli_bench(int argc, char **argv)
         return pulse_token_bench(stdout) == 0 ? 0 : 1;
     if (strcmp(argv[1], "csv") == 0)
         return pulse_csv_bench(stdout) == 0 ? 0 : 1;
+    if (strcmp(argv[1], "cluster") == 0)
+        return pulse_cluster_bench(argc - 1, argv + 1, stdout);
     if (strcmp(argv[1], "types") == 0)
         return pulse_types_bench(stdout) == 0 ? 0 : 1;
     if (strcmp(argv[1], "clv") == 0)
