@@ -24,6 +24,44 @@
 return {
     name = "ecommerce",
     label = "E-commerce",
+    -- Behaviour analysis (POST /api/v1/behavior/organizations/{id}/analyze-behaviors). Evaluated in C
+    -- for every customer from the features (see the README's feature list) and these aggregates over
+    -- uploaded events; no Lua runs per customer.
+    --   aggregates: { name, event_type, op = "count"|"sum"|"avg"|"slope", field = "value"|"quantity",
+    --                 window_days } -- events in the window before the as-of day (slope: per week)
+    --   score: terms { feature, center, scale, weight }: 50 + 50 * sum(weight * clamp((x - center) /
+    --          scale, -1, 1)) / sum(|weight|), clamped to 0-100 (a missing value contributes 0)
+    --   trend: { feature, increasing = x, declining = y }: above x increasing, below y declining
+    --   signals: { name, feature, above = x | below = y, message, recommendation }: "{value}" and
+    --            "{threshold}" in message are replaced by the figures
+    behaviour = {
+        aggregates = {
+            { name = "cart_abandoned_30d", event_type = "cart_abandoned", op = "count", window_days = 30 },
+            { name = "product_views_30d", event_type = "product_view", op = "count", window_days = 30 },
+        },
+        score = {
+            { feature = "recency_days", center = 60, scale = 90, weight = -3 },
+            { feature = "trend_90", center = 0, scale = 1, weight = 2 },
+            { feature = "frequency", center = 3, scale = 5, weight = 1 },
+            { feature = "days_overdue", center = 0, scale = 60, weight = -2 },
+            { feature = "return_rate", center = 0.1, scale = 0.3, weight = -1 },
+        },
+        trend = { feature = "trend_90", increasing = 0.25, declining = -0.25 },
+        signals = {
+            { name = "overdue", feature = "days_overdue", above = 30,
+              message = "no purchase for {value} days longer than their usual rhythm",
+              recommendation = "Send a reminder with the products they usually buy." },
+            { name = "purchase_frequency_drop", feature = "trend_90", below = -0.5,
+              message = "purchase days in the last 90 days fell by {value} (share of the 90 before)",
+              recommendation = "Win back with a personalised offer before they lapse." },
+            { name = "high_return_rate", feature = "return_rate", above = 0.3,
+              message = "returns {value} of purchases", recommendation = "Ask about fit and quality; suggest better-matched products." },
+            { name = "discount_dependency", feature = "discount_share", above = 0.6,
+              message = "{value} of purchases made with a discount", recommendation = "Shift to loyalty perks instead of deeper discounts." },
+            { name = "cart_abandonment", feature = "cart_abandoned_30d", above = 2,
+              message = "{value} abandoned carts in 30 days", recommendation = "Send a cart reminder, maybe with free shipping." },
+        },
+    },
     kinds = {
         transactions = {
             label = "Transactions",

@@ -51,13 +51,91 @@ local KIND_KEYS = { label = true, description = true, fields = true, derived = t
     layouts = true, extra_columns = true }
 local FIELD_KEYS = { type = true, required = true, aliases = true, description = true }
 
+-- The fixed per-customer features (src/analytics/features.c) a behaviour declaration may name,
+-- besides its own aggregates.
+industries.FEATURES = { "recency_days", "frequency", "monetary", "avg_basket", "unique_products", "unique_categories",
+    "interpurchase_mean", "interpurchase_var", "span_days", "tenure_days", "return_rate", "discount_share",
+    "active_days_30", "active_days_60", "active_days_90", "active_days_prev90", "trend_90", "days_overdue", "quantity" }
+local AGG_OPS = { count = true, sum = true, avg = true, slope = true }
+local AGG_FIELDS = { value = true, quantity = true }
+
+local function is_number(v) return type(v) == "number" and v == v and v ~= math.huge and v ~= -math.huge end
+
+-- Checks industries/<name>.lua's behaviour = { aggregates, score, trend, signals } (see ecommerce.lua).
+function industries.validate_behaviour(b, bad)
+    if type(b) ~= "table" then return bad("behaviour: must be a table") end
+    local known = {}
+    for _, f in ipairs(industries.FEATURES) do known[f] = true end
+    for k in pairs(b) do
+        if k ~= "aggregates" and k ~= "score" and k ~= "trend" and k ~= "signals" then
+            bad("behaviour: unknown field '" .. tostring(k) .. "'")
+        end
+    end
+    for i, a in ipairs(type(b.aggregates) == "table" and b.aggregates or {}) do
+        local at = "behaviour.aggregates[" .. i .. "]"
+        if type(a) ~= "table" then bad(at .. ": must be a table") else
+            if type(a.name) ~= "string" or not a.name:match("^[%l_][%l%d_]*$") or #a.name > 60 then
+                bad(at .. ".name: a lower_case identifier of at most 60 characters")
+            elseif known[a.name] then
+                bad(at .. ".name: '" .. a.name .. "' is already a feature")
+            else
+                known[a.name] = true
+            end
+            if type(a.event_type) ~= "string" or a.event_type == "" then bad(at .. ".event_type: must be a non-empty string") end
+            if not AGG_OPS[a.op] then bad(at .. ".op: must be count, sum, avg or slope (got " .. tostring(a.op) .. ")") end
+            if a.op ~= "count" and not AGG_FIELDS[a.field] then bad(at .. ".field: must be value or quantity") end
+            if math.type(a.window_days) ~= "integer" or a.window_days < 1 or a.window_days > 3650 then
+                bad(at .. ".window_days: must be a whole number of days from 1 to 3650")
+            end
+        end
+    end
+    local function feature(v, at)
+        if not known[v] then bad(at .. ": '" .. tostring(v) .. "' is not a feature or an aggregate declared above") end
+    end
+    for i, t in ipairs(type(b.score) == "table" and b.score or {}) do
+        local at = "behaviour.score[" .. i .. "]"
+        if type(t) ~= "table" then bad(at .. ": must be a table") else
+            feature(t.feature, at .. ".feature")
+            if not is_number(t.center) then bad(at .. ".center: must be a number") end
+            if not is_number(t.scale) or t.scale <= 0 then bad(at .. ".scale: must be a number above 0") end
+            if not is_number(t.weight) then bad(at .. ".weight: must be a number") end
+        end
+    end
+    if b.trend ~= nil then
+        local t = b.trend
+        if type(t) ~= "table" then bad("behaviour.trend: must be a table") else
+            feature(t.feature, "behaviour.trend.feature")
+            if not is_number(t.increasing) or not is_number(t.declining) or t.declining >= t.increasing then
+                bad("behaviour.trend: increasing and declining must be numbers, declining below increasing")
+            end
+        end
+    end
+    local names, count = {}, 0
+    for i, s in ipairs(type(b.signals) == "table" and b.signals or {}) do
+        count = count + 1
+        local at = "behaviour.signals[" .. i .. "]"
+        if type(s) ~= "table" then bad(at .. ": must be a table") else
+            if type(s.name) ~= "string" or not s.name:match("^[%l_][%l%d_]*$") then bad(at .. ".name: a lower_case identifier") end
+            if names[s.name] then bad(at .. ".name: '" .. tostring(s.name) .. "' is used twice") end
+            names[s.name or i] = true
+            feature(s.feature, at .. ".feature")
+            if (s.above == nil) == (s.below == nil) then bad(at .. ": give exactly one of above or below")
+            elseif not is_number(s.above or s.below) then bad(at .. ": the threshold must be a number") end
+            if type(s.message) ~= "string" then bad(at .. ".message: must be a string") end
+            if s.recommendation ~= nil and type(s.recommendation) ~= "string" then bad(at .. ".recommendation: must be a string") end
+        end
+    end
+    if count > 32 then bad("behaviour.signals: at most 32 signals") end
+end
+
 -- industries.validate(decl, file) -> true | nil, "file: kinds.x.fields.y: message; ..."
 function industries.validate(decl, file)
     file = file or "industry"
     local errs = {}
     local function bad(msg) errs[#errs + 1] = msg end
     if type(decl) ~= "table" then return nil, file .. ": must return a table" end
-    keys_known(decl, { name = true, label = true, kinds = true }, "top level", errs)
+    keys_known(decl, { name = true, label = true, kinds = true, behaviour = true }, "top level", errs)
+    if decl.behaviour ~= nil then industries.validate_behaviour(decl.behaviour, bad) end
     if type(decl.name) ~= "string" or decl.name == "" then bad("name: must be a non-empty string") end
     if decl.label ~= nil and type(decl.label) ~= "string" then bad("label: must be a string") end
     if type(decl.kinds) ~= "table" or next(decl.kinds) == nil then

@@ -13,6 +13,7 @@ static const pulse_cli_command_t commands[] = {
     {"bench", "benchmarks that print figures (pulse bench http)", pulse_cli_bench},
     {"db", "start, stop or locate the private PostgreSQL cluster under var/", pulse_cli_db},
     {"gen", "write synthetic data files with planted churn (pulse gen --help)", pulse_cli_gen},
+    {"rules", "check a rule file or test it on data (pulse rules --help)", pulse_cli_rules},
     {NULL, NULL, NULL},
 };
 

@@ -2,6 +2,7 @@
 -- the caller's organization: inserts take tenant_id from the verified identity (req.tenant),
 -- never from the body, and another organization's ids answer 404 (Row-Level Security hides them,
 -- and every query also names the tenant).
+local customer_analytics = require "customer_analytics"
 local db = require "db"
 local json = require "json"
 local problem = require "problem"
@@ -18,6 +19,7 @@ local Customer = schema.component("Customer", {
         name = { type = { "string", "null" } },
         attributes = { type = "object", description = "Free-form attributes (a JSON object)." },
         churned = { type = { "boolean", "null" }, description = "The churn label from an attribute file, when it had one." },
+        analytics = { type = { "object", "null" }, description = "GET /customers/{id} only: features, segment, churn, CLV, behaviour and cluster from the last computation." },
         created_at = { type = "string", format = "date-time" },
         updated_at = { type = "string", format = "date-time" },
     },
@@ -155,7 +157,9 @@ return function(routes)
 
     routes:add {
         method = "GET", path = "/api/v1/customers/{id}", role = "viewer", tags = { "customers" },
-        summary = "Read a customer",
+        summary = "Read a customer, with their features, segment, behaviour and cluster",
+        description = "`analytics` is null until a segmentation has run (POST " ..
+            "/api/v1/segmentation/organizations/{org_id}/segment).",
         params = CUSTOMER_ID,
         responses = { [200] = { description = "The customer", schema = Customer }, [404] = "not_found" },
         handler = function(req)
@@ -163,6 +167,10 @@ return function(routes)
                 req.tenant, req.params.id)
             if not rows then return nil, err end
             if not rows[1] then return problem.not_found("No customer " .. req.params.id .. ".") end
+            local analytics
+            analytics, err = customer_analytics.view(req.tenant, req.params.id)
+            if not analytics then return nil, err end
+            rows[1].analytics = analytics
             return response.ok(rows[1])
         end,
     }
