@@ -63,49 +63,60 @@ static uint64_t slots_for(uint64_t n)
     return ns;
 }
 
+static void hash_put(pulse_strtab_t *t, uint32_t id)
+{
+    const char *s = t->bytes + t->off[id];
+    uint64_t h = hash_bytes(s, t->off[id + 1] - t->off[id]);
+    uint32_t i = (uint32_t)h & t->mask;
+    while (t->slots[i] != 0)
+        i = (i + 1) & t->mask;
+    t->slots[i] = h << 32 | (uint64_t)(id + 1);
+    t->nhash++;
+}
+
+static void hash_reserve(pulse_strtab_t *t, uint32_t n)
+{
+    if (t->slots != NULL && (uint64_t)n * 2 <= (uint64_t)t->mask + 1)
+        return;
+    strtab_rehash(t, slots_for(n));
+}
+
+/* Numeric refs leave the direct array for the hash table (the values are too sparse). */
+static void direct_give_up(pulse_strtab_t *t)
+{
+    t->direct_off = 1;
+    if (t->direct == NULL)
+        return;
+    hash_reserve(t, t->nhash + t->ndirect);
+    for (uint64_t v = 0; v < t->direct_len; v++)
+        if (t->direct[v] != 0)
+            hash_put(t, t->direct[v] - 1);
+    free(t->direct);
+    t->direct = NULL;
+    t->direct_len = t->direct_base = t->direct_min = t->direct_max = 0;
+    t->ndirect = 0;
+}
+
 void pulse_strtab_reserve(pulse_strtab_t *t, uint32_t n)
 {
-    if (t->slots == NULL || (uint64_t)n * 2 > (uint64_t)t->mask + 1) {
-        if (t->slots == NULL && t->n > 0) {
-            /* dropped index: rebuild from the strings */
-            t->slots = pulse_xmalloc(sizeof(uint64_t));
-            t->slots[0] = 0;
-            t->mask = 0;
-            strtab_rehash(t, slots_for(n > t->n ? n : t->n));
-            for (uint32_t id = 0; id < t->n; id++) {
-                uint64_t h = hash_bytes(t->bytes + t->off[id], t->off[id + 1] - t->off[id]);
-                uint32_t i = (uint32_t)h & t->mask;
-                while (t->slots[i] != 0)
-                    i = (i + 1) & t->mask;
-                t->slots[i] = h << 32 | (uint64_t)(id + 1);
-            }
-        } else {
-            strtab_rehash(t, slots_for(n));
-        }
+    if (t->slots == NULL && t->direct == NULL && t->n > 0) {
+        /* dropped indexes: everything goes back to the hash table */
+        t->direct_off = 1;
+        t->nhash = 0;
+        hash_reserve(t, n > t->n ? n : t->n);
+        for (uint32_t id = 0; id < t->n; id++)
+            hash_put(t, id);
     }
+    if (t->direct == NULL)
+        hash_reserve(t, n);
     if (n > t->cap) {
         t->cap = n;
         t->off = pulse_xrealloc(t->off, ((size_t)t->cap + 1) * sizeof(uint32_t));
     }
 }
 
-static uint32_t strtab_intern_h(pulse_strtab_t *t, const char *s, size_t len, uint32_t h)
+static uint32_t strtab_append(pulse_strtab_t *t, const char *s, size_t len)
 {
-    if (t->slots == NULL || (uint64_t)(t->n + 1) * 2 > (uint64_t)t->mask + 1)
-        pulse_strtab_reserve(t, t->n < 512 ? 512 : t->n * 2);
-    uint32_t i = h & t->mask;
-    const uint64_t want = (uint64_t)h << 32;
-    for (;;) {
-        uint64_t e = t->slots[i];
-        if (e == 0)
-            break;
-        if ((e & 0xffffffff00000000ULL) == want) {
-            uint32_t id = (uint32_t)e - 1;
-            if (t->off[id + 1] - t->off[id] == len && memcmp(t->bytes + t->off[id], s, len) == 0)
-                return id;
-        }
-        i = (i + 1) & t->mask;
-    }
     if (t->n == t->cap) {
         t->cap = t->cap ? t->cap * 2 : 256;
         t->off = pulse_xrealloc(t->off, ((size_t)t->cap + 1) * sizeof(uint32_t));
@@ -127,12 +138,116 @@ static uint32_t strtab_intern_h(pulse_strtab_t *t, const char *s, size_t len, ui
     t->nbytes += len;
     uint32_t id = t->n++;
     t->off[id + 1] = (uint32_t)t->nbytes;
-    t->slots[i] = want | (uint64_t)(id + 1);
     return id;
+}
+
+static uint32_t strtab_intern_h(pulse_strtab_t *t, const char *s, size_t len, uint32_t h)
+{
+    if (t->slots == NULL && t->direct == NULL && t->n > 0)
+        pulse_strtab_reserve(t, t->n); /* dropped indexes: rebuild */
+    if (t->slots == NULL || (uint64_t)(t->nhash + 1) * 2 > (uint64_t)t->mask + 1)
+        hash_reserve(t, t->nhash < 512 ? 512 : t->nhash * 2);
+    uint32_t i = h & t->mask;
+    const uint64_t want = (uint64_t)h << 32;
+    for (;;) {
+        uint64_t e = t->slots[i];
+        if (e == 0)
+            break;
+        if ((e & 0xffffffff00000000ULL) == want) {
+            uint32_t id = (uint32_t)e - 1;
+            if (t->off[id + 1] - t->off[id] == len && memcmp(t->bytes + t->off[id], s, len) == 0)
+                return id;
+        }
+        i = (i + 1) & t->mask;
+    }
+    uint32_t id = strtab_append(t, s, len);
+    t->slots[i] = want | (uint64_t)(id + 1);
+    t->nhash++;
+    return id;
+}
+
+#define DIRECT_SLACK ((uint64_t)1 << 20)
+
+/* Makes v fit the direct array, moving or growing it; 0 when that would break the density rule. */
+static int direct_fit(pulse_strtab_t *t, uint64_t v)
+{
+    if (t->direct != NULL && v >= t->direct_base && v - t->direct_base < t->direct_len)
+        return 1;
+    uint64_t mn = t->ndirect ? t->direct_min : v, mx = t->ndirect ? t->direct_max : v;
+    if (v < mn)
+        mn = v;
+    if (v > mx)
+        mx = v;
+    if (mx - mn + 1 > 8 * ((uint64_t)t->ndirect + 1) + DIRECT_SLACK)
+        return 0;
+    /* grow on the side v fell out of, by the span so far: rising (or falling) ids move the array
+     * O(log n) times */
+    uint64_t room = mx - mn + 1;
+    if (room < DIRECT_SLACK / 4)
+        room = DIRECT_SLACK / 4;
+    uint64_t lo, hi;
+    if (t->direct == NULL) {
+        lo = v > 1024 ? v - 1024 : 0;
+        hi = v + room;
+    } else if (v < t->direct_base) {
+        lo = v > room ? v - room : 0;
+        hi = t->direct_base + t->direct_len;
+    } else {
+        lo = t->direct_base;
+        hi = v + room;
+    }
+    uint64_t len = hi - lo;
+    uint32_t *d = pulse_xmalloc(len * sizeof(uint32_t));
+    memset(d, 0, len * sizeof(uint32_t));
+    if (t->direct)
+        memcpy(d + (t->direct_base - lo), t->direct, t->direct_len * sizeof(uint32_t));
+    free(t->direct);
+    t->direct = d;
+    t->direct_base = lo;
+    t->direct_len = len;
+    return 1;
+}
+
+/* The numeric path: 1 on success (*id set), 0 when the ref is not for it. */
+static int strtab_intern_direct(pulse_strtab_t *t, const char *s, size_t len, uint32_t *id)
+{
+    if (len == 0 || len > 9 || t->direct_off)
+        return 0;
+    uint64_t v = 0;
+    for (size_t i = 0; i < len; i++) {
+        unsigned d = (unsigned)(s[i] - '0');
+        if (d > 9)
+            return 0;
+        v = v * 10 + d;
+    }
+    if (!direct_fit(t, v)) {
+        direct_give_up(t);
+        return 0;
+    }
+    uint32_t *e = &t->direct[v - t->direct_base];
+    if (*e != 0) {
+        uint32_t k = *e - 1;
+        if (t->off[k + 1] - t->off[k] == len) { /* same value and length: the same digits */
+            *id = k;
+            return 1;
+        }
+        return 0; /* "007" after "7": the hash table holds it */
+    }
+    *id = strtab_append(t, s, len);
+    *e = *id + 1;
+    if (t->ndirect == 0 || v < t->direct_min)
+        t->direct_min = v;
+    if (t->ndirect == 0 || v > t->direct_max)
+        t->direct_max = v;
+    t->ndirect++;
+    return 1;
 }
 
 uint32_t pulse_strtab_intern(pulse_strtab_t *t, const char *s, size_t len)
 {
+    uint32_t id;
+    if (strtab_intern_direct(t, s, len, &id))
+        return id;
     return strtab_intern_h(t, s, len, hash_bytes(s, len));
 }
 
@@ -151,6 +266,7 @@ static void strtab_free(pulse_strtab_t *t)
     free(t->bytes);
     free(t->off);
     free(t->slots);
+    free(t->direct);
     memset(t, 0, sizeof(*t));
 }
 
@@ -363,12 +479,10 @@ static uint32_t *strtab_map(pulse_strtab_t *dst, const pulse_strtab_t *src)
     if (src->n == 0)
         return NULL;
     uint32_t *map = pulse_xmalloc((size_t)src->n * sizeof(uint32_t));
-    pulse_strtab_reserve(dst, dst->n + src->n); /* one growth, not several */
-    for (uint32_t i = 0; i < src->n; i++) {
-        const char *s = src->bytes + src->off[i];
-        size_t len = src->off[i + 1] - src->off[i];
-        map[i] = strtab_intern_h(dst, s, len, hash_bytes(s, len));
-    }
+    if (dst->direct == NULL && src->direct == NULL)
+        pulse_strtab_reserve(dst, dst->n + src->n); /* one growth, not several */
+    for (uint32_t i = 0; i < src->n; i++)
+        map[i] = pulse_strtab_intern(dst, src->bytes + src->off[i], src->off[i + 1] - src->off[i]);
     return map;
 }
 
@@ -600,8 +714,12 @@ void pulse_txstore_finish(pulse_txstore_t *st)
     pulse_strtab_t *tabs[] = {&st->customers, &st->categories, &st->products, &st->event_types};
     for (size_t k = 0; k < 4; k++) {
         free(tabs[k]->slots);
+        free(tabs[k]->direct);
         tabs[k]->slots = NULL;
-        tabs[k]->mask = 0;
+        tabs[k]->direct = NULL;
+        tabs[k]->mask = tabs[k]->nhash = tabs[k]->ndirect = 0;
+        tabs[k]->direct_base = tabs[k]->direct_len = 0;
+        tabs[k]->direct_off = 1; /* pulse_strtab_reserve rebuilds a hash index of everything */
     }
     st->finished = 1;
 }

@@ -13,16 +13,24 @@
 #define PULSE_TX_DISCOUNTED 2u        /* bought with a discount */
 
 /* Strings interned to 0..n-1 in order of first appearance (so two loads of the same rows give the
- * same indexes). The hash index is dropped by pulse_txstore_finish (the strings stay). */
+ * same indexes). Two indexes: a hash table, and for numeric refs ("12345", up to 9 digits) a direct
+ * array by value while the values are dense enough (span <= 8 x count + 1 M; otherwise they move to
+ * the hash table for good): no hashing, no probing, and sequential on files sorted by id. The
+ * indexes are dropped by pulse_txstore_finish (the strings stay). */
 typedef struct pulse_strtab_t {
     char *bytes; /* all strings back to back, not NUL-terminated */
     size_t nbytes, bytes_cap;
     uint32_t *off; /* n+1 offsets into bytes */
     uint32_t n, cap;
     /* open addressing: hash << 32 | (id + 1), 0 = empty; the hash in the slot spares a cache miss
-     * per probe on 3.5 M-customer tables. NULL once dropped. */
+     * per probe on 3.5 M-customer tables. NULL until used or once dropped. */
     uint64_t *slots;
-    uint32_t mask;
+    uint32_t mask, nhash;
+    uint32_t *direct; /* direct[value - direct_base] = id + 1 */
+    uint64_t direct_base, direct_len; /* values covered: [base, base + len) */
+    uint64_t direct_min, direct_max;  /* values held */
+    uint32_t ndirect;
+    int direct_off; /* numeric refs go to the hash table (too sparse, or indexes dropped) */
 } pulse_strtab_t;
 
 uint32_t pulse_strtab_intern(pulse_strtab_t *t, const char *s, size_t len);

@@ -6,6 +6,7 @@
 #include <cmocka.h>
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "analytics/txstore.h"
@@ -46,6 +47,64 @@ static void test_intern_first_appearance(void **state)
     pulse_txstore_init(&st);
     st.customers = t; /* freed with the store */
     pulse_txstore_free(&st);
+}
+
+/* The numeric path (direct array) and the hash path must agree with a naive table whatever the mix:
+ * leading zeros ("7" vs "007"), falling ids, ids sparse enough to move everything to the hash. */
+static void check_against_naive(const char *const *refs, size_t n)
+{
+    pulse_strtab_t t;
+    memset(&t, 0, sizeof(t));
+    uint32_t *want = malloc(n * sizeof(uint32_t));
+    uint32_t distinct = 0;
+    for (size_t i = 0; i < n; i++) {
+        want[i] = UINT32_MAX;
+        for (size_t j = 0; j < i && want[i] == UINT32_MAX; j++)
+            if (strcmp(refs[j], refs[i]) == 0)
+                want[i] = want[j];
+        if (want[i] == UINT32_MAX)
+            want[i] = distinct++;
+        uint32_t got = pulse_strtab_intern(&t, refs[i], strlen(refs[i]));
+        if (got != want[i])
+            fail_msg("ref %zu '%s': id %u, want %u", i, refs[i], got, want[i]);
+    }
+    assert_int_equal(t.n, distinct);
+    for (size_t i = 0; i < n; i++) /* lookups after everything is in */
+        assert_int_equal(pulse_strtab_intern(&t, refs[i], strlen(refs[i])), want[i]);
+    free(want);
+    pulse_txstore_t st;
+    pulse_txstore_init(&st);
+    st.customers = t;
+    pulse_txstore_free(&st);
+}
+
+static void test_intern_numeric_paths(void **state)
+{
+    enum { N = 6000 };
+    static char buf[N][16];
+    static const char *refs[N];
+    uint64_t x = 9;
+    for (int round = 0; round < 4; round++) {
+        for (int i = 0; i < N; i++) {
+            x = x * 6364136223846793005ULL + 1442695040888963407ULL;
+            unsigned r = (unsigned)(x >> 33);
+            switch (round) {
+            case 0: /* dense, falling, some with leading zeros and some text */
+                snprintf(buf[i], 16, r % 5 == 0 ? "%07u" : r % 11 == 0 ? "c%u" : "%u", 900000u - (unsigned)i / 2 + r % 3);
+                break;
+            case 1: /* sparse: the direct array gives up part way */
+                snprintf(buf[i], 16, "%u", i < 3000 ? 5000u + r % 4000 : r % 1000000000u);
+                break;
+            case 2: /* "7", "07", "007" are three customers */
+                snprintf(buf[i], 16, "%0*u", 1 + (int)(r % 3), r % 50);
+                break;
+            default: /* ten digits: never numeric-direct, mixed with nine-digit ones */
+                snprintf(buf[i], 16, r % 2 ? "%010u" : "%09u", r % 200);
+            }
+            refs[i] = buf[i];
+        }
+        check_against_naive(refs, N);
+    }
 }
 
 static void test_finish_groups_and_orders(void **state)
@@ -134,6 +193,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_days_from_civil),
         cmocka_unit_test(test_intern_first_appearance),
+        cmocka_unit_test(test_intern_numeric_paths),
         cmocka_unit_test(test_finish_groups_and_orders),
         cmocka_unit_test(test_merge_equals_single_pass),
     };
