@@ -1,5 +1,6 @@
 /* pulse bench: runs the benchmark scripts in bench/ (figures, never pass/fail). */
 #include "analytics/cluster_bench.h"
+#include "analytics/features_bench.h"
 #include "auth/token_bench.h"
 #include "cli/cli.h"
 #include "ingest/csv_bench.h"
@@ -17,7 +18,7 @@
 int pulse_cli_bench(int argc, char **argv)
 {
     if (argc < 2 || pulse_cli_wants_help(argc, argv)) {
-        printf("Usage: pulse bench http|tokens|logins|csv|types|import|clv|cluster\n\n"
+        printf("Usage: pulse bench http|tokens|logins|csv|types|import|clv|cluster|features\n\n"
                "  http   req/s, latency and memory of the server: a JSON handler on one loop thread and a\n"
                "         handler doing one primary-key query (wrk on this machine; needs the wrk package).\n"
                "         BENCH_SECONDS, BENCH_CONNECTIONS, BENCH_THREADS_PK tune it.\n"
@@ -31,7 +32,9 @@ int pulse_cli_bench(int argc, char **argv)
                "         summary (ID,frequency,recency,T or ID,x,t_x,T[,zbar]): parameters, best fit time in ms.\n"
                "  cluster [--n N] [--d D] [--k K]: customer clustering on N (3,500,000) synthetic RFM-like rows:\n"
                "         k-means with k = K (4) on 1 and 2 threads, then k-means, GMM and Ward choosing k; seconds,\n"
-               "         iterations, scores, personas and peak memory.\n");
+               "         iterations, scores, personas and peak memory.\n"
+               "  features FILE [--threads N]: transactions file -> store -> per-customer features -> RFM\n"
+               "         scores (CDNOW layout or the e-commerce CSV): time per stage, MB/s, peak memory.\n");
         return argc < 2 ? 2 : 0;
     }
     pulse_config_t cfg;
@@ -48,6 +51,8 @@ int pulse_cli_bench(int argc, char **argv)
         return pulse_types_bench(stdout) == 0 ? 0 : 1;
     if (strcmp(argv[1], "clv") == 0)
         return pulse_clv_bench(argc - 1, argv + 1, stdout);
+    if (strcmp(argv[1], "features") == 0)
+        return pulse_features_bench(argc - 1, argv + 1, stdout);
     if (strcmp(argv[1], "import") == 0) {
         char conninfo[2048];
         int have_db = pulse_cli_database("bench", &cfg, conninfo, sizeof(conninfo)) == 0;
