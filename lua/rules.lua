@@ -428,6 +428,34 @@ function rules.segment_table(box, module, decl)
     return { names = names, segments = decl.segments, segment = seg, score = score, churn_bands = decl.churn_bands }
 end
 
+-- rules.segment_table_of(path) -> the lookup tables of a segments rule file (nil path: the shipped
+-- rules/segments.lua), as the segment job's params carry them ({names, segment = {500 x index},
+-- score = {500}, churn_bands}) | nil, "file:line: message". For `pulse segment` and benches.
+function rules.segment_table_of(path)
+    local source, chunkname
+    if path then
+        local f, err = io.open(path, "rb")
+        if not f then return nil, err end
+        source, chunkname = f:read("a"), "@" .. path
+        f:close()
+    else
+        source, chunkname = rules.default_source("segments")
+    end
+    local box = rules.new_box()
+    local decl, errors = rules.load(box, "segments", "segments", source, chunkname)
+    if not decl then
+        box:close()
+        local e = errors[1]
+        return nil, (path or "rules/segments.lua") .. (e.line and (":" .. e.line) or "") .. ": " .. e.message
+    end
+    local t, e = rules.segment_table(box, "segments", decl)
+    box:close()
+    if not t then return nil, (path or "rules/segments.lua") .. (e.line and (":" .. e.line) or "") .. ": " .. e.message end
+    local seg, score = {}, {}
+    for i = 1, 500 do seg[i], score[i] = t.segment[i], t.score[i] end
+    return { names = t.names, segment = seg, score = score, churn_bands = t.churn_bands, version = 0 }
+end
+
 -- The band a churn probability falls in, with the rule's thresholds.
 function rules.churn_band(p, bands)
     if p == nil then return nil end
