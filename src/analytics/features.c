@@ -240,21 +240,16 @@ static void *run_job(void *arg)
     return NULL;
 }
 
-int pulse_features_compute(const pulse_txstore_t *st, const pulse_features_opts_t *opt, uint32_t first, uint32_t count,
-                           pulse_feature_matrix_t *out, char *err, size_t errlen)
+size_t pulse_features_ncols(const pulse_features_opts_t *opt)
 {
-    memset(out, 0, sizeof(*out));
-    if (!st->finished)
-        return pulse_fail(err, errlen, "features: the store is not finished");
-    uint32_t nc = st->customers.n;
-    if (first > nc)
-        return pulse_fail(err, errlen, "features: first customer %u past the %u customers", first, nc);
-    if (count == 0 || count > nc - first)
-        count = nc - first;
+    return PULSE_FEAT_COUNT + (opt ? opt->nspecs : 0);
+}
+
+static int check_specs(const pulse_features_opts_t *opt, char *err, size_t errlen)
+{
     size_t nspecs = opt ? opt->nspecs : 0;
-    const pulse_agg_spec_t *specs = opt ? opt->specs : NULL;
     for (size_t s = 0; s < nspecs; s++) {
-        const pulse_agg_spec_t *sp = &specs[s];
+        const pulse_agg_spec_t *sp = &opt->specs[s];
         if (sp->name == NULL || sp->name[0] == '\0' || sp->event_type == NULL)
             return pulse_fail(err, errlen, "features: spec %zu has no name or event type", s + 1);
         if ((unsigned)sp->op > PULSE_AGG_SLOPE || (unsigned)sp->field > PULSE_AGG_QUANTITY)
@@ -262,15 +257,32 @@ int pulse_features_compute(const pulse_txstore_t *st, const pulse_features_opts_
         if (sp->window_days < 1)
             return pulse_fail(err, errlen, "features: spec '%s' needs a window of at least 1 day", sp->name);
     }
+    return 0;
+}
+
+int pulse_features_compute_into(const pulse_txstore_t *st, const pulse_features_opts_t *opt, uint32_t first, uint32_t count,
+                                float *x, int32_t *as_of_out, char *err, size_t errlen)
+{
+    if (!st->finished)
+        return pulse_fail(err, errlen, "features: the store is not finished");
+    uint32_t nc = st->customers.n;
+    if (first > nc || count > nc - first)
+        return pulse_fail(err, errlen, "features: customers %u..%u past the %u customers", first, first + count, nc);
+    if (check_specs(opt, err, errlen) != 0)
+        return -1;
+    size_t nspecs = opt ? opt->nspecs : 0;
+    const pulse_agg_spec_t *specs = opt ? opt->specs : NULL;
+    int32_t as_of = opt && opt->as_of ? opt->as_of : pulse_features_default_as_of(st);
+    if (as_of_out)
+        *as_of_out = as_of;
+    if (count == 0)
+        return 0;
     /* event type -> specs (types are few: a linear name match is fine; the hash index is dropped) */
     uint32_t nt = st->event_types.n;
-    uint32_t *type_first = calloc((size_t)nt + 2, sizeof(uint32_t));
+    uint32_t *type_first = pulse_xmalloc(((size_t)nt + 2) * sizeof(uint32_t));
+    memset(type_first, 0, ((size_t)nt + 2) * sizeof(uint32_t));
     uint32_t *type_specs = pulse_xmalloc((nspecs + 1) * sizeof(uint32_t));
     uint32_t *spec_type = pulse_xmalloc((nspecs + 1) * sizeof(uint32_t));
-    if (type_first == NULL) {
-        fprintf(stderr, "pulse: out of memory (event types)\n");
-        abort();
-    }
     for (size_t s = 0; s < nspecs; s++) {
         spec_type[s] = PULSE_TXSTORE_NONE;
         size_t want = strlen(specs[s].event_type);
@@ -296,23 +308,6 @@ int pulse_features_compute(const pulse_txstore_t *st, const pulse_features_opts_
     }
     free(spec_type);
 
-    out->first = first;
-    out->n_rows = count;
-    out->n_cols = PULSE_FEAT_COUNT + nspecs;
-    out->as_of = opt && opt->as_of ? opt->as_of : pulse_features_default_as_of(st);
-    out->x = pulse_xmalloc((out->n_rows ? out->n_rows : 1) * out->n_cols * sizeof(float));
-    out->info = pulse_xmalloc(out->n_cols * sizeof(pulse_feature_info_t));
-    for (size_t k = 0; k < PULSE_FEAT_COUNT; k++)
-        out->info[k] = fixed_info[k];
-    for (size_t s = 0; s < nspecs; s++) {
-        pulse_feature_info_t *fi = &out->info[PULSE_FEAT_COUNT + s];
-        snprintf(fi->name, sizeof(fi->name), "%s", specs[s].name);
-        static const char *desc[] = {"events in the window", "sum over the window", "mean over the window",
-                                     "least-squares slope of weekly sums over the window"};
-        fi->description = desc[specs[s].op];
-        fi->unit = specs[s].op == PULSE_AGG_COUNT ? "count" : specs[s].op == PULSE_AGG_SLOPE ? "per week" : "value";
-    }
-
     int threads = opt && opt->threads > 0 ? opt->threads : 2;
     if (threads > 16)
         threads = 16;
@@ -332,10 +327,10 @@ int pulse_features_compute(const pulse_txstore_t *st, const pulse_features_opts_
         j->type_first = type_first;
         j->type_specs = type_specs;
         j->ntypes = nt;
-        j->as_of = out->as_of;
+        j->as_of = as_of;
         j->first = first;
-        j->n_rows = out->n_rows;
-        j->x = out->x;
+        j->n_rows = count;
+        j->x = x;
         j->lo = c;
         if (t == threads - 1) {
             c = first + count;
@@ -369,6 +364,45 @@ int pulse_features_compute(const pulse_txstore_t *st, const pulse_features_opts_
     return 0;
 }
 
+int pulse_features_compute(const pulse_txstore_t *st, const pulse_features_opts_t *opt, uint32_t first, uint32_t count,
+                           pulse_feature_matrix_t *out, char *err, size_t errlen)
+{
+    memset(out, 0, sizeof(*out));
+    if (!st->finished)
+        return pulse_fail(err, errlen, "features: the store is not finished");
+    uint32_t nc = st->customers.n;
+    if (first > nc)
+        return pulse_fail(err, errlen, "features: first customer %u past the %u customers", first, nc);
+    if (count == 0 || count > nc - first)
+        count = nc - first;
+    if (check_specs(opt, err, errlen) != 0)
+        return -1;
+    size_t ncols = pulse_features_ncols(opt);
+    float *x = pulse_xmalloc(((size_t)count ? count : 1) * ncols * sizeof(float));
+    pulse_txstore_advise_huge(x, (size_t)count * ncols * sizeof(float));
+    if (pulse_features_compute_into(st, opt, first, count, x, &out->as_of, err, errlen) != 0) {
+        free(x);
+        return -1;
+    }
+    out->first = first;
+    out->n_rows = count;
+    out->n_cols = ncols;
+    out->x = x;
+    out->info = pulse_xmalloc(ncols * sizeof(pulse_feature_info_t));
+    for (size_t k = 0; k < PULSE_FEAT_COUNT; k++)
+        out->info[k] = fixed_info[k];
+    for (size_t s = 0; s + PULSE_FEAT_COUNT < ncols; s++) {
+        const pulse_agg_spec_t *sp = &opt->specs[s];
+        pulse_feature_info_t *fi = &out->info[PULSE_FEAT_COUNT + s];
+        static const char *desc[] = {"events in the window", "sum over the window", "mean over the window",
+                                     "least-squares slope of weekly sums over the window"};
+        snprintf(fi->name, sizeof(fi->name), "%s", sp->name);
+        fi->description = desc[sp->op];
+        fi->unit = sp->op == PULSE_AGG_COUNT ? "count" : sp->op == PULSE_AGG_SLOPE ? "per week" : "value";
+    }
+    return 0;
+}
+
 void pulse_features_matrix_free(pulse_feature_matrix_t *m)
 {
     free(m->x);
@@ -392,12 +426,59 @@ static uint32_t sort_key(float v, int higher_is_better)
     return u == 0 ? 1 : u; /* 0 is reserved for NaN */
 }
 
+#define COUNTING_RANGE (1 << 20)
+
+/* Integer values in a small range (recency days, frequency): counts per value give each value's
+ * rank of the first of its ties directly. Returns 0 when the values do not qualify. */
+static int quintiles_counting(const float *v, size_t n, int higher_is_better, uint8_t *score)
+{
+    float mn = INFINITY, mx = -INFINITY;
+    size_t nans = 0;
+    for (size_t i = 0; i < n; i++) {
+        float x = v[i];
+        if (isnan(x)) {
+            nans++;
+            continue;
+        }
+        if (!(x >= -2e9f && x <= 2e9f) || x != (float)(int32_t)x)
+            return 0;
+        mn = x < mn ? x : mn;
+        mx = x > mx ? x : mx;
+    }
+    if (nans == n) {
+        memset(score, 1, n);
+        return 1;
+    }
+    int64_t lo = (int64_t)mn, range = (int64_t)mx - lo + 1;
+    if (range > COUNTING_RANGE)
+        return 0;
+    uint32_t *cnt = pulse_xmalloc((size_t)range * sizeof(uint32_t));
+    memset(cnt, 0, (size_t)range * sizeof(uint32_t));
+    for (size_t i = 0; i < n; i++)
+        if (!isnan(v[i]))
+            cnt[(int64_t)v[i] - lo]++;
+    uint8_t *bucket = pulse_xmalloc((size_t)range);
+    uint64_t rank = nans; /* NaN ranks first: the worst */
+    for (int64_t k = 0; k < range; k++) {
+        int64_t b = higher_is_better ? k : range - 1 - k;
+        bucket[b] = (uint8_t)(1 + (5 * rank) / n);
+        rank += cnt[b];
+    }
+    for (size_t i = 0; i < n; i++)
+        score[i] = isnan(v[i]) ? (uint8_t)1 : bucket[(int64_t)v[i] - lo];
+    free(cnt);
+    free(bucket);
+    return 1;
+}
+
 void pulse_features_quintiles(const float *v, size_t n, int higher_is_better, uint8_t *score)
 {
-    if (n == 0)
+    if (n == 0 || quintiles_counting(v, n, higher_is_better, score))
         return;
     uint64_t *a = pulse_xmalloc(n * sizeof(uint64_t));
     uint64_t *b = pulse_xmalloc(n * sizeof(uint64_t));
+    pulse_txstore_advise_huge(a, n * sizeof(uint64_t));
+    pulse_txstore_advise_huge(b, n * sizeof(uint64_t));
     for (size_t i = 0; i < n; i++)
         a[i] = (uint64_t)sort_key(v[i], higher_is_better) << 32 | (uint64_t)(uint32_t)i;
     /* index in the low half: n must fit 32 bits (4 G customers) */

@@ -86,6 +86,14 @@ int pulse_features_compute(const pulse_txstore_t *st, const pulse_features_opts_
                            pulse_feature_matrix_t *out, char *err, size_t errlen);
 void pulse_features_matrix_free(pulse_feature_matrix_t *m);
 
+/* Number of matrix columns for these options (PULSE_FEAT_COUNT + nspecs). */
+size_t pulse_features_ncols(const pulse_features_opts_t *opt);
+/* The same computation into the caller's buffer x of count * pulse_features_ncols(opt) floats
+ * (count must be given, > 0): a caller computing block after block reuses one buffer instead of
+ * faulting in fresh pages for each. *as_of_out (may be NULL) receives the as-of day used. */
+int pulse_features_compute_into(const pulse_txstore_t *st, const pulse_features_opts_t *opt, uint32_t first, uint32_t count,
+                                float *x, int32_t *as_of_out, char *err, size_t errlen);
+
 /* The default as-of day of a store (see opts.as_of). */
 int32_t pulse_features_default_as_of(const pulse_txstore_t *st);
 
@@ -96,7 +104,8 @@ const pulse_feature_info_t *pulse_features_info(pulse_feat_t f);
  * so for recency the lowest value scores 5), a value's score is 1 + floor(5 * r / n) where r is
  * the 0-based rank of the FIRST member of its group of equal values: equal values always share a
  * score, and the result depends on nothing but the values. NaN ranks as the worst value (score 1
- * side). LSD radix sort on the float bits: linear, ~30 ms for 3.5 M values. */
+ * side). Integer values in a range under 1 M (recency, frequency) are ranked by counting; others
+ * by an LSD radix sort on the float bits. Both linear. */
 void pulse_features_quintiles(const float *v, size_t n, int higher_is_better, uint8_t *score);
 
 /* R, F and M scores of every row of m (which must hold the fixed columns): R from recency (lower is

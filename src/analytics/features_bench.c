@@ -30,6 +30,13 @@ static double cpu_s(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+static long minflt(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return ru.ru_minflt;
+}
+
 static double rss_mb(void)
 {
     long pages = 0, res = 0;
@@ -80,6 +87,7 @@ int pulse_features_bench(int argc, char **argv, FILE *out)
     pulse_txstore_t st;
     pulse_txstore_init(&st);
     pulse_txfile_stats_t stats;
+    long f0 = minflt();
     double t0 = now_s(), c0 = cpu_s();
     if (pulse_txfile_read(path, &plan, &st, &stats, err, sizeof(err)) != 0) {
         fprintf(stderr, "pulse bench features: %s\n", err);
@@ -89,7 +97,8 @@ int pulse_features_bench(int argc, char **argv, FILE *out)
     fprintf(out, "read:     %7.3f s (cpu %.3f)  %7.1f MB/s  %llu rows, %u customers, %llu bad rows%s  (RSS %.0f MB)\n", t1 - t0,
             c1 - c0, (double)stats.bytes / 1048576.0 / (t1 - t0), (unsigned long long)stats.rows, st.customers.n,
             (unsigned long long)stats.bad_rows, stats.csv_fallback ? ", CSV parser (quotes)" : "", rss_mb());
-    fprintf(out, "  of which parse %.3f s, merge of the per-thread tables %.3f s\n", stats.parse_seconds, stats.merge_seconds);
+    fprintf(out, "  of which parse %.3f s, merge of the per-thread tables %.3f s; %ld page faults\n", stats.parse_seconds,
+            stats.merge_seconds, minflt() - f0);
     for (size_t k = 0; k < stats.nbad; k++)
         fprintf(out, "  bad line %llu: %s: %s\n", (unsigned long long)stats.bad[k].line, stats.bad[k].reason, stats.bad[k].text);
     pulse_txstore_finish(&st);
@@ -98,25 +107,28 @@ int pulse_features_bench(int argc, char **argv, FILE *out)
 
     uint32_t nc = st.customers.n;
     float *rfm = pulse_xmalloc(((size_t)nc + 1) * 3 * sizeof(float));
+    pulse_txstore_advise_huge(rfm, ((size_t)nc + 1) * 3 * sizeof(float));
     pulse_features_opts_t opt;
     memset(&opt, 0, sizeof(opt));
     opt.threads = threads;
     double checksum = 0;
+    size_t ncols = pulse_features_ncols(&opt);
+    float *x = pulse_xmalloc((size_t)BLOCK * ncols * sizeof(float)); /* one block buffer, reused */
+    pulse_txstore_advise_huge(x, (size_t)BLOCK * ncols * sizeof(float));
     for (uint32_t c = 0; c < nc; c += BLOCK) {
-        pulse_feature_matrix_t m;
         uint32_t cnt = nc - c < BLOCK ? nc - c : BLOCK;
-        if (pulse_features_compute(&st, &opt, c, cnt, &m, err, sizeof(err)) != 0) {
+        if (pulse_features_compute_into(&st, &opt, c, cnt, x, NULL, err, sizeof(err)) != 0) {
             fprintf(stderr, "pulse bench features: %s\n", err);
             return 1;
         }
-        memcpy(rfm + c, m.x + PULSE_FEAT_RECENCY * m.n_rows, cnt * sizeof(float));
-        memcpy(rfm + nc + c, m.x + PULSE_FEAT_FREQUENCY * m.n_rows, cnt * sizeof(float));
-        memcpy(rfm + 2 * (size_t)nc + c, m.x + PULSE_FEAT_MONETARY * m.n_rows, cnt * sizeof(float));
-        for (size_t k = 0; k < m.n_rows * m.n_cols; k += 97)
-            if (!isnan(m.x[k]))
-                checksum += m.x[k];
-        pulse_features_matrix_free(&m);
+        memcpy(rfm + c, x + PULSE_FEAT_RECENCY * (size_t)cnt, cnt * sizeof(float));
+        memcpy(rfm + nc + c, x + PULSE_FEAT_FREQUENCY * (size_t)cnt, cnt * sizeof(float));
+        memcpy(rfm + 2 * (size_t)nc + c, x + PULSE_FEAT_MONETARY * (size_t)cnt, cnt * sizeof(float));
+        for (size_t k = 0; k < (size_t)cnt * ncols; k += 97)
+            if (!isnan(x[k]))
+                checksum += x[k];
     }
+    free(x);
     double t3 = now_s(), c3 = cpu_s();
     fprintf(out, "features: %7.3f s (cpu %.3f)  %7.1f M customers/s, %d columns  (RSS %.0f MB, checksum %.6g)\n", t3 - t2, c3 - c2,
             nc / 1e6 / (t3 - t2), PULSE_FEAT_COUNT, rss_mb(), checksum);

@@ -5,8 +5,31 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "core/buf.h"
+
+void pulse_txstore_advise_huge(void *p, size_t n)
+{
+    const uintptr_t huge = (uintptr_t)2 << 20;
+    if (p == NULL || n < 2 * huge)
+        return;
+    uintptr_t from = ((uintptr_t)p + huge - 1) & ~(huge - 1), to = ((uintptr_t)p + n) & ~(huge - 1);
+    if (to > from)
+        madvise((void *)from, to - from, MADV_HUGEPAGE);
+}
+
+static void *big_realloc(void *p, size_t n)
+{
+    p = pulse_xrealloc(p, n);
+    pulse_txstore_advise_huge(p, n);
+    return p;
+}
+
+static void *big_malloc(size_t n)
+{
+    return big_realloc(NULL, n);
+}
 
 /* ---------------------------------------------------------------------------------------------
  * String tables */
@@ -40,7 +63,7 @@ static void strtab_rehash(pulse_strtab_t *t, uint64_t nslots)
         fprintf(stderr, "pulse: string table over 2 G entries\n");
         abort();
     }
-    t->slots = pulse_xmalloc(nslots * sizeof(uint64_t));
+    t->slots = big_malloc(nslots * sizeof(uint64_t));
     memset(t->slots, 0, nslots * sizeof(uint64_t));
     t->mask = (uint32_t)(nslots - 1);
     for (uint64_t k = 0; k < oldn; k++) {
@@ -81,25 +104,53 @@ static void hash_reserve(pulse_strtab_t *t, uint32_t n)
     strtab_rehash(t, slots_for(n));
 }
 
+#define DPAGE_BITS 16
+#define DPAGE ((uint32_t)1 << DPAGE_BITS)
+#define DIRECT_SLACK ((uint64_t)1 << 20)
+
+static void direct_free(pulse_strtab_t *t)
+{
+    for (uint32_t k = 0; k < t->ndpages_cap; k++)
+        free(t->dpages[k]);
+    free(t->dpages);
+    t->dpages = NULL;
+    t->ndpages_cap = t->ndpages = t->ndirect = 0;
+}
+
+/* Drops both indexes (the strings stay; pulse_strtab_reserve or the next intern rebuilds a hash
+ * index of everything) and gives back the unused tail of the string arrays. */
+static void drop_index(pulse_strtab_t *t)
+{
+    free(t->slots);
+    t->slots = NULL;
+    t->mask = t->nhash = 0;
+    direct_free(t);
+    t->direct_off = 1;
+    if (t->n > 0) {
+        t->bytes = pulse_xrealloc(t->bytes, t->nbytes ? t->nbytes : 1);
+        t->bytes_cap = t->nbytes ? t->nbytes : 1;
+        t->off = pulse_xrealloc(t->off, ((size_t)t->n + 1) * sizeof(uint32_t));
+        t->cap = t->n;
+    }
+}
+
 /* Numeric refs leave the direct array for the hash table (the values are too sparse). */
 static void direct_give_up(pulse_strtab_t *t)
 {
     t->direct_off = 1;
-    if (t->direct == NULL)
+    if (t->dpages == NULL)
         return;
     hash_reserve(t, t->nhash + t->ndirect);
-    for (uint64_t v = 0; v < t->direct_len; v++)
-        if (t->direct[v] != 0)
-            hash_put(t, t->direct[v] - 1);
-    free(t->direct);
-    t->direct = NULL;
-    t->direct_len = t->direct_base = t->direct_min = t->direct_max = 0;
-    t->ndirect = 0;
+    for (uint32_t k = 0; k < t->ndpages_cap; k++)
+        for (uint32_t i = 0; t->dpages[k] && i < DPAGE; i++)
+            if (t->dpages[k][i] != 0)
+                hash_put(t, t->dpages[k][i] - 1);
+    direct_free(t);
 }
 
 void pulse_strtab_reserve(pulse_strtab_t *t, uint32_t n)
 {
-    if (t->slots == NULL && t->direct == NULL && t->n > 0) {
+    if (t->slots == NULL && t->dpages == NULL && t->n > 0) {
         /* dropped indexes: everything goes back to the hash table */
         t->direct_off = 1;
         t->nhash = 0;
@@ -107,11 +158,11 @@ void pulse_strtab_reserve(pulse_strtab_t *t, uint32_t n)
         for (uint32_t id = 0; id < t->n; id++)
             hash_put(t, id);
     }
-    if (t->direct == NULL)
+    if (t->dpages == NULL)
         hash_reserve(t, n);
     if (n > t->cap) {
         t->cap = n;
-        t->off = pulse_xrealloc(t->off, ((size_t)t->cap + 1) * sizeof(uint32_t));
+        t->off = big_realloc(t->off, ((size_t)t->cap + 1) * sizeof(uint32_t));
     }
 }
 
@@ -119,7 +170,7 @@ static uint32_t strtab_append(pulse_strtab_t *t, const char *s, size_t len)
 {
     if (t->n == t->cap) {
         t->cap = t->cap ? t->cap * 2 : 256;
-        t->off = pulse_xrealloc(t->off, ((size_t)t->cap + 1) * sizeof(uint32_t));
+        t->off = big_realloc(t->off, ((size_t)t->cap + 1) * sizeof(uint32_t));
     }
     if (t->nbytes + len > UINT32_MAX) {
         fprintf(stderr, "pulse: string table over 4 GiB\n");
@@ -129,7 +180,7 @@ static uint32_t strtab_append(pulse_strtab_t *t, const char *s, size_t len)
         size_t nc = t->bytes_cap ? t->bytes_cap * 2 : 4096;
         while (nc < t->nbytes + len)
             nc *= 2;
-        t->bytes = pulse_xrealloc(t->bytes, nc);
+        t->bytes = big_realloc(t->bytes, nc);
         t->bytes_cap = nc;
     }
     if (t->n == 0)
@@ -143,7 +194,7 @@ static uint32_t strtab_append(pulse_strtab_t *t, const char *s, size_t len)
 
 static uint32_t strtab_intern_h(pulse_strtab_t *t, const char *s, size_t len, uint32_t h)
 {
-    if (t->slots == NULL && t->direct == NULL && t->n > 0)
+    if (t->slots == NULL && t->dpages == NULL && t->n > 0)
         pulse_strtab_reserve(t, t->n); /* dropped indexes: rebuild */
     if (t->slots == NULL || (uint64_t)(t->nhash + 1) * 2 > (uint64_t)t->mask + 1)
         hash_reserve(t, t->nhash < 512 ? 512 : t->nhash * 2);
@@ -166,46 +217,26 @@ static uint32_t strtab_intern_h(pulse_strtab_t *t, const char *s, size_t len, ui
     return id;
 }
 
-#define DIRECT_SLACK ((uint64_t)1 << 20)
-
-/* Makes v fit the direct array, moving or growing it; 0 when that would break the density rule. */
-static int direct_fit(pulse_strtab_t *t, uint64_t v)
+/* The entry for v, adding its page; NULL when a new page would break the density rule. */
+static uint32_t *direct_entry(pulse_strtab_t *t, uint64_t v)
 {
-    if (t->direct != NULL && v >= t->direct_base && v - t->direct_base < t->direct_len)
-        return 1;
-    uint64_t mn = t->ndirect ? t->direct_min : v, mx = t->ndirect ? t->direct_max : v;
-    if (v < mn)
-        mn = v;
-    if (v > mx)
-        mx = v;
-    if (mx - mn + 1 > 8 * ((uint64_t)t->ndirect + 1) + DIRECT_SLACK)
-        return 0;
-    /* grow on the side v fell out of, by the span so far: rising (or falling) ids move the array
-     * O(log n) times */
-    uint64_t room = mx - mn + 1;
-    if (room < DIRECT_SLACK / 4)
-        room = DIRECT_SLACK / 4;
-    uint64_t lo, hi;
-    if (t->direct == NULL) {
-        lo = v > 1024 ? v - 1024 : 0;
-        hi = v + room;
-    } else if (v < t->direct_base) {
-        lo = v > room ? v - room : 0;
-        hi = t->direct_base + t->direct_len;
-    } else {
-        lo = t->direct_base;
-        hi = v + room;
+    uint64_t k = v >> DPAGE_BITS;
+    if (k < t->ndpages_cap && t->dpages[k] != NULL)
+        return &t->dpages[k][v & (DPAGE - 1)];
+    if ((uint64_t)(t->ndpages + 1) * DPAGE > 8 * ((uint64_t)t->ndirect + 1) + DIRECT_SLACK)
+        return NULL;
+    if (k >= t->ndpages_cap) {
+        uint32_t nc = t->ndpages_cap ? t->ndpages_cap : 16;
+        while (nc <= k)
+            nc *= 2;
+        t->dpages = pulse_xrealloc(t->dpages, nc * sizeof(uint32_t *));
+        memset(t->dpages + t->ndpages_cap, 0, (nc - t->ndpages_cap) * sizeof(uint32_t *));
+        t->ndpages_cap = nc;
     }
-    uint64_t len = hi - lo;
-    uint32_t *d = pulse_xmalloc(len * sizeof(uint32_t));
-    memset(d, 0, len * sizeof(uint32_t));
-    if (t->direct)
-        memcpy(d + (t->direct_base - lo), t->direct, t->direct_len * sizeof(uint32_t));
-    free(t->direct);
-    t->direct = d;
-    t->direct_base = lo;
-    t->direct_len = len;
-    return 1;
+    t->dpages[k] = pulse_xmalloc(DPAGE * sizeof(uint32_t));
+    memset(t->dpages[k], 0, DPAGE * sizeof(uint32_t));
+    t->ndpages++;
+    return &t->dpages[k][v & (DPAGE - 1)];
 }
 
 /* The numeric path: 1 on success (*id set), 0 when the ref is not for it. */
@@ -220,11 +251,11 @@ static int strtab_intern_direct(pulse_strtab_t *t, const char *s, size_t len, ui
             return 0;
         v = v * 10 + d;
     }
-    if (!direct_fit(t, v)) {
+    uint32_t *e = direct_entry(t, v);
+    if (e == NULL) {
         direct_give_up(t);
         return 0;
     }
-    uint32_t *e = &t->direct[v - t->direct_base];
     if (*e != 0) {
         uint32_t k = *e - 1;
         if (t->off[k + 1] - t->off[k] == len) { /* same value and length: the same digits */
@@ -235,10 +266,6 @@ static int strtab_intern_direct(pulse_strtab_t *t, const char *s, size_t len, ui
     }
     *id = strtab_append(t, s, len);
     *e = *id + 1;
-    if (t->ndirect == 0 || v < t->direct_min)
-        t->direct_min = v;
-    if (t->ndirect == 0 || v > t->direct_max)
-        t->direct_max = v;
     t->ndirect++;
     return 1;
 }
@@ -266,7 +293,7 @@ static void strtab_free(pulse_strtab_t *t)
     free(t->bytes);
     free(t->off);
     free(t->slots);
-    free(t->direct);
+    direct_free(t);
     memset(t, 0, sizeof(*t));
 }
 
@@ -303,7 +330,7 @@ void pulse_txstore_free(pulse_txstore_t *st)
 
 static void *grow(void *p, size_t n, size_t size)
 {
-    return p ? pulse_xrealloc(p, n * size) : NULL;
+    return p ? big_realloc(p, n * size) : NULL;
 }
 
 static void tx_reserve(pulse_txstore_t *st, uint64_t need)
@@ -320,9 +347,9 @@ static void tx_reserve(pulse_txstore_t *st, uint64_t need)
     if (c > UINT32_MAX)
         c = UINT32_MAX;
     st->tx_cap = (uint32_t)c;
-    st->tx_customer = pulse_xrealloc(st->tx_customer, c * sizeof(uint32_t));
-    st->tx_day = pulse_xrealloc(st->tx_day, c * sizeof(int32_t));
-    st->tx_amount = pulse_xrealloc(st->tx_amount, c * sizeof(float));
+    st->tx_customer = big_realloc(st->tx_customer, c * sizeof(uint32_t));
+    st->tx_day = big_realloc(st->tx_day, c * sizeof(int32_t));
+    st->tx_amount = big_realloc(st->tx_amount, c * sizeof(float));
     st->tx_quantity = grow(st->tx_quantity, c, sizeof(float));
     st->tx_category = grow(st->tx_category, c, sizeof(uint32_t));
     st->tx_product = grow(st->tx_product, c, sizeof(uint32_t));
@@ -343,20 +370,20 @@ static void ev_reserve(pulse_txstore_t *st, uint64_t need)
     if (c > UINT32_MAX)
         c = UINT32_MAX;
     st->ev_cap = (uint32_t)c;
-    st->ev_customer = pulse_xrealloc(st->ev_customer, c * sizeof(uint32_t));
-    st->ev_day = pulse_xrealloc(st->ev_day, c * sizeof(int32_t));
-    st->ev_type = pulse_xrealloc(st->ev_type, c * sizeof(uint32_t));
-    st->ev_value = pulse_xrealloc(st->ev_value, c * sizeof(float));
-    st->ev_quantity = pulse_xrealloc(st->ev_quantity, c * sizeof(float));
+    st->ev_customer = big_realloc(st->ev_customer, c * sizeof(uint32_t));
+    st->ev_day = big_realloc(st->ev_day, c * sizeof(int32_t));
+    st->ev_type = big_realloc(st->ev_type, c * sizeof(uint32_t));
+    st->ev_value = big_realloc(st->ev_value, c * sizeof(float));
+    st->ev_quantity = big_realloc(st->ev_quantity, c * sizeof(float));
 }
 
 void pulse_txstore_reserve(pulse_txstore_t *st, uint32_t ntx, uint32_t nev)
 {
     if (ntx > st->tx_cap) {
         st->tx_cap = ntx;
-        st->tx_customer = pulse_xrealloc(st->tx_customer, (size_t)ntx * sizeof(uint32_t));
-        st->tx_day = pulse_xrealloc(st->tx_day, (size_t)ntx * sizeof(int32_t));
-        st->tx_amount = pulse_xrealloc(st->tx_amount, (size_t)ntx * sizeof(float));
+        st->tx_customer = big_realloc(st->tx_customer, (size_t)ntx * sizeof(uint32_t));
+        st->tx_day = big_realloc(st->tx_day, (size_t)ntx * sizeof(int32_t));
+        st->tx_amount = big_realloc(st->tx_amount, (size_t)ntx * sizeof(float));
         st->tx_quantity = grow(st->tx_quantity, ntx, sizeof(float));
         st->tx_category = grow(st->tx_category, ntx, sizeof(uint32_t));
         st->tx_product = grow(st->tx_product, ntx, sizeof(uint32_t));
@@ -369,7 +396,7 @@ void pulse_txstore_reserve(pulse_txstore_t *st, uint32_t ntx, uint32_t nev)
 /* Optional columns appear when the first row carries the value; earlier rows get the "none" value. */
 static float *new_float_col(uint32_t cap, uint32_t n)
 {
-    float *c = pulse_xmalloc((size_t)cap * sizeof(float));
+    float *c = big_malloc((size_t)cap * sizeof(float));
     for (uint32_t i = 0; i < n; i++)
         c[i] = NAN;
     return c;
@@ -377,14 +404,14 @@ static float *new_float_col(uint32_t cap, uint32_t n)
 
 static uint32_t *new_index_col(uint32_t cap, uint32_t n)
 {
-    uint32_t *c = pulse_xmalloc((size_t)cap * sizeof(uint32_t));
+    uint32_t *c = big_malloc((size_t)cap * sizeof(uint32_t));
     memset(c, 0xff, (size_t)n * sizeof(uint32_t));
     return c;
 }
 
 static uint8_t *new_flags_col(uint32_t cap, uint32_t n)
 {
-    uint8_t *c = pulse_xmalloc(cap);
+    uint8_t *c = big_malloc(cap);
     memset(c, 0, n);
     return c;
 }
@@ -478,8 +505,8 @@ static uint32_t *strtab_map(pulse_strtab_t *dst, const pulse_strtab_t *src)
 {
     if (src->n == 0)
         return NULL;
-    uint32_t *map = pulse_xmalloc((size_t)src->n * sizeof(uint32_t));
-    if (dst->direct == NULL && src->direct == NULL)
+    uint32_t *map = big_malloc((size_t)src->n * sizeof(uint32_t));
+    if (dst->dpages == NULL && src->dpages == NULL)
         pulse_strtab_reserve(dst, dst->n + src->n); /* one growth, not several */
     for (uint32_t i = 0; i < src->n; i++)
         map[i] = pulse_strtab_intern(dst, src->bytes + src->off[i], src->off[i + 1] - src->off[i]);
@@ -497,7 +524,7 @@ static int is_identity(const uint32_t *map, uint32_t n)
 /* Appends n elements of src (then frees src) to *dstp whose capacity is grown to cap. */
 static void *append_col(void *dstp, size_t have, size_t cap, void *src, size_t n, size_t size)
 {
-    char *d = pulse_xrealloc(dstp, cap * size);
+    char *d = big_realloc(dstp, cap * size);
     if (n)
         memcpy(d + have * size, src, n * size);
     free(src);
@@ -523,7 +550,7 @@ static void merge_optional(void **dcol, void **scol, uint32_t dn, uint32_t sn, u
                 : kind == 1 ? (void *)new_index_col(total, dn)
                             : new_flags_col(total, dn);
     else
-        *dcol = pulse_xrealloc(*dcol, (size_t)total * size);
+        *dcol = big_realloc(*dcol, (size_t)total * size);
     char *d = (char *)*dcol + (size_t)dn * size;
     if (*scol)
         memcpy(d, *scol, (size_t)sn * size);
@@ -553,17 +580,23 @@ void pulse_txstore_merge(pulse_txstore_t *dst, pulse_txstore_t *src)
     uint32_t *catmap = strtab_map(&dst->categories, &src->categories);
     uint32_t *pmap = strtab_map(&dst->products, &src->products);
     uint32_t *tmap = strtab_map(&dst->event_types, &src->event_types);
+    /* src's strings are in dst now: give their memory back before the columns grow */
+    uint32_t src_nc = src->customers.n, src_ncat = src->categories.n, src_np = src->products.n, src_nt = src->event_types.n;
+    strtab_free(&src->customers);
+    strtab_free(&src->categories);
+    strtab_free(&src->products);
+    strtab_free(&src->event_types);
     if ((uint64_t)dst->ntx + src->ntx > UINT32_MAX || (uint64_t)dst->nev + src->nev > UINT32_MAX) {
         fprintf(stderr, "pulse: more than 4 G rows in one store\n");
         abort();
     }
     if (src->ntx) {
         uint32_t dn = dst->ntx, sn = src->ntx, total = dn + sn;
-        remap(src->tx_customer, sn, cmap, src->customers.n);
+        remap(src->tx_customer, sn, cmap, src_nc);
         if (src->tx_category)
-            remap(src->tx_category, sn, catmap, src->categories.n);
+            remap(src->tx_category, sn, catmap, src_ncat);
         if (src->tx_product)
-            remap(src->tx_product, sn, pmap, src->products.n);
+            remap(src->tx_product, sn, pmap, src_np);
         dst->tx_customer = append_col(dst->tx_customer, dn, total, src->tx_customer, sn, sizeof(uint32_t));
         dst->tx_day = append_col(dst->tx_day, dn, total, src->tx_day, sn, sizeof(int32_t));
         dst->tx_amount = append_col(dst->tx_amount, dn, total, src->tx_amount, sn, sizeof(float));
@@ -583,8 +616,8 @@ void pulse_txstore_merge(pulse_txstore_t *dst, pulse_txstore_t *src)
     }
     if (src->nev) {
         uint32_t dn = dst->nev, sn = src->nev, total = dn + sn;
-        remap(src->ev_customer, sn, cmap, src->customers.n);
-        remap(src->ev_type, sn, tmap, src->event_types.n);
+        remap(src->ev_customer, sn, cmap, src_nc);
+        remap(src->ev_type, sn, tmap, src_nt);
         dst->ev_customer = append_col(dst->ev_customer, dn, total, src->ev_customer, sn, sizeof(uint32_t));
         dst->ev_day = append_col(dst->ev_day, dn, total, src->ev_day, sn, sizeof(int32_t));
         dst->ev_type = append_col(dst->ev_type, dn, total, src->ev_type, sn, sizeof(uint32_t));
@@ -664,18 +697,15 @@ static int cmp_day_pos(const void *a, const void *b)
 static uint32_t *group_rows(uint32_t *cust, int32_t *day, uint32_t n, uint32_t ncust, void **cols, const size_t *sizes,
                             size_t ncols)
 {
-    uint32_t *first = calloc((size_t)ncust + 1, sizeof(uint32_t));
-    if (first == NULL) {
-        fprintf(stderr, "pulse: out of memory (%zu bytes)\n", ((size_t)ncust + 1) * sizeof(uint32_t));
-        abort();
-    }
+    uint32_t *first = big_malloc(((size_t)ncust + 1) * sizeof(uint32_t));
+    memset(first, 0, ((size_t)ncust + 1) * sizeof(uint32_t));
     for (uint32_t i = 0; i < n; i++)
         first[cust[i] + 1]++;
     for (uint32_t c = 0; c < ncust; c++)
         first[c + 1] += first[c];
     if (n == 0 || rows_in_order(cust, day, n))
         return first;
-    uint32_t *perm = pulse_xmalloc((size_t)n * sizeof(uint32_t));
+    uint32_t *perm = big_malloc((size_t)n * sizeof(uint32_t));
     uint32_t *next = pulse_xmalloc(((size_t)ncust + 1) * sizeof(uint32_t));
     memcpy(next, first, ((size_t)ncust + 1) * sizeof(uint32_t));
     for (uint32_t i = 0; i < n; i++)
@@ -690,7 +720,7 @@ static uint32_t *group_rows(uint32_t *cust, int32_t *day, uint32_t n, uint32_t n
             sort_group(perm, lo, hi, day);
         }
     }
-    void *scratch = pulse_xmalloc((size_t)n * 4);
+    void *scratch = big_malloc((size_t)n * 4);
     permute(cust, perm, n, 4, scratch);
     permute(day, perm, n, 4, scratch);
     for (size_t k = 0; k < ncols; k++)
@@ -712,15 +742,13 @@ void pulse_txstore_finish(pulse_txstore_t *st)
     size_t evsizes[] = {4, 4, 4};
     st->ev_first = group_rows(st->ev_customer, st->ev_day, st->nev, nc, evcols, evsizes, 3);
     pulse_strtab_t *tabs[] = {&st->customers, &st->categories, &st->products, &st->event_types};
-    for (size_t k = 0; k < 4; k++) {
-        free(tabs[k]->slots);
-        free(tabs[k]->direct);
-        tabs[k]->slots = NULL;
-        tabs[k]->direct = NULL;
-        tabs[k]->mask = tabs[k]->nhash = tabs[k]->ndirect = 0;
-        tabs[k]->direct_base = tabs[k]->direct_len = 0;
-        tabs[k]->direct_off = 1; /* pulse_strtab_reserve rebuilds a hash index of everything */
-    }
+    for (size_t k = 0; k < 4; k++)
+        drop_index(tabs[k]);
+    /* tx_first/ev_first say whose rows are whose: the per-row customer columns would be 4 bytes a
+     * row of redundancy (42 MB at 10 M rows) */
+    free(st->tx_customer);
+    free(st->ev_customer);
+    st->tx_customer = st->ev_customer = NULL;
     st->finished = 1;
 }
 

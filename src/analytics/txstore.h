@@ -13,10 +13,11 @@
 #define PULSE_TX_DISCOUNTED 2u        /* bought with a discount */
 
 /* Strings interned to 0..n-1 in order of first appearance (so two loads of the same rows give the
- * same indexes). Two indexes: a hash table, and for numeric refs ("12345", up to 9 digits) a direct
- * array by value while the values are dense enough (span <= 8 x count + 1 M; otherwise they move to
- * the hash table for good): no hashing, no probing, and sequential on files sorted by id. The
- * indexes are dropped by pulse_txstore_finish (the strings stay). */
+ * same indexes). Two indexes: a hash table, and for numeric refs ("12345", up to 9 digits) a paged
+ * direct array by value while the values are dense enough (allocated pages cover at most 8 x the
+ * count + 1 M values; past that they move to the hash table for good): no hashing, no probing,
+ * sequential on files sorted by id, and no copying as it grows. The indexes are dropped by
+ * pulse_txstore_finish (the strings stay). */
 typedef struct pulse_strtab_t {
     char *bytes; /* all strings back to back, not NUL-terminated */
     size_t nbytes, bytes_cap;
@@ -26,10 +27,8 @@ typedef struct pulse_strtab_t {
      * per probe on 3.5 M-customer tables. NULL until used or once dropped. */
     uint64_t *slots;
     uint32_t mask, nhash;
-    uint32_t *direct; /* direct[value - direct_base] = id + 1 */
-    uint64_t direct_base, direct_len; /* values covered: [base, base + len) */
-    uint64_t direct_min, direct_max;  /* values held */
-    uint32_t ndirect;
+    uint32_t **dpages; /* dpages[v >> 16][v & 0xffff] = id + 1; NULL pages where no value fell */
+    uint32_t ndpages_cap, ndpages, ndirect;
     int direct_off; /* numeric refs go to the hash table (too sparse, or indexes dropped) */
 } pulse_strtab_t;
 
@@ -59,7 +58,7 @@ typedef struct pulse_txstore_t {
     pulse_strtab_t customers, categories, products, event_types;
     /* transactions */
     uint32_t ntx, tx_cap;
-    uint32_t *tx_customer;
+    uint32_t *tx_customer; /* freed by finish: tx_first says whose rows are whose */
     int32_t *tx_day;
     float *tx_amount;
     float *tx_quantity;     /* NULL: no row had one; NAN per row without */
@@ -69,7 +68,7 @@ typedef struct pulse_txstore_t {
     unsigned tx_flags_seen; /* OR of every row's flags (discount share is 0 without the flag) */
     /* events */
     uint32_t nev, ev_cap;
-    uint32_t *ev_customer;
+    uint32_t *ev_customer; /* freed by finish */
     int32_t *ev_day;
     uint32_t *ev_type;
     float *ev_value;    /* revenue impact or amount */
@@ -105,13 +104,18 @@ uint32_t pulse_txstore_add_event(pulse_txstore_t *st, const char *customer, size
 void pulse_txstore_merge(pulse_txstore_t *dst, pulse_txstore_t *src);
 
 /* Groups rows by customer (counting sort, stable) and orders each customer's rows by day; a store
- * already in that order is left as it is. Builds tx_first/ev_first and drops the hash indexes. */
+ * already in that order is left as it is. Builds tx_first/ev_first, frees tx_customer/ev_customer
+ * (redundant with them), drops the indexes of the string tables and trims their arrays. */
 void pulse_txstore_finish(pulse_txstore_t *st);
 
 static inline uint32_t pulse_txstore_ncustomers(const pulse_txstore_t *st)
 {
     return st->customers.n;
 }
+
+/* Asks for transparent huge pages on the 2 MiB-aligned interior of a big array (no-op under 4 MiB
+ * or where THP is off): a 10 M-row store otherwise takes ~100 000 page faults to fill. */
+void pulse_txstore_advise_huge(void *p, size_t n);
 
 /* Days since 1970-01-01 of a civil date (proleptic Gregorian). */
 int32_t pulse_txstore_days_from_civil(int y, unsigned m, unsigned d);
