@@ -1,0 +1,300 @@
+/* The segmentation pipeline (see segment.h). */
+#include "analytics/segment.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "core/buf.h"
+
+#define BLOCK 262144u /* customers per feature block: the matrix of 3.5 M customers never exists at once */
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+unsigned pulse_segment_band(const pulse_segment_table_t *t, double p)
+{
+    if (isnan(p))
+        return 0;
+    /* in float: probabilities are stored as real, and 0.7f must reach a 0.7 threshold */
+    if ((float)p >= (float)t->churn_high)
+        return 3;
+    if ((float)p >= (float)t->churn_medium)
+        return 2;
+    return 1;
+}
+
+const char *pulse_segment_band_name(unsigned band)
+{
+    static const char *names[] = {NULL, "low", "medium", "high"};
+    return band < 4 ? names[band] : NULL;
+}
+
+const char *pulse_segment_trend_name(int trend)
+{
+    switch (trend) {
+    case PULSE_TREND_DECLINING:
+        return "declining";
+    case PULSE_TREND_STABLE:
+        return "stable";
+    case PULSE_TREND_INCREASING:
+        return "increasing";
+    default:
+        return NULL;
+    }
+}
+
+double pulse_segment_behaviour_score(const pulse_score_term_t *terms, size_t n, const double *x)
+{
+    double sum = 0, wsum = 0;
+    for (size_t t = 0; t < n; t++) {
+        wsum += fabs(terms[t].weight);
+        if (isnan(x[t]))
+            continue;
+        double z = (x[t] - terms[t].center) / terms[t].scale;
+        z = z < -1 ? -1 : z > 1 ? 1 : z;
+        sum += terms[t].weight * z;
+    }
+    if (wsum == 0)
+        return 50.0;
+    double s = 50.0 + 50.0 * sum / wsum;
+    return s < 0 ? 0 : s > 100 ? 100 : s;
+}
+
+void pulse_segment_format_value(double v, const char *unit, char *out, size_t outlen)
+{
+    if (isnan(v)) {
+        snprintf(out, outlen, "n/a");
+    } else if (unit != NULL && (strcmp(unit, "count") == 0 || strcmp(unit, "days") == 0)) {
+        snprintf(out, outlen, "%.0f", v);
+    } else if (unit != NULL && strcmp(unit, "ratio") == 0) {
+        snprintf(out, outlen, "%.0f%%", v * 100.0);
+    } else {
+        snprintf(out, outlen, "%.2f", v);
+    }
+    if (strcmp(out, "-0") == 0 || strcmp(out, "-0%") == 0)
+        memmove(out, out + 1, strlen(out)); /* a rounded tiny negative reads as 0 */
+}
+
+void pulse_segment_signal_message(const pulse_signal_t *s, double value, const char *unit, char *out, size_t outlen)
+{
+    char v[48], th[48];
+    pulse_segment_format_value(value, unit, v, sizeof(v));
+    pulse_segment_format_value(s->threshold, unit, th, sizeof(th));
+    size_t o = 0;
+    const char *p = s->message ? s->message : "";
+    while (*p && o + 1 < outlen) {
+        const char *rep = NULL;
+        size_t skip = 0;
+        if (strncmp(p, "{value}", 7) == 0)
+            rep = v, skip = 7;
+        else if (strncmp(p, "{threshold}", 11) == 0)
+            rep = th, skip = 11;
+        if (rep) {
+            for (; *rep && o + 1 < outlen; rep++)
+                out[o++] = *rep;
+            p += skip;
+        } else {
+            out[o++] = *p++;
+        }
+    }
+    if (outlen > 0)
+        out[o < outlen ? o : outlen - 1] = '\0';
+}
+
+/* Column of a feature by name, or -1. */
+static int column_of(const pulse_feature_info_t *info, size_t ncols, const char *name)
+{
+    for (size_t j = 0; j < ncols; j++)
+        if (strcmp(info[j].name, name) == 0)
+            return (int)j;
+    return -1;
+}
+
+void pulse_segment_result_free(pulse_segment_result_t *r)
+{
+    free(r->info);
+    free(r->features);
+    free(r->recency);
+    free(r->frequency);
+    free(r->monetary);
+    free(r->r);
+    free(r->f);
+    free(r->m);
+    free(r->band);
+    free(r->segment);
+    free(r->segment_score);
+    free(r->behaviour_score);
+    free(r->trend);
+    free(r->signals);
+    memset(r, 0, sizeof(*r));
+}
+
+int pulse_segment_run(const pulse_txstore_t *st, const pulse_segment_opts_t *opt, pulse_segment_result_t *out, char *err,
+                      size_t errlen)
+{
+    memset(out, 0, sizeof(*out));
+    const pulse_segment_table_t *tab = opt->table;
+    const pulse_behaviour_t *bh = opt->behaviour;
+    if (tab == NULL || tab->nnames == 0 || tab->nnames > PULSE_SEGMENT_MAX_NAMES)
+        return pulse_fail(err, errlen, "segments: the rule's table names no segments (or more than %d)", PULSE_SEGMENT_MAX_NAMES);
+    for (unsigned k = 0; k < PULSE_SEGMENT_KEYS; k++)
+        if (tab->segment[k] > tab->nnames)
+            return pulse_fail(err, errlen, "segments: table entry %u names segment %u of %zu", k, tab->segment[k], tab->nnames);
+    if (bh != NULL && bh->nsignals > PULSE_SEGMENT_MAX_SIGNALS)
+        return pulse_fail(err, errlen, "behaviour: %zu signals, at most %d", bh->nsignals, PULSE_SEGMENT_MAX_SIGNALS);
+    if (!st->finished)
+        return pulse_fail(err, errlen, "segments: the store is not finished");
+
+    pulse_features_opts_t fo;
+    memset(&fo, 0, sizeof(fo));
+    fo.as_of = opt->as_of;
+    fo.threads = opt->threads;
+    if (bh != NULL) {
+        fo.specs = bh->aggregates;
+        fo.nspecs = bh->naggregates;
+    }
+    uint32_t n = pulse_txstore_ncustomers(st);
+    size_t ncols = pulse_features_ncols(&fo);
+    out->n = n;
+    out->ncols = ncols;
+    out->as_of = fo.as_of ? fo.as_of : pulse_features_default_as_of(st);
+    /* The dictionary (and the spec check) from a one-customer computation's info. */
+    {
+        pulse_feature_matrix_t probe;
+        if (n > 0) {
+            if (pulse_features_compute(st, &fo, 0, 1, &probe, err, errlen) != 0)
+                return -1;
+            out->info = probe.info;
+            probe.info = NULL;
+            pulse_features_matrix_free(&probe);
+        } else {
+            out->info = pulse_xmalloc(ncols * sizeof(pulse_feature_info_t));
+            for (size_t j = 0; j < PULSE_FEAT_COUNT; j++)
+                out->info[j] = *pulse_features_info((pulse_feat_t)j);
+            for (size_t s = 0; s < fo.nspecs; s++) {
+                snprintf(out->info[PULSE_FEAT_COUNT + s].name, sizeof(out->info[0].name), "%s", fo.specs[s].name);
+                out->info[PULSE_FEAT_COUNT + s].description = "event aggregate";
+                out->info[PULSE_FEAT_COUNT + s].unit = fo.specs[s].op == PULSE_AGG_COUNT ? "count" : "value";
+            }
+        }
+    }
+    int score_col[64], trend_col = -1;
+    size_t nscore = bh ? bh->nscore : 0;
+    if (nscore > 64)
+        return pulse_segment_result_free(out), pulse_fail(err, errlen, "behaviour: %zu score terms, at most 64", nscore);
+    for (size_t t = 0; t < nscore; t++)
+        if ((score_col[t] = column_of(out->info, ncols, bh->score[t].feature)) < 0) {
+            pulse_fail(err, errlen, "behaviour.score[%zu]: '%s' is not a feature", t + 1, bh->score[t].feature);
+            return pulse_segment_result_free(out), -1;
+        }
+    if (bh != NULL && bh->trend_feature != NULL && (trend_col = column_of(out->info, ncols, bh->trend_feature)) < 0) {
+        pulse_fail(err, errlen, "behaviour.trend: '%s' is not a feature", bh->trend_feature);
+        return pulse_segment_result_free(out), -1;
+    }
+    size_t nsig = bh ? bh->nsignals : 0;
+    for (size_t s = 0; s < nsig; s++)
+        if ((out->sig_col[s] = column_of(out->info, ncols, bh->signals[s].feature)) < 0) {
+            pulse_fail(err, errlen, "behaviour.signals[%zu]: '%s' is not a feature", s + 1, bh->signals[s].feature);
+            return pulse_segment_result_free(out), -1;
+        }
+
+    size_t nn = (size_t)n + 1; /* never a zero-size allocation */
+    out->recency = pulse_xmalloc(nn * sizeof(float));
+    out->frequency = pulse_xmalloc(nn * sizeof(float));
+    out->monetary = pulse_xmalloc(nn * sizeof(float));
+    out->behaviour_score = pulse_xmalloc(nn * sizeof(float));
+    out->trend = pulse_xmalloc(nn);
+    out->signals = pulse_xmalloc(nn * sizeof(uint64_t));
+    if (opt->keep_features)
+        out->features = pulse_xmalloc(ncols * nn * sizeof(float));
+
+    /* 1. features, block by block; behaviour needs only the customer's own row */
+    double t0 = now_s();
+    float *x = opt->keep_features ? NULL : pulse_xmalloc((size_t)BLOCK * ncols * sizeof(float));
+    float *block = x;
+    for (uint32_t c0 = 0; c0 < n; c0 += BLOCK) {
+        uint32_t cnt = n - c0 < BLOCK ? n - c0 : BLOCK;
+        if (opt->keep_features)
+            block = pulse_xmalloc((size_t)cnt * ncols * sizeof(float));
+        if (pulse_features_compute_into(st, &fo, c0, cnt, block, NULL, err, errlen) != 0) {
+            if (opt->keep_features)
+                free(block);
+            free(x);
+            pulse_segment_result_free(out);
+            return -1;
+        }
+        memcpy(out->recency + c0, block + (size_t)PULSE_FEAT_RECENCY * cnt, cnt * sizeof(float));
+        memcpy(out->frequency + c0, block + (size_t)PULSE_FEAT_FREQUENCY * cnt, cnt * sizeof(float));
+        memcpy(out->monetary + c0, block + (size_t)PULSE_FEAT_MONETARY * cnt, cnt * sizeof(float));
+        double xv[64];
+        for (uint32_t i = 0; i < cnt; i++) {
+            for (size_t t = 0; t < nscore; t++)
+                xv[t] = block[(size_t)score_col[t] * cnt + i];
+            out->behaviour_score[c0 + i] = (float)pulse_segment_behaviour_score(bh ? bh->score : NULL, nscore, xv);
+            int8_t tr = PULSE_TREND_NONE;
+            if (trend_col >= 0) {
+                float v = block[(size_t)trend_col * cnt + i];
+                if (!isnan(v))
+                    tr = v >= bh->trend_increasing  ? PULSE_TREND_INCREASING
+                         : v <= bh->trend_declining ? PULSE_TREND_DECLINING
+                                                    : PULSE_TREND_STABLE;
+            }
+            out->trend[c0 + i] = tr;
+            uint64_t fired = 0;
+            for (size_t s = 0; s < nsig; s++) {
+                float v = block[(size_t)out->sig_col[s] * cnt + i];
+                const pulse_signal_t *sg = &bh->signals[s];
+                if (sg->below ? (double)v < sg->threshold : (double)v > sg->threshold) /* NaN compares false */
+                    fired |= (uint64_t)1 << s;
+            }
+            out->signals[c0 + i] = fired;
+        }
+        if (opt->keep_features) {
+            for (size_t j = 0; j < ncols; j++)
+                memcpy(out->features + j * n + c0, block + j * cnt, cnt * sizeof(float));
+            free(block);
+        }
+    }
+    free(x);
+    double t1 = now_s();
+    out->features_seconds = t1 - t0;
+
+    /* 2. RFM quintiles over all customers (a block would rank within itself) */
+    out->r = pulse_xmalloc(nn);
+    out->f = pulse_xmalloc(nn);
+    out->m = pulse_xmalloc(nn);
+    pulse_features_quintiles(out->recency, n, 0, out->r);
+    pulse_features_quintiles(out->frequency, n, 1, out->f);
+    pulse_features_quintiles(out->monetary, n, 1, out->m);
+    double t2 = now_s();
+    out->rfm_seconds = t2 - t1;
+
+    /* 3. churn band, segment by lookup */
+    out->band = pulse_xmalloc(nn);
+    out->segment = pulse_xmalloc(nn);
+    out->segment_score = pulse_xmalloc(nn * sizeof(float));
+    for (uint32_t i = 0; i < n; i++) {
+        unsigned band = opt->churn ? pulse_segment_band(tab, opt->churn[i]) : 0;
+        out->band[i] = (uint8_t)band;
+        if (isnan(out->recency[i])) {
+            out->r[i] = out->f[i] = out->m[i] = 0;
+            out->segment[i] = 0;
+            out->segment_score[i] = NAN;
+        } else {
+            unsigned key = pulse_segment_key(band, out->r[i], out->f[i], out->m[i]);
+            out->segment[i] = tab->segment[key];
+            out->segment_score[i] = out->segment[i] ? tab->score[key] : NAN;
+        }
+        out->counts[out->segment[i]]++;
+    }
+    out->segmented = (uint32_t)(n - out->counts[0]);
+    out->segment_seconds = now_s() - t2;
+    return 0;
+}
