@@ -14,6 +14,7 @@ static const pulse_cli_command_t commands[] = {
     {"db", "start, stop or locate the private PostgreSQL cluster under var/", pulse_cli_db},
     {"gen", "write synthetic data files with planted churn (pulse gen --help)", pulse_cli_gen},
     {"rules", "check a rule file or test it on data (pulse rules --help)", pulse_cli_rules},
+    {"segment", "segment the customers of a transactions file, no database needed (pulse segment --help)", pulse_cli_segment},
     {NULL, NULL, NULL},
 };
 

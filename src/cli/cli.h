@@ -21,6 +21,7 @@ int pulse_cli_bench(int argc, char **argv);
 int pulse_cli_import(int argc, char **argv);
 int pulse_cli_gen(int argc, char **argv);
 int pulse_cli_rules(int argc, char **argv);
+int pulse_cli_segment(int argc, char **argv);
 
 /* True if argv holds --help or -h. */
 int pulse_cli_wants_help(int argc, char **argv);

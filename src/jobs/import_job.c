@@ -154,6 +154,21 @@ static void beat_stop(beat_t *b)
     b->conn = NULL;
 }
 
+pulse_job_beat_t *pulse_job_beat_start(const pulse_config_t *cfg, PGconn *like, const char *job_id, const char *tenant)
+{
+    beat_t *b = pulse_xmalloc(sizeof(*b));
+    beat_start(b, cfg, like, job_id, tenant);
+    return (pulse_job_beat_t *)b;
+}
+
+void pulse_job_beat_stop(pulse_job_beat_t *b)
+{
+    if (b == NULL)
+        return;
+    beat_stop((beat_t *)b);
+    free(b);
+}
+
 /* --- progress --- */
 
 typedef struct run_t {
@@ -421,6 +436,10 @@ int pulse_job_run(const pulse_config_t *cfg, PGconn *ctl, PGconn *work, const ch
     memset(out, 0, sizeof(*out));
     run_t r = {cfg, ctl, job_id, tenant_id, stop, observer, ud, now_s(), 0, NULL, 0, 0};
     char err[512];
+    if (strcmp(kind, "segment") == 0)
+        return pulse_segment_job_run(cfg, ctl, work, job_id, tenant_id, params_json, stop, observer, ud, out);
+    if (strcmp(kind, "cluster") == 0)
+        return pulse_cluster_job_run(cfg, ctl, work, job_id, tenant_id, params_json, stop, observer, ud, out);
     if (strcmp(kind, "import") != 0) {
         set_outcome(out, "failed", "unknown_job", "this server does not know jobs of this kind");
         record_outcome(&r, out, "failed", NULL, NULL, NULL);

@@ -72,4 +72,18 @@ PGresult *pulse_jobs_tenant_exec(PGconn *c, const char *tenant, const char *sql,
  * UTC and ISO dates. NULL with a message in err. */
 PGconn *pulse_jobs_connect(const pulse_config_t *cfg, const char *conninfo, const char *app_name, char *err, size_t errlen);
 
+/* Shared by the job kinds (import_job.c): a heartbeat on its own connection while a job runs
+ * (NULL-safe stop; start never fails: without a connection there is just no heartbeat). */
+typedef struct pulse_job_beat_t pulse_job_beat_t;
+pulse_job_beat_t *pulse_job_beat_start(const pulse_config_t *cfg, PGconn *like, const char *job_id, const char *tenant);
+void pulse_job_beat_stop(pulse_job_beat_t *b);
+
+/* The analytics job kinds (segment_job.c, cluster_job.c), run by pulse_job_run: same contract. */
+int pulse_segment_job_run(const pulse_config_t *cfg, PGconn *ctl, PGconn *work, const char *job_id, const char *tenant_id,
+                          const char *params_json, volatile int *stop, pulse_job_observer observer, void *ud,
+                          pulse_job_outcome_t *out);
+int pulse_cluster_job_run(const pulse_config_t *cfg, PGconn *ctl, PGconn *work, const char *job_id, const char *tenant_id,
+                          const char *params_json, volatile int *stop, pulse_job_observer observer, void *ud,
+                          pulse_job_outcome_t *out);
+
 #endif
