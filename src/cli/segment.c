@@ -15,6 +15,8 @@
 #include "analytics/cluster.h"
 #include "analytics/segment.h"
 #include "analytics/txfile.h"
+#include "db/conninfo.h"
+#include "jobs/jobs.h"
 #include "core/buf.h"
 #include "ingest/load.h"
 #include "jobs/analytics_job.h"
@@ -54,12 +56,15 @@ static const char SEGMENT_TABLE_LUA[] =
 static void usage(FILE *f)
 {
     fprintf(f, "Usage: pulse segment FILE [--industry ecommerce|telecom|banking] [--rules segments.lua]\n"
-               "                    [--as-of YYYY-MM-DD] [--k N|auto] [--method kmeans|gmm|ward] [--out result.csv]\n\n"
+               "                    [--as-of YYYY-MM-DD] [--k N|auto] [--method kmeans|gmm|ward] [--out result.csv]\n"
+               "       pulse segment --tenant ORG [--rules segments.lua] [--as-of YYYY-MM-DD] [--k N|auto] [--method M]\n\n"
                "Segments the customers of a transactions file with no server or database: features, RFM scores,\n"
                "the segments rule (default: rules/segments.lua), the industry's behaviour signals and clusters\n"
                "(k-means, k = 4 by default, on log/standardised recency, frequency and monetary). Writes one CSV\n"
-               "row per customer (--out, default result.csv) and prints a summary. Exit codes: 0 ok, 1 failure,\n"
-               "2 usage.\n");
+               "row per customer (--out, default result.csv) and prints a summary.\n\n"
+               "With --tenant: runs the segment job on the organization's data in PostgreSQL (as POST\n"
+               "/api/v1/segmentation/organizations/{id}/segment does) and, with --k or --method, a cluster job\n"
+               "after it; prints each job's result. Exit codes: 0 ok, 1 failure, 2 usage.\n");
 }
 
 static double now_s(void)
@@ -153,6 +158,150 @@ static void csv_field(FILE *f, const char *s, size_t n)
     fputc('"', f);
 }
 
+/* Pushes the rule's lookup table (nil: the shipped rule) or prints why not. Returns 0 or -1. */
+static int push_segment_table(lua_State *L, const char *rules)
+{
+    if (luaL_loadbuffer(L, SEGMENT_TABLE_LUA, sizeof(SEGMENT_TABLE_LUA) - 1, "=segment_table") != LUA_OK) {
+        fprintf(stderr, "pulse segment: %s\n", lua_tostring(L, -1));
+        return -1;
+    }
+    if (rules)
+        lua_pushstring(L, rules);
+    else
+        lua_pushnil(L);
+    if (lua_pcall(L, 1, 2, 0) != LUA_OK || lua_isnil(L, -2)) {
+        fprintf(stderr, "pulse segment: the segments rule: %s\n", lua_tostring(L, -1));
+        return -1;
+    }
+    lua_pop(L, 1);
+    return 0;
+}
+
+/* Runs one job of kind for tenant here (the row is created running, as pulse import does) and
+ * prints its result. Returns 0 when done. */
+static int run_tenant_job(const pulse_config_t *cfg, const char *conninfo, const char *tenant, const char *kind, const char *params,
+                          int quiet)
+{
+    char err[512];
+    PGconn *ctl = pulse_jobs_connect(cfg, conninfo, "pulse-segment", err, sizeof(err));
+    PGconn *work = ctl ? pulse_jobs_connect(cfg, conninfo, "pulse-segment", err, sizeof(err)) : NULL;
+    int rc = -1;
+    if (work == NULL) {
+        fprintf(stderr, "pulse segment: %s\n", err);
+        goto done;
+    }
+    const char *jp[] = {tenant, kind, params};
+    PGresult *r =
+        pulse_jobs_tenant_exec(ctl, tenant,
+                               "WITH j AS (INSERT INTO jobs (tenant_id, kind, params, state, attempts, phase, started_at, "
+                               "heartbeat_at) VALUES ($1, $2, $3::jsonb, 'running', 1, 'starting', now(), now()) "
+                               "RETURNING id, params), c AS (INSERT INTO clusterings (id, tenant_id, method, k_requested) "
+                               "SELECT id, $1, coalesce(params->>'method', 'kmeans'), nullif((params->>'k')::int, 0) "
+                               "FROM j WHERE $2 = 'cluster') SELECT id FROM j",
+                               3, jp, err, sizeof(err));
+    if (r == NULL || PQntuples(r) != 1) {
+        fprintf(stderr, "pulse segment: cannot create the job: %s\n", r ? "no row came back" : err);
+        PQclear(r);
+        goto done;
+    }
+    char id[40];
+    snprintf(id, sizeof(id), "%s", PQgetvalue(r, 0, 0));
+    PQclear(r);
+    pulse_job_outcome_t out;
+    rc = pulse_job_run(cfg, ctl, work, id, tenant, kind, params, NULL, NULL, NULL, &out);
+    if (rc != 0) {
+        fprintf(stderr, "pulse segment: %s job %s %s: %s\n", kind, id, out.state, out.error);
+        goto done;
+    }
+    const char *ip[] = {id};
+    r = pulse_jobs_tenant_exec(ctl, tenant, "SELECT result FROM jobs WHERE id = $1", 1, ip, err, sizeof(err));
+    if (r && PQntuples(r) == 1 && !quiet)
+        printf("%s job %s done: %s\n", kind, id, PQgetvalue(r, 0, 0));
+    PQclear(r);
+done:
+    PQfinish(ctl);
+    PQfinish(work);
+    return rc;
+}
+
+/* pulse segment --tenant ORG: the segment job (and a cluster job with --k/--method) for an
+ * organization's data in PostgreSQL, run here as the server's workers would. */
+static int segment_tenant(const char *which, const char *rules, const char *as_of, int cluster, const char *method, int k)
+{
+    pulse_config_t cfg;
+    char conninfo[2048], err[512], tenant[40], industry[32];
+    if (pulse_cli_database("segment", &cfg, conninfo, sizeof(conninfo)) != 0)
+        return 1;
+    PGconn *owner = pulse_db_connect_blocking(conninfo, err, sizeof(err));
+    if (owner == NULL) {
+        fprintf(stderr, "pulse segment: %s\n", err);
+        return 1;
+    }
+    const char *p[] = {which};
+    PGresult *r = PQexecParams(owner,
+                               "SELECT id, industry FROM organizations WHERE id::text = $1 OR business_id::text = $1 OR name = $1 "
+                               "ORDER BY (id::text = $1) DESC LIMIT 1",
+                               1, NULL, p, NULL, NULL, 0);
+    int found = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1;
+    if (found) {
+        snprintf(tenant, sizeof(tenant), "%s", PQgetvalue(r, 0, 0));
+        snprintf(industry, sizeof(industry), "%s", PQgetvalue(r, 0, 1));
+    }
+    PQclear(r);
+    PQfinish(owner);
+    if (!found) {
+        fprintf(stderr, "pulse segment: no organization has the id, business id or name '%s'\n", which);
+        return 1;
+    }
+    lua_State *L = luaL_newstate();
+    pulse_script_open(L, &cfg, NULL);
+    int rc = 1;
+    if (push_segment_table(L, rules) != 0)
+        goto done;
+    int seg = lua_gettop(L);
+    lua_getglobal(L, "require");
+    lua_pushliteral(L, "json");
+    lua_call(L, 1, 1);
+    lua_getfield(L, -1, "encode");
+    lua_createtable(L, 0, 4);
+    lua_pushstring(L, industry);
+    lua_setfield(L, -2, "industry");
+    if (as_of) {
+        lua_pushstring(L, as_of);
+        lua_setfield(L, -2, "as_of");
+    }
+    lua_pushvalue(L, seg);
+    lua_setfield(L, -2, "segments");
+    lua_getglobal(L, "require");
+    lua_pushliteral(L, "industries");
+    lua_call(L, 1, 1);
+    lua_getfield(L, -1, "get");
+    lua_pushstring(L, industry);
+    lua_call(L, 1, 1);
+    if (lua_istable(L, -1))
+        lua_getfield(L, -1, "behaviour");
+    else
+        lua_pushnil(L);
+    lua_setfield(L, -4, "behaviour");
+    lua_pop(L, 2);
+    if (lua_pcall(L, 1, 1, 0) != LUA_OK) {
+        fprintf(stderr, "pulse segment: %s\n", lua_tostring(L, -1));
+        goto done;
+    }
+    if (run_tenant_job(&cfg, conninfo, tenant, "segment", lua_tostring(L, -1), 0) != 0)
+        goto done;
+    if (cluster) {
+        char params[256];
+        snprintf(params, sizeof(params), "{\"method\":\"%s\",\"k\":%d,\"seed\":42}", method, k);
+        if (run_tenant_job(&cfg, conninfo, tenant, "cluster", params, 0) != 0)
+            goto done;
+    }
+    rc = 0;
+done:
+    lua_close(L);
+    return rc;
+}
+
 int pulse_cli_segment(int argc, char **argv)
 {
     if (pulse_cli_wants_help(argc, argv)) {
@@ -160,8 +309,8 @@ int pulse_cli_segment(int argc, char **argv)
         return 0;
     }
     const char *path = NULL, *industry = "ecommerce", *rules = NULL, *as_of_s = NULL, *out_path = "result.csv";
-    const char *method = "kmeans";
-    int k = 4;
+    const char *method = "kmeans", *tenant = NULL;
+    int k = 4, cluster_asked = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -180,6 +329,8 @@ int pulse_cli_segment(int argc, char **argv)
         i++;
         if (strcmp(a, "--industry") == 0)
             industry = v;
+        else if (strcmp(a, "--tenant") == 0)
+            tenant = v;
         else if (strcmp(a, "--rules") == 0)
             rules = v;
         else if (strcmp(a, "--as-of") == 0)
@@ -187,9 +338,10 @@ int pulse_cli_segment(int argc, char **argv)
         else if (strcmp(a, "--out") == 0)
             out_path = v;
         else if (strcmp(a, "--method") == 0)
-            method = v;
+            method = v, cluster_asked = 1;
         else if (strcmp(a, "--k") == 0) {
             char *end;
+            cluster_asked = 1;
             k = strcmp(v, "auto") == 0 ? 0 : (int)strtol(v, &end, 10);
             if ((strcmp(v, "auto") != 0 && *end) || k < 0 || k == 1 || k > 12) {
                 fprintf(stderr, "pulse segment: --k must be 2 to 12 or auto\n");
@@ -224,6 +376,13 @@ int pulse_cli_segment(int argc, char **argv)
         }
         as_of = pulse_txstore_days_from_civil(y, (unsigned)m, (unsigned)d);
     }
+    if (tenant != NULL) {
+        if (path != NULL) {
+            fprintf(stderr, "pulse segment: give a FILE or --tenant ORG, not both\n");
+            return 2;
+        }
+        return segment_tenant(tenant, rules, as_of_s, cluster_asked, method, k);
+    }
     if (path == NULL) {
         usage(stderr);
         return 2;
@@ -255,19 +414,8 @@ int pulse_cli_segment(int argc, char **argv)
     }
     lua_settop(L, 0);
     /* the rule's table and the industry's behaviour */
-    if (luaL_loadbuffer(L, SEGMENT_TABLE_LUA, sizeof(SEGMENT_TABLE_LUA) - 1, "=segment_table") != LUA_OK) {
-        fprintf(stderr, "pulse segment: %s\n", lua_tostring(L, -1));
+    if (push_segment_table(L, rules) != 0)
         goto done;
-    }
-    if (rules)
-        lua_pushstring(L, rules);
-    else
-        lua_pushnil(L);
-    if (lua_pcall(L, 1, 2, 0) != LUA_OK || lua_isnil(L, -2)) {
-        fprintf(stderr, "pulse segment: the segments rule: %s\n", lua_tostring(L, -1));
-        goto done;
-    }
-    lua_pop(L, 1);
     int seg_idx = lua_gettop(L);
     lua_getglobal(L, "require");
     lua_pushliteral(L, "industries");
