@@ -18,7 +18,7 @@
 int pulse_cli_bench(int argc, char **argv)
 {
     if (argc < 2 || pulse_cli_wants_help(argc, argv)) {
-        printf("Usage: pulse bench http|tokens|logins|csv|types|import|clv|cluster|features\n\n"
+        printf("Usage: pulse bench http|tokens|logins|csv|types|import|clv|cluster|features|segment\n\n"
                "  http   req/s, latency and memory of the server: a JSON handler on one loop thread and a\n"
                "         handler doing one primary-key query (wrk on this machine; needs the wrk package).\n"
                "         BENCH_SECONDS, BENCH_CONNECTIONS, BENCH_THREADS_PK tune it.\n"
@@ -34,7 +34,11 @@ int pulse_cli_bench(int argc, char **argv)
                "         k-means with k = K (4) on 1 and 2 threads, then k-means, GMM and Ward choosing k; seconds,\n"
                "         iterations, scores, personas and peak memory.\n"
                "  features FILE [--threads N]: transactions file -> store -> per-customer features -> RFM\n"
-               "         scores (CDNOW layout or the e-commerce CSV): time per stage, MB/s, peak memory.\n");
+               "         scores (CDNOW layout or the e-commerce CSV): time per stage, MB/s, peak memory.\n"
+               "  segment FILE [--threads N] [--k K]: parse -> features -> RFM -> the shipped rule's segments (table\n"
+               "         lookup) with e-commerce behaviour -> k-means (K = 4): time per stage, total, peak memory.\n"
+               "  segment --tenant ORG: the segment job on the organization's data in PostgreSQL (load, compute\n"
+               "         and write times; it writes the results, as the job does).\n");
         return argc < 2 ? 2 : 0;
     }
     pulse_config_t cfg;
@@ -51,6 +55,8 @@ int pulse_cli_bench(int argc, char **argv)
         return pulse_types_bench(stdout) == 0 ? 0 : 1;
     if (strcmp(argv[1], "clv") == 0)
         return pulse_clv_bench(argc - 1, argv + 1, stdout);
+    if (strcmp(argv[1], "segment") == 0)
+        return pulse_cli_segment_bench(argc - 1, argv + 1);
     if (strcmp(argv[1], "features") == 0)
         return pulse_features_bench(argc - 1, argv + 1, stdout);
     if (strcmp(argv[1], "import") == 0) {

@@ -14,6 +14,7 @@
 
 #include "analytics/cluster.h"
 #include "analytics/segment.h"
+#include "analytics/segment_bench.h"
 #include "analytics/txfile.h"
 #include "db/conninfo.h"
 #include "jobs/jobs.h"
@@ -582,6 +583,47 @@ done:
     pulse_cluster_result_free(&cr);
     pulse_segment_result_free(&res);
     pulse_txstore_free(&st);
+    free(spec);
+    lua_close(L);
+    return rc;
+}
+
+/* pulse bench segment FILE | --tenant ORG (see bench.c): the shipped rule's table and the
+ * e-commerce behaviour for the file bench; the whole job for the tenant bench (its result carries
+ * the load, compute and write times). */
+int pulse_cli_segment_bench(int argc, char **argv)
+{
+    for (int i = 1; i + 1 < argc; i++)
+        if (strcmp(argv[i], "--tenant") == 0) {
+            double t0 = now_s();
+            int rc = segment_tenant(argv[i + 1], NULL, NULL, 0, "kmeans", 4);
+            printf("total: %.3f s (job result above: timings_ms load / compute / write)\n", now_s() - t0);
+            return rc;
+        }
+    pulse_config_t cfg;
+    if (pulse_cli_config("bench", &cfg) != 0)
+        return 1;
+    lua_State *L = luaL_newstate();
+    pulse_script_open(L, &cfg, NULL);
+    int rc = 1;
+    pulse_segment_spec_t *spec = pulse_xmalloc(sizeof(*spec));
+    char err[512];
+    if (push_segment_table(L, NULL) != 0)
+        goto done;
+    int seg = lua_gettop(L);
+    lua_getglobal(L, "require");
+    lua_pushliteral(L, "industries");
+    lua_call(L, 1, 1);
+    lua_getfield(L, -1, "get");
+    lua_pushliteral(L, "ecommerce");
+    lua_call(L, 1, 1);
+    lua_getfield(L, -1, "behaviour");
+    if (pulse_segment_spec_from_lua(L, seg, lua_istable(L, -1) ? lua_gettop(L) : 0, spec, err, sizeof(err)) != 0) {
+        fprintf(stderr, "pulse bench segment: %s\n", err);
+        goto done;
+    }
+    rc = pulse_segment_bench(argc, argv, &spec->table, &spec->behaviour, stdout);
+done:
     free(spec);
     lua_close(L);
     return rc;
