@@ -22,6 +22,15 @@ function M.row(tenant, id)
     return rows[1]
 end
 
+-- db.query returns PostgreSQL arrays as their text ("{a,b}", "{1.5,NaN}"): the elements, as
+-- strings (feature names are identifiers and values numbers, so no quoting to undo but "").
+local function pg_array(v)
+    if type(v) ~= "string" then return v end
+    local out = {}
+    for item in v:gsub("^{", ""):gsub("}$", ""):gmatch("[^,]+") do out[#out + 1] = (item:gsub('^"(.*)"$', "%1")) end
+    return out
+end
+
 -- M.view(tenant, id) -> { features = {name = value}, segment, churn, clv, behavior, cluster } | json.null
 function M.view(tenant, id)
     local row, err = M.row(tenant, id)
@@ -31,8 +40,9 @@ function M.view(tenant, id)
     names, err = db.query("SELECT feature_names FROM analytics_runs WHERE tenant_id = $1 AND id = $2", tenant, row.run_id)
     if not names then return nil, err end
     local features = {}
-    for i, name in ipairs(names[1] and names[1].feature_names or {}) do
-        local v = present(row.features) and row.features[i]
+    local values = present(row.features) and pg_array(row.features) or {}
+    for i, name in ipairs(pg_array(names[1] and names[1].feature_names or {})) do
+        local v = tonumber(values[i])
         features[name] = (type(v) == "number" and v == v) and v or json.null
     end
     return {

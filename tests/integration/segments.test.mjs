@@ -1,0 +1,165 @@
+// Segmentation end to end: a tenant uploads generated e-commerce transactions through the import
+// API; the segment job (features, RFM, the shipped segments rule as a lookup table, behaviour) and
+// a cluster job run through `pulse segment --tenant` (the same job code the workers run; the HTTP
+// routes of lua/routes/analytics.lua are registered once the rules sandbox lands, and their suite
+// comes with them); GET /api/v1/customers/{id} shows the analytics, another tenant gets 404; and
+// `pulse segment FILE` gives the same segments from the file with no database.
+import { describe, it, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import path from 'node:path';
+import { readFile } from 'node:fs/promises';
+import { createContext, FIXTURES, sleep, tenantHelpers } from './harness.mjs';
+
+const TOKEN_ROUTES = path.join(FIXTURES, 'token_routes.lua');
+const SEGMENTS = ['Champions', 'Loyal Customers', 'Potential Loyalists', 'New Customers', 'Promising', 'Need Attention',
+    'About to Sleep', 'At Risk', 'Cannot Lose Them', 'Hibernating', 'Lost'];
+
+describe('segmentation', () => {
+    let ctx, api, shop, other, telco, genDir;
+    const auth = (t) => ({ authorization: `Bearer ${t.token}` });
+    const finished = async (id, t) => {
+        for (let i = 0; i < 1200; i++) {
+            const r = await api.fetch(`/api/v1/jobs/${id}`, { headers: auth(t) });
+            assert.equal(r.status, 200, r.text);
+            if (['done', 'failed', 'cancelled'].includes(r.json.state)) return r.json;
+            await sleep(50);
+        }
+        throw new Error(`job ${id} did not finish`);
+    };
+    const jobResult = (stdout, kind) => {
+        const m = stdout.match(new RegExp(`^${kind} job ([0-9a-f-]{36}) done: (.*)$`, 'm'));
+        assert.ok(m, `no ${kind} job result in: ${stdout}`);
+        return { id: m[1], result: JSON.parse(m[2]) };
+    };
+
+    before(async () => {
+        ctx = await createContext('pulse-it-segments-');
+        await ctx.startDb();
+        await ctx.migrate();
+        api = await ctx.startServer({ env: { PULSE_APP_EXTRA: TOKEN_ROUTES } });
+        shop = await tenantHelpers(ctx, () => api, { industry: 'ecommerce' }).makeTenant('Segment Shop', 'owner@seg-shop.test');
+        other = await tenantHelpers(ctx, () => api, { industry: 'ecommerce' }).makeTenant('Other Shop', 'owner@other.test');
+        telco = await tenantHelpers(ctx, () => api, { industry: 'telecom' }).makeTenant('Quiet Telco', 'owner@telco.test');
+        genDir = path.join(ctx.varDir, 'gen');
+        const g = await ctx.pulse(['gen', '--industry', 'ecommerce', '--customers', '300', '--seed', '7', '--out', genDir]);
+        assert.equal(g.code, 0, g.stderr);
+        const form = new FormData();
+        form.append('file', new Blob([await readFile(path.join(genDir, 'transactions.csv'))], { type: 'text/csv' }), 'transactions.csv');
+        const up = await api.fetch('/api/v1/imports', { method: 'POST', headers: auth(shop), body: form });
+        assert.equal(up.status, 202, up.text.slice(0, 1000));
+        const j = await finished(up.json.job_id, shop);
+        assert.equal(j.state, 'done', JSON.stringify(j));
+    });
+
+    after(async () => {
+        if (ctx) await ctx.destroy();
+    });
+
+    let seg, clu;
+    it('segments every customer with a purchase into the 11 segments; counts add up', async () => {
+        const r = await ctx.pulse(['segment', '--tenant', shop.tenant, '--k', '4']);
+        assert.equal(r.code, 0, r.stderr + r.stdout);
+        seg = jobResult(r.stdout, 'segment');
+        clu = jobResult(r.stdout, 'cluster');
+        assert.equal(seg.result.customers, 300);
+        assert.equal(seg.result.segmented, 300);
+        assert.deepEqual(Object.keys(seg.result.segments).sort(), [...SEGMENTS].sort());
+        assert.equal(Object.values(seg.result.segments).reduce((a, b) => a + b, 0), 300);
+        const jobs = await ctx.sql(`SELECT kind || ' ' || state || ' ' || progress FROM jobs
+            WHERE tenant_id = '${shop.tenant}' AND kind <> 'import' ORDER BY created_at`);
+        assert.deepEqual(jobs, ['segment done 100', 'cluster done 100']);
+        const buyers = Number((await ctx.sql(`SELECT count(DISTINCT customer_ref) FROM transactions
+            WHERE tenant_id = '${shop.tenant}' AND NOT is_return AND amount >= 0`))[0]);
+        const bad = await ctx.sql(`SELECT c.external_id FROM customers c
+            LEFT JOIN customer_analytics a ON a.customer_id = c.id
+            WHERE c.tenant_id = '${shop.tenant}' AND EXISTS (SELECT 1 FROM transactions t WHERE t.tenant_id = c.tenant_id
+              AND t.customer_ref = c.external_id AND NOT t.is_return AND t.amount >= 0)
+              AND (a.segment IS NULL OR a.segment NOT IN (${SEGMENTS.map((s) => `'${s}'`).join(',')}))`);
+        assert.deepEqual(bad, [], 'every buyer has one of the 11 segments');
+        const bySegment = await ctx.sql(`SELECT segment || '=' || count(*) FROM customer_analytics
+            WHERE tenant_id = '${shop.tenant}' GROUP BY segment ORDER BY segment`);
+        const expected = Object.entries(seg.result.segments).filter(([, n]) => n > 0).map(([s, n]) => `${s}=${n}`).sort();
+        assert.deepEqual(bySegment, expected);
+        assert.equal(buyers, 300);
+        const run = await ctx.sql(`SELECT customers || ' ' || transactions || ' ' || array_length(feature_names, 1) || ' ' ||
+            (snapshot->>'transactions') || ' ' || segments_rule FROM analytics_runs WHERE tenant_id = '${shop.tenant}'`);
+        assert.match(run[0], /^300 \d+ 21 \d+ 0$/);
+    });
+
+    it('writes features, RFM, behaviour and signals per customer; GET /customers/{id} shows them, other tenants get 404', async () => {
+        const [id] = await ctx.sql(`SELECT customer_id FROM customer_analytics WHERE tenant_id = '${shop.tenant}'
+            AND jsonb_array_length(risk_signals) > 0 ORDER BY customer_id LIMIT 1`);
+        const r = await api.fetch(`/api/v1/customers/${id}`, { headers: auth(shop) });
+        assert.equal(r.status, 200, r.text);
+        const a = r.json.analytics;
+        assert.ok(a, r.text);
+        assert.ok(SEGMENTS.includes(a.segment.name));
+        for (const k of ['r', 'f', 'm']) assert.ok(a.segment[k] >= 1 && a.segment[k] <= 5);
+        assert.ok(a.segment.score >= 0 && a.segment.score <= 100);
+        assert.equal(typeof a.features.recency_days, 'number', JSON.stringify(a.features));
+        assert.equal(typeof a.features.cart_abandoned_30d, 'number');
+        assert.ok(a.behavior.score >= 0 && a.behavior.score <= 100);
+        assert.ok(['increasing', 'stable', 'declining'].includes(a.behavior.trend));
+        const s = a.behavior.risk_signals[0];
+        for (const k of ['name', 'feature', 'value', 'threshold', 'message']) assert.ok(k in s, JSON.stringify(s));
+        assert.doesNotMatch(s.message, /\{value\}|\{threshold\}/);
+        assert.ok(a.behavior.recommendations.length >= 1);
+        assert.equal(a.cluster.clustering_id, clu.id);
+        const theirs = await api.fetch(`/api/v1/customers/${id}`, { headers: auth(other) });
+        assert.equal(theirs.status, 404);
+        assert.equal(Number((await ctx.sql(`SELECT count(*) FROM customer_analytics WHERE tenant_id = '${other.tenant}'`))[0]), 0);
+    });
+
+    it('clusters into k groups with personas', async () => {
+        assert.equal(clu.result.k, 4);
+        assert.equal(clu.result.sizes.reduce((a, b) => a + b, 0), 300);
+        const [doc] = await ctx.sql(`SELECT result FROM clusterings WHERE id = '${clu.id}' AND state = 'done'`);
+        const c = JSON.parse(doc);
+        assert.equal(c.personas.length, 4);
+        for (const p of c.personas) {
+            assert.ok(p.label && p.action, JSON.stringify(p));
+            assert.equal(typeof p.centroid.monetary, 'number');
+        }
+        assert.deepEqual(c.features, ['recency_days', 'frequency', 'monetary']);
+        const labelled = await ctx.sql(`SELECT cluster || '=' || count(*) FROM customer_analytics
+            WHERE tenant_id = '${shop.tenant}' AND cluster_id = '${clu.id}' GROUP BY cluster ORDER BY cluster`);
+        assert.deepEqual(labelled, c.sizes.map((n, i) => `${i}=${n}`));
+    });
+
+    it('keeps a churn probability across re-segmentation and bands it', async () => {
+        await ctx.sql(`UPDATE customer_analytics SET churn_probability = 0.9 WHERE tenant_id = '${shop.tenant}'`);
+        const r = await ctx.pulse(['segment', '--tenant', shop.tenant]);
+        assert.equal(r.code, 0, r.stderr);
+        const rows = await ctx.sql(`SELECT DISTINCT churn_probability::text || ' ' || churn_band FROM customer_analytics
+            WHERE tenant_id = '${shop.tenant}'`);
+        assert.deepEqual(rows, ['0.9 high']);
+        assert.equal(Number((await ctx.sql(`SELECT count(*) FROM analytics_runs WHERE tenant_id = '${shop.tenant}'`))[0]), 2);
+    });
+
+    it('fails clearly with nothing to segment, or a feature that does not exist', async () => {
+        const r = await ctx.pulse(['segment', '--tenant', telco.tenant]);
+        assert.equal(r.code, 1);
+        assert.match(r.stderr, /nothing to segment: import transactions or events first/);
+        const [state] = await ctx.sql(`SELECT state || ' ' || error_code FROM jobs WHERE tenant_id = '${telco.tenant}'`);
+        assert.equal(state, 'failed nothing_to_segment');
+        const usage = await ctx.pulse(['segment']);
+        assert.equal(usage.code, 2);
+    });
+
+    it('pulse segment FILE gives the same segments without a database', async () => {
+        const out = path.join(ctx.varDir, 'result.csv');
+        const r = await ctx.pulse(['segment', path.join(genDir, 'transactions.csv'), '--out', out]);
+        assert.equal(r.code, 0, r.stderr);
+        assert.match(r.stdout, /300 customers/);
+        assert.match(r.stdout, /clusters \(kmeans, k = 4/);
+        const lines = (await readFile(out, 'utf8')).trim().split('\n');
+        assert.equal(lines[0], 'customer_id,recency_days,frequency,monetary,r,f,m,segment,segment_score,behavior_score,trend,signals,cluster,cluster_label');
+        assert.equal(lines.length, 301);
+        const counts = {};
+        for (const l of lines.slice(1)) {
+            const seg = l.split(',')[7];
+            counts[seg] = (counts[seg] || 0) + 1;
+        }
+        for (const [name, n] of Object.entries(seg.result.segments)) assert.equal(counts[name] || 0, n, name);
+    });
+});
