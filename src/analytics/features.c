@@ -379,7 +379,6 @@ int pulse_features_compute(const pulse_txstore_t *st, const pulse_features_opts_
         return -1;
     size_t ncols = pulse_features_ncols(opt);
     float *x = pulse_xmalloc(((size_t)count ? count : 1) * ncols * sizeof(float));
-    pulse_txstore_advise_huge(x, (size_t)count * ncols * sizeof(float));
     if (pulse_features_compute_into(st, opt, first, count, x, &out->as_of, err, errlen) != 0) {
         free(x);
         return -1;
@@ -477,8 +476,6 @@ void pulse_features_quintiles(const float *v, size_t n, int higher_is_better, ui
         return;
     uint64_t *a = pulse_xmalloc(n * sizeof(uint64_t));
     uint64_t *b = pulse_xmalloc(n * sizeof(uint64_t));
-    pulse_txstore_advise_huge(a, n * sizeof(uint64_t));
-    pulse_txstore_advise_huge(b, n * sizeof(uint64_t));
     for (size_t i = 0; i < n; i++)
         a[i] = (uint64_t)sort_key(v[i], higher_is_better) << 32 | (uint64_t)(uint32_t)i;
     /* index in the low half: n must fit 32 bits (4 G customers) */

@@ -107,14 +107,12 @@ int pulse_features_bench(int argc, char **argv, FILE *out)
 
     uint32_t nc = st.customers.n;
     float *rfm = pulse_xmalloc(((size_t)nc + 1) * 3 * sizeof(float));
-    pulse_txstore_advise_huge(rfm, ((size_t)nc + 1) * 3 * sizeof(float));
     pulse_features_opts_t opt;
     memset(&opt, 0, sizeof(opt));
     opt.threads = threads;
     double checksum = 0;
     size_t ncols = pulse_features_ncols(&opt);
     float *x = pulse_xmalloc((size_t)BLOCK * ncols * sizeof(float)); /* one block buffer, reused */
-    pulse_txstore_advise_huge(x, (size_t)BLOCK * ncols * sizeof(float));
     for (uint32_t c = 0; c < nc; c += BLOCK) {
         uint32_t cnt = nc - c < BLOCK ? nc - c : BLOCK;
         if (pulse_features_compute_into(&st, &opt, c, cnt, x, NULL, err, sizeof(err)) != 0) {
