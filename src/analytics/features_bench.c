@@ -132,9 +132,10 @@ int pulse_features_bench(int argc, char **argv, FILE *out)
             nc / 1e6 / (t3 - t2), PULSE_FEAT_COUNT, rss_mb(), checksum);
 
     uint8_t *scores = pulse_xmalloc(((size_t)nc + 1) * 3);
-    pulse_features_quintiles(rfm, nc, 0, scores);
-    pulse_features_quintiles(rfm + nc, nc, 1, scores + nc);
-    pulse_features_quintiles(rfm + 2 * (size_t)nc, nc, 1, scores + 2 * (size_t)nc);
+    /* R, F, M are the matrix's first three columns: a 3-column matrix over rfm scores them (R and F
+     * by counting on one thread while M is sorted on the other) */
+    pulse_feature_matrix_t whole = {0, nc, 3, rfm, NULL, 0};
+    pulse_features_rfm_scores(&whole, scores, scores + nc, scores + 2 * (size_t)nc);
     double t4 = now_s(), c4 = cpu_s();
     size_t hist[3][6] = {{0}};
     for (int k = 0; k < 3; k++)

@@ -20,7 +20,7 @@
 #include "core/buf.h"
 #include "ingest/csv.h"
 
-#define CHUNK ((size_t)8 << 20) /* parsed between quote checks and page releases */
+#define CHUNK ((size_t)4 << 20) /* parsed between quote checks and page releases: 4 MiB a thread resident */
 #define MAX_THREADS 16
 #ifndef MADV_POPULATE_READ
 #define MADV_POPULATE_READ 22

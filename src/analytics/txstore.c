@@ -555,6 +555,11 @@ void pulse_txstore_merge(pulse_txstore_t *dst, pulse_txstore_t *src)
         pulse_txstore_init(src);
         return;
     }
+    /* mapping only walks src's strings: its indexes can go first (30 MB of pages at 1.7 M ids) */
+    drop_index(&src->customers);
+    drop_index(&src->categories);
+    drop_index(&src->products);
+    drop_index(&src->event_types);
     uint32_t *cmap = strtab_map(&dst->customers, &src->customers);
     uint32_t *catmap = strtab_map(&dst->categories, &src->categories);
     uint32_t *pmap = strtab_map(&dst->products, &src->products);
