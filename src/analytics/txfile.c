@@ -725,7 +725,6 @@ int pulse_txfile_plan_guess(const char *buf, size_t len, pulse_txfile_plan_t *pl
     static const char *const cat[] = {"productcategory", "category", "product_category", NULL};
     static const char *const prod[] = {"product", "stockcode", "product_id", "sku", NULL};
     static const char *const inv[] = {"invoiceno", "invoice", "invoice_no", NULL};
-    int named = 0;
     for (int i = 0; i < h.n[0]; i++) {
         const char *c = h.cells[0][i];
         int *slot = name_is(c, cust)     ? &plan->col_customer
@@ -738,7 +737,6 @@ int pulse_txfile_plan_guess(const char *buf, size_t len, pulse_txfile_plan_t *pl
                                          : NULL;
         if (slot && *slot < 0) {
             *slot = i;
-            named++;
         }
     }
     int data_row = 1;
@@ -769,6 +767,5 @@ int pulse_txfile_plan_guess(const char *buf, size_t len, pulse_txfile_plan_t *pl
             plan->date_format = (pulse_date_format_t)k;
     if (plan->date_format == PULSE_DATE_NONE)
         return pulse_fail(err, errlen, "cannot guess the date format of '%s'", v);
-    (void)named;
     return 0;
 }
