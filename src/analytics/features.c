@@ -521,10 +521,19 @@ void pulse_features_quintiles(const float *v, size_t n, int higher_is_better, ui
     if (n == 0 || quintiles_counting(v, n, higher_is_better, score))
         return;
     uint64_t *a = pulse_xmalloc(n * sizeof(uint64_t));
-    for (size_t i = 0; i < n; i++)
-        a[i] = (uint64_t)sort_key(v[i], higher_is_better) << 32 | (uint64_t)(uint32_t)i;
-    /* index in the low half: n must fit 32 bits (4 G customers) */
-    flag_sort(a, n, 56);
+    uint32_t kand = UINT32_MAX, kor = 0;
+    for (size_t i = 0; i < n; i++) {
+        uint32_t k = sort_key(v[i], higher_is_better);
+        kand &= k;
+        kor |= k;
+        a[i] = (uint64_t)k << 32 | (uint64_t)(uint32_t)i; /* index in the low half: n < 4 G */
+    }
+    /* start at the highest byte where keys differ: amounts share their sign and most of their
+     * exponent byte, and a pass over a byte they all share would move nothing */
+    uint32_t diff = kand ^ kor;
+    int shift = diff >> 24 ? 56 : diff >> 16 ? 48 : diff >> 8 ? 40 : 32;
+    if (diff != 0)
+        flag_sort(a, n, shift);
     size_t group = 0;
     for (size_t i = 0; i < n; i++) {
         if (i > 0 && (a[i] >> 32) != (a[i - 1] >> 32))
