@@ -107,14 +107,12 @@ int pulse_features_bench(int argc, char **argv, FILE *out)
 
     uint32_t nc = st.customers.n;
     float *rfm = pulse_xmalloc(((size_t)nc + 1) * 3 * sizeof(float));
-    pulse_txstore_advise_huge(rfm, ((size_t)nc + 1) * 3 * sizeof(float));
     pulse_features_opts_t opt;
     memset(&opt, 0, sizeof(opt));
     opt.threads = threads;
     double checksum = 0;
     size_t ncols = pulse_features_ncols(&opt);
     float *x = pulse_xmalloc((size_t)BLOCK * ncols * sizeof(float)); /* one block buffer, reused */
-    pulse_txstore_advise_huge(x, (size_t)BLOCK * ncols * sizeof(float));
     for (uint32_t c = 0; c < nc; c += BLOCK) {
         uint32_t cnt = nc - c < BLOCK ? nc - c : BLOCK;
         if (pulse_features_compute_into(&st, &opt, c, cnt, x, NULL, err, sizeof(err)) != 0) {
@@ -134,9 +132,10 @@ int pulse_features_bench(int argc, char **argv, FILE *out)
             nc / 1e6 / (t3 - t2), PULSE_FEAT_COUNT, rss_mb(), checksum);
 
     uint8_t *scores = pulse_xmalloc(((size_t)nc + 1) * 3);
-    pulse_features_quintiles(rfm, nc, 0, scores);
-    pulse_features_quintiles(rfm + nc, nc, 1, scores + nc);
-    pulse_features_quintiles(rfm + 2 * (size_t)nc, nc, 1, scores + 2 * (size_t)nc);
+    /* R, F, M are the matrix's first three columns: a 3-column matrix over rfm scores them (R and F
+     * by counting on one thread while M is sorted on the other) */
+    pulse_feature_matrix_t whole = {0, nc, 3, rfm, NULL, 0};
+    pulse_features_rfm_scores(&whole, scores, scores + nc, scores + 2 * (size_t)nc);
     double t4 = now_s(), c4 = cpu_s();
     size_t hist[3][6] = {{0}};
     for (int k = 0; k < 3; k++)

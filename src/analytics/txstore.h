@@ -113,10 +113,6 @@ static inline uint32_t pulse_txstore_ncustomers(const pulse_txstore_t *st)
     return st->customers.n;
 }
 
-/* Asks for transparent huge pages on the 2 MiB-aligned interior of a big array (no-op under 4 MiB
- * or where THP is off): a 10 M-row store otherwise takes ~100 000 page faults to fill. */
-void pulse_txstore_advise_huge(void *p, size_t n);
-
 /* Days since 1970-01-01 of a civil date (proleptic Gregorian). */
 int32_t pulse_txstore_days_from_civil(int y, unsigned m, unsigned d);
 

@@ -464,6 +464,25 @@ static void test_quintiles_random_vs_reference(void **state)
             assert_int_equal(s[i], 1 + (5 * better_first) / n);
         }
     }
+    /* wide-range values (every radix byte differs), negatives, duplicates and NaN */
+    for (int hib = 0; hib <= 1; hib++) {
+        for (size_t i = 0; i < n; i++) {
+            uint64_t r = rnd(&seed);
+            v[i] = r % 97 == 0 ? NAN : (float)((double)(r % 2000003) * (r % 3 ? 1e-3 : -7.5) * (r % 5 ? 1 : 1e6));
+            if (i % 10 == 9)
+                v[i] = v[i / 2]; /* ties */
+        }
+        pulse_features_quintiles(v, n, hib, s);
+        for (size_t i = 0; i < n; i++) {
+            size_t better_first = 0;
+            for (size_t j = 0; j < n; j++) {
+                if (isnan(v[i]))
+                    continue; /* NaN ranks first */
+                better_first += isnan(v[j]) || (hib ? v[j] < v[i] : v[j] > v[i]);
+            }
+            assert_int_equal(s[i], 1 + (5 * better_first) / n);
+        }
+    }
     free(v);
     free(s);
 }

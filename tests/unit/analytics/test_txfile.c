@@ -259,6 +259,46 @@ static void test_threads_identical(void **state)
     pulse_buf_free(&big);
 }
 
+/* The tokenizer reads 64-byte blocks: files ending at every offset of a block, with and without a
+ * final newline, in both layouts, keep every row and the last row's amount. */
+static void test_every_block_alignment(void **state)
+{
+    pulse_buf_t cd = slurp("analytics_tx_cdnow.txt"), csv = slurp("analytics_tx.csv");
+    pulse_txfile_plan_t pd, pc;
+    guess_ok(&cd, &pd);
+    guess_ok(&csv, &pc);
+    pc.has_header = 0;
+    const char *body = strchr(csv.data, '\n') + 1;
+    for (int layout = 0; layout < 2; layout++) {
+        const char *text = layout ? body : cd.data;
+        for (int pad = 0; pad < 70; pad++) {
+            for (int nl = 0; nl < 2; nl++) {
+                pulse_buf_t b = PULSE_BUF_INIT;
+                for (int k = 0; k < pad; k++) /* shifts every line against the blocks */
+                    pulse_buf_puts(&b, layout ? "\n" : " \n");
+                const char *end = text;
+                for (int lines = 0; lines < 3 + pad % 5; lines++)
+                    end = strchr(end, '\n') + 1;
+                pulse_buf_append(&b, text, (size_t)(end - text) - (nl ? 0 : 1));
+                pulse_txstore_t st;
+                pulse_txfile_stats_t stats;
+                read_ok(b.data, b.len, layout ? &pc : &pd, &st, &stats);
+                assert_int_equal(stats.bad_rows, 0);
+                assert_int_equal(stats.rows, 3 + pad % 5);
+                const char *last = end - 2;
+                while (last > text && last[-1] != '\n')
+                    last--;
+                double want = layout ? atof(strchr(strchr(last, ',') + 1, ',') + 1) : atof(end - 10);
+                assert_float_equal(st.tx_amount[st.ntx - 1], (float)want, 1e-3);
+                pulse_txstore_free(&st);
+                pulse_buf_free(&b);
+            }
+        }
+    }
+    pulse_buf_free(&cd);
+    pulse_buf_free(&csv);
+}
+
 static void test_plan_errors(void **state)
 {
     pulse_txfile_plan_t plan;
@@ -278,7 +318,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_both_layouts),      cmocka_unit_test(test_crlf_and_bom),
         cmocka_unit_test(test_bad_rows_counted),  cmocka_unit_test(test_quotes_use_csv_parser),
-        cmocka_unit_test(test_threads_identical), cmocka_unit_test(test_plan_errors),
+        cmocka_unit_test(test_threads_identical), cmocka_unit_test(test_every_block_alignment),
+        cmocka_unit_test(test_plan_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -198,10 +198,8 @@ static void test_merge_equals_single_pass(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_days_from_civil),
-        cmocka_unit_test(test_intern_first_appearance),
-        cmocka_unit_test(test_intern_numeric_paths),
-        cmocka_unit_test(test_finish_groups_and_orders),
+        cmocka_unit_test(test_days_from_civil),          cmocka_unit_test(test_intern_first_appearance),
+        cmocka_unit_test(test_intern_numeric_paths),     cmocka_unit_test(test_finish_groups_and_orders),
         cmocka_unit_test(test_merge_equals_single_pass),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
