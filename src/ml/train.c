@@ -9,8 +9,8 @@
 #include "ml/logreg.h"
 #include "ml/split.h"
 
-/* Set by the build once src/ml/gbdt.c is part of it. */
-#define PULSE_ML_HAVE_GBDT 0
+/* Gradient-boosted trees (src/ml/gbdt.c) are part of this build; 0 trains logistic regression only. */
+#define PULSE_ML_HAVE_GBDT 1
 
 #if PULSE_ML_HAVE_GBDT
 #include "ml/gbdt.h"
