@@ -41,6 +41,13 @@ static double now_s(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+static double cpu_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
 static void shares(double *v, size_t n)
 {
     double s = 0;
@@ -71,10 +78,11 @@ static int run_logreg(pulse_ml_candidate_t *c, const pulse_ml_data_t *tr, const 
     pulse_ml_logreg_params_init(&p);
     p.lambda = o->logreg_lambda;
     pulse_ml_logreg_t *m;
-    double t0 = now_s();
+    double t0 = now_s(), c0 = cpu_s();
     if (pulse_ml_logreg_train(tr, &p, &m, err, errlen) != 0)
         return -1;
     c->train_seconds = now_s() - t0;
+    c->train_cpu_seconds = cpu_s() - c0;
     c->iterations = pulse_ml_logreg_iterations(m);
     double *pv = pulse_xmalloc((va->n_rows + 1) * sizeof(double)), *pt = pulse_xmalloc((te->n_rows + 1) * sizeof(double));
     pulse_ml_logreg_predict(m, va, pv);
@@ -101,10 +109,11 @@ static int run_gbdt(pulse_ml_candidate_t *c, const pulse_ml_data_t *tr, const pu
     p.threads = o->gbdt_threads > 0 ? o->gbdt_threads : 1;
     pulse_gbdt_t *m;
     pulse_gbdt_report_t rep;
-    double t0 = now_s();
+    double t0 = now_s(), c0 = cpu_s();
     if (pulse_gbdt_train(tr, va, &p, &m, &rep, err, errlen) != 0)
         return -1;
     c->train_seconds = now_s() - t0;
+    c->train_cpu_seconds = cpu_s() - c0;
     c->iterations = rep.best_iteration;
     double *pv = pulse_xmalloc((va->n_rows + 1) * sizeof(double)), *pt = pulse_xmalloc((te->n_rows + 1) * sizeof(double));
     pulse_gbdt_predict(m, va, pv, 1);
@@ -325,6 +334,7 @@ void pulse_ml_train_json(const pulse_ml_train_result_t *r, pulse_buf_t *b)
         key(b, "kind");
         pulse_buf_printf(b, "\"%s\",", pulse_ml_model_kind_name(c->kind));
         key(b, "train_seconds"), num(b, c->train_seconds), pulse_buf_putc(b, ',');
+        key(b, "train_cpu_seconds"), num(b, c->train_cpu_seconds), pulse_buf_putc(b, ',');
         key(b, "iterations"), pulse_buf_printf(b, "%d,", c->iterations);
         key(b, "validation_roc_auc"), num(b, c->valid_auc), pulse_buf_putc(b, ',');
         key(b, "test_roc_auc_uncalibrated"), num(b, c->test_auc_raw), pulse_buf_putc(b, ',');

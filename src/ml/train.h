@@ -38,7 +38,8 @@ typedef struct pulse_ml_candidate_t {
     const char *name; /* "logreg", "gbdt" */
     pulse_ml_model_kind_t kind;
     int trained;
-    double train_seconds;
+    double train_seconds;     /* wall clock */
+    double train_cpu_seconds; /* CPU of the whole process (all training threads) */
     double valid_auc;
     int iterations;                     /* Newton steps, or trees kept */
     pulse_ml_calibration_t calibration; /* fitted on the validation rows */

@@ -73,13 +73,13 @@ int pulse_train_bench(int argc, char **argv, FILE *out)
     }
     fprintf(out, "seed %llu: train %zu, validation %zu, test %zu rows (stratified)\n\n", (unsigned long long)o.seed, r.n_train,
             r.n_valid, r.n_test);
-    fprintf(out, "%-8s %9s %9s %9s %9s %9s %9s %9s %10s\n", "model", "valid AUC", "test AUC", "AUC cal.", "PR AUC", "log-loss",
-            "Brier", "F1", "train s");
+    fprintf(out, "%-8s %9s %9s %9s %9s %9s %9s %9s %8s %8s\n", "model", "valid AUC", "test AUC", "AUC cal.", "PR AUC", "log-loss",
+            "Brier", "F1", "train s", "CPU s");
     for (size_t k = 0; k < r.n_cand; k++) {
         const pulse_ml_candidate_t *c = &r.cand[k];
-        fprintf(out, "%-8s %9.4f %9.4f %9.4f %9.4f %9.4f %9.4f %9.4f %10.4f  (%s calibration, %d %s)\n", c->name, c->valid_auc,
+        fprintf(out, "%-8s %9.4f %9.4f %9.4f %9.4f %9.4f %9.4f %9.4f %8.4f %8.4f  (%s calibration, %d %s)\n", c->name, c->valid_auc,
                 c->test_auc_raw, c->test.roc_auc, c->test.pr_auc, c->test.log_loss, c->test.brier, c->test.f1, c->train_seconds,
-                pulse_ml_calibration_name(c->calibration.kind), c->iterations,
+                c->train_cpu_seconds, pulse_ml_calibration_name(c->calibration.kind), c->iterations,
                 c->kind == PULSE_ML_CHURN_LOGREG ? "Newton steps" : "trees");
     }
     const pulse_ml_candidate_t *ch = &r.cand[r.chosen];
@@ -134,7 +134,7 @@ int pulse_train_bench(int argc, char **argv, FILE *out)
     fprintf(out, "\ntest ROC AUC over seeds 1-%d:\n", SEEDS);
     for (size_t k = 0; k < nc; k++) {
         double m = sum[k] / SEEDS, sd = sqrt(fmax(0, sq[k] / SEEDS - m * m));
-        fprintf(out, "  %-8s mean %.4f  sd %.4f  mean train %.4f s  chosen %d/%d\n", names[k], m, sd, secs[k] / SEEDS, wins[k],
+        fprintf(out, "  %-8s mean %.4f  sd %.4f  mean train %.4f s wall  chosen %d/%d\n", names[k], m, sd, secs[k] / SEEDS, wins[k],
                 SEEDS);
     }
     pulse_ml_table_free(t);
