@@ -17,6 +17,8 @@
 typedef struct lr_col_t {
     int categorical;
     int k;         /* categories (categorical) */
+    int n_slots;   /* categorical: one-hot columns (the max_levels most frequent categories) */
+    int *slot_of;  /* categorical: k entries, the one-hot column of each code or -1 (no column) */
     int has_ind;   /* numeric with a missing indicator */
     double impute; /* numeric: training mean */
     size_t slot;   /* first encoded column */
@@ -35,6 +37,7 @@ void pulse_ml_logreg_params_init(pulse_ml_logreg_params_t *p)
     p->lambda = 1.0;
     p->max_iter = 100;
     p->tol = 1e-9;
+    p->max_levels = 64;
 }
 
 static size_t layout(lr_col_t *cols, size_t n_cols)
@@ -42,7 +45,7 @@ static size_t layout(lr_col_t *cols, size_t n_cols)
     size_t s = 1;
     for (size_t j = 0; j < n_cols; j++) {
         cols[j].slot = s;
-        s += cols[j].categorical ? (size_t)cols[j].k : 1 + (size_t)cols[j].has_ind;
+        s += cols[j].categorical ? (size_t)cols[j].n_slots : 1 + (size_t)cols[j].has_ind;
     }
     return s;
 }
@@ -57,8 +60,8 @@ static void encode_raw(const pulse_ml_logreg_t *m, const float *row, size_t stri
         float v = row[j * stride];
         if (c->categorical) {
             /* Unknown or missing codes light no one-hot column: the row sits at "no category". */
-            if (v >= 0 && v < (float)c->k && v == floorf(v))
-                z[c->slot + (size_t)v] = 1.0;
+            if (v >= 0 && v < (float)c->k && v == floorf(v) && c->slot_of[(size_t)v] >= 0)
+                z[c->slot + (size_t)c->slot_of[(size_t)v]] = 1.0;
         } else if (isnan(v)) {
             z[c->slot] = c->impute;
             if (c->has_ind)
@@ -171,6 +174,41 @@ int pulse_ml_cholesky_solve(double *A, double *b, size_t p)
     return 0;
 }
 
+/* One-hot columns for at most max_levels categories, the most frequent ones (ties: lower code):
+ * a city or product column with thousands of values must not make the p x p Hessian explode.
+ * The other categories share the "no column" baseline with missing values. */
+static void pick_levels(lr_col_t *c, const float *x, size_t n, int max_levels)
+{
+    size_t k = (size_t)c->k;
+    c->slot_of = pulse_xmalloc((k ? k : 1) * sizeof(int));
+    if (max_levels < 1 || k <= (size_t)max_levels) {
+        for (size_t a = 0; a < k; a++)
+            c->slot_of[a] = (int)a;
+        c->n_slots = (int)k;
+        return;
+    }
+    size_t *cnt = pulse_xmalloc(k * sizeof(size_t));
+    memset(cnt, 0, k * sizeof(size_t));
+    for (size_t i = 0; i < n; i++)
+        if (x[i] >= 0 && x[i] < (float)k && x[i] == floorf(x[i]))
+            cnt[(size_t)x[i]]++;
+    for (size_t a = 0; a < k; a++)
+        c->slot_of[a] = -1;
+    for (int s = 0; s < max_levels; s++) { /* quadratic, but only for the rare wide column */
+        size_t best = k;
+        for (size_t a = 0; a < k; a++)
+            if (c->slot_of[a] < 0 && (best == k || cnt[a] > cnt[best]))
+                best = a;
+        c->slot_of[best] = 0;
+    }
+    int s = 0;
+    for (size_t a = 0; a < k; a++)
+        if (c->slot_of[a] >= 0)
+            c->slot_of[a] = s++;
+    c->n_slots = s;
+    free(cnt);
+}
+
 static pulse_ml_logreg_t *alloc_model(size_t n_cols)
 {
     pulse_ml_logreg_t *m = pulse_xmalloc(sizeof(*m));
@@ -228,6 +266,7 @@ int pulse_ml_logreg_train(const pulse_ml_data_t *d, const pulse_ml_logreg_params
             c->k = d->n_categories ? d->n_categories[j] : 0;
             if (c->k < 0)
                 c->k = 0;
+            pick_levels(c, x, n, params->max_levels);
             continue;
         }
         double s = 0;
@@ -382,7 +421,11 @@ void pulse_ml_logreg_coef(const pulse_ml_logreg_t *m, size_t k, int *feature, in
         if (k >= m->cols[j].slot && k < end) {
             f = (int)j;
             size_t off = k - m->cols[j].slot;
-            l = m->cols[j].categorical ? (int)off : (off == 0 ? -1 : -2);
+            l = off == 0 ? -1 : -2;
+            if (m->cols[j].categorical)
+                for (int c = 0; c < m->cols[j].k; c++)
+                    if (m->cols[j].slot_of[c] == (int)off)
+                        l = c;
         }
     }
     if (feature)
@@ -413,6 +456,11 @@ int pulse_ml_logreg_save(const pulse_ml_logreg_t *m, unsigned char **bytes, size
         pulse_ml_put_u32(&b, (uint32_t)m->cols[j].k);
         pulse_ml_put_u8(&b, (uint8_t)m->cols[j].has_ind);
         pulse_ml_put_f64(&b, m->cols[j].impute);
+        if (m->cols[j].categorical) {
+            pulse_ml_put_u32(&b, (uint32_t)m->cols[j].n_slots);
+            for (int c = 0; c < m->cols[j].k; c++)
+                pulse_ml_put_u32(&b, (uint32_t)m->cols[j].slot_of[c]);
+        }
     }
     pulse_ml_put_u32(&b, (uint32_t)m->p);
     for (size_t s = 0; s < m->p; s++) {
@@ -425,6 +473,35 @@ int pulse_ml_logreg_save(const pulse_ml_logreg_t *m, unsigned char **bytes, size
     *bytes = (unsigned char *)b.data;
     *len = b.len;
     return 0;
+}
+
+/* The code -> one-hot column map: every column used by exactly one code. */
+static int read_slots(pulse_ml_reader_t *r, lr_col_t *c)
+{
+    uint32_t ns;
+    if (pulse_ml_get_u32(r, &ns) != 0 || ns > (uint32_t)c->k || (size_t)c->k * 4 > r->left)
+        return -1;
+    c->n_slots = (int)ns;
+    c->slot_of = pulse_xmalloc((c->k ? (size_t)c->k : 1) * sizeof(int));
+    unsigned char *used = pulse_xmalloc(ns ? ns : 1);
+    memset(used, 0, ns ? ns : 1);
+    size_t n_used = 0;
+    int rc = 0;
+    for (int a = 0; a < c->k && rc == 0; a++) {
+        uint32_t v;
+        pulse_ml_get_u32(r, &v);
+        if (v == UINT32_MAX) {
+            c->slot_of[a] = -1;
+        } else if (v < ns && !used[v]) {
+            used[v] = 1;
+            n_used++;
+            c->slot_of[a] = (int)v;
+        } else {
+            rc = -1;
+        }
+    }
+    free(used);
+    return rc == 0 && n_used == ns ? 0 : -1;
 }
 
 pulse_ml_logreg_t *pulse_ml_logreg_load(const unsigned char *bytes, size_t len, char *err, size_t errlen)
@@ -457,7 +534,12 @@ pulse_ml_logreg_t *pulse_ml_logreg_load(const unsigned char *bytes, size_t len, 
             pulse_ml_logreg_free(m);
             return NULL;
         }
-        m->cols[j] = (lr_col_t){cat, (int)k, ind, imp, 0};
+        m->cols[j] = (lr_col_t){cat, (int)k, 0, NULL, ind, imp, 0};
+        if (cat && read_slots(&r, &m->cols[j]) != 0) {
+            pulse_fail(err, errlen, "logistic regression model: feature %zu has a bad category map", j + 1);
+            pulse_ml_logreg_free(m);
+            return NULL;
+        }
     }
     /* The layout decides p; check it against the bytes left before allocating anything for it. */
     size_t want = layout(m->cols, m->n_cols);
@@ -488,6 +570,8 @@ void pulse_ml_logreg_free(pulse_ml_logreg_t *m)
 {
     if (m == NULL)
         return;
+    for (size_t j = 0; j < m->n_cols; j++)
+        free(m->cols[j].slot_of);
     free(m->cols);
     free(m->mean);
     free(m->sd);

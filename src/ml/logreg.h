@@ -12,12 +12,14 @@
 #include "ml/dataset.h"
 
 typedef struct pulse_ml_logreg_params_t {
-    double lambda; /* L2 penalty on the standardised coefficients (not the intercept) */
-    int max_iter;  /* Newton steps */
-    double tol;    /* stop when the largest step on a coefficient is below this */
+    double lambda;  /* L2 penalty on the standardised coefficients (not the intercept) */
+    int max_iter;   /* Newton steps */
+    double tol;     /* stop when the largest step on a coefficient is below this */
+    int max_levels; /* one-hot columns per categorical feature: its most frequent categories (the
+                       rest read as "no category"); <= 0: all */
 } pulse_ml_logreg_params_t;
 
-/* lambda 1, 100 steps, tol 1e-9. */
+/* lambda 1, 100 steps, tol 1e-9, 64 levels. */
 void pulse_ml_logreg_params_init(pulse_ml_logreg_params_t *p);
 
 typedef struct pulse_ml_logreg_t pulse_ml_logreg_t;

@@ -201,6 +201,50 @@ static void test_deterministic_and_refusals(void **state)
     synth_free(&s);
 }
 
+static void test_wide_category_capped(void **state)
+{
+    (void)state;
+    enum { N = 3000, K = 100 };
+    float x[N], y[N];
+    unsigned char cat = 1;
+    int k = K;
+    char *name = "city";
+    pulse_rng_t r;
+    pulse_rng_seed(&r, 4, 0, 0);
+    for (int i = 0; i < N; i++) {
+        /* codes 0..4 are common, the other 95 rare */
+        int c = pulse_rng_uniform(&r) < 0.8 ? (int)pulse_rng_below(&r, 5) : 5 + (int)pulse_rng_below(&r, K - 5);
+        x[i] = (float)c;
+        y[i] = pulse_rng_uniform(&r) < (c < 5 ? 0.1 + 0.15 * c : 0.5);
+    }
+    pulse_ml_data_t d = {N, 1, x, y, NULL, &name, &cat, &k};
+    pulse_ml_logreg_params_t p;
+    pulse_ml_logreg_params_init(&p);
+    p.max_levels = 5;
+    pulse_ml_logreg_t *m;
+    char err[256];
+    if (pulse_ml_logreg_train(&d, &p, &m, err, sizeof(err)) != 0)
+        fail_msg("%s", err);
+    assert_int_equal(pulse_ml_logreg_n_coef(m), 6);
+    for (size_t c = 1; c < 6; c++) {
+        int f, l;
+        pulse_ml_logreg_coef(m, c, &f, &l, NULL, NULL, NULL);
+        assert_int_equal(f, 0);
+        assert_int_equal(l, (int)c - 1); /* the five common codes */
+    }
+    unsigned char *bytes;
+    size_t len;
+    pulse_ml_logreg_save(m, &bytes, &len);
+    pulse_ml_logreg_t *m2 = pulse_ml_logreg_load(bytes, len, err, sizeof(err));
+    if (m2 == NULL)
+        fail_msg("%s", err);
+    float row[1] = {42};
+    assert_true(pulse_ml_logreg_predict_row(m, row) == pulse_ml_logreg_predict_row(m2, row));
+    pulse_ml_logreg_free(m2);
+    free(bytes);
+    pulse_ml_logreg_free(m);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -208,6 +252,7 @@ int main(void)
         cmocka_unit_test(test_cholesky),
         cmocka_unit_test(test_planted),
         cmocka_unit_test(test_deterministic_and_refusals),
+        cmocka_unit_test(test_wide_category_capped),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
