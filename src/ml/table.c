@@ -169,6 +169,13 @@ static int build(rawcol_t *cols, size_t n_cols, size_t n_rows, const pulse_ml_ta
         if (opt->id != NULL && strcmp(cols[j].name, opt->id) == 0 && id < 0)
             id = (long)j;
     }
+    /* "churn" for a header saying "Churn": an exact match wins, a case-insensitive one will do. */
+    for (size_t j = 0; j < n_cols; j++) {
+        if (label < 0 && strcasecmp(cols[j].name, opt->label) == 0)
+            label = (long)j;
+        if (opt->id != NULL && id < 0 && strcasecmp(cols[j].name, opt->id) == 0)
+            id = (long)j;
+    }
     if (label < 0)
         return pulse_fail(err, errlen, "no column named '%s' for the label", opt->label);
     if (opt->id != NULL && id < 0)
@@ -224,7 +231,7 @@ static int build(rawcol_t *cols, size_t n_cols, size_t n_rows, const pulse_ml_ta
     d->categorical = pulse_xmalloc(nf ? nf : 1);
     d->n_categories = pulse_xmalloc((nf ? nf : 1) * sizeof(int));
     t->levels = pulse_xmalloc((nf ? nf : 1) * sizeof(char **));
-    t->label = pulse_xstrdup(opt->label);
+    t->label = pulse_xstrdup(cols[label].name);
     t->id = id >= 0 ? pulse_xstrdup(cols[id].name) : NULL;
     t->n_positive = n_pos;
 

@@ -62,6 +62,12 @@ static void test_id_detected(void **state)
     assert_string_equal(t->id, "customerID");
     assert_int_equal(t->data.n_cols, 5);
     pulse_ml_table_free(t);
+    pulse_ml_table_options_t lower = {"churn", "customerid"};
+    if (pulse_ml_table_load_csv(PULSE_TEST_DATA_DIR "/ml_churn_small.csv", &lower, &t, err, sizeof(err)) != 0)
+        fail_msg("%s", err);
+    assert_string_equal(t->label, "Churn"); /* the header's spelling */
+    assert_int_equal(t->data.n_cols, 5);
+    pulse_ml_table_free(t);
 }
 
 static int parse(const char *csv, const char *label, char *err, size_t errlen)
