@@ -244,7 +244,12 @@ int pulse_ml_calibration_fit(const double *p, const float *y, size_t n, pulse_ml
     c->cv_log_loss[PULSE_ML_CAL_ISOTONIC] = cv_log_loss(p, y, n, PULSE_ML_CAL_ISOTONIC);
     double keep[3];
     memcpy(keep, c->cv_log_loss, sizeof(keep));
-    if (keep[PULSE_ML_CAL_ISOTONIC] < keep[PULSE_ML_CAL_PLATT]) {
+    /* The raw probabilities need no fitting, so their log-loss on these rows is already an honest
+     * out-of-sample figure: a model that is calibrated as it is (logistic regression usually is)
+     * is left alone rather than bent by a curve that does not help. */
+    if (keep[PULSE_ML_CAL_NONE] <= keep[PULSE_ML_CAL_PLATT] && keep[PULSE_ML_CAL_NONE] <= keep[PULSE_ML_CAL_ISOTONIC]) {
+        /* identity */
+    } else if (keep[PULSE_ML_CAL_ISOTONIC] < keep[PULSE_ML_CAL_PLATT]) {
         pulse_ml_isotonic_fit(p, y, n, c);
     } else {
         pulse_ml_platt_fit(p, y, n, &c->a, &c->b);

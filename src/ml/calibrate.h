@@ -2,8 +2,8 @@
  * a and b by Newton's method) or isotonic regression (pool adjacent violators, read back by
  * piecewise-linear interpolation between block centres). pulse_ml_calibration_fit picks the one
  * with the lower out-of-fold log-loss (5-fold cross-fitting on the held-out rows, since isotonic
- * regression always wins in-sample), then refits it on all of them. Byte format for the model
- * container. */
+ * regression always wins in-sample) and refits it on all of them, or keeps the probabilities as
+ * they are when neither beats the uncalibrated log-loss. Byte format for the model container. */
 #ifndef PULSE_ML_CALIBRATE_H
 #define PULSE_ML_CALIBRATE_H
 
@@ -35,8 +35,9 @@ const char *pulse_ml_calibration_name(pulse_ml_cal_kind_t kind); /* "none", "pla
 int pulse_ml_platt_fit(const double *p, const float *y, size_t n, double *a, double *b);
 /* Isotonic regression of y on p into c (kind ISOTONIC). Returns 0, or -1 when n is 0. */
 int pulse_ml_isotonic_fit(const double *p, const float *y, size_t n, pulse_ml_calibration_t *c);
-/* Fits both, keeps the one with the lower out-of-fold log-loss. Returns 0, or -1 with a message
- * (fewer than 10 rows, a single class). */
+/* Fits both, keeps the one with the lower out-of-fold log-loss, or the identity when the raw
+ * probabilities score lower than both. Returns 0, or -1 with a message (fewer than 10 rows, a
+ * single class). */
 int pulse_ml_calibration_fit(const double *p, const float *y, size_t n, pulse_ml_calibration_t *c, char *err, size_t errlen);
 
 double pulse_ml_calibration_apply(const pulse_ml_calibration_t *c, double p);

@@ -339,7 +339,9 @@ void pulse_ml_train_json(const pulse_ml_train_result_t *r, pulse_buf_t *b)
         key(b, "validation_roc_auc"), num(b, c->valid_auc), pulse_buf_putc(b, ',');
         key(b, "test_roc_auc_uncalibrated"), num(b, c->test_auc_raw), pulse_buf_putc(b, ',');
         key(b, "calibration");
-        pulse_buf_printf(b, "{\"method\":\"%s\",\"chosen_by\":\"out-of-fold log_loss\",\"log_loss_uncalibrated\":",
+        pulse_buf_printf(b,
+                         "{\"method\":\"%s\",\"chosen_by\":\"validation log_loss (out-of-fold for the fitted "
+                         "curves)\",\"log_loss_uncalibrated\":",
                          pulse_ml_calibration_name(c->calibration.kind));
         num(b, c->calibration.cv_log_loss[PULSE_ML_CAL_NONE]);
         pulse_buf_puts(b, ",\"log_loss_platt\":");

@@ -77,9 +77,9 @@ int pulse_train_bench(int argc, char **argv, FILE *out)
             "Brier", "F1", "train s", "CPU s");
     for (size_t k = 0; k < r.n_cand; k++) {
         const pulse_ml_candidate_t *c = &r.cand[k];
-        fprintf(out, "%-8s %9.4f %9.4f %9.4f %9.4f %9.4f %9.4f %9.4f %8.4f %8.4f  (%s calibration, %d %s)\n", c->name, c->valid_auc,
-                c->test_auc_raw, c->test.roc_auc, c->test.pr_auc, c->test.log_loss, c->test.brier, c->test.f1, c->train_seconds,
-                c->train_cpu_seconds, pulse_ml_calibration_name(c->calibration.kind), c->iterations,
+        fprintf(out, "%-8s %9.4f %9.4f %9.4f %9.4f %9.4f %9.4f %9.4f %8.4f %8.4f  (calibration: %s, %d %s)\n", c->name,
+                c->valid_auc, c->test_auc_raw, c->test.roc_auc, c->test.pr_auc, c->test.log_loss, c->test.brier, c->test.f1,
+                c->train_seconds, c->train_cpu_seconds, pulse_ml_calibration_name(c->calibration.kind), c->iterations,
                 c->kind == PULSE_ML_CHURN_LOGREG ? "Newton steps" : "trees");
     }
     const pulse_ml_candidate_t *ch = &r.cand[r.chosen];

@@ -90,6 +90,16 @@ static void test_choice_and_bytes(void **state)
     assert_true(c.cv_log_loss[PULSE_ML_CAL_PLATT] < c.cv_log_loss[PULSE_ML_CAL_NONE]);
     assert_true(c.cv_log_loss[PULSE_ML_CAL_PLATT] <= c.cv_log_loss[PULSE_ML_CAL_ISOTONIC]);
 
+    /* already calibrated scores: neither curve beats them, they are left alone */
+    double q[N];
+    float z[N];
+    planted(1.0, 0.0, N, q, z, 4);
+    pulse_ml_calibration_t id;
+    assert_int_equal(pulse_ml_calibration_fit(q, z, N, &id, err, sizeof(err)), 0);
+    assert_int_equal(id.kind, PULSE_ML_CAL_NONE);
+    assert_true(pulse_ml_calibration_apply(&id, 0.3) == 0.3);
+    pulse_ml_calibration_free(&id);
+
     pulse_buf_t b = PULSE_BUF_INIT;
     pulse_ml_calibration_save(&c, &b);
     assert_int_equal(pulse_ml_calibration_load((unsigned char *)b.data, b.len, &d, err, sizeof(err)), 0);
