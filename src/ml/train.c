@@ -58,17 +58,18 @@ static void shares(double *v, size_t n)
 }
 
 /* Calibrates on the validation scores and measures on the test scores (both raw probabilities). */
-static int evaluate(pulse_ml_candidate_t *c, const double *pv, const pulse_ml_data_t *valid, double *pt,
-                    const pulse_ml_data_t *test, char *err, size_t errlen)
+static void evaluate(pulse_ml_candidate_t *c, const double *pv, const pulse_ml_data_t *valid, double *pt,
+                     const pulse_ml_data_t *test)
 {
     c->valid_auc = pulse_ml_roc_auc(pv, valid->y, valid->n_rows);
-    if (pulse_ml_calibration_fit(pv, valid->y, valid->n_rows, &c->calibration, err, errlen) != 0)
-        return -1;
+    /* Too few validation rows to fit a curve (a 50-row table leaves 8): the raw probabilities stay. */
+    char why[160];
+    if (pulse_ml_calibration_fit(pv, valid->y, valid->n_rows, &c->calibration, why, sizeof(why)) != 0)
+        pulse_ml_calibration_init(&c->calibration);
     c->test_auc_raw = pulse_ml_roc_auc(pt, test->y, test->n_rows);
     for (size_t i = 0; i < test->n_rows; i++)
         pt[i] = pulse_ml_calibration_apply(&c->calibration, pt[i]);
     pulse_ml_metrics_compute(pt, test->y, test->n_rows, &c->test);
-    return 0;
 }
 
 static int run_logreg(pulse_ml_candidate_t *c, const pulse_ml_data_t *tr, const pulse_ml_data_t *va, const pulse_ml_data_t *te,
@@ -87,7 +88,7 @@ static int run_logreg(pulse_ml_candidate_t *c, const pulse_ml_data_t *tr, const 
     double *pv = pulse_xmalloc((va->n_rows + 1) * sizeof(double)), *pt = pulse_xmalloc((te->n_rows + 1) * sizeof(double));
     pulse_ml_logreg_predict(m, va, pv);
     pulse_ml_logreg_predict(m, te, pt);
-    int rc = evaluate(c, pv, va, pt, te, err, errlen);
+    evaluate(c, pv, va, pt, te);
     c->importance = pulse_xmalloc((tr->n_cols + 1) * sizeof(double));
     pulse_ml_logreg_importance(m, c->importance);
     shares(c->importance, tr->n_cols);
@@ -95,8 +96,8 @@ static int run_logreg(pulse_ml_candidate_t *c, const pulse_ml_data_t *tr, const 
     pulse_ml_logreg_free(m);
     free(pv);
     free(pt);
-    c->trained = rc == 0;
-    return rc;
+    c->trained = 1;
+    return 0;
 }
 
 #if PULSE_ML_HAVE_GBDT
@@ -118,7 +119,7 @@ static int run_gbdt(pulse_ml_candidate_t *c, const pulse_ml_data_t *tr, const pu
     double *pv = pulse_xmalloc((va->n_rows + 1) * sizeof(double)), *pt = pulse_xmalloc((te->n_rows + 1) * sizeof(double));
     pulse_gbdt_predict(m, va, pv, 1);
     pulse_gbdt_predict(m, te, pt, 1);
-    int rc = evaluate(c, pv, va, pt, te, err, errlen);
+    evaluate(c, pv, va, pt, te);
     c->importance = pulse_xmalloc((tr->n_cols + 1) * sizeof(double));
     pulse_gbdt_importance(m, c->importance);
     shares(c->importance, tr->n_cols);
@@ -126,8 +127,8 @@ static int run_gbdt(pulse_ml_candidate_t *c, const pulse_ml_data_t *tr, const pu
     pulse_gbdt_free(m);
     free(pv);
     free(pt);
-    c->trained = rc == 0;
-    return rc;
+    c->trained = 1;
+    return 0;
 }
 #endif
 

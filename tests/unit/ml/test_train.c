@@ -66,6 +66,13 @@ static void test_requirements(void **state)
     assert_int_equal(pulse_ml_train_churn(t, NULL, &r, err, sizeof(err)), -1);
     assert_non_null(strstr(err, "at least 10 churned"));
     pulse_ml_table_free(t);
+    /* the smallest table accepted trains (too few validation rows to calibrate: left as is) */
+    t = synthetic(60, 3, -1);
+    if (pulse_ml_train_churn(t, NULL, &r, err, sizeof(err)) != 0)
+        fail_msg("%s", err);
+    assert_true(r.n_cand >= 1);
+    pulse_ml_train_result_free(&r);
+    pulse_ml_table_free(t);
 }
 
 static void test_end_to_end(void **state)
