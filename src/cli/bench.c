@@ -6,6 +6,7 @@
 #include "ingest/load_bench.h"
 #include "ingest/types_bench.h"
 #include "ml/clv_bench.h"
+#include "ml/train_bench.h"
 #include "core/config.h"
 
 #include <errno.h>
@@ -17,7 +18,7 @@
 int pulse_cli_bench(int argc, char **argv)
 {
     if (argc < 2 || pulse_cli_wants_help(argc, argv)) {
-        printf("Usage: pulse bench http|tokens|logins|csv|types|import|clv|cluster\n\n"
+        printf("Usage: pulse bench http|tokens|logins|csv|types|import|clv|cluster|train\n\n"
                "  http   req/s, latency and memory of the server: a JSON handler on one loop thread and a\n"
                "         handler doing one primary-key query (wrk on this machine; needs the wrk package).\n"
                "         BENCH_SECONDS, BENCH_CONNECTIONS, BENCH_THREADS_PK tune it.\n"
@@ -31,7 +32,10 @@ int pulse_cli_bench(int argc, char **argv)
                "         summary (ID,frequency,recency,T or ID,x,t_x,T[,zbar]): parameters, best fit time in ms.\n"
                "  cluster [--n N] [--d D] [--k K]: customer clustering on N (3,500,000) synthetic RFM-like rows:\n"
                "         k-means with k = K (4) on 1 and 2 threads, then k-means, GMM and Ward choosing k; seconds,\n"
-               "         iterations, scores, personas and peak memory.\n");
+               "         iterations, scores, personas and peak memory.\n"
+               "  train  FILE.csv --label COLUMN [--id COLUMN] [--seed S]: the churn training pipeline on a\n"
+               "         stratified 80/20 split: test ROC AUC, PR AUC, log-loss and training time per model,\n"
+               "         the chosen model, and the test ROC AUC over 5 seeds.\n");
         return argc < 2 ? 2 : 0;
     }
     pulse_config_t cfg;
@@ -48,6 +52,8 @@ int pulse_cli_bench(int argc, char **argv)
         return pulse_types_bench(stdout) == 0 ? 0 : 1;
     if (strcmp(argv[1], "clv") == 0)
         return pulse_clv_bench(argc - 1, argv + 1, stdout);
+    if (strcmp(argv[1], "train") == 0)
+        return pulse_train_bench(argc - 1, argv + 1, stdout);
     if (strcmp(argv[1], "import") == 0) {
         char conninfo[2048];
         int have_db = pulse_cli_database("bench", &cfg, conninfo, sizeof(conninfo)) == 0;
