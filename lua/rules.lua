@@ -261,6 +261,8 @@ KIND.lead_scoring = {
             { actions = { { type = "email_open", count = 3 }, { type = "pricing_page_view", count = 1 } }, attributes = {} },
             { actions = { { type = "demo_request", count = 1 }, { type = "free_trial", count = 1 }, { type = "webinar_attended", count = 1 } },
               attributes = { company_size = 500, job_title = "CTO" } },
+            { actions = { { type = "pricing_page_view", count = 1 }, { type = "content_download", count = 1 },
+                { type = "demo_request", count = 1 } }, attributes = { company_size = 20 } },
             { actions = { { type = "book_consultant", count = 1 } }, attributes = {} },
         } }
     end,
