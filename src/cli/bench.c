@@ -7,6 +7,7 @@
 #include "ingest/types_bench.h"
 #include "ml/clv_bench.h"
 #include "ml/train_bench.h"
+#include "script/sandbox_bench.h"
 #include "core/config.h"
 #include "script/script.h"
 
@@ -46,7 +47,7 @@ static int run_lua_bench(const pulse_config_t *cfg, const char *name, int argc, 
 int pulse_cli_bench(int argc, char **argv)
 {
     if (argc < 2 || pulse_cli_wants_help(argc, argv)) {
-        printf("Usage: pulse bench http|tokens|logins|csv|types|import|clv|cluster|train|rules\n\n"
+        printf("Usage: pulse bench http|tokens|logins|csv|types|import|clv|cluster|train|rules|sandbox\n\n"
                "  http   req/s, latency and memory of the server: a JSON handler on one loop thread and a\n"
                "         handler doing one primary-key query (wrk on this machine; needs the wrk package).\n"
                "         BENCH_SECONDS, BENCH_CONNECTIONS, BENCH_THREADS_PK tune it.\n"
@@ -65,7 +66,9 @@ int pulse_cli_bench(int argc, char **argv)
                "         validating a rule, and the 500-call segment lookup table.\n"
                "  train  FILE.csv --label COLUMN [--id COLUMN] [--seed S]: the churn training pipeline on a\n"
                "         stratified 80/20 split: test ROC AUC, PR AUC, log-loss and training time per model,\n"
-               "         the chosen model, and the test ROC AUC over 5 seeds.\n");
+               "         the chosen model, and the test ROC AUC over 5 seeds.\n"
+               "  sandbox tenant-rule calls through the sandbox, microseconds per call: a trivial function, a\n"
+               "         profile in and an offer out (deep copies), and a segments rule over the 125 RFM cells.\n");
         return argc < 2 ? 2 : 0;
     }
     pulse_config_t cfg;
@@ -78,6 +81,8 @@ int pulse_cli_bench(int argc, char **argv)
         return pulse_csv_bench(stdout) == 0 ? 0 : 1;
     if (strcmp(argv[1], "cluster") == 0)
         return pulse_cluster_bench(argc - 1, argv + 1, stdout);
+    if (strcmp(argv[1], "sandbox") == 0)
+        return pulse_sandbox_bench(stdout) == 0 ? 0 : 1;
     if (strcmp(argv[1], "types") == 0)
         return pulse_types_bench(stdout) == 0 ? 0 : 1;
     if (strcmp(argv[1], "clv") == 0)

@@ -38,6 +38,7 @@ struct pulse_sandbox_t {
     int modules_ref; /* registry: name -> module value */
     int envmt_ref;   /* registry: the metatable of every rule environment */
     uint64_t calls, failures, last_instructions;
+    struct call_ctx_t *call; /* the call being made (do_call's arguments) */
     /* set by the message handler: the innermost rule position of the error */
     char err_source[128];
     int err_line;
@@ -613,7 +614,7 @@ int pulse_sandbox_load(pulse_sandbox_t *b, const char *name, const char *chunkna
     return rc;
 }
 
-typedef struct {
+typedef struct call_ctx_t {
     const char *module;
     const char *fn;
     int nargs;
@@ -623,8 +624,8 @@ typedef struct {
 
 static int do_call(lua_State *L)
 {
-    call_ctx_t *c = lua_touserdata(L, lua_upvalueindex(1));
     pulse_sandbox_t *b = box_of(L);
+    call_ctx_t *c = b->call;
     lua_rawgeti(L, LUA_REGISTRYINDEX, b->modules_ref);
     c->lookup_failed = 1;
     if (lua_getfield(L, -1, c->module) == LUA_TNIL)
@@ -654,8 +655,8 @@ static int call_in_box(pulse_sandbox_t *b, const char *module, const char *fn, i
     begin_run(b, seed);
     lua_pushcfunction(L, box_msgh);
     lua_insert(L, base + 1);
-    lua_pushlightuserdata(L, &c);
-    lua_pushcclosure(L, do_call, 1);
+    b->call = &c; /* a light C function: no closure allocated per call */
+    lua_pushcfunction(L, do_call);
     lua_insert(L, base + 2);
     lua_pushnil(L); /* slot 1 of do_call, replaced by the rule function */
     lua_insert(L, base + 3);
@@ -678,6 +679,7 @@ int pulse_sandbox_pcall(pulse_sandbox_t *b, const char *module, const char *fn, 
 typedef struct {
     lua_State *from, *to;
     const char *root;
+    int rootn;        /* > 0: the root is "<root><rootn>" (one of several arguments or results) */
     const char *verb; /* "leave" or "enter" */
     size_t values, bytes, max_values, max_bytes;
     int depth;
@@ -688,7 +690,7 @@ typedef struct {
 
 static void path_string(copy_t *c, char *out, size_t n)
 {
-    size_t k = (size_t)snprintf(out, n, "%s", c->root);
+    size_t k = c->rootn > 0 ? (size_t)snprintf(out, n, "%s%d", c->root, c->rootn) : (size_t)snprintf(out, n, "%s", c->root);
     for (int d = 1; d <= c->depth && k < n; d++) {
         int idx = c->keyidx[d];
         switch (lua_type(c->from, idx)) {
@@ -811,12 +813,13 @@ static int copy_value(copy_t *c, int idx)
     }
 }
 
-static int copy(pulse_sandbox_t *b, lua_State *from, int idx, lua_State *to, const char *root, const char *verb,
+static int copy(pulse_sandbox_t *b, lua_State *from, int idx, lua_State *to, const char *root, int rootn, const char *verb,
                 pulse_sandbox_error_t *e)
 {
     copy_t c = {.from = from,
                 .to = to,
                 .root = root,
+                .rootn = rootn,
                 .verb = verb,
                 .max_values = b->limits.max_values,
                 .max_bytes = b->limits.memory_limit,
@@ -835,7 +838,7 @@ static int copy(pulse_sandbox_t *b, lua_State *from, int idx, lua_State *to, con
 
 int pulse_sandbox_copy_out(pulse_sandbox_t *b, int idx, lua_State *to, const char *root, pulse_sandbox_error_t *e)
 {
-    return copy(b, b->L, idx, to, root, "leave", e);
+    return copy(b, b->L, idx, to, root, 0, "leave", e);
 }
 
 int pulse_sandbox_call(pulse_sandbox_t *b, lua_State *H, const char *module, const char *fn, int nargs, int nresults, uint64_t seed,
@@ -845,9 +848,7 @@ int pulse_sandbox_call(pulse_sandbox_t *b, lua_State *H, const char *module, con
     lua_settop(L, 0); /* anything a host error left behind last time */
     int first = lua_gettop(H) - nargs + 1;
     for (int i = 0; i < nargs; i++) {
-        char root[32];
-        snprintf(root, sizeof(root), nargs == 1 ? "input" : "input%d", i + 1);
-        if (copy(b, H, first + i, L, root, "enter", e) != 0) {
+        if (copy(b, H, first + i, L, "input", nargs == 1 ? 0 : i + 1, "enter", e) != 0) {
             lua_settop(H, first - 1);
             lua_settop(L, 0);
             return -1;
@@ -858,9 +859,7 @@ int pulse_sandbox_call(pulse_sandbox_t *b, lua_State *H, const char *module, con
         return -1;
     int n = lua_gettop(L);
     for (int i = 1; i <= n; i++) {
-        char root[32];
-        snprintf(root, sizeof(root), n == 1 ? "result" : "result%d", i);
-        if (copy(b, L, i, H, root, "leave", e) != 0) {
+        if (copy(b, L, i, H, "result", n == 1 ? 0 : i, "leave", e) != 0) {
             lua_settop(H, first - 1);
             lua_settop(L, 0);
             b->failures++;
