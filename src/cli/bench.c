@@ -1,5 +1,6 @@
 /* pulse bench: runs the benchmark scripts in bench/ (figures, never pass/fail). */
 #include "analytics/cluster_bench.h"
+#include "analytics/features_bench.h"
 #include "auth/token_bench.h"
 #include "cli/cli.h"
 #include "ingest/csv_bench.h"
@@ -47,7 +48,7 @@ static int run_lua_bench(const pulse_config_t *cfg, const char *name, int argc, 
 int pulse_cli_bench(int argc, char **argv)
 {
     if (argc < 2 || pulse_cli_wants_help(argc, argv)) {
-        printf("Usage: pulse bench http|tokens|logins|csv|types|import|clv|cluster|train|rules|sandbox\n\n"
+        printf("Usage: pulse bench http|tokens|logins|csv|types|import|clv|cluster|train|rules|sandbox|features\n\n"
                "  http   req/s, latency and memory of the server: a JSON handler on one loop thread and a\n"
                "         handler doing one primary-key query (wrk on this machine; needs the wrk package).\n"
                "         BENCH_SECONDS, BENCH_CONNECTIONS, BENCH_THREADS_PK tune it.\n"
@@ -68,7 +69,9 @@ int pulse_cli_bench(int argc, char **argv)
                "         stratified 80/20 split: test ROC AUC, PR AUC, log-loss and training time per model,\n"
                "         the chosen model, and the test ROC AUC over 5 seeds.\n"
                "  sandbox tenant-rule calls through the sandbox, microseconds per call: a trivial function, a\n"
-               "         profile in and an offer out (deep copies), and a segments rule over the 125 RFM cells.\n");
+               "         profile in and an offer out (deep copies), and a segments rule over the 125 RFM cells.\n"
+               "  features FILE [--threads N]: transactions file -> store -> per-customer features -> RFM\n"
+               "         scores (CDNOW layout or the e-commerce CSV): time per stage, MB/s, peak memory.\n");
         return argc < 2 ? 2 : 0;
     }
     pulse_config_t cfg;
@@ -89,6 +92,8 @@ int pulse_cli_bench(int argc, char **argv)
         return pulse_clv_bench(argc - 1, argv + 1, stdout);
     if (strcmp(argv[1], "train") == 0)
         return pulse_train_bench(argc - 1, argv + 1, stdout);
+    if (strcmp(argv[1], "features") == 0)
+        return pulse_features_bench(argc - 1, argv + 1, stdout);
     if (strcmp(argv[1], "import") == 0) {
         char conninfo[2048];
         int have_db = pulse_cli_database("bench", &cfg, conninfo, sizeof(conninfo)) == 0;
