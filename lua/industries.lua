@@ -13,9 +13,10 @@
 --       layouts = { { name = "...", columns = { <canonical>, ... } } },   -- headerless files, by position
 --       extra_columns = "attributes"|"ignore" } } }
 --
--- The files are loaded as data, with no globals but a few pure ones (no require, io, os, load):
--- they are the tenant side of "two kinds of Lua" (DESIGN.md).
+-- The files run in the rules sandbox (no require, io, os, load; memory and time capped): they are
+-- the tenant side of "two kinds of Lua" (DESIGN.md).
 local pulse_ok, pulse = pcall(require, "pulse")
+local sandbox = require "sandbox"
 
 local industries = {}
 
@@ -31,14 +32,6 @@ end
 local function dir()
     local home = pulse_ok and type(pulse) == "table" and pulse.config and pulse.config.home
     return (home or ".") .. "/industries"
-end
-
-local SAFE = { "pairs", "ipairs", "next", "type", "tostring", "tonumber", "select", "error", "assert" }
-local function sandbox()
-    local env = {}
-    for _, k in ipairs(SAFE) do env[k] = _G[k] end
-    env.string, env.table, env.math = string, table, math
-    return env
 end
 
 local function keys_known(t, allowed, where, errs)
@@ -244,12 +237,30 @@ function industries.validate(decl, file)
     return true
 end
 
--- industries.load_file(path) -> decl | nil, err (loaded as data in a bare environment, then validated)
+-- industries.load_file(path) -> decl | nil, err: run in the rules sandbox (src/script/sandbox.c:
+-- no io, os, require or load; memory and time capped), the declaration copied out, then validated.
 function industries.load_file(path)
-    local chunk, err = loadfile(path, "t", sandbox())
-    if not chunk then return nil, err end
-    local ok, decl = pcall(chunk)
-    if not ok then return nil, path .. ": " .. tostring(decl) end
+    local f, ferr = io.open(path, "rb")
+    if not f then return nil, ferr end
+    local src = f:read("a")
+    f:close()
+    local box = sandbox.new { memory = 16 * 1024 * 1024, instructions = 10000000, wall_ms = 1000 }
+    local ok, e = box:load("industry", src, "@" .. path)
+    if not ok then
+        box:close()
+        return nil, e.message
+    end
+    local decl = {}
+    for _, key in ipairs({ "name", "label", "kinds", "behaviour" }) do
+        local v
+        v, e = box:get("industry", key)
+        if e then
+            box:close()
+            return nil, path .. ": " .. key .. ": " .. e.message
+        end
+        decl[key] = v
+    end
+    box:close()
     local valid, verr = industries.validate(decl, path)
     if not valid then return nil, verr end
     return decl

@@ -145,8 +145,10 @@ end
 local function chain(entry, kind)
     local s = entry.state[kind] or {}
     local list = {}
-    if s.active then list[#list + 1] = s.active end
-    if s.fallback and s.fallback ~= s.active then list[#list + 1] = s.fallback end
+    if s.active then
+        list[#list + 1] = s.active
+        if s.fallback and s.fallback ~= s.active then list[#list + 1] = s.fallback end
+    end
     list[#list + 1] = false -- the default
     return list
 end

@@ -35,61 +35,93 @@ local function is_list(t)
     return true
 end
 
--- check(shape, value, where) -> nil | message. shape fields: type ("string"|"integer"|"number"|
--- "boolean"|"list"|"object"), optional, min, max, enum (set), max_len, items, fields, check(v) -> msg.
-local function check(shape, v, where)
+-- check(shape, value) -> nil | relative path, message. shape fields: type ("string"|"integer"|
+-- "number"|"boolean"|"list"|"object"), optional, min, max, enum (set), max_len, items, fields,
+-- check(v, where) -> msg. Paths are only built on failure: the success path allocates nothing.
+local check
+
+-- An object shape's fields as an array (iterated with a numeric for: cheaper than pairs).
+local function field_list(shape)
+    local list = shape._list
+    if not list then
+        list = {}
+        for name, field in pairs(shape.fields) do list[#list + 1] = { name, field } end
+        table.sort(list, function(a, b) return a[1] < b[1] end)
+        shape._list = list
+    end
+    return list
+end
+
+-- strict: also refuse unknown fields in closed objects (validation does; run-time calls skip it,
+-- extra fields are ignored there).
+function check(shape, v, strict)
     if v == nil then
         if shape.optional then return nil end
-        return where .. ": is missing"
+        return "", "is missing"
     end
     local t = shape.type
     if t == "integer" then
         if math_type(v) ~= "integer" and not (math_type(v) == "float" and v == floor(v) and v == v) then
-            return ("%s: must be an integer, got %s"):format(where, describe(v))
+            return "", "must be an integer, got " .. describe(v)
         end
     elseif t == "number" then
         if type(v) ~= "number" or v ~= v or v == math.huge or v == -math.huge then
-            return ("%s: must be a finite number, got %s"):format(where, describe(v))
+            return "", "must be a finite number, got " .. describe(v)
         end
     elseif t == "string" then
-        if type(v) ~= "string" then return ("%s: must be a string, got %s"):format(where, describe(v)) end
+        if type(v) ~= "string" then return "", "must be a string, got " .. describe(v) end
         if #v > (shape.max_len or 200) then
-            return ("%s: must be at most %d bytes long"):format(where, shape.max_len or 200)
+            return "", ("must be at most %d bytes long"):format(shape.max_len or 200)
         end
         if shape.enum and not shape.enum[v] then
-            return ("%s: %s is not one of the allowed values (%s)"):format(where, describe(v), shape.enum_text or "")
+            return "", ("%s is not one of the allowed values (%s)"):format(describe(v), shape.enum_text or "")
         end
     elseif t == "boolean" then
-        if type(v) ~= "boolean" then return ("%s: must be true or false, got %s"):format(where, describe(v)) end
+        if type(v) ~= "boolean" then return "", "must be true or false, got " .. describe(v) end
     elseif t == "list" then
-        if not is_list(v) then return ("%s: must be a list, got %s"):format(where, describe(v)) end
+        if not is_list(v) then return "", "must be a list, got " .. describe(v) end
         if shape.max_items and #v > shape.max_items then
-            return ("%s: at most %d entries, got %d"):format(where, shape.max_items, #v)
+            return "", ("at most %d entries, got %d"):format(shape.max_items, #v)
         end
+        local items = shape.items
         for i = 1, #v do
-            local e = check(shape.items, v[i], ("%s[%d]"):format(where, i))
-            if e then return e end
+            local p, m = check(items, v[i], strict)
+            if m then return "[" .. i .. "]" .. p, m end
         end
     elseif t == "object" then
-        if type(v) ~= "table" then return ("%s: must be a table, got %s"):format(where, describe(v)) end
-        for name, field in pairs(shape.fields) do
-            local e = check(field, v[name], where .. "." .. name)
-            if e then return e end
+        if type(v) ~= "table" then return "", "must be a table, got " .. describe(v) end
+        local list = field_list(shape)
+        for i = 1, #list do
+            local e = list[i]
+            local name = e[1]
+            local p, m = check(e[2], v[name], strict)
+            if m then return "." .. name .. p, m end
         end
-        if shape.closed then
+        if strict and shape.closed then
+            local fields = shape.fields
             for k in pairs(v) do
-                if not shape.fields[k] then return ("%s: unknown field %s"):format(where, describe(k)) end
+                if not fields[k] then return "", "unknown field " .. describe(k) end
             end
         end
     end
     if (t == "integer" or t == "number") and ((shape.min and v < shape.min) or (shape.max and v > shape.max)) then
-        return ("%s: must be from %s to %s, got %s"):format(where, tostring(shape.min or "-inf"),
-            tostring(shape.max or "inf"), describe(v))
+        return "", ("must be from %s to %s, got %s"):format(tostring(shape.min or "-inf"), tostring(shape.max or "inf"),
+            describe(v))
     end
-    if shape.check then return shape.check(v, where) end
+    if shape.check then
+        local m = shape.check(v, "")
+        if m then return "", (m:gsub("^: ", "")) end
+    end
     return nil
 end
-rules.check_shape = check
+
+-- rules.check_shape(shape, value, where) -> nil | "where.path: message"
+local function check_shape(shape, v, where, strict)
+    local p, m = check(shape, v, strict)
+    if m then return where .. p .. ": " .. m end
+    return nil
+end
+rules.check_shape = check_shape
 
 local function enum(list)
     local set = {}
@@ -261,10 +293,16 @@ KIND.lead_scoring = {
             { actions = { { type = "email_open", count = 3 }, { type = "pricing_page_view", count = 1 } }, attributes = {} },
             { actions = { { type = "demo_request", count = 1 }, { type = "free_trial", count = 1 }, { type = "webinar_attended", count = 1 } },
               attributes = { company_size = 500, job_title = "CTO" } },
+            { actions = { { type = "pricing_page_view", count = 1 }, { type = "content_download", count = 1 },
+                { type = "demo_request", count = 1 } }, attributes = { company_size = 20 } },
             { actions = { { type = "book_consultant", count = 1 } }, attributes = {} },
         } }
     end,
 }
+
+for _, spec in pairs(KIND) do
+    for fn, f in pairs(spec.functions) do f.where = fn .. "()" end
+end
 
 function rules.is_kind(kind)
     return KIND[kind] ~= nil
@@ -314,7 +352,7 @@ local function read_data(box, module, kind)
         if e then
             errors[#errors + 1] = err_entry(e)
         else
-            local msg = check(shape, v, name)
+            local msg = check_shape(shape, v, name, true)
             if msg then errors[#errors + 1] = { message = msg } else decl[name] = v end
         end
     end
@@ -339,11 +377,11 @@ end
 
 -- rules.call(box, module, kind, fn, decl, input, seed) -> output | nil, error {line?, message, kind}
 -- One call with its answer checked against the kind's shape.
-function rules.call(box, module, kind, fn, decl, input, seed)
+function rules.call(box, module, kind, fn, decl, input, seed, strict)
     local out, e = box:call(module, fn, input, seed or 0)
     if e then return nil, err_entry(e) end
     local spec = KIND[kind].functions[fn]
-    local msg = check(spec.output, out, fn .. "()")
+    local msg = check_shape(spec.output, out, spec.where, strict)
     if not msg and spec.check then msg = spec.check(out, decl) end
     if msg then return nil, { message = msg, kind = "type" } end
     return out
@@ -371,7 +409,7 @@ function rules.validate(kind, source, opts)
         for fn in pairs(KIND[kind].functions) do
             for _, input in ipairs(samples[fn] or {}) do
                 report.calls = report.calls + 1
-                local out, e = rules.call(box, kind, kind, fn, decl, input, report.calls)
+                local out, e = rules.call(box, kind, kind, fn, decl, input, report.calls, true)
                 if not out and e then
                     e.input = input
                     report.errors[#report.errors + 1] = e

@@ -64,6 +64,9 @@ local RuleVersion = schema.component("RuleVersion", {
     },
 })
 
+-- The function Pulse calls for each kind (what /evaluate runs).
+local MAIN_FUNCTION = { segments = "segment", offers = "offer", triggers = "fire", roi = "compute", lead_scoring = "score" }
+
 local function present(v) return v ~= nil and v ~= json.null end
 
 local function state_row(tenant, kind)
@@ -287,6 +290,30 @@ return function(routes)
             if not result then return nil, err end
             rule_store.forget(tenant)
             return response.created(result)
+        end,
+    }
+
+    routes:add {
+        method = "POST", path = "/api/v1/rules/{kind}/evaluate", role = "viewer", tags = { "rules" },
+        summary = "Run the active rule on one input, as Pulse would (try it out)",
+        description = "The input is what the kind's main function receives (segments: {r, f, m, churn_band}; " ..
+            "offers: a customer profile; triggers: an event; roi: {customers, monetary}; lead_scoring: a lead). " ..
+            "A failing active version falls back to the last good one, like every other call: the answer says " ..
+            "which version answered and the error that made it fall back.",
+        params = KIND_PARAM,
+        body = { type = "object", required = { "input" }, additionalProperties = false,
+            properties = { input = { type = "object", maxProperties = 100 }, seed = { type = "integer", minimum = 0 } } },
+        responses = { [200] = { description = "The result" }, [422] = "rule_failed" },
+        handler = function(req)
+            local kind = req.params.kind
+            local fn = MAIN_FUNCTION[kind]
+            local result, info = rule_store.call(req.tenant, kind, fn, req.json.input, req.json.seed or 0)
+            if result == nil and type(info) ~= "table" then
+                return problem.new(422, "rule_failed", tostring(info))
+            end
+            return response.ok({ kind = kind, result = result == nil and json.null or result, version = info.version,
+                fell_back = info.fell_back, error = info.error and { line = info.error.line or json.null,
+                    message = info.error.message } or json.null })
         end,
     }
 

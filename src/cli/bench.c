@@ -7,7 +7,13 @@
 #include "ingest/load_bench.h"
 #include "ingest/types_bench.h"
 #include "ml/clv_bench.h"
+#include "ml/train_bench.h"
+#include "script/sandbox_bench.h"
 #include "core/config.h"
+#include "script/script.h"
+
+#include <lauxlib.h>
+#include <lualib.h>
 
 #include <errno.h>
 #include <stdlib.h>
@@ -15,10 +21,34 @@
 #include <string.h>
 #include <unistd.h>
 
+/* Runs bench/<name>.lua in an embedded VM with the application's modules (no server, no
+ * database): for benchmarks of Lua-side code such as the rules layer. */
+static int run_lua_bench(const pulse_config_t *cfg, const char *name, int argc, char **argv)
+{
+    char path[2048];
+    snprintf(path, sizeof(path), "%s/bench/%s.lua", cfg->home, name);
+    lua_State *L = luaL_newstate();
+    pulse_script_open(L, cfg, NULL);
+    int code = 1;
+    if (luaL_loadfile(L, path) != LUA_OK) {
+        fprintf(stderr, "pulse bench: %s\n", lua_tostring(L, -1));
+    } else {
+        for (int i = 1; i < argc; i++)
+            lua_pushstring(L, argv[i]);
+        if (lua_pcall(L, argc - 1, 0, 0) != LUA_OK)
+            fprintf(stderr, "pulse bench: %s\n", lua_tostring(L, -1));
+        else
+            code = 0;
+    }
+    fflush(stdout);
+    lua_close(L);
+    return code;
+}
+
 int pulse_cli_bench(int argc, char **argv)
 {
     if (argc < 2 || pulse_cli_wants_help(argc, argv)) {
-        printf("Usage: pulse bench http|tokens|logins|csv|types|import|clv|cluster|features|segment\n\n"
+        printf("Usage: pulse bench http|tokens|logins|csv|types|import|clv|cluster|train|rules|sandbox|features|segment\n\n"
                "  http   req/s, latency and memory of the server: a JSON handler on one loop thread and a\n"
                "         handler doing one primary-key query (wrk on this machine; needs the wrk package).\n"
                "         BENCH_SECONDS, BENCH_CONNECTIONS, BENCH_THREADS_PK tune it.\n"
@@ -33,6 +63,13 @@ int pulse_cli_bench(int argc, char **argv)
                "  cluster [--n N] [--d D] [--k K]: customer clustering on N (3,500,000) synthetic RFM-like rows:\n"
                "         k-means with k = K (4) on 1 and 2 threads, then k-means, GMM and Ward choosing k; seconds,\n"
                "         iterations, scores, personas and peak memory.\n"
+               "  rules  the rules layer: an offer rule call from the application (copy in, call, output check),\n"
+               "         validating a rule, and the 500-call segment lookup table.\n"
+               "  train  FILE.csv --label COLUMN [--id COLUMN] [--seed S]: the churn training pipeline on a\n"
+               "         stratified 80/20 split: test ROC AUC, PR AUC, log-loss and training time per model,\n"
+               "         the chosen model, and the test ROC AUC over 5 seeds.\n"
+               "  sandbox tenant-rule calls through the sandbox, microseconds per call: a trivial function, a\n"
+               "         profile in and an offer out (deep copies), and a segments rule over the 125 RFM cells.\n"
                "  features FILE [--threads N]: transactions file -> store -> per-customer features -> RFM\n"
                "         scores (CDNOW layout or the e-commerce CSV): time per stage, MB/s, peak memory.\n"
                "  segment FILE [--threads N] [--k K]: parse -> features -> RFM -> the shipped rule's segments (table\n"
@@ -51,12 +88,16 @@ int pulse_cli_bench(int argc, char **argv)
         return pulse_csv_bench(stdout) == 0 ? 0 : 1;
     if (strcmp(argv[1], "cluster") == 0)
         return pulse_cluster_bench(argc - 1, argv + 1, stdout);
+    if (strcmp(argv[1], "sandbox") == 0)
+        return pulse_sandbox_bench(stdout) == 0 ? 0 : 1;
     if (strcmp(argv[1], "types") == 0)
         return pulse_types_bench(stdout) == 0 ? 0 : 1;
     if (strcmp(argv[1], "clv") == 0)
         return pulse_clv_bench(argc - 1, argv + 1, stdout);
     if (strcmp(argv[1], "segment") == 0)
         return pulse_cli_segment_bench(argc - 1, argv + 1);
+    if (strcmp(argv[1], "train") == 0)
+        return pulse_train_bench(argc - 1, argv + 1, stdout);
     if (strcmp(argv[1], "features") == 0)
         return pulse_features_bench(argc - 1, argv + 1, stdout);
     if (strcmp(argv[1], "import") == 0) {
@@ -64,6 +105,8 @@ int pulse_cli_bench(int argc, char **argv)
         int have_db = pulse_cli_database("bench", &cfg, conninfo, sizeof(conninfo)) == 0;
         return pulse_import_bench(argc - 1, argv + 1, have_db ? conninfo : NULL, stdout);
     }
+    if (strcmp(argv[1], "rules") == 0)
+        return run_lua_bench(&cfg, "rules", argc - 1, argv + 1);
     if (strcmp(argv[1], "http") != 0 && strcmp(argv[1], "logins") != 0) {
         fprintf(stderr, "pulse bench: unknown benchmark '%s' (see pulse bench --help)\n", argv[1]);
         return 2;

@@ -2,6 +2,7 @@
 #include "script/script.h"
 #include "core/buf.h"
 #include "script/embedded.h"
+#include "script/sandbox.h"
 
 #include <lauxlib.h>
 #include <lualib.h>
@@ -77,6 +78,7 @@ void pulse_script_open(lua_State *L, const pulse_config_t *cfg, void *host)
     set_loaded(L, "ingest", pulse_script_open_ingest);
     set_loaded(L, "import", pulse_script_open_import);
     set_loaded(L, "sse", pulse_script_open_sse);
+    set_loaded(L, "sandbox", pulse_script_open_sandbox);
     /* db.tx and friends are written in Lua on top of the C primitives */
     lua_getglobal(L, "require");
     lua_pushliteral(L, "script.db");

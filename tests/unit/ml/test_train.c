@@ -1,0 +1,154 @@
+/* Unit tests for src/ml/train.c: requirements refused with counts, a synthetic table trained end
+ * to end (both models when built in), determinism for a seed, the container and the JSON keys. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gen/rng.h"
+#include "ml/train.h"
+
+/* n rows: tenure, charges (5% blank), a 3-level contract and a 2-level gender that means nothing. */
+static pulse_ml_table_t *synthetic(size_t n, uint64_t seed, int only_class)
+{
+    static const char *contracts[3] = {"Month-to-month", "One year", "Two year"};
+    static const char *genders[2] = {"Female", "Male"};
+    double *tenure = malloc(n * sizeof(double)), *charges = malloc(n * sizeof(double)), *churn = malloc(n * sizeof(double));
+    const char **contract = malloc(n * sizeof(char *)), **gender = malloc(n * sizeof(char *));
+    pulse_rng_t r;
+    pulse_rng_seed(&r, seed, 9, 0);
+    for (size_t i = 0; i < n; i++) {
+        int c = (int)pulse_rng_below(&r, 3);
+        tenure[i] = floor(pulse_rng_uniform(&r) * 72);
+        charges[i] = pulse_rng_uniform(&r) < 0.05 ? NAN : 20 + 90 * pulse_rng_uniform(&r);
+        contract[i] = contracts[c];
+        gender[i] = genders[pulse_rng_below(&r, 2)];
+        double t = 0.5 - 0.05 * tenure[i] + (isnan(charges[i]) ? 0 : 0.02 * (charges[i] - 60)) - 1.2 * c;
+        churn[i] = only_class >= 0 ? only_class : pulse_rng_uniform(&r) < 1 / (1 + exp(-t));
+    }
+    pulse_ml_column_t cols[5] = {{"tenure", tenure, NULL},
+                                 {"MonthlyCharges", charges, NULL},
+                                 {"Contract", NULL, contract},
+                                 {"gender", NULL, gender},
+                                 {"Churn", churn, NULL}};
+    pulse_ml_table_options_t o = {"Churn", NULL};
+    pulse_ml_table_t *t;
+    char err[256];
+    if (pulse_ml_table_from_columns(cols, 5, n, &o, &t, err, sizeof(err)) != 0)
+        fail_msg("%s", err);
+    free(tenure), free(charges), free(churn), free(contract), free(gender);
+    return t;
+}
+
+static void test_requirements(void **state)
+{
+    (void)state;
+    pulse_ml_train_result_t r;
+    char err[256];
+    pulse_ml_table_t *t = synthetic(30, 1, -1);
+    assert_int_equal(pulse_ml_train_churn(t, NULL, &r, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "at least 50"));
+    assert_non_null(strstr(err, "there are 30"));
+    pulse_ml_table_free(t);
+    t = synthetic(200, 1, 0);
+    assert_int_equal(pulse_ml_train_churn(t, NULL, &r, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "single class"));
+    pulse_ml_table_free(t);
+    t = synthetic(200, 1, -1);
+    for (size_t i = 0, pos = 0; i < t->data.n_rows; i++) /* keep 5 churned rows */
+        if (t->data.y[i] == 1 && ++pos > 5)
+            t->data.y[i] = 0;
+    assert_int_equal(pulse_ml_train_churn(t, NULL, &r, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "at least 10 churned"));
+    pulse_ml_table_free(t);
+    /* the smallest table accepted trains (too few validation rows to calibrate: left as is) */
+    t = synthetic(60, 3, -1);
+    if (pulse_ml_train_churn(t, NULL, &r, err, sizeof(err)) != 0)
+        fail_msg("%s", err);
+    assert_true(r.n_cand >= 1);
+    pulse_ml_train_result_free(&r);
+    pulse_ml_table_free(t);
+}
+
+static void test_end_to_end(void **state)
+{
+    (void)state;
+    pulse_ml_table_t *t = synthetic(3000, 2, -1);
+    pulse_ml_train_options_t o;
+    pulse_ml_train_options_init(&o);
+    o.seed = 5;
+    pulse_ml_train_result_t r, r2;
+    char err[256];
+    if (pulse_ml_train_churn(t, &o, &r, err, sizeof(err)) != 0)
+        fail_msg("%s", err);
+    assert_int_equal(r.n_train + r.n_valid + r.n_test, 3000);
+    assert_int_equal(r.n_test, 600);
+    assert_int_equal(r.n_cand, (size_t)(1 + pulse_ml_train_have_gbdt()));
+    for (size_t k = 0; k < r.n_cand; k++) {
+        assert_true(r.cand[k].trained);
+        assert_true(r.cand[k].test.roc_auc > 0.75);
+        assert_true(r.cand[k].valid_auc > 0.75);
+        double s = 0;
+        for (size_t j = 0; j < r.n_features; j++)
+            s += r.cand[k].importance[j];
+        assert_float_equal(s, 1.0, 1e-9);
+    }
+    /* gender means nothing: it ranks below tenure */
+    assert_true(r.cand[0].importance[3] < r.cand[0].importance[0]);
+
+    pulse_buf_t js = PULSE_BUF_INIT;
+    pulse_ml_train_json(&r, &js);
+    static const char *keys[] = {"\"roc_auc\":",   "\"pr_auc\":",     "\"log_loss\":",
+                                 "\"brier\":",     "\"accuracy\":",   "\"precision\":",
+                                 "\"recall\":",    "\"f1\":",         "\"threshold\":",
+                                 "\"confusion\":", "\"deciles\":",    "\"calibration_curve\":",
+                                 "\"chosen\":",    "\"importance\":", NULL};
+    for (int i = 0; keys[i]; i++)
+        if (strstr(js.data, keys[i]) == NULL)
+            fail_msg("JSON lacks %s", keys[i]);
+    assert_null(strstr(js.data, "nan"));
+
+    /* the container loads back with the features, levels, calibration and report */
+    unsigned char *bytes;
+    size_t len;
+    pulse_ml_model_save(r.model, &bytes, &len);
+    pulse_ml_model_t *m = pulse_ml_model_load(bytes, len, err, sizeof(err));
+    if (m == NULL)
+        fail_msg("%s", err);
+    assert_int_equal(m->n_features, 4);
+    assert_string_equal(m->features[2].levels[0], "Month-to-month");
+    assert_int_equal(m->calibration.kind, r.cand[r.chosen].calibration.kind);
+    assert_non_null(m->meta);
+    assert_string_equal(m->meta, js.data);
+    pulse_ml_model_free(m);
+
+    /* same seed, same everything except the timings */
+    if (pulse_ml_train_churn(t, &o, &r2, err, sizeof(err)) != 0)
+        fail_msg("%s", err);
+    for (size_t k = 0; k < r.n_cand; k++) {
+        assert_int_equal(r.cand[k].payload_len, r2.cand[k].payload_len);
+        assert_memory_equal(r.cand[k].payload, r2.cand[k].payload, r.cand[k].payload_len);
+        assert_true(r.cand[k].test.roc_auc == r2.cand[k].test.roc_auc);
+        assert_true(r.cand[k].test.log_loss == r2.cand[k].test.log_loss);
+    }
+    assert_int_equal(r.chosen, r2.chosen);
+    free(bytes);
+    pulse_buf_free(&js);
+    pulse_ml_train_result_free(&r);
+    pulse_ml_train_result_free(&r2);
+    pulse_ml_table_free(t);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_requirements),
+        cmocka_unit_test(test_end_to_end),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
