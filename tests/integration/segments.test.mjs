@@ -1,9 +1,8 @@
 // Segmentation end to end: a tenant uploads generated e-commerce transactions through the import
 // API; the segment job (features, RFM, the shipped segments rule as a lookup table, behaviour) and
-// a cluster job run through `pulse segment --tenant` (the same job code the workers run; the HTTP
-// routes of lua/routes/analytics.lua are registered once the rules sandbox lands, and their suite
-// comes with them); GET /api/v1/customers/{id} shows the analytics, another tenant gets 404; and
-// `pulse segment FILE` gives the same segments from the file with no database.
+// a cluster job run through `pulse segment --tenant` (the same job code the workers run) and
+// through the HTTP routes (lua/routes/analytics.lua); GET /api/v1/customers/{id} shows the
+// analytics, another tenant gets 404; `pulse segment FILE` gives the same segments with no database.
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
@@ -144,6 +143,42 @@ describe('segmentation', () => {
         assert.equal(state, 'failed nothing_to_segment');
         const usage = await ctx.pulse(['segment']);
         assert.equal(usage.code, 2);
+    });
+
+    it('runs over HTTP: segment and cluster jobs, distribution, a customer\'s segment and behaviour, 404 elsewhere', async () => {
+        const call = (t, method, p, body) => api.fetch(p, { method, headers: { ...auth(t), ...(body ? { 'content-type': 'application/json' } : {}) },
+            body: body ? JSON.stringify(body) : undefined });
+        const started = await call(shop, 'POST', `/api/v1/segmentation/organizations/${shop.tenant}/segment`, {});
+        assert.equal(started.status, 202, started.text);
+        const j = await finished(started.json.job_id, shop);
+        assert.equal(j.state, 'done', JSON.stringify(j));
+        assert.equal(j.result.customers, 300);
+        const dist = await call(shop, 'GET', `/api/v1/segmentation/organizations/${shop.tenant}/segments`);
+        assert.equal(dist.status, 200, dist.text);
+        assert.equal(dist.json.customers, 300);
+        assert.deepEqual(dist.json.segments.map((x) => x.segment), SEGMENTS);
+        assert.equal(dist.json.segments.reduce((a, x) => a + x.customers, 0), 300);
+        const [id] = await ctx.sql(`SELECT customer_id FROM customer_analytics WHERE tenant_id = '${shop.tenant}' ORDER BY customer_id LIMIT 1`);
+        const one = await call(shop, 'GET', `/api/v1/segmentation/customers/${id}/segment`);
+        assert.equal(one.status, 200, one.text);
+        assert.ok(SEGMENTS.includes(one.json.segment));
+        const beh = await call(shop, 'GET', `/api/v1/behavior/customers/${id}/behavior`);
+        assert.equal(beh.status, 200, beh.text);
+        assert.ok(beh.json.behavior_score >= 0 && beh.json.behavior_score <= 100);
+        const insights = await call(shop, 'GET', `/api/v1/behavior/organizations/${shop.tenant}/behavior-insights`);
+        assert.equal(insights.status, 200, insights.text);
+        assert.equal(insights.json.customers, 300);
+        const cl = await call(shop, 'POST', '/api/v1/clusters', { method: 'kmeans', k: 3 });
+        assert.equal(cl.status, 202, cl.text);
+        const cj = await finished(cl.json.job_id, shop);
+        assert.equal(cj.state, 'done', JSON.stringify(cj));
+        const c = await call(shop, 'GET', `/api/v1/clusters/${cl.json.job_id}`);
+        assert.equal(c.status, 200, c.text);
+        assert.equal(JSON.stringify(c.json).includes('personas'), true, c.text);
+        assert.equal((await call(other, 'GET', `/api/v1/segmentation/organizations/${shop.tenant}/segments`)).status, 404);
+        assert.equal((await call(other, 'POST', `/api/v1/segmentation/organizations/${shop.tenant}/segment`, {})).status, 404);
+        assert.equal((await call(other, 'GET', `/api/v1/segmentation/customers/${id}/segment`)).status, 404);
+        assert.equal((await call(other, 'GET', `/api/v1/clusters/${cl.json.job_id}`)).status, 404);
     });
 
     it('pulse segment FILE gives the same segments without a database', async () => {
