@@ -4,6 +4,7 @@
 #include "ingest/csv_bench.h"
 #include "ingest/load_bench.h"
 #include "ingest/types_bench.h"
+#include "ml/gbdt_bench.h"
 #include "core/config.h"
 
 #include <errno.h>
@@ -15,7 +16,7 @@
 int pulse_cli_bench(int argc, char **argv)
 {
     if (argc < 2 || pulse_cli_wants_help(argc, argv)) {
-        printf("Usage: pulse bench http|tokens|logins|csv|types|import\n\n"
+        printf("Usage: pulse bench http|tokens|logins|csv|types|import|gbdt\n\n"
                "  http   req/s, latency and memory of the server: a JSON handler on one loop thread and a\n"
                "         handler doing one primary-key query (wrk on this machine; needs the wrk package).\n"
                "         BENCH_SECONDS, BENCH_CONNECTIONS, BENCH_THREADS_PK tune it.\n"
@@ -24,7 +25,9 @@ int pulse_cli_bench(int argc, char **argv)
                "  csv    CSV sniffing and parsing, MB/s (generated files, and ../shared/data when present).\n"
                "  types  column type and date inference, values per second.\n"
                "  import FILE [--plan PLAN.json] [--kind K]: the import loader, in memory (MB/s) and end to end\n"
-               "         into PostgreSQL against a plain COPY of the same rows, and peak memory.\n");
+               "         into PostgreSQL against a plain COPY of the same rows, and peak memory.\n"
+               "  gbdt   [--rows N] [--trees 200] [--depth 4]: boosted-trees training time on a Telco-sized\n"
+               "         synthetic table (early stopping), batch scoring rows/s on 1 and 2 threads.\n");
         return argc < 2 ? 2 : 0;
     }
     pulse_config_t cfg;
@@ -37,6 +40,8 @@ int pulse_cli_bench(int argc, char **argv)
         return pulse_csv_bench(stdout) == 0 ? 0 : 1;
     if (strcmp(argv[1], "types") == 0)
         return pulse_types_bench(stdout) == 0 ? 0 : 1;
+    if (strcmp(argv[1], "gbdt") == 0)
+        return pulse_gbdt_bench(argc - 1, argv + 1, stdout);
     if (strcmp(argv[1], "import") == 0) {
         char conninfo[2048];
         int have_db = pulse_cli_database("bench", &cfg, conninfo, sizeof(conninfo)) == 0;

@@ -63,6 +63,10 @@ struct pulse_gbdt_t {
     uint32_t n_used;
     uint32_t *used; /* model feature of each used slot */
     uint16_t *c_feat;
+    /* per used slot: its numeric bounds padded with +inf to a power of two (c_pad_n), for a
+     * fixed-step search the compiler turns into conditional moves and AVX2 into gathers */
+    float *c_pad;
+    uint32_t *c_pad_off, *c_pad_n;
     uint8_t *c_m, *c_thr;
     double *c_leaf;
 };
@@ -162,7 +166,7 @@ static inline uint8_t bin_value(const feat_t *f, float x)
         return 1;
     while (n > 1) {
         size_t half = n / 2;
-        base = base[half - 1] < x ? base + half : base;
+        base += half & -(size_t)(base[half - 1] < x);
         n -= half;
     }
     return (uint8_t)((size_t)(base - b) + (*base < x) + 1);
@@ -925,6 +929,9 @@ void pulse_gbdt_free(pulse_gbdt_t *m)
     free(m->c_m);
     free(m->c_thr);
     free(m->c_leaf);
+    free(m->c_pad);
+    free(m->c_pad_off);
+    free(m->c_pad_n);
     free(m);
 }
 
@@ -1075,17 +1082,89 @@ static void compile_model(pulse_gbdt_t *m)
             compile_node(m, &m->trees[k], m->trees[k].nodes, slot_of, k, 0, 0);
     }
     free(slot_of);
+    m->c_pad_off = pulse_xmalloc(((size_t)m->n_used + 1) * sizeof(uint32_t));
+    m->c_pad_n = pulse_xmalloc(((size_t)m->n_used + 1) * sizeof(uint32_t));
+    size_t total = 0;
+    for (uint32_t u = 0; u < m->n_used; u++) {
+        const feat_t *f = &m->feats[m->used[u]];
+        uint32_t P = 1;
+        while (!f->categorical && P < f->n)
+            P *= 2;
+        m->c_pad_off[u] = (uint32_t)total;
+        m->c_pad_n[u] = P;
+        total += P;
+    }
+    m->c_pad = pulse_xmalloc((total + 1) * sizeof(float));
+    for (uint32_t u = 0; u < m->n_used; u++) {
+        const feat_t *f = &m->feats[m->used[u]];
+        float *pad = m->c_pad + m->c_pad_off[u];
+        for (uint32_t k = 0; k < m->c_pad_n[u]; k++)
+            pad[k] = !f->categorical && k < f->n ? f->bounds[k] : INFINITY;
+    }
 }
 
 /* bins[u * GBDT_BLOCK + r] for the used features of rows row0..row0+nr. */
-static void bin_block(const pulse_gbdt_t *m, const pulse_ml_data_t *d, size_t row0, size_t nr, uint8_t *bins)
+/* bin_value for a numeric x over padded bounds: count of bounds < x, plus 1; 0 for NaN. */
+static inline uint8_t bin_padded(const float *pad, uint32_t P, float x)
+{
+    uint32_t pos = 0;
+    for (uint32_t step = P >> 1; step > 0; step >>= 1)
+        pos += step & -(uint32_t)(pad[pos + step - 1] < x);
+    pos += pad[pos] < x;
+    return x == x ? (uint8_t)(pos + 1) : 0;
+}
+
+#if GBDT_HAVE_AVX2
+/* 32 numeric values at a time: the same fixed-step search, 8 lanes per gather. */
+__attribute__((target("avx2"))) static size_t bin_numeric_avx2(const float *pad, uint32_t P, const float *x, size_t nr, uint8_t *o)
+{
+    const __m256i perm = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7), one = _mm256_set1_epi32(1);
+    size_t r = 0;
+    for (; r + 32 <= nr; r += 32) {
+        __m256i v[4];
+        for (int q = 0; q < 4; q++) {
+            __m256 xv = _mm256_loadu_ps(x + r + 8 * q);
+            __m256i pos = _mm256_setzero_si256();
+            for (uint32_t step = P >> 1; step > 0; step >>= 1) {
+                __m256i idx = _mm256_add_epi32(pos, _mm256_set1_epi32((int)step - 1));
+                __m256 b = _mm256_i32gather_ps(pad, idx, 4);
+                __m256i lt = _mm256_castps_si256(_mm256_cmp_ps(b, xv, _CMP_LT_OQ));
+                pos = _mm256_add_epi32(pos, _mm256_and_si256(lt, _mm256_set1_epi32((int)step)));
+            }
+            __m256 b = _mm256_i32gather_ps(pad, pos, 4);
+            pos = _mm256_sub_epi32(pos, _mm256_castps_si256(_mm256_cmp_ps(b, xv, _CMP_LT_OQ)));
+            __m256i notnan = _mm256_castps_si256(_mm256_cmp_ps(xv, xv, _CMP_EQ_OQ));
+            v[q] = _mm256_and_si256(_mm256_add_epi32(pos, one), notnan);
+        }
+        __m256i p16a = _mm256_packus_epi32(v[0], v[1]), p16b = _mm256_packus_epi32(v[2], v[3]);
+        __m256i p8 = _mm256_permutevar8x32_epi32(_mm256_packus_epi16(p16a, p16b), perm);
+        _mm256_storeu_si256((__m256i *)(o + r), p8);
+    }
+    return r;
+}
+#endif
+
+/* bins[u * GBDT_BLOCK + r] for the used features of rows row0..row0+nr. */
+static void bin_block(const pulse_gbdt_t *m, const pulse_ml_data_t *d, size_t row0, size_t nr, uint8_t *bins, int avx2)
 {
     for (uint32_t u = 0; u < m->n_used; u++) {
         const feat_t *f = &m->feats[m->used[u]];
         const float *x = d->x + (size_t)m->used[u] * d->n_rows + row0;
         uint8_t *o = bins + (size_t)u * GBDT_BLOCK;
-        for (size_t r = 0; r < nr; r++)
-            o[r] = bin_value(f, x[r]);
+        size_t r = 0;
+        if (f->categorical) {
+            for (; r < nr; r++)
+                o[r] = bin_value(f, x[r]);
+        } else {
+            const float *pad = m->c_pad + m->c_pad_off[u];
+            uint32_t P = m->c_pad_n[u];
+#if GBDT_HAVE_AVX2
+            if (avx2)
+                r = bin_numeric_avx2(pad, P, x, nr, o);
+#endif
+            for (; r < nr; r++)
+                o[r] = bin_padded(pad, P, x[r]);
+        }
         memset(o + nr, 0, GBDT_BLOCK - nr);
     }
 }
@@ -1179,7 +1258,7 @@ static void score_range(const score_job_t *j)
     double acc[GBDT_BLOCK];
     for (size_t row0 = j->lo; row0 < j->hi; row0 += GBDT_BLOCK) {
         size_t nr = j->hi - row0 < GBDT_BLOCK ? j->hi - row0 : GBDT_BLOCK;
-        bin_block(m, j->d, row0, nr, bins);
+        bin_block(m, j->d, row0, nr, bins, avx2);
         for (size_t r = 0; r < nr; r++)
             acc[r] = m->base;
 #if GBDT_HAVE_AVX2
