@@ -68,6 +68,9 @@ struct pulse_gbdt_t {
     float *c_pad;
     uint32_t *c_pad_off, *c_pad_n;
     uint8_t *c_m, *c_thr;
+    /* AVX2 form of c_m / c_thr: the byte ^ 0x80 repeated 4 times (a broadcast is then a plain
+     * load; (b - m) ^ 0x80 == b - (m ^ 0x80), so one subtraction gives the signed compare) */
+    uint32_t *c_m4, *c_t4;
     double *c_leaf;
 };
 
@@ -928,6 +931,8 @@ void pulse_gbdt_free(pulse_gbdt_t *m)
     free(m->c_feat);
     free(m->c_m);
     free(m->c_thr);
+    free(m->c_m4);
+    free(m->c_t4);
     free(m->c_leaf);
     free(m->c_pad);
     free(m->c_pad_off);
@@ -998,9 +1003,10 @@ void pulse_gbdt_importance(const pulse_gbdt_t *m, double *gain)
 /* ---- compiled batch scorer ---- */
 
 /* Writes the complete-tree slot `pos` (at `level`) from original node `nd`; a leaf above the
- * bottom becomes always-left nodes over copies of its value. */
-static void compile_node(pulse_gbdt_t *m, const tree_t *tr, const node_t *nd, const uint32_t *slot_of, size_t t, uint32_t pos,
-                         int level)
+ * bottom becomes always-left nodes over copies of its value. remap[u * 256 + t]: the scorer's
+ * bin threshold for model bin threshold t of used slot u. */
+static void compile_node(pulse_gbdt_t *m, const tree_t *tr, const node_t *nd, const uint32_t *slot_of, const uint8_t *remap, size_t t,
+                         uint32_t pos, int level)
 {
     uint32_t n_int = (1u << m->depth) - 1;
     uint16_t *cf = m->c_feat + t * n_int;
@@ -1014,8 +1020,8 @@ static void compile_node(pulse_gbdt_t *m, const tree_t *tr, const node_t *nd, co
         cf[pos] = 0;
         cm[pos] = 0;
         ct[pos] = 255; /* nothing is > 255: always left */
-        compile_node(m, tr, NULL, slot_of, t, 2 * pos + 1, level + 1);
-        compile_node(m, tr, NULL, slot_of, t, 2 * pos + 2, level + 1);
+        compile_node(m, tr, NULL, slot_of, remap, t, 2 * pos + 1, level + 1);
+        compile_node(m, tr, NULL, slot_of, remap, t, 2 * pos + 2, level + 1);
         if (nd) {
             /* every leaf below holds the value (only the leftmost is reached) */
             uint32_t lo = pos, hi = pos;
@@ -1028,21 +1034,26 @@ static void compile_node(pulse_gbdt_t *m, const tree_t *tr, const node_t *nd, co
         }
         return;
     }
-    cf[pos] = (uint16_t)slot_of[nd->feature];
+    uint32_t u = slot_of[nd->feature];
+    cf[pos] = (uint16_t)u;
+    uint8_t thr = remap[(size_t)u * 256 + nd->bin];
     if (m->feats[nd->feature].categorical) {
         cm[pos] = nd->bin; /* (b - c) > 0 iff b != c: right */
         ct[pos] = 0;
     } else if (nd->default_left) {
         cm[pos] = 0; /* missing bin 0 <= thr: left */
-        ct[pos] = nd->bin;
+        ct[pos] = thr;
     } else {
         cm[pos] = 1; /* missing wraps to 255 > thr: right */
-        ct[pos] = (uint8_t)(nd->bin - 1);
+        ct[pos] = (uint8_t)(thr - 1);
     }
-    compile_node(m, tr, &tr->nodes[nd->left], slot_of, t, 2 * pos + 1, level + 1);
-    compile_node(m, tr, &tr->nodes[nd->right], slot_of, t, 2 * pos + 2, level + 1);
+    compile_node(m, tr, &tr->nodes[nd->left], slot_of, remap, t, 2 * pos + 1, level + 1);
+    compile_node(m, tr, &tr->nodes[nd->right], slot_of, remap, t, 2 * pos + 2, level + 1);
 }
 
+/* Builds the batch scorer. Numeric columns are re-binned on the thresholds the trees actually
+ * use (a 200-tree model touches a fraction of the 255 training bins), so scoring searches fewer
+ * bounds; a split "model bin <= t" becomes "scorer bin <= rank of t among the used thresholds". */
 static void compile_model(pulse_gbdt_t *m)
 {
     int depth = 0;
@@ -1051,6 +1062,8 @@ static void compile_model(pulse_gbdt_t *m)
         slot_of[j] = UINT32_MAX;
     m->used = pulse_xmalloc(((size_t)m->n_features + 1) * sizeof(uint32_t));
     m->n_used = 0;
+    uint8_t *remap = pulse_xmalloc(((size_t)m->n_features + 1) * 256);
+    memset(remap, 0, ((size_t)m->n_features + 1) * 256);
     for (uint32_t k = 0; k < m->n_trees; k++) {
         const tree_t *tr = &m->trees[k];
         int *d = pulse_xmalloc(tr->n_nodes * sizeof(int));
@@ -1065,30 +1078,28 @@ static void compile_model(pulse_gbdt_t *m)
                     slot_of[nd->feature] = m->n_used;
                     m->used[m->n_used++] = nd->feature;
                 }
+                remap[(size_t)slot_of[nd->feature] * 256 + nd->bin] = 1;
             }
         }
         free(d);
     }
     m->depth = depth;
     m->fast = depth <= GBDT_FAST_MAX_DEPTH;
-    if (m->fast) {
-        size_t n_int = ((size_t)1 << depth) - 1;
-        size_t nt = m->n_trees ? m->n_trees : 1;
-        m->c_feat = pulse_xmalloc(nt * (n_int + 1) * sizeof(uint16_t));
-        m->c_m = pulse_xmalloc(nt * (n_int + 1));
-        m->c_thr = pulse_xmalloc(nt * (n_int + 1));
-        m->c_leaf = pulse_xmalloc(nt * (n_int + 1) * sizeof(double));
-        for (uint32_t k = 0; k < m->n_trees; k++)
-            compile_node(m, &m->trees[k], m->trees[k].nodes, slot_of, k, 0, 0);
-    }
-    free(slot_of);
     m->c_pad_off = pulse_xmalloc(((size_t)m->n_used + 1) * sizeof(uint32_t));
     m->c_pad_n = pulse_xmalloc(((size_t)m->n_used + 1) * sizeof(uint32_t));
     size_t total = 0;
+    uint32_t *n_thr = pulse_xmalloc(((size_t)m->n_used + 1) * sizeof(uint32_t));
     for (uint32_t u = 0; u < m->n_used; u++) {
         const feat_t *f = &m->feats[m->used[u]];
+        uint8_t *rm = remap + (size_t)u * 256;
+        uint32_t K = 0;
+        if (!f->categorical)
+            for (uint32_t t = 1; t < 256; t++)
+                if (rm[t])
+                    rm[t] = (uint8_t)++K;
+        n_thr[u] = K;
         uint32_t P = 1;
-        while (!f->categorical && P < f->n)
+        while (P < K)
             P *= 2;
         m->c_pad_off[u] = (uint32_t)total;
         m->c_pad_n[u] = P;
@@ -1099,8 +1110,31 @@ static void compile_model(pulse_gbdt_t *m)
         const feat_t *f = &m->feats[m->used[u]];
         float *pad = m->c_pad + m->c_pad_off[u];
         for (uint32_t k = 0; k < m->c_pad_n[u]; k++)
-            pad[k] = !f->categorical && k < f->n ? f->bounds[k] : INFINITY;
+            pad[k] = INFINITY;
+        if (!f->categorical)
+            for (uint32_t t = 1; t < 256; t++)
+                if (remap[(size_t)u * 256 + t])
+                    pad[remap[(size_t)u * 256 + t] - 1] = f->bounds[t - 1];
     }
+    if (m->fast) {
+        size_t n_int = ((size_t)1 << depth) - 1;
+        size_t nt = m->n_trees ? m->n_trees : 1;
+        m->c_feat = pulse_xmalloc(nt * (n_int + 1) * sizeof(uint16_t));
+        m->c_m = pulse_xmalloc(nt * (n_int + 1));
+        m->c_thr = pulse_xmalloc(nt * (n_int + 1));
+        m->c_leaf = pulse_xmalloc(nt * (n_int + 1) * sizeof(double));
+        for (uint32_t k = 0; k < m->n_trees; k++)
+            compile_node(m, &m->trees[k], m->trees[k].nodes, slot_of, remap, k, 0, 0);
+        m->c_m4 = pulse_xmalloc(nt * (n_int + 1) * sizeof(uint32_t));
+        m->c_t4 = pulse_xmalloc(nt * (n_int + 1) * sizeof(uint32_t));
+        for (size_t i = 0; i < (size_t)m->n_trees * n_int; i++) {
+            m->c_m4[i] = (uint32_t)(m->c_m[i] ^ 0x80) * 0x01010101u;
+            m->c_t4[i] = (uint32_t)(m->c_thr[i] ^ 0x80) * 0x01010101u;
+        }
+    }
+    free(n_thr);
+    free(remap);
+    free(slot_of);
 }
 
 /* bins[u * GBDT_BLOCK + r] for the used features of rows row0..row0+nr. */
@@ -1121,20 +1155,26 @@ __attribute__((target("avx2"))) static size_t bin_numeric_avx2(const float *pad,
     const __m256i perm = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7), one = _mm256_set1_epi32(1);
     size_t r = 0;
     for (; r + 32 <= nr; r += 32) {
-        __m256i v[4];
+        /* four independent searches in flight: one alone waits on each gather's latency */
+        __m256 xv[4];
+        __m256i pos[4], v[4];
         for (int q = 0; q < 4; q++) {
-            __m256 xv = _mm256_loadu_ps(x + r + 8 * q);
-            __m256i pos = _mm256_setzero_si256();
-            for (uint32_t step = P >> 1; step > 0; step >>= 1) {
-                __m256i idx = _mm256_add_epi32(pos, _mm256_set1_epi32((int)step - 1));
-                __m256 b = _mm256_i32gather_ps(pad, idx, 4);
-                __m256i lt = _mm256_castps_si256(_mm256_cmp_ps(b, xv, _CMP_LT_OQ));
-                pos = _mm256_add_epi32(pos, _mm256_and_si256(lt, _mm256_set1_epi32((int)step)));
+            xv[q] = _mm256_loadu_ps(x + r + 8 * q);
+            pos[q] = _mm256_setzero_si256();
+        }
+        for (uint32_t step = P >> 1; step > 0; step >>= 1) {
+            __m256i st1 = _mm256_set1_epi32((int)step - 1), st = _mm256_set1_epi32((int)step);
+            for (int q = 0; q < 4; q++) {
+                __m256 b = _mm256_i32gather_ps(pad, _mm256_add_epi32(pos[q], st1), 4);
+                __m256i lt = _mm256_castps_si256(_mm256_cmp_ps(b, xv[q], _CMP_LT_OQ));
+                pos[q] = _mm256_add_epi32(pos[q], _mm256_and_si256(lt, st));
             }
-            __m256 b = _mm256_i32gather_ps(pad, pos, 4);
-            pos = _mm256_sub_epi32(pos, _mm256_castps_si256(_mm256_cmp_ps(b, xv, _CMP_LT_OQ)));
-            __m256i notnan = _mm256_castps_si256(_mm256_cmp_ps(xv, xv, _CMP_EQ_OQ));
-            v[q] = _mm256_and_si256(_mm256_add_epi32(pos, one), notnan);
+        }
+        for (int q = 0; q < 4; q++) {
+            __m256 b = _mm256_i32gather_ps(pad, pos[q], 4);
+            __m256i p = _mm256_sub_epi32(pos[q], _mm256_castps_si256(_mm256_cmp_ps(b, xv[q], _CMP_LT_OQ)));
+            __m256i notnan = _mm256_castps_si256(_mm256_cmp_ps(xv[q], xv[q], _CMP_EQ_OQ));
+            v[q] = _mm256_and_si256(_mm256_add_epi32(p, one), notnan);
         }
         __m256i p16a = _mm256_packus_epi32(v[0], v[1]), p16b = _mm256_packus_epi32(v[2], v[3]);
         __m256i p8 = _mm256_permutevar8x32_epi32(_mm256_packus_epi16(p16a, p16b), perm);
@@ -1189,41 +1229,99 @@ static void score_block_scalar(const pulse_gbdt_t *m, const uint8_t *bins, size_
 }
 
 #if GBDT_HAVE_AVX2
-/* 32 rows per register: every node of a level is tested for all 32 rows (one byte compare) and
- * each row keeps the outcome of the node it sits at, so no gathers and no branches. */
+#define GBDT_TREE_CHUNK 4
+/* 32 rows per register. Every node of the tree is tested for all 32 rows (a byte subtract and a
+ * signed compare: no gathers, no branches); level l's outcome per row is then picked out of the
+ * level's node outcomes by a mux tree of blends driven by the path bits so far, and the path bits
+ * are the leaf index. Leaf values are added in tree order per row, four trees per pass over acc,
+ * so the sum is bit-identical to pulse_gbdt_predict_row. */
+/* Leaf indices of one tree for `groups` groups of 32 rows; depth is a constant at each call so
+ * the node outcomes stay in registers. */
+__attribute__((target("avx2"), always_inline)) static inline void tree_leaves_avx2(const uint8_t *bins, size_t groups, const uint16_t *cf,
+                                                                                  const uint32_t *cm, const uint32_t *ct, uint8_t *li,
+                                                                                  const int depth)
+{
+    const uint32_t n_int = (1u << depth) - 1;
+    __m256i c[(1 << GBDT_FAST_MAX_DEPTH)], bit[GBDT_FAST_MAX_DEPTH + 1];
+    for (size_t g = 0; g < groups; g++) {
+        const uint8_t *bg = bins + g * 32;
+#pragma GCC unroll 256
+        for (uint32_t nd = 0; nd < n_int; nd++) {
+            __m256i b = _mm256_loadu_si256((const __m256i *)(bg + (size_t)cf[nd] * GBDT_BLOCK));
+            __m256i x = _mm256_sub_epi8(b, _mm256_set1_epi32((int)cm[nd]));
+            c[nd] = _mm256_cmpgt_epi8(x, _mm256_set1_epi32((int)ct[nd]));
+        }
+        __m256i idx = _mm256_setzero_si256();
+#pragma GCC unroll 8
+        for (int l = 0; l < depth; l++) {
+            uint32_t first = (1u << l) - 1, cnt = 1u << l;
+            __m256i *v = &c[first];
+            /* halve the candidates with the deepest path bit first */
+#pragma GCC unroll 8
+            for (int k = l - 1; k >= 0; k--) {
+                cnt /= 2;
+#pragma GCC unroll 128
+                for (uint32_t j = 0; j < cnt; j++)
+                    v[j] = _mm256_blendv_epi8(v[2 * j], v[2 * j + 1], bit[k]);
+            }
+            bit[l] = v[0];
+            idx = _mm256_or_si256(idx, _mm256_and_si256(bit[l], _mm256_set1_epi8((char)(1 << (depth - 1 - l)))));
+        }
+        _mm256_store_si256((__m256i *)(li + g * 32), idx);
+    }
+}
+
+/* 32 rows per register. Every node of the tree is tested for all 32 rows (a byte subtract and a
+ * signed compare: no gathers, no branches); level l's outcome per row is then picked out of the
+ * level's node outcomes by a mux tree of blends driven by the path bits so far, and the path bits
+ * are the leaf index. Leaf values are added in tree order per row, four trees per pass over acc,
+ * so the sum is bit-identical to pulse_gbdt_predict_row. */
 __attribute__((target("avx2"))) static void score_block_avx2(const pulse_gbdt_t *m, const uint8_t *bins, size_t nr, double *acc)
 {
     uint32_t n_int = (1u << m->depth) - 1;
-    int depth = m->depth;
     size_t groups = (nr + 31) / 32;
-    const __m256i x80 = _mm256_set1_epi8((char)0x80), one = _mm256_set1_epi8(1);
-    uint8_t li[GBDT_BLOCK] __attribute__((aligned(32)));
-    for (uint32_t t = 0; t < m->n_trees; t++) {
-        const uint16_t *cf = m->c_feat + (size_t)t * n_int;
-        const uint8_t *cm = m->c_m + (size_t)t * n_int, *ct = m->c_thr + (size_t)t * n_int;
-        const double *cl = m->c_leaf + (size_t)t * (n_int + 1);
-        for (size_t g = 0; g < groups; g++) {
-            __m256i idx = _mm256_setzero_si256();
-            for (int l = 0; l < depth; l++) {
-                uint32_t first = (1u << l) - 1, cnt = 1u << l;
-                __m256i bit = _mm256_setzero_si256();
-                for (uint32_t k = 0; k < cnt; k++) {
-                    uint32_t nd = first + k;
-                    __m256i b = _mm256_loadu_si256((const __m256i *)(bins + (size_t)cf[nd] * GBDT_BLOCK + g * 32));
-                    __m256i x = _mm256_xor_si256(_mm256_sub_epi8(b, _mm256_set1_epi8((char)cm[nd])), x80);
-                    __m256i c = _mm256_cmpgt_epi8(x, _mm256_set1_epi8((char)(ct[nd] ^ 0x80)));
-                    if (l > 0)
-                        c = _mm256_and_si256(c, _mm256_cmpeq_epi8(idx, _mm256_set1_epi8((char)nd)));
-                    bit = _mm256_or_si256(bit, c);
-                }
-                /* idx = 2 idx + 1 (+1 when right: bit is -1 there) */
-                idx = _mm256_sub_epi8(_mm256_add_epi8(_mm256_add_epi8(idx, idx), one), bit);
+    uint8_t li[GBDT_TREE_CHUNK][GBDT_BLOCK] __attribute__((aligned(32)));
+    for (uint32_t t0 = 0; t0 < m->n_trees; t0 += GBDT_TREE_CHUNK) {
+        uint32_t nt = m->n_trees - t0 < GBDT_TREE_CHUNK ? m->n_trees - t0 : GBDT_TREE_CHUNK;
+        for (uint32_t tt = 0; tt < nt; tt++) {
+            size_t t = t0 + tt;
+            const uint16_t *cf = m->c_feat + t * n_int;
+            const uint32_t *cm = m->c_m4 + t * n_int, *ct = m->c_t4 + t * n_int;
+            switch (m->depth) {
+            case 0:
+                memset(li[tt], 0, GBDT_BLOCK);
+                break;
+#define GBDT_DEPTH_CASE(D)                                                                                                         \
+    case D:                                                                                                                        \
+        tree_leaves_avx2(bins, groups, cf, cm, ct, li[tt], D);                                                                     \
+        break;
+                GBDT_DEPTH_CASE(1)
+                GBDT_DEPTH_CASE(2)
+                GBDT_DEPTH_CASE(3)
+                GBDT_DEPTH_CASE(4)
+                GBDT_DEPTH_CASE(5)
+                GBDT_DEPTH_CASE(6)
+                GBDT_DEPTH_CASE(7)
+                GBDT_DEPTH_CASE(8)
+#undef GBDT_DEPTH_CASE
             }
-            idx = _mm256_sub_epi8(idx, _mm256_set1_epi8((char)n_int));
-            _mm256_store_si256((__m256i *)(li + g * 32), idx);
         }
-        for (size_t r = 0; r < nr; r++)
-            acc[r] += cl[li[r]];
+        const double *cl = m->c_leaf + (size_t)t0 * (n_int + 1);
+        size_t ls = n_int + 1;
+        if (nt == GBDT_TREE_CHUNK) {
+            for (size_t r = 0; r < nr; r++) {
+                double a = acc[r];
+                a += cl[li[0][r]];
+                a += cl[ls + li[1][r]];
+                a += cl[2 * ls + li[2][r]];
+                a += cl[3 * ls + li[3][r]];
+                acc[r] = a;
+            }
+        } else {
+            for (uint32_t tt = 0; tt < nt; tt++)
+                for (size_t r = 0; r < nr; r++)
+                    acc[r] += cl[tt * ls + li[tt][r]];
+        }
     }
 }
 #endif
