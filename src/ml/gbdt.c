@@ -1256,6 +1256,14 @@ static void score_block_scalar(const pulse_gbdt_t *m, const uint8_t *bins, size_
 
 #if GBDT_HAVE_AVX2
 #define GBDT_TREE_CHUNK 4
+/* GCC needs telling to unroll the node loops (then the node outcomes live in registers); clang
+ * unrolls them by itself and warns about the pragma when a depth's loop is too long. */
+#if defined(__clang__)
+#define GBDT_UNROLL(n)
+#else
+#define GBDT_PRAGMA(x) _Pragma(#x)
+#define GBDT_UNROLL(n) GBDT_PRAGMA(GCC unroll n)
+#endif
 /* 32 rows per register. Every node of the tree is tested for all 32 rows (a byte subtract and a
  * signed compare: no gathers, no branches); level l's outcome per row is then picked out of the
  * level's node outcomes by a mux tree of blends driven by the path bits so far, and the path bits
@@ -1271,22 +1279,22 @@ __attribute__((target("avx2"), always_inline)) static inline void tree_leaves_av
     __m256i c[(1 << GBDT_FAST_MAX_DEPTH)], bit[GBDT_FAST_MAX_DEPTH + 1];
     for (size_t g = 0; g < groups; g++) {
         const uint8_t *bg = bins + g * 32;
-#pragma GCC unroll 256
+GBDT_UNROLL(256)
         for (uint32_t nd = 0; nd < n_int; nd++) {
             __m256i b = _mm256_loadu_si256((const __m256i *)(bg + (size_t)cf[nd] * GBDT_BLOCK));
             __m256i x = _mm256_sub_epi8(b, _mm256_set1_epi32((int)cm[nd]));
             c[nd] = _mm256_cmpgt_epi8(x, _mm256_set1_epi32((int)ct[nd]));
         }
         __m256i idx = _mm256_setzero_si256();
-#pragma GCC unroll 8
+GBDT_UNROLL(8)
         for (int l = 0; l < depth; l++) {
             uint32_t first = (1u << l) - 1, cnt = 1u << l;
             __m256i *v = &c[first];
             /* halve the candidates with the deepest path bit first */
-#pragma GCC unroll 8
+GBDT_UNROLL(8)
             for (int k = l - 1; k >= 0; k--) {
                 cnt /= 2;
-#pragma GCC unroll 128
+GBDT_UNROLL(128)
                 for (uint32_t j = 0; j < cnt; j++)
                     v[j] = _mm256_blendv_epi8(v[2 * j], v[2 * j + 1], bit[k]);
             }
