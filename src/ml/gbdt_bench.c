@@ -300,9 +300,11 @@ static int bench_scoring(FILE *out, size_t rows, int trees, int depth)
             (int)pulse_gbdt_n_trees(m), depth, tr.d.n_rows, BENCH_COLS, rep.train_seconds, rep.train_loss, rep.best_valid_loss);
     bench_synth(&sc, rows, 4);
     double *o = pulse_xmalloc(rows * sizeof(double));
-    double s1, s1c, r1, r1c, r2, r2c;
+    double s1, s1c, r1, r1c, r2, r2c, a1, a1c;
     pulse_gbdt_force_scalar(1);
     bench_score(m, &sc.d, o, 1, &s1, &s1c);
+    pulse_gbdt_force_scalar(2);
+    bench_score(m, &sc.d, o, 1, &a1, &a1c);
     pulse_gbdt_force_scalar(0);
     bench_score(m, &sc.d, o, 1, &r1, &r1c);
     bench_score(m, &sc.d, o, 2, &r2, &r2c);
@@ -317,7 +319,7 @@ static int bench_scoring(FILE *out, size_t rows, int trees, int depth)
     double rrow = (double)nrow / (bench_cpu() - t0);
     const char *isa =
 #if defined(__x86_64__)
-        __builtin_cpu_supports("avx2") ? "AVX2" : "scalar, no AVX2";
+        __builtin_cpu_supports("avx512f") ? "AVX-512" : __builtin_cpu_supports("avx2") ? "AVX2" : "scalar, no AVX2";
 #else
         "scalar";
 #endif
@@ -325,6 +327,7 @@ static int bench_scoring(FILE *out, size_t rows, int trees, int depth)
             BENCH_COLS);
     fprintf(out, "        batch (%s), 1 thread:  %8.2f M rows/s wall, %8.2f M rows/s per core\n", isa, r1 / 1e6, r1c / 1e6);
     fprintf(out, "        batch (%s), 2 threads: %8.2f M rows/s wall, %8.2f M rows/s per core\n", isa, r2 / 1e6, r2c / 1e6);
+    fprintf(out, "        batch AVX2 only, 1 thread: %8.2f M rows/s wall, %8.2f M rows/s per core\n", a1 / 1e6, a1c / 1e6);
     fprintf(out, "        batch scalar, 1 thread:    %8.2f M rows/s wall, %8.2f M rows/s per core\n", s1 / 1e6, s1c / 1e6);
     fprintf(out, "        predict_row, 1 thread:                              %8.2f M rows/s per core (checksum %.3f)\n", rrow / 1e6,
             sink / (double)nrow);
