@@ -1033,8 +1033,8 @@ void pulse_gbdt_importance(const pulse_gbdt_t *m, double *gain)
 /* Writes the complete-tree slot `pos` (at `level`) from original node `nd`; a leaf above the
  * bottom becomes always-left nodes over copies of its value. remap[u * 256 + t]: the scorer's
  * bin threshold for model bin threshold t of used slot u. */
-static void compile_node(pulse_gbdt_t *m, const tree_t *tr, const node_t *nd, const uint32_t *slot_of, const uint8_t *remap, size_t t,
-                         uint32_t pos, int level)
+static void compile_node(pulse_gbdt_t *m, const tree_t *tr, const node_t *nd, const uint32_t *slot_of, const uint8_t *remap,
+                         size_t t, uint32_t pos, int level)
 {
     uint32_t n_int = (1u << m->depth) - 1;
     uint16_t *cf = m->c_feat + t * n_int;
@@ -1221,8 +1221,8 @@ __attribute__((target("avx2"))) static size_t bin_numeric_avx2(const float *pad,
 
 /* 64 values at a time: the search's first five levels read 32 pivots held in two registers
  * (a permute each, no memory), the rest gathers; 2-3 gathers a value instead of 7-8. */
-__attribute__((target("avx512f"))) static size_t bin_numeric_avx512(const float *pad, uint32_t P, const float *top, const float *x, size_t nr,
-                                                                     uint8_t *o)
+__attribute__((target("avx512f"))) static size_t bin_numeric_avx512(const float *pad, uint32_t P, const float *top, const float *x,
+                                                                    size_t nr, uint8_t *o)
 {
     uint32_t Pe = P < 32 ? 32 : P, sh = 0;
     while ((32u << sh) < Pe)
@@ -1326,30 +1326,30 @@ static void score_block_scalar(const pulse_gbdt_t *m, const uint8_t *bins, size_
  * so the sum is bit-identical to pulse_gbdt_predict_row. */
 /* Leaf indices of one tree for `groups` groups of 32 rows; depth is a constant at each call so
  * the node outcomes stay in registers. */
-__attribute__((target("avx2"), always_inline)) static inline void tree_leaves_avx2(const uint8_t *bins, size_t groups, const uint16_t *cf,
-                                                                                  const uint32_t *cm, const uint32_t *ct, uint8_t *li,
-                                                                                  const int depth)
+__attribute__((target("avx2"), always_inline)) static inline void tree_leaves_avx2(const uint8_t *bins, size_t groups,
+                                                                                   const uint16_t *cf, const uint32_t *cm,
+                                                                                   const uint32_t *ct, uint8_t *li, const int depth)
 {
     const uint32_t n_int = (1u << depth) - 1;
     __m256i c[(1 << GBDT_FAST_MAX_DEPTH)], bit[GBDT_FAST_MAX_DEPTH + 1];
     for (size_t g = 0; g < groups; g++) {
         const uint8_t *bg = bins + g * 32;
-GBDT_UNROLL(256)
+        GBDT_UNROLL(256)
         for (uint32_t nd = 0; nd < n_int; nd++) {
             __m256i b = _mm256_loadu_si256((const __m256i *)(bg + (size_t)cf[nd] * GBDT_BLOCK));
             __m256i x = _mm256_sub_epi8(b, _mm256_set1_epi32((int)cm[nd]));
             c[nd] = _mm256_cmpgt_epi8(x, _mm256_set1_epi32((int)ct[nd]));
         }
         __m256i idx = _mm256_setzero_si256();
-GBDT_UNROLL(8)
+        GBDT_UNROLL(8)
         for (int l = 0; l < depth; l++) {
             uint32_t first = (1u << l) - 1, cnt = 1u << l;
             __m256i *v = &c[first];
             /* halve the candidates with the deepest path bit first */
-GBDT_UNROLL(8)
+            GBDT_UNROLL(8)
             for (int k = l - 1; k >= 0; k--) {
                 cnt /= 2;
-GBDT_UNROLL(128)
+                GBDT_UNROLL(128)
                 for (uint32_t j = 0; j < cnt; j++)
                     v[j] = _mm256_blendv_epi8(v[2 * j], v[2 * j + 1], bit[k]);
             }
@@ -1369,8 +1369,8 @@ GBDT_UNROLL(128)
  * in two registers and one two-table permute looks 8 rows up (the scalar loop was 40% of the tree
  * time). Added tree after tree, so each row's sum keeps the order of pulse_gbdt_predict_row. acc
  * and li hold whole groups of 8 past nr. */
-__attribute__((target("avx512f"))) static void add_leaves_avx512(const double *cl, size_t ls, uint8_t li[GBDT_TREE_CHUNK][GBDT_BLOCK],
-                                                                 size_t nr, double *acc)
+__attribute__((target("avx512f"))) static void add_leaves_avx512(const double *cl, size_t ls,
+                                                                 uint8_t li[GBDT_TREE_CHUNK][GBDT_BLOCK], size_t nr, double *acc)
 {
     __m512d lo[GBDT_TREE_CHUNK], hi[GBDT_TREE_CHUNK];
     __mmask8 mlo = (__mmask8)(ls >= 8 ? 0xff : (1u << ls) - 1), mhi = (__mmask8)(ls > 8 ? (1u << (ls - 8)) - 1 : 0);
@@ -1388,7 +1388,8 @@ __attribute__((target("avx512f"))) static void add_leaves_avx512(const double *c
     }
 }
 
-__attribute__((target("avx2"))) static void score_block_avx2(const pulse_gbdt_t *m, const uint8_t *bins, size_t nr, double *acc, int avx512)
+__attribute__((target("avx2"))) static void score_block_avx2(const pulse_gbdt_t *m, const uint8_t *bins, size_t nr, double *acc,
+                                                             int avx512)
 {
     uint32_t n_int = (1u << m->depth) - 1;
     size_t groups = (nr + 31) / 32;

@@ -261,7 +261,8 @@ static int bench_train(FILE *out)
 }
 
 /* Best of 3 runs: rows per wall second and rows per CPU second (per core). */
-static void bench_score(const pulse_gbdt_t *m, const pulse_ml_data_t *d, double *o, int threads, double *wall_rate, double *cpu_rate)
+static void bench_score(const pulse_gbdt_t *m, const pulse_ml_data_t *d, double *o, int threads, double *wall_rate,
+                        double *cpu_rate)
 {
     double best = 1e9, best_cpu = 1e9;
     for (int run = 0; run < 3; run++) {
@@ -319,7 +320,9 @@ static int bench_scoring(FILE *out, size_t rows, int trees, int depth)
     double rrow = (double)nrow / (bench_cpu() - t0);
     const char *isa =
 #if defined(__x86_64__)
-        __builtin_cpu_supports("avx512f") ? "AVX-512" : __builtin_cpu_supports("avx2") ? "AVX2" : "scalar, no AVX2";
+        __builtin_cpu_supports("avx512f") ? "AVX-512"
+        : __builtin_cpu_supports("avx2")  ? "AVX2"
+                                          : "scalar, no AVX2";
 #else
         "scalar";
 #endif
@@ -329,8 +332,8 @@ static int bench_scoring(FILE *out, size_t rows, int trees, int depth)
     fprintf(out, "        batch (%s), 2 threads: %8.2f M rows/s wall, %8.2f M rows/s per core\n", isa, r2 / 1e6, r2c / 1e6);
     fprintf(out, "        batch AVX2 only, 1 thread: %8.2f M rows/s wall, %8.2f M rows/s per core\n", a1 / 1e6, a1c / 1e6);
     fprintf(out, "        batch scalar, 1 thread:    %8.2f M rows/s wall, %8.2f M rows/s per core\n", s1 / 1e6, s1c / 1e6);
-    fprintf(out, "        predict_row, 1 thread:                              %8.2f M rows/s per core (checksum %.3f)\n", rrow / 1e6,
-            sink / (double)nrow);
+    fprintf(out, "        predict_row, 1 thread:                              %8.2f M rows/s per core (checksum %.3f)\n",
+            rrow / 1e6, sink / (double)nrow);
     free(o);
     pulse_gbdt_free(m);
     bench_free(&tr);
@@ -343,7 +346,10 @@ int pulse_gbdt_bench(int argc, char **argv, FILE *out)
 {
     long rows = 1000000, trees = 200, depth = 4;
     for (int i = 1; i < argc; i++) {
-        long *dst = strcmp(argv[i], "--rows") == 0 ? &rows : strcmp(argv[i], "--trees") == 0 ? &trees : strcmp(argv[i], "--depth") == 0 ? &depth : NULL;
+        long *dst = strcmp(argv[i], "--rows") == 0    ? &rows
+                    : strcmp(argv[i], "--trees") == 0 ? &trees
+                    : strcmp(argv[i], "--depth") == 0 ? &depth
+                                                      : NULL;
         char *end;
         if (!dst || i + 1 >= argc) {
             fprintf(stderr, "usage: pulse bench gbdt [--rows N] [--trees 200] [--depth 4]\n");
