@@ -1,6 +1,7 @@
 /* Histogram gradient-boosted trees: binning, leaf-wise tree growth on gradient/hessian histograms
- * (two threads split the columns), early stopping, the binned batch scorer (AVX2 across 32 rows,
- * scalar fallback), Saabas contributions and the validated "PGBT" byte format. */
+ * (two threads split the columns), early stopping, the binned batch scorer (complete depth-padded
+ * trees, 32 rows per AVX2 register, AVX-512 binning and leaf sums when the CPU has them, a scalar
+ * fallback), Saabas contributions and the validated "PGBT" byte format. */
 #include "ml/gbdt.h"
 
 #include <math.h>
