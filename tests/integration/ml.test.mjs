@@ -150,6 +150,23 @@ describe('churn models over HTTP', { timeout: 300000 }, () => {
         assert.equal(j.result.scored, 1);
     });
 
+    it('pulse train and pulse score run the same jobs from the command line', async () => {
+        const t = await ctx.pulse(['train', '--tenant', a.tenant]);
+        assert.equal(t.code, 0, t.stderr + t.stdout);
+        assert.match(t.stdout, /done: .*"version": ?3\b/);
+        const s = await ctx.pulse(['score', '--tenant', a.tenant]);
+        assert.equal(s.code, 0, s.stderr + s.stdout);
+        assert.match(s.stdout, /"scored": ?400\b/);
+        const jobs = await ctx.sql(`SELECT kind FROM jobs WHERE tenant_id = '${a.tenant}' AND params->>'source' = 'cli' ORDER BY created_at`);
+        assert.deepEqual(jobs, ['train', 'score']);
+        const usage = await ctx.pulse(['train']);
+        assert.equal(usage.code, 2);
+        assert.match(usage.stderr, /--tenant/);
+        const none = await ctx.pulse(['score', '--tenant', b.tenant]);
+        assert.equal(none.code, 1);
+        assert.match(none.stderr, /no active churn model/);
+    });
+
     it('another tenant sees none of it', async () => {
         assertProblem(assert, await call(b, 'GET', `/api/v1/ml/models/${model}`), 404, 'not_found');
         assertProblem(assert, await call(b, 'POST', `/api/v1/ml/models/${model}/activate`), 404, 'not_found');
