@@ -199,6 +199,6 @@ describe('churn models over HTTP', { timeout: 300000 }, () => {
             assert.ok(j.result.metrics.roc_auc >= 0.845, JSON.stringify(j.result.metrics));
             const s = await call(t, 'POST', '/api/v1/ml/predict/batch', { customer_ids: ['all'] });
             const sj = await done(t, s.json.job_id);
-            console.log(`# telco scoring: ${sj.result.scored} customers in ${sj.result.seconds} s (${sj.result.rows_per_second}/s)`);
+            console.log(`# telco scoring: ${sj.result.scored} customers in ${sj.result.seconds} s (${sj.result.rows_per_second}/s; read ${sj.result.seconds_read}, predict ${sj.result.seconds_predict}, reasons ${sj.result.seconds_reasons}, write ${sj.result.seconds_write})`);
         });
 });
