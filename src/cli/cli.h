@@ -21,6 +21,8 @@ int pulse_cli_bench(int argc, char **argv);
 int pulse_cli_import(int argc, char **argv);
 int pulse_cli_gen(int argc, char **argv);
 int pulse_cli_rules(int argc, char **argv);
+int pulse_cli_train(int argc, char **argv);
+int pulse_cli_score(int argc, char **argv);
 
 /* True if argv holds --help or -h. */
 int pulse_cli_wants_help(int argc, char **argv);

@@ -6,6 +6,8 @@
 #include "core/log.h"
 #include "ingest/load.h"
 #include "jobs/jobs.h"
+#include "jobs/score_job.h"
+#include "jobs/train_job.h"
 #include "script/script.h"
 
 #include <errno.h>
@@ -421,6 +423,8 @@ int pulse_job_run(const pulse_config_t *cfg, PGconn *ctl, PGconn *work, const ch
     memset(out, 0, sizeof(*out));
     run_t r = {cfg, ctl, job_id, tenant_id, stop, observer, ud, now_s(), 0, NULL, 0, 0};
     char err[512];
+    if (strcmp(kind, "train") == 0 || strcmp(kind, "score") == 0)
+        return (kind[0] == 't' ? pulse_train_job_run : pulse_score_job_run)(cfg, ctl, work, job_id, tenant_id, params_json, out);
     if (strcmp(kind, "import") != 0) {
         set_outcome(out, "failed", "unknown_job", "this server does not know jobs of this kind");
         record_outcome(&r, out, "failed", NULL, NULL, NULL);
