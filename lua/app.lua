@@ -23,7 +23,7 @@ local app = { router = router.new() }
 -- Route modules are functions taking the router; the list is the application's table of contents.
 local ROUTE_MODULES = {
     "routes.system", "routes.auth", "routes.users", "routes.api_keys", "routes.customers", "routes.audit_log",
-    "routes.imports", "routes.jobs", "routes.rules", "routes.analytics",
+    "routes.imports", "routes.jobs", "routes.rules", "routes.analytics", "routes.ml",
 }
 
 local function load_routes()

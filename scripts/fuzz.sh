@@ -13,7 +13,7 @@ secs=${1:-20}
 scripts/setup.sh --fuzz # clang and libclang-rt-14-dev (libFuzzer), plus the build's own packages
 
 # target:max_len (bytes an input may grow to)
-targets=(fuzz_csv:4096 fuzz_dates:64 fuzz_json:4096 fuzz_multipart:8192 fuzz_xlsx:16384 fuzz_model:8192)
+targets=(fuzz_csv:4096 fuzz_dates:64 fuzz_json:4096 fuzz_multipart:8192 fuzz_xlsx:16384 fuzz_model:8192 fuzz_gbdt:8192)
 cmake -S . -B build-fuzz -DCMAKE_C_COMPILER=clang -DPULSE_FUZZ=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build build-fuzz -j2 --target "${targets[@]%%:*}" 2>&1 | grep -vE '^\[ *[0-9]+%\]' || true
 

@@ -9,6 +9,8 @@ static const pulse_cli_command_t commands[] = {
     {"serve", "run the HTTP server (API, dashboard, widget)", pulse_cli_serve},
     {"migrate", "apply database migrations (--status to list them)", pulse_cli_migrate},
     {"import", "import a CSV or .xlsx file for an organization (pulse import --help)", pulse_cli_import},
+    {"train", "train a churn model for an organization (pulse train --help)", pulse_cli_train},
+    {"score", "score an organization's customers with its active churn model (pulse score --help)", pulse_cli_score},
     {"demo", "provision a local database, migrate, load demo data and serve", pulse_cli_demo},
     {"bench", "benchmarks that print figures (pulse bench http)", pulse_cli_bench},
     {"db", "start, stop or locate the private PostgreSQL cluster under var/", pulse_cli_db},

@@ -9,6 +9,7 @@
 #include "ml/clv_bench.h"
 #include "ml/train_bench.h"
 #include "script/sandbox_bench.h"
+#include "ml/gbdt_bench.h"
 #include "core/config.h"
 #include "script/script.h"
 
@@ -48,7 +49,7 @@ static int run_lua_bench(const pulse_config_t *cfg, const char *name, int argc, 
 int pulse_cli_bench(int argc, char **argv)
 {
     if (argc < 2 || pulse_cli_wants_help(argc, argv)) {
-        printf("Usage: pulse bench http|tokens|logins|csv|types|import|clv|cluster|train|rules|sandbox|features|segment\n\n"
+        printf("Usage: pulse bench http|tokens|logins|csv|types|import|clv|cluster|train|rules|sandbox|features|gbdt|segment\n\n"
                "  http   req/s, latency and memory of the server: a JSON handler on one loop thread and a\n"
                "         handler doing one primary-key query (wrk on this machine; needs the wrk package).\n"
                "         BENCH_SECONDS, BENCH_CONNECTIONS, BENCH_THREADS_PK tune it.\n"
@@ -72,6 +73,8 @@ int pulse_cli_bench(int argc, char **argv)
                "         profile in and an offer out (deep copies), and a segments rule over the 125 RFM cells.\n"
                "  features FILE [--threads N]: transactions file -> store -> per-customer features -> RFM\n"
                "         scores (CDNOW layout or the e-commerce CSV): time per stage, MB/s, peak memory.\n"
+               "  gbdt   [--rows N] [--trees 200] [--depth 4]: boosted-trees training time on a Telco-sized\n"
+               "         synthetic table (early stopping), batch scoring rows/s on 1 and 2 threads.\n"
                "  segment FILE [--threads N] [--k K]: parse -> features -> RFM -> the shipped rule's segments (table\n"
                "         lookup) with e-commerce behaviour -> k-means (K = 4): time per stage, total, peak memory.\n"
                "  segment --tenant ORG: the segment job on the organization's data in PostgreSQL (load, compute\n"
@@ -100,6 +103,8 @@ int pulse_cli_bench(int argc, char **argv)
         return pulse_train_bench(argc - 1, argv + 1, stdout);
     if (strcmp(argv[1], "features") == 0)
         return pulse_features_bench(argc - 1, argv + 1, stdout);
+    if (strcmp(argv[1], "gbdt") == 0)
+        return pulse_gbdt_bench(argc - 1, argv + 1, stdout);
     if (strcmp(argv[1], "import") == 0) {
         char conninfo[2048];
         int have_db = pulse_cli_database("bench", &cfg, conninfo, sizeof(conninfo)) == 0;

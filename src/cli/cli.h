@@ -24,6 +24,8 @@ int pulse_cli_rules(int argc, char **argv);
 int pulse_cli_segment(int argc, char **argv);
 /* pulse bench segment FILE | --tenant ORG (argv[0] is "segment"), beside the CLI it measures. */
 int pulse_cli_segment_bench(int argc, char **argv);
+int pulse_cli_train(int argc, char **argv);
+int pulse_cli_score(int argc, char **argv);
 
 /* True if argv holds --help or -h. */
 int pulse_cli_wants_help(int argc, char **argv);

@@ -420,8 +420,8 @@ static int store_customers(run_t *r, const char *import_id, uint64_t staged, pul
     PGresult *res =
         q(c, out,
           "WITH up AS (INSERT INTO customers AS c (tenant_id, external_id, email, name, churned, attributes, import_id) "
-          "SELECT DISTINCT ON (external_id) pulse_current_tenant(), external_id, email, name, churned, attributes, $1::uuid "
-          "FROM pulse_import_stage ORDER BY external_id, line DESC "
+          "SELECT pulse_current_tenant(), external_id, email, name, churned, attributes, $1::uuid FROM "
+          "(SELECT DISTINCT ON (external_id) * FROM pulse_import_stage ORDER BY external_id, line DESC) s ORDER BY line "
           "ON CONFLICT (tenant_id, external_id) DO UPDATE SET attributes = c.attributes || EXCLUDED.attributes, "
           "email = coalesce(EXCLUDED.email, c.email), name = coalesce(EXCLUDED.name, c.name), "
           "churned = coalesce(EXCLUDED.churned, c.churned), updated_at = now(), import_id = EXCLUDED.import_id "

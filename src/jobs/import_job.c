@@ -6,6 +6,8 @@
 #include "core/log.h"
 #include "ingest/load.h"
 #include "jobs/jobs.h"
+#include "jobs/score_job.h"
+#include "jobs/train_job.h"
 #include "script/script.h"
 
 #include <errno.h>
@@ -440,6 +442,8 @@ int pulse_job_run(const pulse_config_t *cfg, PGconn *ctl, PGconn *work, const ch
         return pulse_segment_job_run(cfg, ctl, work, job_id, tenant_id, params_json, stop, observer, ud, out);
     if (strcmp(kind, "cluster") == 0)
         return pulse_cluster_job_run(cfg, ctl, work, job_id, tenant_id, params_json, stop, observer, ud, out);
+    if (strcmp(kind, "train") == 0 || strcmp(kind, "score") == 0)
+        return (kind[0] == 't' ? pulse_train_job_run : pulse_score_job_run)(cfg, ctl, work, job_id, tenant_id, params_json, out);
     if (strcmp(kind, "import") != 0) {
         set_outcome(out, "failed", "unknown_job", "this server does not know jobs of this kind");
         record_outcome(&r, out, "failed", NULL, NULL, NULL);

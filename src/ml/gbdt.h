@@ -74,8 +74,8 @@ int pulse_gbdt_save(const pulse_gbdt_t *m, unsigned char **bytes, size_t *len);
 pulse_gbdt_t *pulse_gbdt_load(const unsigned char *bytes, size_t len, char *err, size_t errlen);
 void pulse_gbdt_free(pulse_gbdt_t *m);
 
-/* Tests and benches: 1 forces the portable scalar batch scorer, 0 lets it pick AVX2 when the CPU
- * has it (process-wide). */
+/* Tests and benches (process-wide): 0 lets the batch scorer pick the best the CPU has (AVX-512
+ * leaf lookup, AVX2), 1 forces the portable scalar scorer, 2 forces AVX2 without AVX-512. */
 void pulse_gbdt_force_scalar(int on);
 
 #endif

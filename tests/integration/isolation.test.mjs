@@ -33,6 +33,8 @@ describe('isolation', { timeout: 120000 }, () => {
         imports: () => idsOfA.job, // an import's id is its job's
         organizations: () => A.tenant,
         clusters: () => idsOfA.clustering,
+        models: () => idsOfA.model,
+        'churn-prediction': () => idsOfA.customer,
         versions: () => 1, // A published version 1 of its segments rule; B has none
     };
     // Parameters that name something every tenant has (a rule kind), not one of A's rows: B reaches
@@ -158,6 +160,9 @@ describe('isolation', { timeout: 120000 }, () => {
         const cl = await call(A.token, 'POST', '/api/v1/clusters', { method: 'kmeans', k: 3 });
         assert.equal(cl.status, 202, cl.text);
         idsOfA.clustering = cl.json.job_id;
+        // a registry entry of A's (training needs labelled customers: ml.test.mjs trains for real)
+        [idsOfA.model] = await ctx.sql(`INSERT INTO models (tenant_id, kind, algorithm, version, active, model)
+            VALUES ('${A.tenant}', 'churn', 'churn_gbdt', 1, true, '\\x00') RETURNING id`);
         // and one of B's own, so B's lists are not trivially empty
         assert.equal((await call(B.token, 'POST', '/api/v1/customers', { external_id: 'b-customer' })).status, 201);
 

@@ -437,7 +437,7 @@ static void check_batch_equals_row(pulse_gbdt_t *m, const table_t *t)
         }
     double *o = malloc(n * sizeof(double)), *o2 = malloc(n * sizeof(double));
     float row[8];
-    for (int scalar = 0; scalar < 2; scalar++) {
+    for (int scalar = 0; scalar < 3; scalar++) {
         pulse_gbdt_force_scalar(scalar);
         for (int prob = 0; prob < 2; prob++) {
             pulse_gbdt_predict(m, &s.d, o, prob);

@@ -1,0 +1,306 @@
+-- Churn models (Pulse's paths): training and scoring are jobs run in C (src/jobs/train_job.c,
+-- src/jobs/score_job.c); this file starts them, reads the registry (models) and the latest scores
+-- (predictions), switches the active model (audited) and tells a user where they stand. The churn
+-- bands a score is cut into come from the tenant's segments rule, handed to the job.
+local audit = require "audit"
+local db = require "db"
+local json = require "json"
+local problem = require "problem"
+local response = require "response"
+local rule_store = require "rule_store"
+
+local MODEL_ID = { id = { type = "string", format = "uuid", description = "The model's id." } }
+local CUSTOMER_ID = { customer_id = { type = "integer", minimum = 1, description = "The customer's id." } }
+local DEFAULT_BANDS = { medium = 0.4, high = 0.7 }
+
+local function present(v) return v ~= nil and v ~= json.null end
+
+local function job_links(id)
+    return { job = "/api/v1/jobs/" .. id, events = "/api/v1/jobs/" .. id .. "/events" }
+end
+
+local function start_job(req, kind, params)
+    local who = req.identity or {}
+    local id, err = db.tx(function()
+        local rows, e = db.query("INSERT INTO jobs (tenant_id, kind, params, created_by, phase) " ..
+            "VALUES ($1, $2, $3::jsonb, $4, 'queued') RETURNING id", req.tenant, kind, json.encode(params),
+            who.user_id or json.null)
+        if not rows then return nil, e end
+        local job = rows[1].id
+        rows, e = db.query("SELECT pg_notify('pulse_jobs', $1)", job)
+        if not rows then return nil, e end
+        return job
+    end)
+    if not id then return nil, err end
+    return response.json(202, { job_id = id, state = "queued", kind = kind, links = job_links(id) },
+        { location = "/api/v1/jobs/" .. id })
+end
+
+local function churn_bands(tenant)
+    local t = rule_store.segment_table(tenant)
+    local b = t and t.churn_bands
+    if type(b) == "table" and b.medium and b.high then return { medium = b.medium, high = b.high } end
+    return DEFAULT_BANDS
+end
+
+local SUMMARY = [[m.id, m.kind, m.algorithm, m.version, m.active, m.metrics, m.created_at, m.created_by,
+    cardinality(m.features) AS n_features, (m.data_snapshot->>'customers')::int AS rows, m.job_id]]
+
+local function model_row(tenant, id, full)
+    local cols = SUMMARY .. (full and ", m.params, m.data_snapshot, to_jsonb(m.features) AS features, m.report" or "")
+    local rows, err = db.query("SELECT " .. cols .. " FROM models m WHERE m.tenant_id = $1 AND m.id = $2", tenant, id)
+    if not rows then return nil, err end
+    if not rows[1] then return nil, problem.not_found("No model " .. id .. ".") end
+    return rows[1]
+end
+
+local RECOMMENDATIONS = {
+    high = { "Contact this customer this week with a retention offer",
+        "Address the top risk factors (see risk_factors) in the offer" },
+    medium = { "Include this customer in the next retention campaign", "Watch for further risk signals" },
+    low = { "No action needed: keep the usual engagement" },
+}
+
+return function(routes)
+    routes:add {
+        method = "POST", path = "/api/v1/ml/train", role = "analyst", tags = { "ml" },
+        summary = "Train a churn model on the customers' labels (a job)",
+        description = "The label is each customer's churned flag (a customers file's churn column); the features " ..
+            "are their attributes plus the stored per-customer features. Logistic regression and gradient-" ..
+            "boosted trees are both trained, the better on validation ROC AUC kept and calibrated; the run is " ..
+            "stored as the next version and activated when it is the first or when activate is true.",
+        body = {
+            type = "object", additionalProperties = false,
+            properties = {
+                dataset_type = { type = "string", enum = { "ecommerce", "telco", "banking" } },
+                kind = { type = "string", enum = { "churn" }, default = "churn" },
+                activate = { type = "boolean", description = "Make this run the active model (default: only the first)." },
+                seed = { type = "integer", minimum = 0, description = "Split seed (default 42)." },
+                test_fraction = { type = "number", minimum = 0.05, maximum = 0.5 },
+                valid_fraction = { type = "number", minimum = 0.05, maximum = 0.5 },
+            },
+        },
+        body_required = false,
+        responses = { [202] = { description = "The job" }, [422] = "validation" },
+        handler = function(req)
+            local b = req.json or {}
+            local rows, err = db.query("SELECT count(*) AS n FROM customers WHERE tenant_id = $1 AND churned IS NOT NULL",
+                req.tenant)
+            if not rows then return nil, err end
+            if rows[1].n == 0 then
+                return problem.new(422, "no_labels", "No customer has a churn label yet: upload a customers file " ..
+                    "with a churn column (for example Churn with Yes/No values), then train.")
+            end
+            local params = { kind = "churn", dataset_type = b.dataset_type or json.null, activate = b.activate == true,
+                seed = b.seed, test_fraction = b.test_fraction, valid_fraction = b.valid_fraction }
+            return start_job(req, "train", params)
+        end,
+    }
+
+    routes:add {
+        method = "GET", path = "/api/v1/ml/models", role = "viewer", tags = { "ml" },
+        summary = "The organization's trained models, newest first",
+        query = response.page({ kind = { type = "string", enum = { "churn", "clv" } } }),
+        responses = { [200] = { description = "A page of models" } },
+        handler = function(req)
+            local limit, offset = req.query.limit or 50, req.query.offset or 0
+            local kind = req.query.kind or json.null
+            local rows, err = db.query("SELECT " .. SUMMARY .. [[ FROM models m
+                WHERE m.tenant_id = $1 AND ($4::text IS NULL OR m.kind = $4)
+                ORDER BY m.kind, m.version DESC LIMIT $2 OFFSET $3]], req.tenant, limit, offset, kind)
+            if not rows then return nil, err end
+            local c
+            c, err = db.query("SELECT count(*) AS n FROM models WHERE tenant_id = $1 AND ($2::text IS NULL OR kind = $2)",
+                req.tenant, kind)
+            if not c then return nil, err end
+            return response.list(rows, c[1].n, limit, offset)
+        end,
+    }
+
+    routes:add {
+        method = "GET", path = "/api/v1/ml/models/{id}", role = "viewer", tags = { "ml" },
+        summary = "A model: metrics, parameters, data snapshot, features, and the report (curves as data)",
+        description = "metrics: roc_auc, pr_auc, log_loss, brier, accuracy, precision, recall, f1 on the test " ..
+            "rows (calibrated), threshold, confusion, deciles (lift, cumulative gain), calibration_curve. " ..
+            "report.models holds both candidates with their metrics and feature importance.",
+        params = MODEL_ID,
+        responses = { [200] = { description = "The model" }, [404] = "not_found" },
+        handler = function(req)
+            local row, err = model_row(req.tenant, req.params.id, true)
+            if not row then return err end
+            return response.ok(row)
+        end,
+    }
+
+    routes:add {
+        method = "POST", path = "/api/v1/ml/models/{id}/activate", role = "analyst", tags = { "ml" },
+        summary = "Make this model the active one of its kind (the scorer uses it)",
+        params = MODEL_ID,
+        responses = { [200] = { description = "The model, now active" }, [404] = "not_found" },
+        handler = function(req)
+            local row, err = model_row(req.tenant, req.params.id, false)
+            if not row then return err end
+            local ok
+            ok, err = db.tx(function()
+                local prev, e = db.query([[UPDATE models SET active = false WHERE tenant_id = $1 AND kind = $2 AND active
+                    AND id <> $3 RETURNING version]], req.tenant, row.kind, row.id)
+                if not prev then error(e, 0) end
+                local r
+                r, e = db.query("UPDATE models SET active = true WHERE tenant_id = $1 AND id = $2", req.tenant, row.id)
+                if not r then error(e, 0) end
+                r, e = audit.record(req, "model_activated", { model_id = row.id, kind = row.kind, version = row.version,
+                    previous_version = prev[1] and prev[1].version or json.null })
+                if not r then error(e, 0) end
+                return true
+            end)
+            if not ok then return nil, err end
+            row.active = true
+            return response.ok(row)
+        end,
+    }
+
+    routes:add {
+        method = "POST", path = "/api/v1/ml/predict/batch", role = "analyst", tags = { "ml" },
+        summary = "Score customers with the active churn model (a job writing predictions)",
+        description = "customer_ids: [\"all\"] or a list of customer ids. Writes churn probability (0-1), risk " ..
+            "band (the segments rule's churn_bands), CLV (when computed) and reasons per customer.",
+        body = {
+            type = "object", additionalProperties = false, required = { "customer_ids" },
+            properties = {
+                customer_ids = { type = "array", minItems = 1, maxItems = 100000,
+                    items = { type = { "integer", "string" } } },
+            },
+        },
+        responses = { [202] = { description = "The job" }, [409] = "no_model", [422] = "validation" },
+        handler = function(req)
+            local ids, all = {}, false
+            for i, v in ipairs(req.json.customer_ids) do
+                if v == "all" then all = true
+                elseif math.type(v) == "integer" and v > 0 then ids[#ids + 1] = v
+                else
+                    return problem.validation({ { field = "body.customer_ids[" .. i .. "]", code = "format",
+                        message = "must be a customer id or \"all\"" } })
+                end
+            end
+            local rows, err = db.query("SELECT id FROM models WHERE tenant_id = $1 AND kind = 'churn' AND active", req.tenant)
+            if not rows then return nil, err end
+            if not rows[1] then
+                return problem.new(409, "no_model", "There is no active churn model: train one first (POST /api/v1/ml/train).")
+            end
+            return start_job(req, "score", { customer_ids = json.array(all and { "all" } or ids),
+                churn_bands = churn_bands(req.tenant), model_id = rows[1].id })
+        end,
+    }
+
+    routes:add {
+        method = "GET", path = "/api/v1/ml/predictions", role = "viewer", tags = { "ml" },
+        summary = "The latest churn scores, highest risk first",
+        query = response.page({
+            risk_band = { type = "string", enum = { "low", "medium", "high" } },
+            segment = { type = "string", maxLength = 60 },
+        }),
+        responses = { [200] = { description = "A page of predictions" } },
+        handler = function(req)
+            local limit, offset = req.query.limit or 50, req.query.offset or 0
+            local band, seg = req.query.risk_band or json.null, req.query.segment or json.null
+            local where = [[FROM predictions p JOIN customers c ON c.tenant_id = p.tenant_id AND c.id = p.customer_id
+                LEFT JOIN customer_analytics a ON a.tenant_id = p.tenant_id AND a.customer_id = p.customer_id
+                WHERE p.tenant_id = $1 AND ($2::text IS NULL OR p.risk_band = $2) AND ($3::text IS NULL OR a.segment = $3)]]
+            local rows, err = db.query([[SELECT p.customer_id, c.external_id, p.churn_probability, p.risk_band, p.clv,
+                    a.segment, p.reasons, p.model_id, p.scored_at ]] .. where ..
+                " ORDER BY p.churn_probability DESC, p.customer_id LIMIT $4 OFFSET $5", req.tenant, band, seg, limit, offset)
+            if not rows then return nil, err end
+            local c
+            c, err = db.query("SELECT count(*) AS n " .. where, req.tenant, band, seg)
+            if not c then return nil, err end
+            return response.list(rows, c[1].n, limit, offset)
+        end,
+    }
+
+    routes:add {
+        method = "GET", path = "/api/v1/ml/status", role = "viewer", tags = { "ml" },
+        summary = "Per model kind: trained or not, the data behind it, and what to do next",
+        responses = { [200] = { description = "The status" } },
+        handler = function(req)
+            local data, err = db.query([[SELECT count(*) AS customers, count(churned) AS labelled,
+                    count(*) FILTER (WHERE churned) AS churned FROM customers WHERE tenant_id = $1]], req.tenant)
+            if not data then return nil, err end
+            local scored
+            scored, err = db.query([[SELECT count(*) AS n, max(scored_at) AS last FROM predictions WHERE tenant_id = $1]],
+                req.tenant)
+            if not scored then return nil, err end
+            local models
+            models, err = db.query([[SELECT kind, count(*) AS n, max(version) AS latest FROM models WHERE tenant_id = $1
+                GROUP BY kind]], req.tenant)
+            if not models then return nil, err end
+            local active
+            active, err = db.query("SELECT " .. SUMMARY .. " FROM models m WHERE m.tenant_id = $1 AND m.active", req.tenant)
+            if not active then return nil, err end
+            local d = data[1]
+            d.scored = scored[1].n
+            d.last_scored_at = scored[1].last
+            local out = { data = d }
+            for _, kind in ipairs({ "churn", "clv" }) do
+                local k = { trained = false, models = 0, active = json.null }
+                for _, m in ipairs(models) do if m.kind == kind then k.models, k.latest_version = m.n, m.latest end end
+                for _, m in ipairs(active) do if m.kind == kind then k.active, k.trained = m, true end end
+                if kind == "churn" then
+                    if d.labelled == 0 then
+                        k.next = "Upload a customers file with a churn column (for example Churn: Yes/No), then POST /api/v1/ml/train."
+                    elseif d.labelled < 50 or d.churned < 10 or d.labelled - d.churned < 10 then
+                        k.next = ("Training needs at least 50 labelled customers with 10 of each class; there are %d " ..
+                            "(%d churned): upload more."):format(d.labelled, d.churned)
+                    elseif not k.trained then
+                        k.next = "Train a model: POST /api/v1/ml/train."
+                    elseif d.scored == 0 then
+                        k.next = "Score your customers: POST /api/v1/ml/predict/batch with {\"customer_ids\": [\"all\"]}."
+                    else
+                        k.next = "Up to date. Retrain after new uploads; compare runs in GET /api/v1/ml/models."
+                    end
+                else
+                    k.next = "Lifetime-value models are not trained by this version yet: GET /api/v1/customers/{id} " ..
+                        "shows the value computed by the segment job."
+                end
+                out[kind] = k
+            end
+            return response.ok(out)
+        end,
+    }
+
+    routes:add {
+        method = "GET", path = "/api/v1/ai/churn-prediction/{customer_id}", role = "viewer", tags = { "ml" },
+        summary = "A customer's churn probability, risk level, risk factors, recommendations and confidence",
+        params = CUSTOMER_ID,
+        responses = { [200] = { description = "The prediction" }, [404] = "not_found" },
+        handler = function(req)
+            local rows, err = db.query([[SELECT c.id AS customer_id, c.external_id, p.churn_probability, p.risk_band,
+                    p.clv, p.reasons, p.scored_at, p.model_id, m.version AS model_version, m.algorithm,
+                    (m.metrics->>'roc_auc')::float8 AS model_roc_auc
+                FROM customers c LEFT JOIN predictions p ON p.tenant_id = c.tenant_id AND p.customer_id = c.id
+                LEFT JOIN models m ON m.tenant_id = c.tenant_id AND m.id = p.model_id
+                WHERE c.tenant_id = $1 AND c.id = $2]], req.tenant, req.params.customer_id)
+            if not rows then return nil, err end
+            local r = rows[1]
+            if not r then return problem.not_found("No customer " .. req.params.customer_id .. ".") end
+            if not present(r.churn_probability) then
+                return problem.new(404, "not_scored", "This customer has no churn score yet: POST /api/v1/ml/predict/batch.")
+            end
+            local up, down = {}, {}
+            for _, reason in ipairs(present(r.reasons) and r.reasons or {}) do
+                if reason.direction == "raises" then up[#up + 1] = reason else down[#down + 1] = reason end
+            end
+            -- confidence: how far the score is from a coin toss, and how well the model ranks
+            local p = r.churn_probability
+            local margin = math.abs(p - 0.5) * 2
+            local auc = present(r.model_roc_auc) and r.model_roc_auc or 0.5
+            local conf = margin * 0.5 + math.max(0, (auc - 0.5) * 2) * 0.5
+            return response.ok({
+                customer_id = r.customer_id, external_id = r.external_id, churn_probability = p,
+                risk_level = r.risk_band, risk_factors = json.array(up), protective_factors = json.array(down),
+                recommendations = json.array(RECOMMENDATIONS[r.risk_band] or {}), clv = r.clv,
+                confidence = conf, confidence_level = conf >= 0.66 and "high" or conf >= 0.4 and "medium" or "low",
+                model = { id = r.model_id, version = r.model_version, algorithm = r.algorithm }, scored_at = r.scored_at,
+            })
+        end,
+    }
+end

@@ -1,0 +1,53 @@
+/* The feature rows of the churn model jobs (train_job.c, score_job.c): one row per customer built
+ * from their attributes (numbers stay numbers, text and booleans become categories) and, when the
+ * segment job has run, the stored per-customer features (customer_analytics), read as pulse_app in
+ * the tenant's transaction. Also the jobs' shared bookkeeping: phase, progress, outcome. */
+#ifndef PULSE_JOBS_ML_ROWS_H
+#define PULSE_JOBS_ML_ROWS_H
+
+#include <libpq-fe.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ml/model.h"
+#include "ml/table.h"
+
+/* Customers and their raw values, column by column (as pulse_ml_column_t wants them). */
+typedef struct pulse_mlrows_t {
+    size_t n_rows, n_cols;
+    int64_t *ids;        /* customer ids, ascending */
+    double *label;       /* 0/1 per row (NaN: unlabelled) */
+    char **names;        /* n_cols column names: attribute names, "analytics.<feature>" */
+    double **num;        /* per column: n_rows values, NaN = missing or not a number */
+    char ***text;        /* per column: n_rows strings or NULL (missing) */
+    unsigned char *kind; /* per column: 0 all present values are numbers, 1 some are text */
+} pulse_mlrows_t;
+
+/* Reads the tenant's customers: labelled_only keeps those with a churned label; ids (n_ids > 0)
+ * restricts them to that list. Columns are in the order of the last customers file's header
+ * (then any other attribute, then the stored features), so that training matches the same file
+ * trained by pulse bench train. Returns 0 and fills out (pulse_mlrows_free), or -1 with err. */
+int pulse_mlrows_load(PGconn *c, const char *tenant, int labelled_only, const int64_t *ids, size_t n_ids, pulse_mlrows_t *out,
+                      char *err, size_t errlen);
+void pulse_mlrows_free(pulse_mlrows_t *r);
+
+/* The training table: every column (text columns as categories, the label as "churned").
+ * The caller frees it with pulse_ml_table_free. -1 with err. */
+int pulse_mlrows_table(const pulse_mlrows_t *r, pulse_ml_table_t **out, char *err, size_t errlen);
+
+/* The scoring matrix for a model's features (column-major, n_rows x m->n_features, NaN missing):
+ * numeric features parsed, categorical ones coded with the model's levels (an unseen level is
+ * missing), a feature the rows do not have is all missing. Returns a malloc'd array (free). */
+float *pulse_mlrows_matrix(const pulse_mlrows_t *r, const pulse_ml_model_t *m);
+
+/* Job bookkeeping on ctl (pulse_app, tenant transaction): the phase and percent with a heartbeat;
+ * returns 1 when a user asked to cancel. */
+int pulse_mljob_progress(PGconn *ctl, const char *tenant, const char *job_id, const char *phase, double percent, uint64_t rows);
+/* The job's end: state done/failed/cancelled, an error code and message for failures, the result
+ * JSON for done. */
+void pulse_mljob_finish(PGconn *ctl, const char *tenant, const char *job_id, const char *state, const char *code, const char *msg,
+                        const char *result_json);
+/* One value of the job's params as text (jsonb ->> path, e.g. "{activate}"), or NULL; malloc'd. */
+char *pulse_mljob_param(PGconn *ctl, const char *params_json, const char *path);
+
+#endif

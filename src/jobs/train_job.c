@@ -1,0 +1,242 @@
+/* Churn training job (see train_job.h). The explicit label path: customers with a churned label
+ * (from a customers file's churn column) and their attributes plus stored features. The version
+ * and the activation are written in one transaction so that two concurrent runs cannot both
+ * become active (the partial unique index would refuse the second anyway). */
+#include "jobs/train_job.h"
+
+#include "core/buf.h"
+#include "core/log.h"
+#include "jobs/ml_rows.h"
+#include "ml/train.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static void outcome(pulse_job_outcome_t *out, const char *state, const char *code, const char *msg)
+{
+    snprintf(out->state, sizeof(out->state), "%s", state);
+    snprintf(out->error_code, sizeof(out->error_code), "%s", code ? code : "");
+    snprintf(out->error, sizeof(out->error), "%s", msg ? msg : "");
+}
+
+static int fail(PGconn *ctl, const char *tenant, const char *job_id, pulse_job_outcome_t *out, const char *code, const char *msg)
+{
+    outcome(out, "failed", code, msg);
+    pulse_mljob_finish(ctl, tenant, job_id, "failed", code, msg, NULL);
+    return -1;
+}
+
+/* A PostgreSQL text[] literal of the model's feature names. */
+static void names_literal(const pulse_ml_model_t *m, pulse_buf_t *b)
+{
+    pulse_buf_putc(b, '{');
+    for (size_t j = 0; j < m->n_features; j++) {
+        if (j)
+            pulse_buf_putc(b, ',');
+        pulse_buf_putc(b, '"');
+        for (const char *p = m->features[j].name; *p; p++) {
+            if (*p == '"' || *p == '\\')
+                pulse_buf_putc(b, '\\');
+            pulse_buf_putc(b, *p);
+        }
+        pulse_buf_putc(b, '"');
+    }
+    pulse_buf_putc(b, '}');
+}
+
+static int exec_ok(PGconn *c, PGresult *r, char *err, size_t errlen)
+{
+    int ok = PQresultStatus(r) == PGRES_COMMAND_OK || PQresultStatus(r) == PGRES_TUPLES_OK;
+    if (!ok)
+        snprintf(err, errlen, "%s", PQerrorMessage(c));
+    return ok;
+}
+
+/* Inserts the run as the next version and activates it when asked (or when it is the first).
+ * Fills id[40], *version and *active. */
+static int store_model(PGconn *c, const char *tenant, const char *job_id, const char *created_by, const char *params,
+                       const char *snapshot, const char *features, const char *report, const unsigned char *bytes, size_t len,
+                       const char *algorithm, int activate, char id[40], int *version, int *active, char *err, size_t errlen)
+{
+    PGresult *r = PQexec(c, "BEGIN");
+    int ok = exec_ok(c, r, err, errlen);
+    PQclear(r);
+    const char *t[] = {tenant};
+    if (ok) {
+        r = PQexecParams(c, "SELECT set_config('pulse.tenant_id', $1, true)", 1, NULL, t, NULL, NULL, 0);
+        ok = exec_ok(c, r, err, errlen);
+        PQclear(r);
+    }
+    if (ok) {
+        /* serialises concurrent trainings of one tenant: versions stay dense and unique */
+        r = PQexecParams(c, "SELECT pg_advisory_xact_lock(hashtext('pulse.models.' || $1))", 1, NULL, t, NULL, NULL, 0);
+        ok = exec_ok(c, r, err, errlen);
+        PQclear(r);
+    }
+    if (ok) {
+        const char *p[] = {tenant, algorithm,           params, snapshot,   features,
+                           report, (const char *)bytes, job_id, created_by, activate ? "t" : "f"};
+        int lens[10] = {0, 0, 0, 0, 0, 0, (int)len, 0, 0, 0};
+        int fmts[10] = {0, 0, 0, 0, 0, 0, 1, 0, 0, 0};
+        r = PQexecParams(c,
+                         "INSERT INTO models (tenant_id, kind, algorithm, version, active, params, data_snapshot, features, "
+                         "metrics, report, model, job_id, created_by) "
+                         "SELECT $1, 'churn', $2, coalesce((SELECT max(version) FROM models WHERE tenant_id = $1 AND kind = "
+                         "'churn'), 0) + 1, false, $3::jsonb, $4::jsonb, $5::text[], "
+                         "coalesce($6::jsonb -> 'models' -> ($6::jsonb ->> 'chosen') -> 'metrics', '{}'), $6::jsonb, $7, $8, $9 "
+                         "RETURNING id, version, (SELECT (SELECT count(*) FROM models WHERE tenant_id = $1 AND kind = 'churn' "
+                         "AND active) = 0 OR $10 = 't')",
+                         10, NULL, p, lens, fmts, 0);
+        ok = exec_ok(c, r, err, errlen) && PQntuples(r) == 1;
+        if (ok) {
+            snprintf(id, 40, "%s", PQgetvalue(r, 0, 0));
+            *version = atoi(PQgetvalue(r, 0, 1));
+            *active = strcmp(PQgetvalue(r, 0, 2), "t") == 0;
+        }
+        PQclear(r);
+    }
+    if (ok && *active) {
+        const char *p[] = {tenant, id};
+        r = PQexecParams(c, "UPDATE models SET active = false WHERE tenant_id = $1 AND kind = 'churn' AND active AND id <> $2", 2,
+                         NULL, p, NULL, NULL, 0);
+        ok = exec_ok(c, r, err, errlen);
+        PQclear(r);
+        if (ok) {
+            r = PQexecParams(c, "UPDATE models SET active = true WHERE tenant_id = $1 AND id = $2", 2, NULL, p, NULL, NULL, 0);
+            ok = exec_ok(c, r, err, errlen);
+            PQclear(r);
+        }
+    }
+    r = PQexec(c, ok ? "COMMIT" : "ROLLBACK");
+    if (ok)
+        ok = exec_ok(c, r, err, errlen);
+    PQclear(r);
+    return ok ? 0 : -1;
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static double param_num(PGconn *ctl, const char *params, const char *path, double dflt)
+{
+    char *v = pulse_mljob_param(ctl, params, path);
+    double x = v ? strtod(v, NULL) : dflt;
+    free(v);
+    return x;
+}
+
+int pulse_train_job_run(const pulse_config_t *cfg, PGconn *ctl, PGconn *work, const char *job_id, const char *tenant_id,
+                        const char *params_json, pulse_job_outcome_t *out)
+{
+    (void)cfg;
+    memset(out, 0, sizeof(*out));
+    double t0 = now_s();
+    char err[512];
+    pulse_mljob_progress(ctl, tenant_id, job_id, "reading customers", 5, 0);
+    pulse_mlrows_t rows;
+    if (pulse_mlrows_load(work, tenant_id, 1, NULL, 0, &rows, err, sizeof(err)) != 0)
+        return fail(ctl, tenant_id, job_id, out, "database", err);
+    out->rows_read = rows.n_rows;
+    if (rows.n_rows == 0) {
+        pulse_mlrows_free(&rows);
+        return fail(ctl, tenant_id, job_id, out, "no_labels",
+                    "no customer has a churn label: upload a customers file with a churn column (for example Churn with "
+                    "Yes/No), then train again");
+    }
+    pulse_ml_table_t *t = NULL;
+    if (pulse_mlrows_table(&rows, &t, err, sizeof(err)) != 0) {
+        pulse_mlrows_free(&rows);
+        return fail(ctl, tenant_id, job_id, out, "bad_data", err);
+    }
+    pulse_mlrows_free(&rows);
+    double read_s = now_s() - t0;
+
+    pulse_ml_train_options_t o;
+    pulse_ml_train_options_init(&o);
+    o.seed = (uint64_t)param_num(ctl, params_json, "{seed}", 42);
+    o.test_fraction = param_num(ctl, params_json, "{test_fraction}", o.test_fraction);
+    o.valid_fraction = param_num(ctl, params_json, "{valid_fraction}", o.valid_fraction);
+    char *act = pulse_mljob_param(ctl, params_json, "{activate}");
+    int activate = act != NULL && strcmp(act, "true") == 0;
+    free(act);
+    if (pulse_mljob_progress(ctl, tenant_id, job_id, "training", 20, t->data.n_rows)) {
+        pulse_ml_table_free(t);
+        outcome(out, "cancelled", "cancelled", "cancelled by a user; nothing was stored");
+        pulse_mljob_finish(ctl, tenant_id, job_id, "cancelled", "cancelled", out->error, NULL);
+        return -1;
+    }
+    pulse_ml_train_result_t res;
+    memset(&res, 0, sizeof(res));
+    double t1 = now_s();
+    if (pulse_ml_train_churn(t, &o, &res, err, sizeof(err)) != 0) {
+        pulse_ml_table_free(t);
+        return fail(ctl, tenant_id, job_id, out, "requirements", err);
+    }
+    double train_s = now_s() - t1;
+    pulse_mljob_progress(ctl, tenant_id, job_id, "storing the model", 90, t->data.n_rows);
+
+    unsigned char *bytes = NULL;
+    size_t len = 0;
+    pulse_ml_model_save(res.model, &bytes, &len);
+    pulse_buf_t params = PULSE_BUF_INIT, snap = PULSE_BUF_INIT, feats = PULSE_BUF_INIT;
+    char *dtype = pulse_mljob_param(ctl, params_json, "{dataset_type}");
+    pulse_buf_printf(&params, "{\"seed\":%llu,\"test_fraction\":%g,\"valid_fraction\":%g,\"activate\":%s,\"dataset_type\":",
+                     (unsigned long long)o.seed, o.test_fraction, o.valid_fraction, activate ? "true" : "false");
+    if (dtype) {
+        pulse_buf_putc(&params, '"');
+        pulse_buf_json_escape(&params, dtype, strlen(dtype));
+        pulse_buf_putc(&params, '"');
+    } else
+        pulse_buf_puts(&params, "null");
+    pulse_buf_printf(&params, ",\"gbdt\":%s,\"logreg_lambda\":%g}", o.use_gbdt ? "true" : "false", o.logreg_lambda);
+    free(dtype);
+    pulse_buf_printf(&snap,
+                     "{\"label\":\"customers.churned\",\"customers\":%zu,\"churned\":%zu,\"features\":%zu,"
+                     "\"read_seconds\":%.4f,\"train_seconds\":%.4f}",
+                     res.n_rows, res.n_positive, res.n_features, read_s, train_s);
+    names_literal(res.model, &feats);
+    char *created_by = NULL;
+    {
+        const char *p[] = {job_id};
+        PGresult *r = pulse_jobs_tenant_exec(ctl, tenant_id, "SELECT created_by FROM jobs WHERE id = $1", 1, p, err, sizeof(err));
+        if (r != NULL && PQntuples(r) == 1 && !PQgetisnull(r, 0, 0))
+            created_by = pulse_xstrdup(PQgetvalue(r, 0, 0));
+        PQclear(r);
+    }
+    char id[40] = "";
+    int version = 0, active = 0;
+    const char *algorithm = pulse_ml_model_kind_name(res.model->kind);
+    int rc = store_model(work, tenant_id, job_id, created_by, params.data, snap.data, feats.data, res.model->meta, bytes, len,
+                         algorithm, activate, id, &version, &active, err, sizeof(err));
+    free(created_by);
+    free(bytes);
+    if (rc != 0) {
+        pulse_buf_free(&params), pulse_buf_free(&snap), pulse_buf_free(&feats);
+        pulse_ml_train_result_free(&res);
+        pulse_ml_table_free(t);
+        return fail(ctl, tenant_id, job_id, out, "database", err);
+    }
+    pulse_buf_t result = PULSE_BUF_INIT;
+    pulse_buf_printf(&result, "{\"model_id\":\"%s\",\"version\":%d,\"active\":%s,\"algorithm\":\"%s\",\"rows\":%zu,", id, version,
+                     active ? "true" : "false", algorithm, res.n_rows);
+    pulse_buf_printf(&result, "\"train_seconds\":%.4f,\"seconds\":%.4f,\"metrics\":", train_s, now_s() - t0);
+    pulse_ml_metrics_json(&res.cand[res.chosen].test, &result);
+    pulse_buf_putc(&result, '}');
+    outcome(out, "done", NULL, NULL);
+    out->rows_accepted = res.n_rows;
+    pulse_mljob_finish(ctl, tenant_id, job_id, "done", NULL, NULL, result.data);
+    pulse_log(PULSE_LOG_INFO, "jobs.train", "job %s: churn model v%d (%s) on %zu customers, test roc_auc %.4f, %.3f s", job_id,
+              version, algorithm, res.n_rows, res.cand[res.chosen].test.roc_auc, train_s);
+    pulse_buf_free(&result);
+    pulse_buf_free(&params), pulse_buf_free(&snap), pulse_buf_free(&feats);
+    pulse_ml_train_result_free(&res);
+    pulse_ml_table_free(t);
+    return 0;
+}

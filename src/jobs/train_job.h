@@ -1,0 +1,18 @@
+/* The churn training job (kind "train"): the tenant's labelled customers as a table, both models
+ * trained and the better kept (src/ml/train.h), the PMDL container with its metrics and report
+ * stored as the next version in the models registry, activated when it is the tenant's first
+ * churn model or when the job's params say "activate": true. */
+#ifndef PULSE_JOBS_TRAIN_JOB_H
+#define PULSE_JOBS_TRAIN_JOB_H
+
+#include <libpq-fe.h>
+
+#include "core/config.h"
+#include "jobs/jobs.h"
+
+/* Runs one claimed train job on ctl (progress, outcome) and work (reads and the registry write),
+ * both acting as pulse_app. Returns 0 when it is done, else -1 (out says why). */
+int pulse_train_job_run(const pulse_config_t *cfg, PGconn *ctl, PGconn *work, const char *job_id, const char *tenant_id,
+                        const char *params_json, pulse_job_outcome_t *out);
+
+#endif
