@@ -3,7 +3,8 @@
 -- evicted when idle), and the fallback when the active version fails at run time: the call is
 -- answered by the last good version (or the shipped default), the failure is counted on the failing
 -- version's row (visible to the tenant) and logged, and the request carries on.
--- A publish on any server is seen by every loop thread within FRESH_SECONDS.
+-- A publish is seen at once by every loop thread of the server that took it, and by other servers
+-- within FRESH_SECONDS.
 local db = require "db"
 local json = require "json"
 local pulse = require "pulse"
@@ -33,8 +34,11 @@ local function sweep(now)
     end
 end
 
--- Drops a tenant's cached rules (after a publish or rollback on this thread).
+-- Drops a tenant's cached rules after a publish or rollback; the other loop threads of this
+-- process look at rule_state again on their next call (pulse.changes), other servers within
+-- FRESH_SECONDS.
 function store.forget(tenant)
+    pulse.changes(true)
     local entry = cache[tenant]
     if entry then
         close_entry(entry)
@@ -71,7 +75,8 @@ local function entry_for(tenant)
     local now = pulse.now()
     sweep(now)
     local entry = cache[tenant]
-    if entry and now - entry.checked_at < store.FRESH_SECONDS then
+    local changes = pulse.changes()
+    if entry and entry.changes == changes and now - entry.checked_at < store.FRESH_SECONDS then
         entry.used_at = now
         return entry
     end
@@ -81,12 +86,12 @@ local function entry_for(tenant)
         return nil, err
     end
     if entry and same_state(entry.state, state) then
-        entry.checked_at, entry.used_at = now, now
+        entry.checked_at, entry.used_at, entry.changes = now, now, changes
         return entry
     end
     if entry then close_entry(entry) end
     entry = { tenant = tenant, state = state, box = rules.new_box(), loaded = {}, failures = {},
-        checked_at = now, used_at = now }
+        checked_at = now, used_at = now, changes = changes }
     cache[tenant] = entry
     return entry
 end

@@ -9,6 +9,7 @@
 #include "server/server.h"
 
 #include <lauxlib.h>
+#include <stdatomic.h>
 #include <string.h>
 #include <time.h>
 
@@ -33,6 +34,19 @@ static int l_pulse_log(lua_State *L)
 }
 
 /* pulse.now() -> seconds since the epoch, with sub-millisecond precision */
+/* A process-wide counter the loop threads' VMs share: bumped when something cached per VM
+ * changed (a rule published or rolled back), so the other threads look again at once instead of
+ * after their cache's time to live. */
+static _Atomic uint64_t change_counter;
+
+/* pulse.changes([bump]) -> the counter (after adding one when bump is true) */
+static int l_pulse_changes(lua_State *L)
+{
+    uint64_t v = lua_toboolean(L, 1) ? atomic_fetch_add(&change_counter, 1) + 1 : atomic_load(&change_counter);
+    lua_pushinteger(L, (lua_Integer)v);
+    return 1;
+}
+
 static int l_pulse_now(lua_State *L)
 {
     struct timespec ts;
@@ -123,6 +137,7 @@ int pulse_script_open_pulse(lua_State *L)
 {
     static const luaL_Reg fns[] = {{"log", l_pulse_log},
                                    {"now", l_pulse_now},
+                                   {"changes", l_pulse_changes},
                                    {"sleep", l_pulse_sleep},
                                    {"db_ready", l_pulse_db_ready},
                                    {"migrations", l_pulse_migrations},
