@@ -5,6 +5,7 @@
 -- (rule_store.segment_table), and handed to the job as a lookup table: no Lua call per customer.
 local customer_analytics = require "customer_analytics"
 local db = require "db"
+local job_queue = require "job_queue"
 local industries = require "industries"
 local json = require "json"
 local problem = require "problem"
@@ -16,9 +17,6 @@ local CUSTOMER_ID = { customer_id = { type = "integer", minimum = 1, description
 
 local function present(v) return v ~= nil and v ~= json.null end
 
-local function job_links(id)
-    return { job = "/api/v1/jobs/" .. id, events = "/api/v1/jobs/" .. id .. "/events" }
-end
 
 -- Another organization's id answers 404, like any other tenant-owned id.
 local function own_org(req)
@@ -53,28 +51,17 @@ local function segment_params(tenant, extra)
     return params
 end
 
-local function start_job(req, kind, params, extra_sql)
-    local who = req.identity or {}
-    local id, err = db.tx(function()
-        local rows, e = db.query("INSERT INTO jobs (tenant_id, kind, params, created_by, phase) " ..
-            "VALUES ($1, $2, $3::jsonb, $4, 'queued') RETURNING id", req.tenant, kind, json.encode(params),
-            who.user_id or json.null)
-        if not rows then return nil, e end
-        local job = rows[1].id
-        if extra_sql then
-            local ok, e2 = extra_sql(job)
-            if not ok then return nil, e2 end
-        end
-        rows, e = db.query("SELECT pg_notify('pulse_jobs', $1)", job)
-        if not rows then return nil, e end
-        return job
-    end)
-    if not id then return nil, err end
-    return response.json(202, { job_id = id, state = "queued", kind = kind, links = job_links(id) },
-        { location = "/api/v1/jobs/" .. id })
-end
 
 local AS_OF = { type = "string", format = "date", description = "Count recency from this day (default: the day after the last activity)." }
+
+-- Both recompute routes start the same job: behaviour is computed with the features.
+local function start_segmentation(req)
+    local bad = own_org(req)
+    if bad then return bad end
+    local params, err = segment_params(req.tenant, { as_of = (req.json or {}).as_of })
+    if not params then return nil, err end
+    return job_queue.start(req, "segment", params)
+end
 
 return function(routes)
     routes:add {
@@ -88,13 +75,7 @@ return function(routes)
         body = { type = "object", additionalProperties = false, properties = { as_of = AS_OF } },
         body_required = false,
         responses = { [202] = { description = "The job" }, [404] = "not_found" },
-        handler = function(req)
-            local bad = own_org(req)
-            if bad then return bad end
-            local params, err = segment_params(req.tenant, { as_of = (req.json or {}).as_of })
-            if not params then return nil, err end
-            return start_job(req, "segment", params)
-        end,
+        handler = start_segmentation,
     }
 
     routes:add {
@@ -105,13 +86,7 @@ return function(routes)
         body = { type = "object", additionalProperties = false, properties = { as_of = AS_OF } },
         body_required = false,
         responses = { [202] = { description = "The job" }, [404] = "not_found" },
-        handler = function(req)
-            local bad = own_org(req)
-            if bad then return bad end
-            local params, err = segment_params(req.tenant, { as_of = (req.json or {}).as_of })
-            if not params then return nil, err end
-            return start_job(req, "segment", params)
-        end,
+        handler = start_segmentation,
     }
 
     routes:add {
@@ -279,7 +254,7 @@ return function(routes)
             end
             local params = { method = b.method or "kmeans", k = k, seed = b.seed or 42,
                 features = json.array(b.features or { "recency_days", "frequency", "monetary" }) }
-            return start_job(req, "cluster", params, function(job)
+            return job_queue.start(req, "cluster", params, function(job)
                 return db.query("INSERT INTO clusterings (id, tenant_id, method, k_requested, created_by) VALUES ($1, $2, $3, $4, $5)",
                     job, req.tenant, params.method, k ~= 0 and k or json.null, (req.identity or {}).user_id or json.null)
             end)
@@ -315,7 +290,7 @@ return function(routes)
             if not rows then return nil, err end
             if not rows[1] then return problem.not_found("No clustering " .. req.params.id .. ".") end
             local out = rows[1]
-            out.job = job_links(out.id)
+            out.job = job_queue.links(out.id)
             return response.ok(out)
         end,
     }

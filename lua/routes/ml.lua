@@ -4,6 +4,7 @@
 -- bands a score is cut into come from the tenant's segments rule, handed to the job.
 local audit = require "audit"
 local db = require "db"
+local job_queue = require "job_queue"
 local json = require "json"
 local problem = require "problem"
 local response = require "response"
@@ -15,26 +16,7 @@ local DEFAULT_BANDS = { medium = 0.4, high = 0.7 }
 
 local function present(v) return v ~= nil and v ~= json.null end
 
-local function job_links(id)
-    return { job = "/api/v1/jobs/" .. id, events = "/api/v1/jobs/" .. id .. "/events" }
-end
 
-local function start_job(req, kind, params)
-    local who = req.identity or {}
-    local id, err = db.tx(function()
-        local rows, e = db.query("INSERT INTO jobs (tenant_id, kind, params, created_by, phase) " ..
-            "VALUES ($1, $2, $3::jsonb, $4, 'queued') RETURNING id", req.tenant, kind, json.encode(params),
-            who.user_id or json.null)
-        if not rows then return nil, e end
-        local job = rows[1].id
-        rows, e = db.query("SELECT pg_notify('pulse_jobs', $1)", job)
-        if not rows then return nil, e end
-        return job
-    end)
-    if not id then return nil, err end
-    return response.json(202, { job_id = id, state = "queued", kind = kind, links = job_links(id) },
-        { location = "/api/v1/jobs/" .. id })
-end
 
 local function churn_bands(tenant)
     local t = rule_store.segment_table(tenant)
@@ -93,7 +75,7 @@ return function(routes)
             end
             local params = { kind = "churn", dataset_type = b.dataset_type or json.null, activate = b.activate == true,
                 seed = b.seed, test_fraction = b.test_fraction, valid_fraction = b.valid_fraction }
-            return start_job(req, "train", params)
+            return job_queue.start(req, "train", params)
         end,
     }
 
@@ -187,7 +169,7 @@ return function(routes)
             if not rows[1] then
                 return problem.new(409, "no_model", "There is no active churn model: train one first (POST /api/v1/ml/train).")
             end
-            return start_job(req, "score", { customer_ids = json.array(all and { "all" } or ids),
+            return job_queue.start(req, "score", { customer_ids = json.array(all and { "all" } or ids),
                 churn_bands = churn_bands(req.tenant), model_id = rows[1].id })
         end,
     }
