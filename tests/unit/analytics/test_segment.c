@@ -270,6 +270,7 @@ static void test_rules_are_a_table(void **state)
     for (size_t k = 0; k <= 11; k++)
         total += r.counts[k];
     assert_int_equal(total, 20000);
+    pulse_segment_result_free(&r);
     /* a table naming an index past the names is refused */
     t.segment[3] = 12;
     assert_int_equal(pulse_segment_run(&st, &o, &r, err, sizeof(err)), -1);
