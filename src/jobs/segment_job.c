@@ -447,9 +447,15 @@ int pulse_segment_job_run(const pulse_config_t *cfg, PGconn *ctl, PGconn *work, 
         rollback(work);
         goto end;
     }
-    const char *written = PQcmdTuples(x);
+    char written[32]; /* the count outlives x */
+    snprintf(written, sizeof(written), "%s", PQcmdTuples(x));
+    PQclear(x);
     const char *up[] = {run_id, written};
-    PQclear(pulse_ajob_exec(work, "UPDATE analytics_runs SET customers = $2 WHERE id = $1", 2, up, err, sizeof(err)));
+    x = pulse_ajob_exec(work, "UPDATE analytics_runs SET customers = $2 WHERE id = $1", 2, up, err, sizeof(err));
+    if (x == NULL) {
+        rollback(work);
+        goto end;
+    }
     PQclear(x);
     double t3 = pulse_ajob_now();
     pulse_buf_printf(&result, "{\"run_id\":\"%s\",\"customers\":%s,\"store_customers\":%u,\"segmented\":%u,\"as_of\":\"%s\",",
