@@ -23,38 +23,9 @@
 #include "jobs/analytics_job.h"
 #include "script/script.h"
 
-/* The segments lookup table of a rule file (nil: the shipped one). rules.segment_table_of needs the
- * rules sandbox (src/script/sandbox.c); until it is built in, a file given on this command line is
- * the user's own code on their own machine and is evaluated in a plain environment of pure
- * functions, over the same 500 input combinations. */
-static const char SEGMENT_TABLE_LUA[] =
-    "local path = ...\n"
-    "local ok, rules = pcall(require, 'rules')\n"
-    "if ok then return rules.segment_table_of(path) end\n"
-    "local okp, P = pcall(require, 'pulse')\n"
-    "local home = okp and type(P) == 'table' and P.config and P.config.home or '.'\n"
-    "local file = path or home .. '/rules/segments.lua'\n"
-    "local env = { math = math, string = string, table = table, ipairs = ipairs, pairs = pairs, type = type,\n"
-    "  tostring = tostring, tonumber = tonumber, error = error, select = select, next = next }\n"
-    "local chunk, err = loadfile(file, 't', env)\n"
-    "if not chunk then return nil, err end\n"
-    "local okc, decl = pcall(chunk)\n"
-    "if not okc then return nil, decl end\n"
-    "if type(decl) ~= 'table' or type(decl.segments) ~= 'table' then return nil, file .. ': not a segments rule' end\n"
-    "local index, names = {}, {}\n"
-    "for i, s in ipairs(decl.segments) do names[i] = s.name; index[s.name] = i end\n"
-    "local seg, score = {}, {}\n"
-    "for b, band in ipairs({ false, 'low', 'medium', 'high' }) do\n"
-    "  for r = 1, 5 do for f = 1, 5 do for m = 1, 5 do\n"
-    "    local c = { r = r, f = f, m = m, churn_band = band or nil }\n"
-    "    local key = (b - 1) * 125 + (r - 1) * 25 + (f - 1) * 5 + m\n"
-    "    local name = decl.segment(c)\n"
-    "    seg[key] = index[name] or 0\n"
-    "    score[key] = decl.score and decl.score(c) or 0\n"
-    "  end end end\n"
-    "end\n"
-    "return { names = names, segment = seg, score = score, churn_bands = decl.churn_bands or { medium = 0.4, high = 0.7 }, version "
-    "= 0 }\n";
+/* The segments lookup table of a rule file (nil: the shipped one), evaluated in the rules sandbox
+ * over the 500 input combinations (lua/rules.lua). */
+static const char SEGMENT_TABLE_LUA[] = "return require('rules').segment_table_of(...)\n";
 
 static void usage(FILE *f)
 {
