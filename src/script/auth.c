@@ -23,6 +23,16 @@
 #include <string.h>
 #include <time.h>
 
+/* Seconds of the precise wall clock. time() reads the kernel's coarse clock, which can lag a few
+ * milliseconds behind PostgreSQL's now(): a token signed just after a password change could then
+ * carry the previous second and be refused as older than the change. */
+static int64_t wall_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec;
+}
+
 #define DEFAULT_TTL 900 /* seconds: a short-lived access token */
 #define MAX_POLICY_WORDS 16
 
@@ -252,7 +262,7 @@ static int l_auth_sign_token(lua_State *L)
             return luaL_error(L, "auth.sign_token: ttl must be an integer number of seconds from 1 to 31622400");
     }
     lua_pop(L, 1);
-    int64_t now = (int64_t)time(NULL);
+    int64_t now = wall_seconds();
     char *token = NULL, err[256];
     if (pulse_token_sign(keys, &claims, now, (int)ttl, &token, err, sizeof(err)) != 0)
         return push_error(L, "invalid_claims", err);
@@ -275,7 +285,7 @@ static int l_auth_verify_token(lua_State *L)
     const char *token = luaL_checkstring(L, 1);
     pulse_token_claims_t c;
     char err[256];
-    int rc = pulse_token_verify(keys, token, (int64_t)time(NULL), &c, err, sizeof(err));
+    int rc = pulse_token_verify(keys, token, wall_seconds(), &c, err, sizeof(err));
     if (rc != 0) {
         lua_pushnil(L);
         lua_pushstring(L, pulse_token_strerror(rc));
