@@ -12,8 +12,10 @@ local dryrun = {}
 
 dryrun.OFFER_SAMPLE = 2000
 
+local pulse = require "pulse"
+
 local function now_ms()
-    return os.clock() * 1000
+    return pulse.now() * 1000 -- wall clock: most of a dry run is waiting for the database
 end
 
 local function present(v) return v ~= nil and v ~= json.null end

@@ -49,7 +49,7 @@ static int run_lua_bench(const pulse_config_t *cfg, const char *name, int argc, 
 int pulse_cli_bench(int argc, char **argv)
 {
     if (argc < 2 || pulse_cli_wants_help(argc, argv)) {
-        printf("Usage: pulse bench http|tokens|logins|csv|types|import|clv|cluster|train|rules|sandbox|features|gbdt|segment\n\n"
+        printf("Usage: pulse bench http|tokens|logins|csv|types|import|clv|cluster|train|rules|sandbox|features|gbdt|segment|dryrun\n\n"
                "  http   req/s, latency and memory of the server: a JSON handler on one loop thread and a\n"
                "         handler doing one primary-key query (wrk on this machine; needs the wrk package).\n"
                "         BENCH_SECONDS, BENCH_CONNECTIONS, BENCH_THREADS_PK tune it.\n"
@@ -64,6 +64,7 @@ int pulse_cli_bench(int argc, char **argv)
                "  cluster [--n N] [--d D] [--k K]: customer clustering on N (3,500,000) synthetic RFM-like rows:\n"
                "         k-means with k = K (4) on 1 and 2 threads, then k-means, GMM and Ward choosing k; seconds,\n"
                "         iterations, scores, personas and peak memory.\n"
+               "  dryrun a segments rule dry run over every customer of a generated 1 M-customer tenant (BENCH_CUSTOMERS).\n"
                "  rules  the rules layer: an offer rule call from the application (copy in, call, output check),\n"
                "         validating a rule, and the 500-call segment lookup table.\n"
                "  train  FILE.csv --label COLUMN [--id COLUMN] [--seed S]: the churn training pipeline on a\n"
@@ -112,7 +113,7 @@ int pulse_cli_bench(int argc, char **argv)
     }
     if (strcmp(argv[1], "rules") == 0)
         return run_lua_bench(&cfg, "rules", argc - 1, argv + 1);
-    if (strcmp(argv[1], "http") != 0 && strcmp(argv[1], "logins") != 0) {
+    if (strcmp(argv[1], "http") != 0 && strcmp(argv[1], "logins") != 0 && strcmp(argv[1], "dryrun") != 0) {
         fprintf(stderr, "pulse bench: unknown benchmark '%s' (see pulse bench --help)\n", argv[1]);
         return 2;
     }
