@@ -49,7 +49,8 @@ static int run_lua_bench(const pulse_config_t *cfg, const char *name, int argc, 
 int pulse_cli_bench(int argc, char **argv)
 {
     if (argc < 2 || pulse_cli_wants_help(argc, argv)) {
-        printf("Usage: pulse bench http|tokens|logins|csv|types|import|clv|cluster|train|rules|sandbox|features|gbdt|segment|dryrun\n\n"
+        printf("Usage: pulse bench "
+               "http|tokens|logins|csv|types|import|clv|cluster|train|rules|sandbox|features|gbdt|segment|dryrun\n\n"
                "  http   req/s, latency and memory of the server: a JSON handler on one loop thread and a\n"
                "         handler doing one primary-key query (wrk on this machine; needs the wrk package).\n"
                "         BENCH_SECONDS, BENCH_CONNECTIONS, BENCH_THREADS_PK tune it.\n"
