@@ -309,7 +309,12 @@ describe('auth', { timeout: 180000 }, () => {
         assert.ok(count(401) >= 20 && count(401) <= 22, `${count(401)} attempts got through (limit 20 per minute)`);
         for (const r of results.filter((x) => x.status === 429)) assert.ok(Number(r.headers.get('retry-after')) >= 1);
         assert.ok(times.length >= 3, `measured /health ${times.length} times during the burst`);
-        for (const ms of times) assert.ok(ms < 150, `/health took ${ms.toFixed(1)} ms during the burst: ${times.map((t) => t.toFixed(1))}`);
+        // A loop blocked by password hashing would make every /health wait ~90 ms per queued hash;
+        // one slow sample is the machine (another process, a cold connection), not the loop.
+        const sorted = [...times].sort((a, b) => a - b);
+        const all = times.map((t) => t.toFixed(1)).join(',');
+        assert.ok(sorted[Math.floor(sorted.length / 2)] < 50, `/health median during the burst: ${all}`);
+        assert.ok(sorted[sorted.length - 2] < 150, `/health took over 150 ms more than once during the burst: ${all}`);
         assert.equal(await burst.stop(), 0, burst.exitReport());
         assert.ok(!burst.stderr.includes('Wrong-Password-1'), 'no password in the log');
     });
