@@ -48,7 +48,10 @@ return function(routes)
         method = "POST", path = "/api/v1/ml/train", role = "analyst", tags = { "ml" },
         summary = "Train a churn model on the customers' labels (a job)",
         description = "The label is each customer's churned flag (a customers file's churn column); the features " ..
-            "are their attributes plus the stored per-customer features. Logistic regression and gradient-" ..
+            "are their attributes plus the stored per-customer features. Without labels (or with label " ..
+            "\"behavioural\") a transaction tenant's label is derived: churned = no purchase in the last " ..
+            "horizon_days (default 90) of the data, features computed strictly before that window (the data must " ..
+            "span horizon_days + 90 days). Logistic regression and gradient-" ..
             "boosted trees are both trained, the better on validation ROC AUC kept and calibrated; the run is " ..
             "stored as the next version and activated when it is the first or when activate is true.",
         body = {
@@ -60,21 +63,32 @@ return function(routes)
                 seed = { type = "integer", minimum = 0, description = "Split seed (default 42)." },
                 test_fraction = { type = "number", minimum = 0.05, maximum = 0.5 },
                 valid_fraction = { type = "number", minimum = 0.05, maximum = 0.5 },
+                label = { type = "string", enum = { "explicit", "behavioural" },
+                    description = "explicit: the customers' churn column (the default when there is one); " ..
+                        "behavioural: no purchase in the horizon after a cutoff (the default for transaction data)." },
+                horizon_days = { type = "integer", minimum = 7, maximum = 730,
+                    description = "Behavioural label window in days (default 90)." },
             },
         },
         body_required = false,
         responses = { [202] = { description = "The job" }, [422] = "validation" },
         handler = function(req)
             local b = req.json or {}
-            local rows, err = db.query("SELECT count(*) AS n FROM customers WHERE tenant_id = $1 AND churned IS NOT NULL",
-                req.tenant)
+            local rows, err = db.query("SELECT (SELECT count(*) FROM customers WHERE tenant_id = $1 AND churned IS NOT " ..
+                "NULL) AS n, EXISTS (SELECT 1 FROM transactions WHERE tenant_id = $1) AS tx", req.tenant)
             if not rows then return nil, err end
-            if rows[1].n == 0 then
+            local label = b.label or (rows[1].n > 0 and "explicit") or (rows[1].tx and "behavioural") or "explicit"
+            if label == "explicit" and rows[1].n == 0 then
                 return problem.new(422, "no_labels", "No customer has a churn label yet: upload a customers file " ..
-                    "with a churn column (for example Churn with Yes/No values), then train.")
+                    "with a churn column (for example Churn with Yes/No values), or transactions, then train.")
+            end
+            if label == "behavioural" and not rows[1].tx then
+                return problem.new(422, "no_transactions", "Behavioural churn labels are derived from transactions: " ..
+                    "import a transactions file first.")
             end
             local params = { kind = "churn", dataset_type = b.dataset_type or json.null, activate = b.activate == true,
-                seed = b.seed, test_fraction = b.test_fraction, valid_fraction = b.valid_fraction }
+                seed = b.seed, test_fraction = b.test_fraction, valid_fraction = b.valid_fraction, label = label,
+                horizon_days = b.horizon_days }
             return job_queue.start(req, "train", params)
         end,
     }

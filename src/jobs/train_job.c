@@ -1,12 +1,17 @@
-/* Churn training job (see train_job.h). The explicit label path: customers with a churned label
- * (from a customers file's churn column) and their attributes plus stored features. The version
+/* Churn training job (see train_job.h). Two label paths: explicit (customers with a churned label
+ * from a customers file's churn column; their attributes plus stored features) and behavioural
+ * (transaction tenants without labels, or params "label": "behavioural": the tenant's transactions
+ * loaded into memory, labels and features split at a cutoff by ml/churnlabel.c). The version
  * and the activation are written in one transaction so that two concurrent runs cannot both
  * become active (the partial unique index would refuse the second anyway). */
 #include "jobs/train_job.h"
 
 #include "core/buf.h"
 #include "core/log.h"
+#include "analytics/pgload.h"
+#include "jobs/analytics_job.h"
 #include "jobs/ml_rows.h"
+#include "ml/churnlabel.h"
 #include "ml/train.h"
 
 #include <math.h>
@@ -132,6 +137,47 @@ static double param_num(PGconn *ctl, const char *params, const char *path, doubl
     return x;
 }
 
+/* The behavioural path's table: the tenant's transactions (read in a tenant transaction that is
+ * rolled back: nothing is written) turned into cutoff features and window labels. -1 with *code. */
+static int behavioural_table(PGconn *work, const char *tenant, int32_t horizon, pulse_ml_table_t **t, pulse_churnlabel_info_t *info,
+                             const char **code, char *err, size_t errlen)
+{
+    *code = "database";
+    if (pulse_ajob_begin(work, tenant, err, errlen) != 0)
+        return -1;
+    pulse_txstore_t st;
+    pulse_txstore_init(&st);
+    pulse_pgload_stats_t ls;
+    int rc = pulse_pgload_tenant(work, tenant, &st, NULL, NULL, &ls, err, errlen);
+    PGresult *r = PQexec(work, "ROLLBACK");
+    PQclear(r);
+    if (rc != 0) {
+        pulse_txstore_free(&st);
+        return -1;
+    }
+    if (ls.transactions == 0) {
+        pulse_txstore_free(&st);
+        *code = "no_labels";
+        return pulse_fail(err, errlen,
+                          "no customer has a churn label and there are no transactions to derive one from: upload a "
+                          "customers file with a churn column (for example Churn with Yes/No), or transactions, then train again");
+    }
+    pulse_txstore_finish(&st);
+    rc = pulse_churnlabel_table(&st, horizon, t, info, err, errlen);
+    pulse_txstore_free(&st);
+    if (rc != 0)
+        *code = strstr(err, "history") ? "insufficient_history" : "bad_data";
+    return rc;
+}
+
+static void date_of(int32_t day, char out[16])
+{
+    time_t s = (time_t)day * 86400;
+    struct tm tm;
+    gmtime_r(&s, &tm);
+    strftime(out, 16, "%Y-%m-%d", &tm);
+}
+
 int pulse_train_job_run(const pulse_config_t *cfg, PGconn *ctl, PGconn *work, const char *job_id, const char *tenant_id,
                         const char *params_json, pulse_job_outcome_t *out)
 {
@@ -139,23 +185,36 @@ int pulse_train_job_run(const pulse_config_t *cfg, PGconn *ctl, PGconn *work, co
     memset(out, 0, sizeof(*out));
     double t0 = now_s();
     char err[512];
-    pulse_mljob_progress(ctl, tenant_id, job_id, "reading customers", 5, 0);
-    pulse_mlrows_t rows;
-    if (pulse_mlrows_load(work, tenant_id, 1, NULL, 0, &rows, err, sizeof(err)) != 0)
-        return fail(ctl, tenant_id, job_id, out, "database", err);
-    out->rows_read = rows.n_rows;
-    if (rows.n_rows == 0) {
-        pulse_mlrows_free(&rows);
-        return fail(ctl, tenant_id, job_id, out, "no_labels",
-                    "no customer has a churn label: upload a customers file with a churn column (for example Churn with "
-                    "Yes/No), then train again");
-    }
+    char *label_mode = pulse_mljob_param(ctl, params_json, "{label}");
+    int behavioural = label_mode != NULL && strcmp(label_mode, "behavioural") == 0;
+    free(label_mode);
+    int32_t horizon = (int32_t)param_num(ctl, params_json, "{horizon_days}", 90);
+    pulse_churnlabel_info_t info;
+    memset(&info, 0, sizeof(info));
     pulse_ml_table_t *t = NULL;
-    if (pulse_mlrows_table(&rows, &t, err, sizeof(err)) != 0) {
+    if (!behavioural) {
+        pulse_mljob_progress(ctl, tenant_id, job_id, "reading customers", 5, 0);
+        pulse_mlrows_t rows;
+        if (pulse_mlrows_load(work, tenant_id, 1, NULL, 0, &rows, err, sizeof(err)) != 0)
+            return fail(ctl, tenant_id, job_id, out, "database", err);
+        out->rows_read = rows.n_rows;
+        /* no explicit label: a transaction tenant gets behavioural ones */
+        behavioural = rows.n_rows == 0;
+        if (!behavioural && pulse_mlrows_table(&rows, &t, err, sizeof(err)) != 0) {
+            pulse_mlrows_free(&rows);
+            return fail(ctl, tenant_id, job_id, out, "bad_data", err);
+        }
         pulse_mlrows_free(&rows);
-        return fail(ctl, tenant_id, job_id, out, "bad_data", err);
     }
-    pulse_mlrows_free(&rows);
+    if (behavioural) {
+        pulse_mljob_progress(ctl, tenant_id, job_id, "reading transactions", 5, 0);
+        const char *code;
+        if (behavioural_table(work, tenant_id, horizon, &t, &info, &code, err, sizeof(err)) != 0)
+            return fail(ctl, tenant_id, job_id, out, code, err);
+        free(info.customer); /* the rows' owners are not needed: the model is stored, not the scores */
+        info.customer = NULL;
+        out->rows_read = info.n_customers;
+    }
     double read_s = now_s() - t0;
 
     pulse_ml_train_options_t o;
@@ -195,11 +254,23 @@ int pulse_train_job_run(const pulse_config_t *cfg, PGconn *ctl, PGconn *work, co
         pulse_buf_putc(&params, '"');
     } else
         pulse_buf_puts(&params, "null");
-    pulse_buf_printf(&params, ",\"gbdt\":%s,\"logreg_lambda\":%g}", o.use_gbdt ? "true" : "false", o.logreg_lambda);
+    pulse_buf_printf(&params, ",\"gbdt\":%s,\"logreg_lambda\":%g,\"label\":\"%s\"", o.use_gbdt ? "true" : "false", o.logreg_lambda,
+                     behavioural ? "behavioural" : "explicit");
+    if (behavioural)
+        pulse_buf_printf(&params, ",\"horizon_days\":%d", (int)horizon);
+    pulse_buf_putc(&params, '}');
     free(dtype);
-    pulse_buf_printf(&snap,
-                     "{\"label\":\"customers.churned\",\"customers\":%zu,\"churned\":%zu,\"features\":%zu,"
-                     "\"read_seconds\":%.4f,\"train_seconds\":%.4f}",
+    if (behavioural) {
+        char c0[16], c1[16], d0[16], d1[16];
+        date_of(info.cutoff, c0), date_of(info.cutoff + horizon - 1, c1), date_of(info.first_day, d0),
+            date_of(info.end_day - 1, d1);
+        pulse_buf_printf(&snap,
+                         "{\"label\":\"behavioural\",\"horizon_days\":%d,\"cutoff\":\"%s\",\"label_window\":[\"%s\",\"%s\"],"
+                         "\"data_from\":\"%s\",\"data_to\":\"%s\",",
+                         (int)horizon, c0, c0, c1, d0, d1);
+    } else
+        pulse_buf_puts(&snap, "{\"label\":\"customers.churned\",");
+    pulse_buf_printf(&snap, "\"customers\":%zu,\"churned\":%zu,\"features\":%zu,\"read_seconds\":%.4f,\"train_seconds\":%.4f}",
                      res.n_rows, res.n_positive, res.n_features, read_s, train_s);
     names_literal(res.model, &feats);
     char *created_by = NULL;
@@ -226,7 +297,8 @@ int pulse_train_job_run(const pulse_config_t *cfg, PGconn *ctl, PGconn *work, co
     pulse_buf_t result = PULSE_BUF_INIT;
     pulse_buf_printf(&result, "{\"model_id\":\"%s\",\"version\":%d,\"active\":%s,\"algorithm\":\"%s\",\"rows\":%zu,", id, version,
                      active ? "true" : "false", algorithm, res.n_rows);
-    pulse_buf_printf(&result, "\"train_seconds\":%.4f,\"seconds\":%.4f,\"metrics\":", train_s, now_s() - t0);
+    pulse_buf_printf(&result, "\"label\":\"%s\",\"train_seconds\":%.4f,\"seconds\":%.4f,\"metrics\":",
+                     behavioural ? "behavioural" : "explicit", train_s, now_s() - t0);
     pulse_ml_metrics_json(&res.cand[res.chosen].test, &result);
     pulse_buf_putc(&result, '}');
     outcome(out, "done", NULL, NULL);

@@ -22,9 +22,9 @@ describe('churn models over HTTP', { timeout: 300000 }, () => {
         headers: { authorization: `Bearer ${t.token}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
         body: body !== undefined ? JSON.stringify(body) : undefined,
     });
-    const upload = async (t, bytes) => {
+    const upload = async (t, bytes, name = 'customers.csv') => {
         const form = new FormData();
-        form.append('file', new Blob([bytes], { type: 'text/csv' }), 'customers.csv');
+        form.append('file', new Blob([bytes], { type: 'text/csv' }), name);
         const r = await srv.fetch('/api/v1/imports', { method: 'POST', headers: { authorization: `Bearer ${t.token}` }, body: form });
         assert.equal(r.status, 202, r.text.slice(0, 1500));
         return r.json.job_id;
@@ -186,6 +186,37 @@ describe('churn models over HTTP', { timeout: 300000 }, () => {
         assert.match(j.error.message, /cannot be loaded/);
         const h = await call(a, 'GET', '/api/v1/ml/status');
         assert.equal(h.status, 200);
+    });
+
+    it('trains on behavioural labels from e-commerce transactions (planted churn)', async () => {
+        const h = tenantHelpers(ctx, () => srv, { industry: 'ecommerce' });
+        const e = await h.makeTenant('ML Shop', 'owner@ml-shop.test');
+        const dir = path.join(ctx.varDir, 'gen-shop');
+        const g = await ctx.pulse(['gen', '--industry', 'ecommerce', '--customers', '400', '--seed', '5', '--out', dir]);
+        assert.equal(g.code, 0, g.stderr);
+        await done(e, await upload(e, await readFile(path.join(dir, 'transactions.csv')), 'transactions.csv'));
+        // no labels: the route picks behavioural ones; too long a horizon for ~2 years of data is refused
+        const long = await call(e, 'POST', '/api/v1/ml/train', { horizon_days: 700 });
+        assert.equal(long.status, 202, long.text);
+        const lj = await finished(e, long.json.job_id);
+        assert.equal(lj.state, 'failed', JSON.stringify(lj));
+        assert.equal(lj.error.code, 'insufficient_history', JSON.stringify(lj));
+        assert.match(lj.error.message, /span \d+ days .* at least 790 days/);
+        const r = await call(e, 'POST', '/api/v1/ml/train', { label: 'behavioural' });
+        assert.equal(r.status, 202, r.text);
+        const j = await done(e, r.json.job_id);
+        assert.equal(j.result.label, 'behavioural');
+        console.log(`behavioural churn, ecommerce 400 seed 5: test roc_auc ${j.result.metrics.roc_auc.toFixed(4)} ` +
+            `(${j.result.algorithm}, ${j.result.rows} customers)`);
+        assert.ok(j.result.metrics.roc_auc > 0.75, JSON.stringify(j.result.metrics));
+        const m = await call(e, 'GET', `/api/v1/ml/models/${j.result.model_id}`);
+        assert.equal(m.status, 200, m.text);
+        assert.equal(m.json.params.label, 'behavioural');
+        assert.equal(m.json.params.horizon_days, 90);
+        assert.equal(m.json.data_snapshot.label, 'behavioural');
+        assert.equal(m.json.data_snapshot.data_to, '2026-06-30');
+        assert.equal(m.json.data_snapshot.cutoff, '2026-04-02');
+        assert.ok(m.json.features.includes('analytics.recency_days'), JSON.stringify(m.json.features));
     });
 
     it('reaches the Telco ROC AUC through upload and train', { skip: !existsSync(TELCO) && 'no ../shared/data/telco_churn.csv' },
