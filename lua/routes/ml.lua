@@ -58,7 +58,11 @@ return function(routes)
             type = "object", additionalProperties = false,
             properties = {
                 dataset_type = { type = "string", enum = { "ecommerce", "telco", "banking" } },
-                kind = { type = "string", enum = { "churn" }, default = "churn" },
+                kind = { type = "string", enum = { "churn", "clv" }, default = "churn",
+                    description = "clv: BG/NBD + Gamma-Gamma on the transactions (days); the fitted parameters are " ..
+                        "the model's metrics and, when it is active, every customer's CLV is written." },
+                clv_months = { type = "integer", minimum = 1, maximum = 120, description = "CLV horizon (default 12)." },
+                discount = { type = "number", minimum = 0, maximum = 0.5, description = "Monthly discount rate (default 0.01)." },
                 activate = { type = "boolean", description = "Make this run the active model (default: only the first)." },
                 seed = { type = "integer", minimum = 0, description = "Split seed (default 42)." },
                 test_fraction = { type = "number", minimum = 0.05, maximum = 0.5 },
@@ -77,6 +81,14 @@ return function(routes)
             local rows, err = db.query("SELECT (SELECT count(*) FROM customers WHERE tenant_id = $1 AND churned IS NOT " ..
                 "NULL) AS n, EXISTS (SELECT 1 FROM transactions WHERE tenant_id = $1) AS tx", req.tenant)
             if not rows then return nil, err end
+            if b.kind == "clv" then
+                if not rows[1].tx then
+                    return problem.new(422, "no_transactions", "Lifetime-value models are fitted on transactions: " ..
+                        "import a transactions file first.")
+                end
+                return job_queue.start(req, "train", { kind = "clv", activate = b.activate == true,
+                    clv_months = b.clv_months, discount = b.discount })
+            end
             local label = b.label or (rows[1].n > 0 and "explicit") or (rows[1].tx and "behavioural") or "explicit"
             if label == "explicit" and rows[1].n == 0 then
                 return problem.new(422, "no_labels", "No customer has a churn label yet: upload a customers file " ..
@@ -254,8 +266,9 @@ return function(routes)
                         k.next = "Up to date. Retrain after new uploads; compare runs in GET /api/v1/ml/models."
                     end
                 else
-                    k.next = "Lifetime-value models are not trained by this version yet: GET /api/v1/customers/{id} " ..
-                        "shows the value computed by the segment job."
+                    k.next = k.trained and "Up to date. Refit after new transaction uploads: POST /api/v1/ml/train " ..
+                        "with {\"kind\": \"clv\"}." or "Fit one on the transactions: POST /api/v1/ml/train with " ..
+                        "{\"kind\": \"clv\"}."
                 end
                 out[kind] = k
             end

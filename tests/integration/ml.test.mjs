@@ -58,7 +58,7 @@ describe('churn models over HTTP', { timeout: 300000 }, () => {
         await ctx?.destroy();
     });
 
-    let model, customerId;
+    let model, customerId, e;
 
     it('says what to do before there is anything to train on', async () => {
         const s = await call(a, 'GET', '/api/v1/ml/status');
@@ -190,7 +190,7 @@ describe('churn models over HTTP', { timeout: 300000 }, () => {
 
     it('trains on behavioural labels from e-commerce transactions (planted churn)', async () => {
         const h = tenantHelpers(ctx, () => srv, { industry: 'ecommerce' });
-        const e = await h.makeTenant('ML Shop', 'owner@ml-shop.test');
+        e = await h.makeTenant('ML Shop', 'owner@ml-shop.test');
         const dir = path.join(ctx.varDir, 'gen-shop');
         const g = await ctx.pulse(['gen', '--industry', 'ecommerce', '--customers', '400', '--seed', '5', '--out', dir]);
         assert.equal(g.code, 0, g.stderr);
@@ -217,6 +217,40 @@ describe('churn models over HTTP', { timeout: 300000 }, () => {
         assert.equal(m.json.data_snapshot.data_to, '2026-06-30');
         assert.equal(m.json.data_snapshot.cutoff, '2026-04-02');
         assert.ok(m.json.features.includes('analytics.recency_days'), JSON.stringify(m.json.features));
+    });
+
+    it('fits BG/NBD + Gamma-Gamma as a clv model and writes every customer\'s CLV', async () => {
+        const seg = await ctx.pulse(['segment', '--tenant', e.tenant, '--k', '3']);
+        assert.equal(seg.code, 0, seg.stderr);
+        const r = await call(e, 'POST', '/api/v1/ml/train', { kind: 'clv' });
+        assert.equal(r.status, 202, r.text);
+        const j = await done(e, r.json.job_id);
+        assert.equal(j.result.kind, 'clv');
+        assert.equal(j.result.active, true);
+        const k = j.result.metrics;
+        console.log(`clv, ecommerce 400 seed 5: r=${k.r.toPrecision(4)} alpha=${k.alpha.toPrecision(4)} a=${k.a.toPrecision(4)} ` +
+            `b=${k.b.toPrecision(4)} p=${k.p.toPrecision(4)} q=${k.q.toPrecision(4)} gamma=${k.gamma.toPrecision(4)} ` +
+            `mean clv ${k.mean_clv.toFixed(2)}, fit ${j.result.fit_seconds} s`);
+        for (const n of ['r', 'alpha', 'a', 'b', 'p', 'q', 'gamma']) assert.ok(k[n] > 0 && Number.isFinite(k[n]), `${n}=${k[n]}`);
+        assert.ok(Number.isFinite(k.log_likelihood) && k.log_likelihood < 0);
+        // a purchase every few weeks to months: the mean rate r/alpha per day is in (1/365, 1)
+        assert.ok(k.r / k.alpha > 1 / 365 && k.r / k.alpha < 1, `rate ${k.r / k.alpha}`);
+        assert.ok(k.q > 1, 'the mean spend exists');
+        assert.ok(k.mean_clv > 0, JSON.stringify(k));
+        assert.equal(j.result.clv_written, 400);
+        const [nclv] = await ctx.sql(`SELECT count(*) FROM customer_analytics WHERE tenant_id = '${e.tenant}' AND clv > 0`);
+        assert.ok(Number(nclv) > 300, nclv);
+        const list = await call(e, 'GET', '/api/v1/ml/models?kind=clv');
+        assert.equal(list.status, 200, list.text);
+        assert.equal(list.json.items[0].algorithm, 'bgnbd');
+        const s = await call(e, 'GET', '/api/v1/ml/status');
+        assert.equal(s.json.clv.trained, true);
+        // scoring carries the CLV into the predictions
+        const sc = await call(e, 'POST', '/api/v1/ml/predict/batch', { customer_ids: ['all'] });
+        assert.equal(sc.status, 202, sc.text);
+        await done(e, sc.json.job_id);
+        const [npred] = await ctx.sql(`SELECT count(*) FROM predictions WHERE tenant_id = '${e.tenant}' AND clv > 0`);
+        assert.ok(Number(npred) > 300, npred);
     });
 
     it('reaches the Telco ROC AUC through upload and train', { skip: !existsSync(TELCO) && 'no ../shared/data/telco_churn.csv' },
