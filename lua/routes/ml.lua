@@ -6,9 +6,11 @@ local audit = require "audit"
 local db = require "db"
 local job_queue = require "job_queue"
 local json = require "json"
+local ml = require "ml"
 local problem = require "problem"
 local response = require "response"
 local rule_store = require "rule_store"
+local rules = require "rules"
 
 local MODEL_ID = { id = { type = "string", format = "uuid", description = "The model's id." } }
 local CUSTOMER_ID = { customer_id = { type = "integer", minimum = 1, description = "The customer's id." } }
@@ -44,6 +46,58 @@ local RECOMMENDATIONS = {
 }
 
 return function(routes)
+    local RFM = { type = "integer", minimum = 1, maximum = 5 }
+    routes:add {
+        method = "POST", path = "/api/v1/predict", role = "analyst", tags = { "ml" },
+        summary = "Score one customer's features with the active churn model (for integrators)",
+        description = "features: the active churn model's features by name (GET /api/v1/ml/models/{id} lists " ..
+            "them; stored features may be given without their \"analytics.\" prefix); a feature left out is " ..
+            "scored as missing and listed in missing_features. Answers the calibrated churn probability, its " ..
+            "risk band (the segments rule's churn_bands) and the top reasons; with r, f and m (1-5) also the " ..
+            "segment the tenant's segments rule gives that combination and band.",
+        body = {
+            type = "object", additionalProperties = false, required = { "features" },
+            properties = {
+                features = { type = "object", maxProperties = 500, description = "{name: number or category}" },
+                r = RFM, f = RFM, m = RFM,
+            },
+        },
+        responses = { [200] = { description = "The prediction" }, [409] = "no active churn model", [422] = "validation" },
+        handler = function(req)
+            local b = req.json
+            local given = (b.r ~= nil and 1 or 0) + (b.f ~= nil and 1 or 0) + (b.m ~= nil and 1 or 0)
+            if given ~= 0 and given ~= 3 then
+                return problem.new(422, "validation_failed", "Give r, f and m together (each 1-5), or none of them.")
+            end
+            local rows, err = db.query([[SELECT id, version, algorithm, model FROM models
+                WHERE tenant_id = $1 AND kind = 'churn' AND active]], req.tenant)
+            if not rows then return nil, err end
+            local mrow = rows[1]
+            if not mrow then
+                return problem.new(409, "no_model", "There is no active churn model: train one first (POST /api/v1/ml/train).")
+            end
+            local p, reasons, missing = ml.score(mrow.model, b.features)
+            if not p then
+                return problem.new(409, "model_invalid", ("The active churn model (version %d) cannot be loaded: %s; " ..
+                    "train again or activate another version."):format(mrow.version, reasons))
+            end
+            local bands = churn_bands(req.tenant)
+            local band = p >= bands.high and "high" or p >= bands.medium and "medium" or "low"
+            local out = { model_id = mrow.id, model_version = mrow.version, algorithm = mrow.algorithm,
+                churn_probability = p, risk_band = band, reasons = json.array(reasons),
+                missing_features = json.array(missing), segment = json.null }
+            if given == 3 then
+                local t, e = rule_store.segment_table(req.tenant)
+                if not t then return nil, e end
+                local key = rules.segment_key(b.r, b.f, b.m, band) + 1
+                local idx = t.segment[key]
+                out.segment = idx and t.names[idx] or json.null
+                out.segment_score = t.score[key] or json.null
+            end
+            return response.ok(out)
+        end,
+    }
+
     routes:add {
         method = "POST", path = "/api/v1/ml/train", role = "analyst", tags = { "ml" },
         summary = "Train a churn model on the customers' labels (a job)",

@@ -177,6 +177,40 @@ describe('churn models over HTTP', { timeout: 300000 }, () => {
         assert.equal(p.json.total, 0);
     });
 
+    it('POST /api/v1/predict scores features in with reasons and the segment', async () => {
+        const risky = { Contract: 'month-to-month', TenureMonths: 1, MonthlyCharges: 110, Plan: 'Unlimited' };
+        const safe = { Contract: 'two-year', TenureMonths: 70, MonthlyCharges: 20, Plan: 'Basic' };
+        const r1 = await call(a, 'POST', '/api/v1/predict', { features: risky, r: 1, f: 1, m: 5 });
+        assert.equal(r1.status, 200, r1.text);
+        const r2 = await call(a, 'POST', '/api/v1/predict', { features: safe });
+        assert.equal(r2.status, 200, r2.text);
+        console.log(`predict: risky ${r1.json.churn_probability.toFixed(3)} (${r1.json.risk_band}, ${r1.json.segment}), ` +
+            `safe ${r2.json.churn_probability.toFixed(3)} (${r2.json.risk_band})`);
+        assert.equal(r1.json.model_id, model);
+        assert.ok(r1.json.churn_probability > r2.json.churn_probability, `${r1.text} / ${r2.text}`);
+        assert.ok(r1.json.churn_probability >= 0 && r1.json.churn_probability <= 1);
+        assert.ok(['low', 'medium', 'high'].includes(r1.json.risk_band));
+        assert.ok(r1.json.reasons.length > 0 && r1.json.reasons.length <= 6, r1.text);
+        assert.match(r1.json.reasons[0].text, / (raises|lowers) risk$/);
+        assert.equal(typeof r1.json.segment, 'string', r1.text);
+        assert.equal(r2.json.segment, null);
+        assert.ok(Array.isArray(r2.json.missing_features));
+        // the same answer as the batch scorer for a stored customer: same features, same probability
+        const m = await call(a, 'GET', `/api/v1/ml/models/${model}`);
+        const one = await call(a, 'GET', `/api/v1/ml/predictions?limit=1`);
+        const cust = await ctx.sql(`SELECT attributes::text FROM customers WHERE id = ${one.json.items[0].customer_id}`);
+        const attrs = JSON.parse(cust[0]);
+        const feats = {};
+        for (const f of m.json.features) if (f in attrs) feats[f] = attrs[f];
+        const same = await call(a, 'POST', '/api/v1/predict', { features: feats });
+        assert.equal(same.status, 200, same.text);
+        if (!m.json.features.some((f) => f.startsWith('analytics.')))
+            assert.ok(Math.abs(same.json.churn_probability - one.json.items[0].churn_probability) < 1e-5, `${same.text} vs ${one.text}`);
+        assertProblem(assert, await call(a, 'POST', '/api/v1/predict', { features: risky, r: 1 }), 422, 'validation_failed');
+        assertProblem(assert, await call(a, 'POST', '/api/v1/predict', {}), 422, 'validation_failed');
+        assertProblem(assert, await call(b, 'POST', '/api/v1/predict', { features: risky }), 409, 'no_model');
+    });
+
     it('a corrupted model fails the scoring job with a clear error, and the server lives on', async () => {
         await ctx.sql(`UPDATE models SET model = overlay(model placing '\\xdeadbeef'::bytea from 40) WHERE id = '${model}'`);
         const r = await call(a, 'POST', '/api/v1/ml/predict/batch', { customer_ids: ['all'] });
@@ -184,6 +218,7 @@ describe('churn models over HTTP', { timeout: 300000 }, () => {
         assert.equal(j.state, 'failed');
         assert.equal(j.error.code, 'model_invalid');
         assert.match(j.error.message, /cannot be loaded/);
+        assertProblem(assert, await call(a, 'POST', '/api/v1/predict', { features: {} }), 409, 'model_invalid');
         const h = await call(a, 'GET', '/api/v1/ml/status');
         assert.equal(h.status, 200);
     });
