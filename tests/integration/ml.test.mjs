@@ -288,6 +288,16 @@ describe('churn models over HTTP', { timeout: 300000 }, () => {
         assert.ok(Number(npred) > 300, npred);
     });
 
+    it('pulse bench score prints batch scoring throughput through the container', async () => {
+        const r = await ctx.pulse(['bench', 'score', '--rows', '20000', '--trees', '20']);
+        assert.equal(r.code, 0, r.stderr);
+        assert.match(r.stdout, /20 trees depth 4/);
+        assert.match(r.stdout, /1 thread : +[\d.]+ M rows\/s wall, +[\d.]+ M rows\/s per core/);
+        assert.match(r.stdout, /2 threads: /);
+        const bad = await ctx.pulse(['bench', 'score', '--rows']);
+        assert.equal(bad.code, 2);
+    });
+
     it('reaches the Telco ROC AUC through upload and train', { skip: !existsSync(TELCO) && 'no ../shared/data/telco_churn.csv' },
         async () => {
             const t = await tenantHelpers(ctx, () => srv, { industry: 'telecom' }).makeTenant('Real Telco', 'owner@real.test');
