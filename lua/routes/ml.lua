@@ -6,9 +6,11 @@ local audit = require "audit"
 local db = require "db"
 local job_queue = require "job_queue"
 local json = require "json"
+local ml = require "ml"
 local problem = require "problem"
 local response = require "response"
 local rule_store = require "rule_store"
+local rules = require "rules"
 
 local MODEL_ID = { id = { type = "string", format = "uuid", description = "The model's id." } }
 local CUSTOMER_ID = { customer_id = { type = "integer", minimum = 1, description = "The customer's id." } }
@@ -44,37 +46,115 @@ local RECOMMENDATIONS = {
 }
 
 return function(routes)
+    local RFM = { type = "integer", minimum = 1, maximum = 5 }
+    routes:add {
+        method = "POST", path = "/api/v1/predict", role = "analyst", tags = { "ml" },
+        summary = "Score one customer's features with the active churn model (for integrators)",
+        description = "features: the active churn model's features by name (GET /api/v1/ml/models/{id} lists " ..
+            "them; stored features may be given without their \"analytics.\" prefix); a feature left out is " ..
+            "scored as missing and listed in missing_features. Answers the calibrated churn probability, its " ..
+            "risk band (the segments rule's churn_bands) and the top reasons; with r, f and m (1-5) also the " ..
+            "segment the tenant's segments rule gives that combination and band.",
+        body = {
+            type = "object", additionalProperties = false, required = { "features" },
+            properties = {
+                features = { type = "object", maxProperties = 500, description = "{name: number or category}" },
+                r = RFM, f = RFM, m = RFM,
+            },
+        },
+        responses = { [200] = { description = "The prediction" }, [409] = "no active churn model", [422] = "validation" },
+        handler = function(req)
+            local b = req.json
+            local given = (b.r ~= nil and 1 or 0) + (b.f ~= nil and 1 or 0) + (b.m ~= nil and 1 or 0)
+            if given ~= 0 and given ~= 3 then
+                return problem.new(422, "validation_failed", "Give r, f and m together (each 1-5), or none of them.")
+            end
+            local rows, err = db.query([[SELECT id, version, algorithm, model FROM models
+                WHERE tenant_id = $1 AND kind = 'churn' AND active]], req.tenant)
+            if not rows then return nil, err end
+            local mrow = rows[1]
+            if not mrow then
+                return problem.new(409, "no_model", "There is no active churn model: train one first (POST /api/v1/ml/train).")
+            end
+            local p, reasons, missing = ml.score(mrow.model, b.features)
+            if not p then
+                return problem.new(409, "model_invalid", ("The active churn model (version %d) cannot be loaded: %s; " ..
+                    "train again or activate another version."):format(mrow.version, reasons))
+            end
+            local bands = churn_bands(req.tenant)
+            local band = p >= bands.high and "high" or p >= bands.medium and "medium" or "low"
+            local out = { model_id = mrow.id, model_version = mrow.version, algorithm = mrow.algorithm,
+                churn_probability = p, risk_band = band, reasons = json.array(reasons),
+                missing_features = json.array(missing), segment = json.null }
+            if given == 3 then
+                local t, e = rule_store.segment_table(req.tenant)
+                if not t then return nil, e end
+                local key = rules.segment_key(b.r, b.f, b.m, band) + 1
+                local idx = t.segment[key]
+                out.segment = idx and t.names[idx] or json.null
+                out.segment_score = t.score[key] or json.null
+            end
+            return response.ok(out)
+        end,
+    }
+
     routes:add {
         method = "POST", path = "/api/v1/ml/train", role = "analyst", tags = { "ml" },
         summary = "Train a churn model on the customers' labels (a job)",
         description = "The label is each customer's churned flag (a customers file's churn column); the features " ..
-            "are their attributes plus the stored per-customer features. Logistic regression and gradient-" ..
+            "are their attributes plus the stored per-customer features. Without labels (or with label " ..
+            "\"behavioural\") a transaction tenant's label is derived: churned = no purchase in the last " ..
+            "horizon_days (default 90) of the data, features computed strictly before that window (the data must " ..
+            "span horizon_days + 90 days). Logistic regression and gradient-" ..
             "boosted trees are both trained, the better on validation ROC AUC kept and calibrated; the run is " ..
             "stored as the next version and activated when it is the first or when activate is true.",
         body = {
             type = "object", additionalProperties = false,
             properties = {
                 dataset_type = { type = "string", enum = { "ecommerce", "telco", "banking" } },
-                kind = { type = "string", enum = { "churn" }, default = "churn" },
+                kind = { type = "string", enum = { "churn", "clv" }, default = "churn",
+                    description = "clv: BG/NBD + Gamma-Gamma on the transactions (days); the fitted parameters are " ..
+                        "the model's metrics and, when it is active, every customer's CLV is written." },
+                clv_months = { type = "integer", minimum = 1, maximum = 120, description = "CLV horizon (default 12)." },
+                discount = { type = "number", minimum = 0, maximum = 0.5, description = "Monthly discount rate (default 0.01)." },
                 activate = { type = "boolean", description = "Make this run the active model (default: only the first)." },
                 seed = { type = "integer", minimum = 0, description = "Split seed (default 42)." },
                 test_fraction = { type = "number", minimum = 0.05, maximum = 0.5 },
                 valid_fraction = { type = "number", minimum = 0.05, maximum = 0.5 },
+                label = { type = "string", enum = { "explicit", "behavioural" },
+                    description = "explicit: the customers' churn column (the default when there is one); " ..
+                        "behavioural: no purchase in the horizon after a cutoff (the default for transaction data)." },
+                horizon_days = { type = "integer", minimum = 7, maximum = 730,
+                    description = "Behavioural label window in days (default 90)." },
             },
         },
         body_required = false,
         responses = { [202] = { description = "The job" }, [422] = "validation" },
         handler = function(req)
             local b = req.json or {}
-            local rows, err = db.query("SELECT count(*) AS n FROM customers WHERE tenant_id = $1 AND churned IS NOT NULL",
-                req.tenant)
+            local rows, err = db.query("SELECT (SELECT count(*) FROM customers WHERE tenant_id = $1 AND churned IS NOT " ..
+                "NULL) AS n, EXISTS (SELECT 1 FROM transactions WHERE tenant_id = $1) AS tx", req.tenant)
             if not rows then return nil, err end
-            if rows[1].n == 0 then
+            if b.kind == "clv" then
+                if not rows[1].tx then
+                    return problem.new(422, "no_transactions", "Lifetime-value models are fitted on transactions: " ..
+                        "import a transactions file first.")
+                end
+                return job_queue.start(req, "train", { kind = "clv", activate = b.activate == true,
+                    clv_months = b.clv_months, discount = b.discount })
+            end
+            local label = b.label or (rows[1].n > 0 and "explicit") or (rows[1].tx and "behavioural") or "explicit"
+            if label == "explicit" and rows[1].n == 0 then
                 return problem.new(422, "no_labels", "No customer has a churn label yet: upload a customers file " ..
-                    "with a churn column (for example Churn with Yes/No values), then train.")
+                    "with a churn column (for example Churn with Yes/No values), or transactions, then train.")
+            end
+            if label == "behavioural" and not rows[1].tx then
+                return problem.new(422, "no_transactions", "Behavioural churn labels are derived from transactions: " ..
+                    "import a transactions file first.")
             end
             local params = { kind = "churn", dataset_type = b.dataset_type or json.null, activate = b.activate == true,
-                seed = b.seed, test_fraction = b.test_fraction, valid_fraction = b.valid_fraction }
+                seed = b.seed, test_fraction = b.test_fraction, valid_fraction = b.valid_fraction, label = label,
+                horizon_days = b.horizon_days }
             return job_queue.start(req, "train", params)
         end,
     }
@@ -240,8 +320,9 @@ return function(routes)
                         k.next = "Up to date. Retrain after new uploads; compare runs in GET /api/v1/ml/models."
                     end
                 else
-                    k.next = "Lifetime-value models are not trained by this version yet: GET /api/v1/customers/{id} " ..
-                        "shows the value computed by the segment job."
+                    k.next = k.trained and "Up to date. Refit after new transaction uploads: POST /api/v1/ml/train " ..
+                        "with {\"kind\": \"clv\"}." or "Fit one on the transactions: POST /api/v1/ml/train with " ..
+                        "{\"kind\": \"clv\"}."
                 end
                 out[kind] = k
             end

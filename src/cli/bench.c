@@ -7,6 +7,7 @@
 #include "ingest/load_bench.h"
 #include "ingest/types_bench.h"
 #include "ml/clv_bench.h"
+#include "ml/score_bench.h"
 #include "ml/train_bench.h"
 #include "script/sandbox_bench.h"
 #include "ml/gbdt_bench.h"
@@ -50,7 +51,7 @@ int pulse_cli_bench(int argc, char **argv)
 {
     if (argc < 2 || pulse_cli_wants_help(argc, argv)) {
         printf("Usage: pulse bench "
-               "http|tokens|logins|csv|types|import|clv|cluster|train|rules|sandbox|features|gbdt|segment|dryrun\n\n"
+               "http|tokens|logins|csv|types|import|clv|cluster|train|score|rules|sandbox|features|gbdt|segment|dryrun\n\n"
                "  http   req/s, latency and memory of the server: a JSON handler on one loop thread and a\n"
                "         handler doing one primary-key query (wrk on this machine; needs the wrk package).\n"
                "         BENCH_SECONDS, BENCH_CONNECTIONS, BENCH_THREADS_PK tune it.\n"
@@ -71,6 +72,9 @@ int pulse_cli_bench(int argc, char **argv)
                "  train  FILE.csv --label COLUMN [--id COLUMN] [--seed S]: the churn training pipeline on a\n"
                "         stratified 80/20 split: test ROC AUC, PR AUC, log-loss and training time per model,\n"
                "         the chosen model, and the test ROC AUC over 5 seeds.\n"
+               "  score  [--rows N] [--trees 200] [--depth 4]: batch churn scoring through the registry container\n"
+               "         (load and validate, predict, calibrate) of a calibrated GBDT on N (1,000,000) rows: rows/s\n"
+               "         wall and per core on 1 and 2 threads.\n"
                "  sandbox tenant-rule calls through the sandbox, microseconds per call: a trivial function, a\n"
                "         profile in and an offer out (deep copies), and a segments rule over the 125 RFM cells.\n"
                "  features FILE [--threads N]: transactions file -> store -> per-customer features -> RFM\n"
@@ -103,6 +107,8 @@ int pulse_cli_bench(int argc, char **argv)
         return pulse_cli_segment_bench(argc - 1, argv + 1);
     if (strcmp(argv[1], "train") == 0)
         return pulse_train_bench(argc - 1, argv + 1, stdout);
+    if (strcmp(argv[1], "score") == 0)
+        return pulse_score_bench(argc - 1, argv + 1, stdout);
     if (strcmp(argv[1], "features") == 0)
         return pulse_features_bench(argc - 1, argv + 1, stdout);
     if (strcmp(argv[1], "gbdt") == 0)

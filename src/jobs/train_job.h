@@ -1,7 +1,9 @@
 /* The churn training job (kind "train"): the tenant's labelled customers as a table, both models
  * trained and the better kept (src/ml/train.h), the PMDL container with its metrics and report
  * stored as the next version in the models registry, activated when it is the tenant's first
- * churn model or when the job's params say "activate": true. */
+ * churn model or when the job's params say "activate": true. Params "kind": "clv" fit BG/NBD and
+ * Gamma-Gamma on the transactions instead: a 'clv' model whose metrics are the fitted parameters,
+ * and (when it is active) every customer's 12-month CLV in customer_analytics and predictions. */
 #ifndef PULSE_JOBS_TRAIN_JOB_H
 #define PULSE_JOBS_TRAIN_JOB_H
 

@@ -79,6 +79,7 @@ void pulse_script_open(lua_State *L, const pulse_config_t *cfg, void *host)
     set_loaded(L, "import", pulse_script_open_import);
     set_loaded(L, "sse", pulse_script_open_sse);
     set_loaded(L, "sandbox", pulse_script_open_sandbox);
+    set_loaded(L, "ml", pulse_script_open_ml);
     /* db.tx and friends are written in Lua on top of the C primitives */
     lua_getglobal(L, "require");
     lua_pushliteral(L, "script.db");

@@ -55,5 +55,7 @@ int pulse_script_open_import(lua_State *L);
 struct pulse_import_plan_t;
 int pulse_import_plan_from_lua(lua_State *L, int idx, struct pulse_import_plan_t *plan, char *err, size_t errlen);
 int pulse_script_open_sse(lua_State *L);
+/* ml.score: one row scored with a stored churn model (src/script/ml.c). */
+int pulse_script_open_ml(lua_State *L);
 
 #endif

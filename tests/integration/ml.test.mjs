@@ -22,9 +22,9 @@ describe('churn models over HTTP', { timeout: 300000 }, () => {
         headers: { authorization: `Bearer ${t.token}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
         body: body !== undefined ? JSON.stringify(body) : undefined,
     });
-    const upload = async (t, bytes) => {
+    const upload = async (t, bytes, name = 'customers.csv') => {
         const form = new FormData();
-        form.append('file', new Blob([bytes], { type: 'text/csv' }), 'customers.csv');
+        form.append('file', new Blob([bytes], { type: 'text/csv' }), name);
         const r = await srv.fetch('/api/v1/imports', { method: 'POST', headers: { authorization: `Bearer ${t.token}` }, body: form });
         assert.equal(r.status, 202, r.text.slice(0, 1500));
         return r.json.job_id;
@@ -58,7 +58,7 @@ describe('churn models over HTTP', { timeout: 300000 }, () => {
         await ctx?.destroy();
     });
 
-    let model, customerId;
+    let model, customerId, e;
 
     it('says what to do before there is anything to train on', async () => {
         const s = await call(a, 'GET', '/api/v1/ml/status');
@@ -177,6 +177,40 @@ describe('churn models over HTTP', { timeout: 300000 }, () => {
         assert.equal(p.json.total, 0);
     });
 
+    it('POST /api/v1/predict scores features in with reasons and the segment', async () => {
+        const risky = { Contract: 'month-to-month', TenureMonths: 1, MonthlyCharges: 110, Plan: 'Unlimited' };
+        const safe = { Contract: 'two-year', TenureMonths: 70, MonthlyCharges: 20, Plan: 'Basic' };
+        const r1 = await call(a, 'POST', '/api/v1/predict', { features: risky, r: 1, f: 1, m: 5 });
+        assert.equal(r1.status, 200, r1.text);
+        const r2 = await call(a, 'POST', '/api/v1/predict', { features: safe });
+        assert.equal(r2.status, 200, r2.text);
+        console.log(`predict: risky ${r1.json.churn_probability.toFixed(3)} (${r1.json.risk_band}, ${r1.json.segment}), ` +
+            `safe ${r2.json.churn_probability.toFixed(3)} (${r2.json.risk_band})`);
+        assert.equal(r1.json.model_id, model);
+        assert.ok(r1.json.churn_probability > r2.json.churn_probability, `${r1.text} / ${r2.text}`);
+        assert.ok(r1.json.churn_probability >= 0 && r1.json.churn_probability <= 1);
+        assert.ok(['low', 'medium', 'high'].includes(r1.json.risk_band));
+        assert.ok(r1.json.reasons.length > 0 && r1.json.reasons.length <= 6, r1.text);
+        assert.match(r1.json.reasons[0].text, / (raises|lowers) risk$/);
+        assert.equal(typeof r1.json.segment, 'string', r1.text);
+        assert.equal(r2.json.segment, null);
+        assert.ok(Array.isArray(r2.json.missing_features));
+        // the same answer as the batch scorer for a stored customer: same features, same probability
+        const m = await call(a, 'GET', `/api/v1/ml/models/${model}`);
+        const one = await call(a, 'GET', `/api/v1/ml/predictions?limit=1`);
+        const cust = await ctx.sql(`SELECT attributes::text FROM customers WHERE id = ${one.json.items[0].customer_id}`);
+        const attrs = JSON.parse(cust[0]);
+        const feats = {};
+        for (const f of m.json.features) if (f in attrs) feats[f] = attrs[f];
+        const same = await call(a, 'POST', '/api/v1/predict', { features: feats });
+        assert.equal(same.status, 200, same.text);
+        if (!m.json.features.some((f) => f.startsWith('analytics.')))
+            assert.ok(Math.abs(same.json.churn_probability - one.json.items[0].churn_probability) < 1e-5, `${same.text} vs ${one.text}`);
+        assertProblem(assert, await call(a, 'POST', '/api/v1/predict', { features: risky, r: 1 }), 422, 'validation_failed');
+        assertProblem(assert, await call(a, 'POST', '/api/v1/predict', {}), 422, 'validation_failed');
+        assertProblem(assert, await call(b, 'POST', '/api/v1/predict', { features: risky }), 409, 'no_model');
+    });
+
     it('a corrupted model fails the scoring job with a clear error, and the server lives on', async () => {
         await ctx.sql(`UPDATE models SET model = overlay(model placing '\\xdeadbeef'::bytea from 40) WHERE id = '${model}'`);
         const r = await call(a, 'POST', '/api/v1/ml/predict/batch', { customer_ids: ['all'] });
@@ -184,8 +218,84 @@ describe('churn models over HTTP', { timeout: 300000 }, () => {
         assert.equal(j.state, 'failed');
         assert.equal(j.error.code, 'model_invalid');
         assert.match(j.error.message, /cannot be loaded/);
+        assertProblem(assert, await call(a, 'POST', '/api/v1/predict', { features: {} }), 409, 'model_invalid');
         const h = await call(a, 'GET', '/api/v1/ml/status');
         assert.equal(h.status, 200);
+    });
+
+    it('trains on behavioural labels from e-commerce transactions (planted churn)', async () => {
+        const h = tenantHelpers(ctx, () => srv, { industry: 'ecommerce' });
+        e = await h.makeTenant('ML Shop', 'owner@ml-shop.test');
+        const dir = path.join(ctx.varDir, 'gen-shop');
+        const g = await ctx.pulse(['gen', '--industry', 'ecommerce', '--customers', '400', '--seed', '5', '--out', dir]);
+        assert.equal(g.code, 0, g.stderr);
+        await done(e, await upload(e, await readFile(path.join(dir, 'transactions.csv')), 'transactions.csv'));
+        // no labels: the route picks behavioural ones; too long a horizon for ~2 years of data is refused
+        const long = await call(e, 'POST', '/api/v1/ml/train', { horizon_days: 700 });
+        assert.equal(long.status, 202, long.text);
+        const lj = await finished(e, long.json.job_id);
+        assert.equal(lj.state, 'failed', JSON.stringify(lj));
+        assert.equal(lj.error.code, 'insufficient_history', JSON.stringify(lj));
+        assert.match(lj.error.message, /span \d+ days .* at least 790 days/);
+        const r = await call(e, 'POST', '/api/v1/ml/train', { label: 'behavioural' });
+        assert.equal(r.status, 202, r.text);
+        const j = await done(e, r.json.job_id);
+        assert.equal(j.result.label, 'behavioural');
+        console.log(`behavioural churn, ecommerce 400 seed 5: test roc_auc ${j.result.metrics.roc_auc.toFixed(4)} ` +
+            `(${j.result.algorithm}, ${j.result.rows} customers)`);
+        assert.ok(j.result.metrics.roc_auc > 0.75, JSON.stringify(j.result.metrics));
+        const m = await call(e, 'GET', `/api/v1/ml/models/${j.result.model_id}`);
+        assert.equal(m.status, 200, m.text);
+        assert.equal(m.json.params.label, 'behavioural');
+        assert.equal(m.json.params.horizon_days, 90);
+        assert.equal(m.json.data_snapshot.label, 'behavioural');
+        assert.equal(m.json.data_snapshot.data_to, '2026-06-30');
+        assert.equal(m.json.data_snapshot.cutoff, '2026-04-02');
+        assert.ok(m.json.features.includes('analytics.recency_days'), JSON.stringify(m.json.features));
+    });
+
+    it('fits BG/NBD + Gamma-Gamma as a clv model and writes every customer\'s CLV', async () => {
+        const seg = await ctx.pulse(['segment', '--tenant', e.tenant, '--k', '3']);
+        assert.equal(seg.code, 0, seg.stderr);
+        const r = await call(e, 'POST', '/api/v1/ml/train', { kind: 'clv' });
+        assert.equal(r.status, 202, r.text);
+        const j = await done(e, r.json.job_id);
+        assert.equal(j.result.kind, 'clv');
+        assert.equal(j.result.active, true);
+        const k = j.result.metrics;
+        console.log(`clv, ecommerce 400 seed 5: r=${k.r.toPrecision(4)} alpha=${k.alpha.toPrecision(4)} a=${k.a.toPrecision(4)} ` +
+            `b=${k.b.toPrecision(4)} p=${k.p.toPrecision(4)} q=${k.q.toPrecision(4)} gamma=${k.gamma.toPrecision(4)} ` +
+            `mean clv ${k.mean_clv.toFixed(2)}, fit ${j.result.fit_seconds} s`);
+        for (const n of ['r', 'alpha', 'a', 'b', 'p', 'q', 'gamma']) assert.ok(k[n] > 0 && Number.isFinite(k[n]), `${n}=${k[n]}`);
+        assert.ok(Number.isFinite(k.log_likelihood) && k.log_likelihood < 0);
+        // a purchase every few weeks to months: the mean rate r/alpha per day is in (1/365, 1)
+        assert.ok(k.r / k.alpha > 1 / 365 && k.r / k.alpha < 1, `rate ${k.r / k.alpha}`);
+        assert.ok(k.q > 1, 'the mean spend exists');
+        assert.ok(k.mean_clv > 0, JSON.stringify(k));
+        assert.equal(j.result.clv_written, 400);
+        const [nclv] = await ctx.sql(`SELECT count(*) FROM customer_analytics WHERE tenant_id = '${e.tenant}' AND clv > 0`);
+        assert.ok(Number(nclv) > 300, nclv);
+        const list = await call(e, 'GET', '/api/v1/ml/models?kind=clv');
+        assert.equal(list.status, 200, list.text);
+        assert.equal(list.json.items[0].algorithm, 'bgnbd');
+        const s = await call(e, 'GET', '/api/v1/ml/status');
+        assert.equal(s.json.clv.trained, true);
+        // scoring carries the CLV into the predictions
+        const sc = await call(e, 'POST', '/api/v1/ml/predict/batch', { customer_ids: ['all'] });
+        assert.equal(sc.status, 202, sc.text);
+        await done(e, sc.json.job_id);
+        const [npred] = await ctx.sql(`SELECT count(*) FROM predictions WHERE tenant_id = '${e.tenant}' AND clv > 0`);
+        assert.ok(Number(npred) > 300, npred);
+    });
+
+    it('pulse bench score prints batch scoring throughput through the container', async () => {
+        const r = await ctx.pulse(['bench', 'score', '--rows', '20000', '--trees', '20']);
+        assert.equal(r.code, 0, r.stderr);
+        assert.match(r.stdout, /20 trees depth 4/);
+        assert.match(r.stdout, /1 thread : +[\d.]+ M rows\/s wall, +[\d.]+ M rows\/s per core/);
+        assert.match(r.stdout, /2 threads: /);
+        const bad = await ctx.pulse(['bench', 'score', '--rows']);
+        assert.equal(bad.code, 2);
     });
 
     it('reaches the Telco ROC AUC through upload and train', { skip: !existsSync(TELCO) && 'no ../shared/data/telco_churn.csv' },
