@@ -22,6 +22,11 @@ int pulse_cli_import(int argc, char **argv);
 int pulse_cli_gen(int argc, char **argv);
 int pulse_cli_rules(int argc, char **argv);
 int pulse_cli_segment(int argc, char **argv);
+/* The segment job (and with cluster, a cluster job: method, k 0 = auto) for one organization, run
+ * in this process as the workers would (pulse segment --tenant, pulse demo). rules: a segments rule
+ * file, NULL for the shipped one; as_of NULL for the default. Returns 0 when every job is done. */
+int pulse_segment_org(const pulse_config_t *cfg, const char *conninfo, const char *tenant, const char *industry, const char *rules,
+                      const char *as_of, int cluster, const char *method, int k, int quiet);
 /* pulse bench segment FILE | --tenant ORG (argv[0] is "segment"), beside the CLI it measures. */
 int pulse_cli_segment_bench(int argc, char **argv);
 int pulse_cli_train(int argc, char **argv);

@@ -227,8 +227,14 @@ static int segment_tenant(const char *which, const char *rules, const char *as_o
         fprintf(stderr, "pulse segment: no organization has the id, business id or name '%s'\n", which);
         return 1;
     }
+    return pulse_segment_org(&cfg, conninfo, tenant, industry, rules, as_of, cluster, method, k, 0) == 0 ? 0 : 1;
+}
+
+int pulse_segment_org(const pulse_config_t *cfg, const char *conninfo, const char *tenant, const char *industry, const char *rules,
+                      const char *as_of, int cluster, const char *method, int k, int quiet)
+{
     lua_State *L = luaL_newstate();
-    pulse_script_open(L, &cfg, NULL);
+    pulse_script_open(L, cfg, NULL);
     int rc = 1;
     if (push_segment_table(L, rules) != 0)
         goto done;
@@ -262,12 +268,12 @@ static int segment_tenant(const char *which, const char *rules, const char *as_o
         fprintf(stderr, "pulse segment: %s\n", lua_tostring(L, -1));
         goto done;
     }
-    if (run_tenant_job(&cfg, conninfo, tenant, "segment", lua_tostring(L, -1), 0) != 0)
+    if (run_tenant_job(cfg, conninfo, tenant, "segment", lua_tostring(L, -1), quiet) != 0)
         goto done;
     if (cluster) {
         char params[256];
         snprintf(params, sizeof(params), "{\"method\":\"%s\",\"k\":%d,\"seed\":42}", method, k);
-        if (run_tenant_job(&cfg, conninfo, tenant, "cluster", params, 0) != 0)
+        if (run_tenant_job(cfg, conninfo, tenant, "cluster", params, quiet) != 0)
             goto done;
     }
     rc = 0;

@@ -1,5 +1,6 @@
 /* Demo organizations, owners and data for `pulse demo` (see demo.h). */
 #include "demo/demo.h"
+#include "cli/cli.h"
 #include "auth/password.h"
 #include "core/buf.h"
 #include "gen/gen.h"
@@ -133,6 +134,25 @@ static int demo_data(const pulse_config_t *cfg, const char *conninfo, PGconn *co
     return 0;
 }
 
+/* Segments, behaviour and 4 clusters for an organization that has none yet, so the demo opens on
+ * analysed customers (the same jobs POST .../segment and POST /api/v1/clusters start). */
+static int demo_segments(const pulse_config_t *cfg, const char *conninfo, PGconn *conn, int which, const char *tenant, char *err,
+                         size_t errlen)
+{
+    const char *p[] = {tenant};
+    PGresult *r = PQexecParams(conn, "SELECT 1 FROM analytics_runs WHERE tenant_id = $1 LIMIT 1", 1, NULL, p, NULL, NULL, 0);
+    int done = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) > 0;
+    if (PQresultStatus(r) != PGRES_TUPLES_OK)
+        return exec_ok(r, PGRES_TUPLES_OK, "looking for the demo's segments", err, errlen);
+    PQclear(r);
+    if (done)
+        return 0;
+    if (pulse_segment_org(cfg, conninfo, tenant, demo_orgs[which].industry, NULL, NULL, 1, "kmeans", 4, 1) != 0)
+        return pulse_fail(err, errlen, "segmenting %s failed (see above)", demo_orgs[which].name);
+    printf("pulse demo: %s: customers segmented and clustered\n", demo_orgs[which].name);
+    return 0;
+}
+
 int pulse_demo_load(const pulse_config_t *cfg, const char *conninfo, PGconn *conn, char *password, size_t password_len, char *err,
                     size_t errlen)
 {
@@ -142,7 +162,8 @@ int pulse_demo_load(const pulse_config_t *cfg, const char *conninfo, PGconn *con
     for (size_t i = 0; i < sizeof(demo_orgs) / sizeof(demo_orgs[0]); i++) {
         char tenant[64];
         if (demo_tenant(conn, (int)i, password, tenant, sizeof(tenant), err, errlen) != 0 ||
-            demo_data(cfg, conninfo, conn, (int)i, tenant, err, errlen) != 0)
+            demo_data(cfg, conninfo, conn, (int)i, tenant, err, errlen) != 0 ||
+            demo_segments(cfg, conninfo, conn, (int)i, tenant, err, errlen) != 0)
             return -1;
     }
     return 0;

@@ -55,5 +55,16 @@ describe('demo', { timeout: 120000 }, () => {
             assert.ok(Number(activity) > Number(customers), `${industry}: activity rows ${activity}`);
             assert.equal(imports, '2', `${industry}: customers and activity, each imported once`);
         }
+        // and each opens segmented (one run, even after two demo starts) and clustered into 4
+        const analysed = await ctx.sql(`SELECT o.industry || ' ' || (SELECT count(*) FROM analytics_runs a WHERE a.tenant_id = o.id)
+            || ' ' || (SELECT count(*) FROM customer_analytics a WHERE a.tenant_id = o.id AND a.segment IS NOT NULL)
+            || ' ' || (SELECT count(DISTINCT cluster) FROM customer_analytics a WHERE a.tenant_id = o.id)
+            FROM organizations o WHERE o.name LIKE 'Demo %' ORDER BY o.industry`);
+        for (const r of analysed) {
+            const [industry, runs, segmented, clusters] = r.split(' ');
+            assert.equal(runs, '1', `${industry}: segmented once`);
+            assert.ok(Number(segmented) >= 200, `${industry}: ${segmented} customers with a segment`);
+            assert.equal(clusters, '4', `${industry}: clusters`);
+        }
     });
 });
