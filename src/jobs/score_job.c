@@ -6,17 +6,13 @@
 #include "core/buf.h"
 #include "core/log.h"
 #include "jobs/ml_rows.h"
-#include "ml/gbdt.h"
-#include "ml/logreg.h"
-#include "ml/model.h"
+#include "ml/churn.h"
 
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-
-#define N_REASONS 3
 
 static double now_s(void)
 {
@@ -81,20 +77,6 @@ static void copy_text(pulse_buf_t *b, const char *s, size_t n)
         else
             pulse_buf_putc(b, c);
     }
-}
-
-typedef struct contrib_t {
-    double v;
-    size_t j;
-} contrib_t;
-
-static int by_abs_desc(const void *a, const void *b)
-{
-    const contrib_t *x = a, *y = b;
-    double ax = fabs(x->v), ay = fabs(y->v);
-    if (ax != ay)
-        return ax < ay ? 1 : -1;
-    return (x->j > y->j) - (x->j < y->j);
 }
 
 /* The feature's name as a marketer reads it: the stored features lose their "analytics." prefix. */
@@ -223,30 +205,14 @@ int pulse_score_job_run(const pulse_config_t *cfg, PGconn *ctl, PGconn *work, co
     size_t blen = 0;
     unsigned char *bytes = PQunescapeBytea((const unsigned char *)PQgetvalue(r, 0, 2), &blen);
     PQclear(r);
-    pulse_ml_model_t *m = bytes ? pulse_ml_model_load(bytes, blen, err, sizeof(err)) : NULL;
+    pulse_ml_churn_t churn;
+    int opened = bytes ? pulse_ml_churn_open(&churn, bytes, blen, err, sizeof(err)) : -1;
     if (bytes == NULL)
         snprintf(err, sizeof(err), "out of memory");
     PQfreemem(bytes);
-    pulse_gbdt_t *gb = NULL;
-    pulse_ml_logreg_t *lr = NULL;
-    if (m != NULL) {
-        if (m->kind == PULSE_ML_CHURN_GBDT)
-            gb = pulse_gbdt_load(m->payload, m->payload_len, err, sizeof(err));
-        else if (m->kind == PULSE_ML_CHURN_LOGREG)
-            lr = pulse_ml_logreg_load(m->payload, m->payload_len, err, sizeof(err));
-        else
-            snprintf(err, sizeof(err), "a %s model is not a churn model", pulse_ml_model_kind_name(m->kind));
-        size_t nf = gb ? pulse_gbdt_n_features(gb) : lr ? pulse_ml_logreg_n_features(lr) : 0;
-        if ((gb || lr) && nf != m->n_features) {
-            snprintf(err, sizeof(err), "the model expects %zu features, its container lists %zu", nf, m->n_features);
-            pulse_gbdt_free(gb), pulse_ml_logreg_free(lr);
-            gb = NULL, lr = NULL;
-        }
-    }
-    if (gb == NULL && lr == NULL) {
+    if (opened != 0) {
         snprintf(msg, sizeof(msg),
                  "the active churn model (version %d) cannot be loaded: %s; train again or activate another version", version, err);
-        pulse_ml_model_free(m);
         return fail(ctl, tenant_id, job_id, out, "model_invalid", msg);
     }
 
@@ -264,9 +230,10 @@ int pulse_score_job_run(const pulse_config_t *cfg, PGconn *ctl, PGconn *work, co
                  : pulse_mlrows_load(work, tenant_id, 0, all ? NULL : ids, all ? 0 : n_ids, &rows, err, sizeof(err));
     free(ids);
     if (rc != 0) {
-        pulse_gbdt_free(gb), pulse_ml_logreg_free(lr), pulse_ml_model_free(m);
+        pulse_ml_churn_close(&churn);
         return fail(ctl, tenant_id, job_id, out, "database", err);
     }
+    const pulse_ml_model_t *m = churn.model;
     size_t n = rows.n_rows, nf = m->n_features;
     out->rows_read = n;
     double t_read = now_s();
@@ -274,38 +241,25 @@ int pulse_score_job_run(const pulse_config_t *cfg, PGconn *ctl, PGconn *work, co
     float *x = pulse_mlrows_matrix(&rows, m);
     pulse_ml_data_t d = {n, nf, x, NULL, NULL, NULL, NULL, NULL};
     double *prob = pulse_xmalloc((n ? n : 1) * sizeof(double));
-    if (gb)
-        pulse_gbdt_predict_threads(gb, &d, prob, 1, cfg->threads > 1 ? 2 : 1);
-    else
-        pulse_ml_logreg_predict(lr, &d, prob);
+    pulse_ml_churn_predict(&churn, &d, prob, cfg->threads > 1 ? 2 : 1);
     double t_pred = now_s();
     size_t bands[3] = {0, 0, 0};
     /* reasons: the per-feature pushes on this customer's log-odds, strongest first */
     pulse_buf_t copy = PULSE_BUF_INIT, js = PULSE_BUF_INIT;
     double *contrib = pulse_xmalloc((nf + 1) * sizeof(double));
     float *row = pulse_xmalloc((nf ? nf : 1) * sizeof(float));
-    contrib_t *rk = pulse_xmalloc((nf ? nf : 1) * sizeof(contrib_t));
+    pulse_ml_push_t *rk = pulse_xmalloc((nf ? nf : 1) * sizeof(*rk));
     for (size_t i = 0; i < n; i++) {
         for (size_t j = 0; j < nf; j++)
             row[j] = x[j * n + i];
-        if (gb)
-            pulse_gbdt_contributions(gb, row, contrib);
-        else
-            pulse_ml_logreg_contributions(lr, row, contrib);
-        for (size_t j = 0; j < nf; j++)
-            rk[j] = (contrib_t){contrib[j], j};
-        qsort(rk, nf, sizeof(*rk), by_abs_desc);
+        pulse_ml_churn_contributions(&churn, row, contrib);
+        size_t nr = pulse_ml_reasons(contrib, nf, rk);
         pulse_buf_reset(&js);
         pulse_buf_putc(&js, '[');
-        int up = 0, down = 0;
-        for (size_t k = 0; k < nf && (up < N_REASONS || down < N_REASONS); k++) {
-            double v = rk[k].v;
-            if (fabs(v) < 1e-6 || (v > 0 && up >= N_REASONS) || (v < 0 && down >= N_REASONS))
-                continue;
-            if (up + down > 0)
+        for (size_t k = 0; k < nr; k++) {
+            if (k > 0)
                 pulse_buf_putc(&js, ',');
-            reason_json(&js, &m->features[rk[k].j], row[rk[k].j], v);
-            v > 0 ? up++ : down++;
+            reason_json(&js, &m->features[rk[k].j], row[rk[k].j], rk[k].v);
         }
         pulse_buf_putc(&js, ']');
         double p = pulse_ml_calibration_apply(&m->calibration, prob[i]);
@@ -322,7 +276,7 @@ int pulse_score_job_run(const pulse_config_t *cfg, PGconn *ctl, PGconn *work, co
     double t_reasons = now_s();
     free(rk), free(row), free(contrib), free(prob), free(x);
     pulse_buf_free(&js);
-    pulse_gbdt_free(gb), pulse_ml_logreg_free(lr), pulse_ml_model_free(m);
+    pulse_ml_churn_close(&churn);
     pulse_mlrows_free(&rows);
     if (pulse_mljob_progress(ctl, tenant_id, job_id, "storing predictions", 80, n)) {
         pulse_buf_free(&copy);

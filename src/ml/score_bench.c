@@ -2,6 +2,7 @@
  * the whole scoring path a job runs on a loaded model (predict + calibration), so load time is
  * shown apart: it is paid once per job, not per row. */
 #include "ml/score_bench.h"
+#include "ml/churn.h"
 
 #include "core/buf.h"
 #include "ml/calibrate.h"
@@ -114,25 +115,21 @@ static int score_once(const unsigned char *bytes, size_t len, const pulse_ml_dat
                       size_t errlen)
 {
     double t0 = now_wall();
-    pulse_ml_model_t *m = pulse_ml_model_load(bytes, len, err, errlen);
-    pulse_gbdt_t *g = m ? pulse_gbdt_load(m->payload, m->payload_len, err, errlen) : NULL;
-    if (g == NULL) {
-        pulse_ml_model_free(m);
+    pulse_ml_churn_t churn; /* as the scoring job opens the active model */
+    if (pulse_ml_churn_open(&churn, bytes, len, err, errlen) != 0)
         return -1;
-    }
     double t1 = now_wall(), c1 = now_cpu();
-    pulse_gbdt_predict_threads(g, d, o, 1, threads);
+    pulse_ml_churn_predict(&churn, d, o, threads);
     double sum = 0;
     for (size_t i = 0; i < d->n_rows; i++) {
-        o[i] = pulse_ml_calibration_apply(&m->calibration, o[i]);
+        o[i] = pulse_ml_calibration_apply(&churn.model->calibration, o[i]);
         sum += o[i];
     }
     r->wall_s = now_wall() - t1;
     r->cpu_s = now_cpu() - c1;
     r->load_s = t1 - t0;
     r->checksum = sum / (double)d->n_rows;
-    pulse_gbdt_free(g);
-    pulse_ml_model_free(m);
+    pulse_ml_churn_close(&churn);
     return 0;
 }
 

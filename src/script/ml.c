@@ -3,9 +3,7 @@
  * A model that does not load is an expected failure (nil, message), never a crash; misuse raises. */
 #include "core/buf.h"
 #include "ml/calibrate.h"
-#include "ml/gbdt.h"
-#include "ml/logreg.h"
-#include "ml/model.h"
+#include "ml/churn.h"
 #include "script/script.h"
 
 #include <lauxlib.h>
@@ -13,8 +11,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#define N_REASONS 3 /* per direction, as the batch scorer (src/jobs/score_job.c) */
 
 static int hexval(int c)
 {
@@ -73,20 +69,6 @@ static float value_of(lua_State *L, int idx, const pulse_ml_feature_t *f, int *g
     return x;
 }
 
-typedef struct contrib_t {
-    double v;
-    size_t j;
-} contrib_t;
-
-static int by_abs_desc(const void *a, const void *b)
-{
-    const contrib_t *x = a, *y = b;
-    double ax = fabs(x->v), ay = fabs(y->v);
-    if (ax != ay)
-        return ax < ay ? 1 : -1;
-    return (x->j > y->j) - (x->j < y->j);
-}
-
 /* ml.score(model_bytes, features) -> probability, reasons, missing | nil, message
  * probability: calibrated, 0-1; reasons: up to 3 pushes up and 3 down, strongest first, each
  * {feature, value, effect, direction, text}; missing: the model's features the table lacked. */
@@ -98,34 +80,19 @@ static int l_ml_score(lua_State *L)
     char err[256];
     size_t blen = 0;
     unsigned char *raw = unhex(s, len, &blen);
-    pulse_ml_model_t *m = pulse_ml_model_load(raw ? raw : (const unsigned char *)s, raw ? blen : len, err, sizeof(err));
+    pulse_ml_churn_t churn;
+    int opened = pulse_ml_churn_open(&churn, raw ? raw : (const unsigned char *)s, raw ? blen : len, err, sizeof(err));
     free(raw);
-    pulse_gbdt_t *gb = NULL;
-    pulse_ml_logreg_t *lr = NULL;
-    if (m != NULL) {
-        if (m->kind == PULSE_ML_CHURN_GBDT)
-            gb = pulse_gbdt_load(m->payload, m->payload_len, err, sizeof(err));
-        else if (m->kind == PULSE_ML_CHURN_LOGREG)
-            lr = pulse_ml_logreg_load(m->payload, m->payload_len, err, sizeof(err));
-        else
-            snprintf(err, sizeof(err), "a %s model is not a churn model", pulse_ml_model_kind_name(m->kind));
-        size_t nf = gb ? pulse_gbdt_n_features(gb) : lr ? pulse_ml_logreg_n_features(lr) : 0;
-        if ((gb || lr) && nf != m->n_features) {
-            snprintf(err, sizeof(err), "the model expects %zu features, its container lists %zu", nf, m->n_features);
-            pulse_gbdt_free(gb), pulse_ml_logreg_free(lr);
-            gb = NULL, lr = NULL;
-        }
-    }
-    if (gb == NULL && lr == NULL) {
-        pulse_ml_model_free(m);
+    if (opened != 0) {
         luaL_pushfail(L);
         lua_pushstring(L, err);
         return 2;
     }
+    const pulse_ml_model_t *m = churn.model;
     size_t nf = m->n_features;
     float *row = pulse_xmalloc((nf + 1) * sizeof(float));
     double *contrib = pulse_xmalloc((nf + 1) * sizeof(double));
-    contrib_t *rk = pulse_xmalloc((nf + 1) * sizeof(contrib_t));
+    pulse_ml_push_t *rk = pulse_xmalloc((nf + 1) * sizeof(*rk));
     lua_createtable(L, 0, 0); /* ..., missing */
     int missing = lua_gettop(L), n_missing = 0;
     for (size_t j = 0; j < nf; j++) {
@@ -136,23 +103,15 @@ static int l_ml_score(lua_State *L)
             lua_rawseti(L, missing, ++n_missing);
         }
     }
-    double p = gb ? pulse_gbdt_predict_row(gb, row, 1) : pulse_ml_logreg_predict_row(lr, row);
-    if (gb)
-        pulse_gbdt_contributions(gb, row, contrib);
-    else
-        pulse_ml_logreg_contributions(lr, row, contrib);
+    double p = pulse_ml_churn_predict_row(&churn, row);
+    pulse_ml_churn_contributions(&churn, row, contrib);
     p = pulse_ml_calibration_apply(&m->calibration, p);
     p = p >= 0 ? (p > 1 ? 1 : p) : 0;
-    for (size_t j = 0; j < nf; j++)
-        rk[j] = (contrib_t){contrib[j], j};
-    qsort(rk, nf, sizeof(*rk), by_abs_desc);
-    lua_pushnumber(L, p);     /* ..., missing, p */
-    lua_createtable(L, 6, 0); /* ..., missing, p, reasons */
-    int up = 0, down = 0, k = 0;
-    for (size_t i = 0; i < nf && (up < N_REASONS || down < N_REASONS); i++) {
+    size_t nr = pulse_ml_reasons(contrib, nf, rk);
+    lua_pushnumber(L, p);           /* ..., missing, p */
+    lua_createtable(L, (int)nr, 0); /* ..., missing, p, reasons */
+    for (size_t i = 0; i < nr; i++) {
         double v = rk[i].v;
-        if (fabs(v) < 1e-6 || (v > 0 && up >= N_REASONS) || (v < 0 && down >= N_REASONS))
-            continue;
         const pulse_ml_feature_t *f = &m->features[rk[i].j];
         float x = row[rk[i].j];
         const char *dir = v > 0 ? "raises" : "lowers";
@@ -178,13 +137,12 @@ static int l_ml_score(lua_State *L)
         const char *vs = luaL_tolstring(L, -1, NULL); /* ..., reasons, r, value, "value" */
         lua_pushfstring(L, "%s%s%s %s risk", plain_name(f->name), f->categorical && !isnan(x) ? "=" : " ", vs, dir);
         lua_setfield(L, -4, "text");
-        lua_pop(L, 2);           /* ..., reasons, r */
-        lua_rawseti(L, -2, ++k); /* ..., reasons */
-        v > 0 ? up++ : down++;
+        lua_pop(L, 2);                          /* ..., reasons, r */
+        lua_rawseti(L, -2, (lua_Integer)i + 1); /* ..., reasons */
     }
     lua_rotate(L, missing, -1); /* ..., p, reasons, missing */
     free(rk), free(contrib), free(row);
-    pulse_gbdt_free(gb), pulse_ml_logreg_free(lr), pulse_ml_model_free(m);
+    pulse_ml_churn_close(&churn);
     return 3;
 }
 
