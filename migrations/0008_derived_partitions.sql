@@ -163,15 +163,17 @@ $$;
 
 -- Makes the staged rows the current tenant's results. keep_others: the tenant's current rows for
 -- customers the stage does not name are carried over (a run over a list of customers); otherwise
--- the stage replaces every row. Returns the number of rows now stored.
-CREATE FUNCTION pulse_derived_swap(p_table text, p_keep_others boolean) RETURNS bigint
+-- the stage replaces every row. p_staged: the rows the caller put in the stage. Returns the number
+-- of rows now stored.
+CREATE FUNCTION pulse_derived_swap(p_table text, p_keep_others boolean, p_staged bigint) RETURNS bigint
     LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp
 AS $$
 DECLARE
     tenant uuid := pulse_derived_check(p_table);
     live text := pulse_derived_partition(p_table, tenant);
     stage text := live || '_next';
-    n bigint;
+    n bigint := p_staged;
+    k bigint;
     tries int := 0;
 BEGIN
     IF to_regclass(stage) IS NULL THEN
@@ -181,10 +183,14 @@ BEGIN
     IF p_keep_others AND to_regclass(live) IS NOT NULL THEN
         EXECUTE format('INSERT INTO %I SELECT o.* FROM %I o WHERE NOT EXISTS (SELECT 1 FROM %I s WHERE s.customer_id = o.customer_id)',
                        stage, live, stage);
+        GET DIAGNOSTICS k = ROW_COUNT;
+        n := n + k;
     END IF;
     -- what the foreign key guaranteed, for the whole stage at once, and only this tenant's customers
     EXECUTE format('DELETE FROM %I s WHERE NOT EXISTS (SELECT 1 FROM customers c WHERE c.tenant_id = %L AND c.id = s.customer_id)',
                    stage, tenant);
+    GET DIAGNOSTICS k = ROW_COUNT;
+    n := n - k;
     -- the parent's indexes, built sorted now; ATTACH adopts them instead of building its own
     EXECUTE format('ALTER TABLE %I ADD PRIMARY KEY (tenant_id, customer_id)', stage);
     IF p_table = 'customer_analytics' THEN
@@ -193,7 +199,6 @@ BEGIN
         EXECUTE format('CREATE INDEX ON %I (tenant_id, risk_band, churn_probability DESC)', stage);
     END IF;
     EXECUTE format('ANALYZE %I', stage);
-    EXECUTE format('SELECT count(*) FROM %I', stage) INTO n;
     PERFORM pulse_derived_protect(stage);
     -- short lock waits, retried: a swap waiting behind a long reader must not hold up the others
     LOOP
@@ -234,5 +239,5 @@ $$;
 CREATE TRIGGER customers_derived_rows AFTER DELETE ON customers REFERENCING OLD TABLE AS gone
     FOR EACH STATEMENT EXECUTE FUNCTION pulse_customers_deleted();
 
-REVOKE ALL ON FUNCTION pulse_derived_stage(text), pulse_derived_swap(text, boolean) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION pulse_derived_stage(text), pulse_derived_swap(text, boolean) TO pulse_app;
+REVOKE ALL ON FUNCTION pulse_derived_stage(text), pulse_derived_swap(text, boolean, bigint) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION pulse_derived_stage(text), pulse_derived_swap(text, boolean, bigint) TO pulse_app;

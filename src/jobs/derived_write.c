@@ -62,10 +62,12 @@ static char *stage(PGconn *c, const char *table, char *err, size_t errlen)
     return name;
 }
 
-static int swap(PGconn *c, const char *table, int keep_others, uint64_t *stored, char *err, size_t errlen)
+static int swap(PGconn *c, const char *table, int keep_others, uint64_t staged, uint64_t *stored, char *err, size_t errlen)
 {
-    const char *p[] = {table, keep_others ? "t" : "f"};
-    PGresult *r = PQexecParams(c, "SELECT pulse_derived_swap($1, $2)", 2, NULL, p, NULL, NULL, 0);
+    char n[32];
+    snprintf(n, sizeof(n), "%llu", (unsigned long long)staged);
+    const char *p[] = {table, keep_others ? "t" : "f", n};
+    PGresult *r = PQexecParams(c, "SELECT pulse_derived_swap($1, $2, $3)", 3, NULL, p, NULL, NULL, 0);
     if (PQresultStatus(r) != PGRES_TUPLES_OK) {
         PQclear(r);
         return fail_pg(c, err, errlen, "cannot store the results");
@@ -232,7 +234,7 @@ int pulse_derived_commit_rows(pulse_derived_t *w, int keep_others, uint64_t *sto
     }
     if (end_copy(w, NULL, err, errlen) != 0)
         return -1;
-    return swap(w->c, w->table, keep_others, stored, err, errlen);
+    return swap(w->c, w->table, keep_others, w->rows, stored, err, errlen);
 }
 
 void pulse_derived_abort(pulse_derived_t *w)
@@ -254,8 +256,9 @@ int pulse_derived_rewrite(PGconn *c, const char *table, const char *columns, con
     PGresult *r = PQexecParams(c, sql.data, nparams, NULL, params, NULL, NULL, 0);
     pulse_buf_free(&sql);
     int ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+    uint64_t staged = ok ? strtoull(PQcmdTuples(r), NULL, 10) : 0;
     PQclear(r);
     if (!ok)
         return fail_pg(c, err, errlen, "cannot rewrite the results");
-    return swap(c, table, 0, stored, err, errlen);
+    return swap(c, table, 0, staged, stored, err, errlen);
 }

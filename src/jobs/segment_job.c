@@ -302,11 +302,9 @@ static int write_results(PGconn *c, const pulse_segment_result_t *r, const pulse
         if (k->id[i] == 0)
             continue;
         write_row(&w, r, spec, k, run, i, &sig, &rec);
-        if ((i & 0xffff) == 0) {
-            rc = pulse_derived_flush(&w, 0, err, errlen);
-            if (rc == 0 && pulse_ajob_progress(j, "writing", 70 + 20.0 * i / (r->n ? r->n : 1), i, 0) != 0)
-                rc = 1;
-        }
+        rc = pulse_derived_flush(&w, 0, err, errlen);
+        if (rc == 0 && (i & 0xffff) == 0 && pulse_ajob_progress(j, "writing", 70 + 20.0 * i / (r->n ? r->n : 1), i, 0) != 0)
+            rc = 1;
     }
     pulse_buf_free(&sig);
     pulse_buf_free(&rec);
@@ -423,6 +421,10 @@ int pulse_segment_job_run(const pulse_config_t *cfg, PGconn *ctl, PGconn *work, 
         rollback(work);
         goto end;
     }
+    /* The reads end here: a transaction that read customer_analytics holds a lock that every
+     * tenant's swap must wait for (ACCESS EXCLUSIVE on the shared parent), so it must not stay open
+     * through the computation. The write below is a transaction of its own, whole or not at all. */
+    rollback(work);
     double t1 = pulse_ajob_now();
     if (pulse_ajob_progress(&j, "computing", 40, ls.transactions + ls.events, 1) != 0) {
         rollback(work);
@@ -447,6 +449,8 @@ int pulse_segment_job_run(const pulse_config_t *cfg, PGconn *ctl, PGconn *work, 
     }
 
     /* the run row first: its id goes on every customer row */
+    if (pulse_ajob_begin(work, tenant_id, err, sizeof(err)) != 0)
+        goto end;
     char as_of_s[32], ntx[32], nev[32], ver[32];
     day_to_date(res.as_of, as_of_s);
     snprintf(ntx, sizeof(ntx), "%llu", (unsigned long long)ls.transactions);
