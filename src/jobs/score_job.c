@@ -5,6 +5,7 @@
 
 #include "core/buf.h"
 #include "core/log.h"
+#include "jobs/clv_values.h"
 #include "jobs/ml_rows.h"
 #include "ml/churn.h"
 
@@ -288,14 +289,31 @@ int pulse_score_job_run(const pulse_config_t *cfg, PGconn *ctl, PGconn *work, co
     pulse_buf_free(&copy);
     if (rc != 0)
         return fail(ctl, tenant_id, job_id, out, "database", err);
+    /* lifetime values from the active CLV model, if any: a model that fails is reported, the churn
+     * scores stand */
+    int clv_version = 0;
+    long clv_written = 0;
+    char clv_err[512] = "";
+    int clv_rc = pulse_clv_values_refresh(work, tenant_id, &clv_version, &clv_written, clv_err, sizeof(clv_err));
+    if (clv_rc < 0)
+        pulse_log(PULSE_LOG_WARN, "jobs.score", "job %s: no CLV written: %s", job_id, clv_err);
     double t_end = now_s();
     pulse_buf_t result = PULSE_BUF_INIT;
     pulse_buf_printf(&result,
                      "{\"model_id\":\"%s\",\"version\":%d,\"scored\":%zu,\"bands\":{\"low\":%zu,\"medium\":%zu,\"high\":%zu},"
                      "\"seconds\":%.4f,\"seconds_read\":%.4f,\"seconds_predict\":%.4f,\"seconds_reasons\":%.4f,"
-                     "\"seconds_write\":%.4f,\"rows_per_second\":%.0f}",
+                     "\"seconds_write\":%.4f,\"rows_per_second\":%.0f,\"clv\":",
                      model_id, version, n, bands[0], bands[1], bands[2], t_end - t0, t_read - t0, t_pred - t_read,
                      t_reasons - t_pred, t_end - t_reasons, t_end > t0 ? (double)n / (t_end - t0) : 0.0);
+    if (clv_rc == 0)
+        pulse_buf_printf(&result, "{\"model_version\":%d,\"written\":%ld}}", clv_version, clv_written);
+    else if (clv_rc > 0)
+        pulse_buf_puts(&result, "null}");
+    else {
+        pulse_buf_puts(&result, "{\"error\":\"");
+        pulse_buf_json_escape(&result, clv_err, strlen(clv_err));
+        pulse_buf_puts(&result, "\"}}");
+    }
     snprintf(out->state, sizeof(out->state), "done");
     out->rows_accepted = n;
     pulse_mljob_finish(ctl, tenant_id, job_id, "done", NULL, NULL, result.data);
