@@ -108,6 +108,17 @@ describe('churn models over HTTP', { timeout: 300000 }, () => {
         assert.deepEqual(list.json.items.map((m) => [m.version, m.active]), [[2, true], [1, false]]);
         const back = await call(a, 'POST', `/api/v1/ml/models/${model}/activate`);
         assert.equal(back.status, 200, back.text);
+        const cmp = await call(a, 'GET', `/api/v1/ml/models/compare?ids=${model},${j.result.model_id}`);
+        assert.equal(cmp.status, 200, cmp.text);
+        assert.deepEqual(cmp.json.models.map((m) => m.version), [1, 2]);
+        assert.equal(cmp.json.metrics.roc_auc.length, 2);
+        const better = cmp.json.metrics.roc_auc[0] >= cmp.json.metrics.roc_auc[1] ? model : j.result.model_id;
+        assert.equal(cmp.json.best.roc_auc.id, better);
+        const lower = cmp.json.metrics.log_loss[0] <= cmp.json.metrics.log_loss[1] ? model : j.result.model_id;
+        assert.equal(cmp.json.best.log_loss.id, lower);
+        assert.deepEqual(cmp.json.differences.params.seed, { [model]: 42, [j.result.model_id]: 7 });
+        assertProblem(assert, await call(a, 'GET', `/api/v1/ml/models/compare?ids=${model}`), 422, 'validation_failed');
+        assertProblem(assert, await call(b, 'GET', `/api/v1/ml/models/compare?ids=${model},${j.result.model_id}`), 404, 'not_found');
         const audit = await ctx.sql(`SELECT count(*) FROM audit_log WHERE tenant_id = '${a.tenant}' AND event = 'model_activated'`);
         assert.equal(audit[0], '2');
     });
