@@ -202,6 +202,34 @@ static void test_blend(void **state)
             sum += contrib[j];
         assert_float_equal(sum, z, 1e-6);
     }
+    /* PULSE_FUZZ_SEED_DIR=tests/fuzz/corpus/model: leave a small blend for the fuzz target */
+    const char *dir = getenv("PULSE_FUZZ_SEED_DIR");
+    if (dir != NULL) {
+        pulse_ml_table_t *small = synthetic(120, 3, -1);
+        pulse_ml_train_result_t rs;
+        if (pulse_ml_train_churn(small, NULL, &rs, err, sizeof(err)) != 0)
+            fail_msg("%s", err);
+        pulse_ml_model_t *m = pulse_ml_model_new(PULSE_ML_CHURN_BLEND);
+        for (size_t j = 0; j < small->data.n_cols; j++) {
+            int cat = small->data.categorical && small->data.categorical[j];
+            pulse_ml_model_add_feature(m, small->data.names[j], cat, cat ? small->data.n_categories[j] : 0,
+                                       cat ? small->levels[j] : NULL);
+        }
+        pulse_ml_model_set_payload(m, rs.cand[2].payload, rs.cand[2].payload_len);
+        unsigned char *bytes;
+        size_t len;
+        pulse_ml_model_save(m, &bytes, &len);
+        char path[4096];
+        snprintf(path, sizeof(path), "%s/blend.pmdl", dir);
+        FILE *f = fopen(path, "wb");
+        assert_non_null(f);
+        assert_int_equal(fwrite(bytes, 1, len, f), len);
+        fclose(f);
+        free(bytes);
+        pulse_ml_model_free(m);
+        pulse_ml_train_result_free(&rs);
+        pulse_ml_table_free(small);
+    }
     /* a truncated or altered payload is an error, never a crash */
     pulse_ml_candidate_t bad = *b;
     for (size_t cut = 0; cut < b->payload_len; cut += 1 + cut / 3) {
