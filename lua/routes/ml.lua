@@ -74,6 +74,73 @@ local function model_row(tenant, id, full)
     return rows[1]
 end
 
+-- --- comparing training runs ---
+
+-- Which way is better for each metric a model may carry (churn and CLV).
+local HIGHER_IS_BETTER = { roc_auc = true, pr_auc = true, accuracy = true, precision = true, recall = true, f1 = true }
+local LOWER_IS_BETTER = { log_loss = true, brier = true, mae = true, rmse = true }
+local MAX_COMPARED = 10
+
+local function parse_ids(text)
+    local ids, seen = {}, {}
+    for id in tostring(text):gmatch("[^,%s]+") do
+        if not id:match("^%x%x%x%x%x%x%x%x%-%x%x%x%x%-%x%x%x%x%-%x%x%x%x%-%x%x%x%x%x%x%x%x%x%x%x%x$") then
+            return nil, "'" .. id .. "' is not a model id (a UUID)"
+        end
+        if not seen[id] then ids[#ids + 1], seen[id] = id, true end
+    end
+    if #ids < 2 or #ids > MAX_COMPARED then
+        return nil, ("give 2 to %d different model ids, comma-separated (got %d)"):format(MAX_COMPARED, #ids)
+    end
+    return ids
+end
+
+-- The models side by side: each metric's values in the order asked and the best of them, and
+-- what differs from the first model (parameters, features).
+local function compare_models(models)
+    local metrics, best = {}, {}
+    for i, m in ipairs(models) do
+        for name, v in pairs(type(m.metrics) == "table" and m.metrics or {}) do
+            if type(v) == "number" and (HIGHER_IS_BETTER[name] or LOWER_IS_BETTER[name]) then
+                metrics[name] = metrics[name] or {}
+                metrics[name][i] = v
+                local b = best[name]
+                if not b or (HIGHER_IS_BETTER[name] and v > b.value) or (LOWER_IS_BETTER[name] and v < b.value) then
+                    best[name] = { id = m.id, value = v }
+                end
+            end
+        end
+    end
+    for name, vals in pairs(metrics) do
+        for i = 1, #models do if vals[i] == nil then vals[i] = json.null end end
+        metrics[name] = json.array(vals)
+    end
+    local first, params, features = models[1], {}, {}
+    local base = {}
+    for _, f in ipairs(first.features or {}) do base[f] = true end
+    for i = 2, #models do
+        local m, have, added, removed = models[i], {}, {}, {}
+        for _, f in ipairs(m.features or {}) do
+            have[f] = true
+            if not base[f] then added[#added + 1] = f end
+        end
+        for _, f in ipairs(first.features or {}) do if not have[f] then removed[#removed + 1] = f end end
+        features[#features + 1] = { id = m.id, added = json.array(added), removed = json.array(removed) }
+        local keys = {}
+        for k in pairs(type(first.params) == "table" and first.params or {}) do keys[k] = true end
+        for k in pairs(type(m.params) == "table" and m.params or {}) do keys[k] = true end
+        for k in pairs(keys) do
+            local a, b = (first.params or {})[k], (m.params or {})[k]
+            if json.encode(a == nil and json.null or a) ~= json.encode(b == nil and json.null or b) then
+                params[k] = params[k] or {}
+                params[k][m.id] = b == nil and json.null or b
+            end
+        end
+    end
+    for k, per in pairs(params) do per[first.id] = first.params[k] == nil and json.null or first.params[k] end
+    return { metrics = metrics, best = best, differences = { params = params, features = json.array(features) } }
+end
+
 local RECOMMENDATIONS = {
     high = { "Contact this customer this week with a retention offer",
         "Address the top risk factors (see risk_factors) in the offer" },
@@ -244,6 +311,39 @@ return function(routes)
                 req.tenant, kind)
             if not c then return nil, err end
             return response.list(rows, c[1].n, limit, offset)
+        end,
+    }
+
+    routes:add {
+        method = "GET", path = "/api/v1/ml/models/compare", role = "viewer", tags = { "ml" },
+        summary = "Compare training runs side by side: metrics (and the best of each), parameters, features",
+        description = "ids: 2 to 10 model ids of one kind, comma-separated. metrics: each metric's values in " ..
+            "the order of ids (null where a model lacks it); best: the model with the best value of each " ..
+            "(higher for roc_auc, pr_auc, accuracy, precision, recall, f1; lower for log_loss, brier, mae, rmse); " ..
+            "differences: the parameters that differ from the first model, and the features added or removed.",
+        query = { ids = { type = "string", minLength = 1, required = true, description = "Model ids, comma-separated (2 to 10)." } },
+        responses = { [200] = { description = "The comparison" }, [404] = "not_found", [422] = "validation_failed" },
+        handler = function(req)
+            local ids, why = parse_ids(req.query.ids or "")
+            if not ids then
+                return problem.validation { { field = "query.ids", code = "invalid", message = why } }
+            end
+            local models = {}
+            for i, id in ipairs(ids) do
+                local row, err = model_row(req.tenant, id, true)
+                if not row then return err end
+                row.report = nil -- curves and candidates: GET /api/v1/ml/models/{id}
+                models[i] = row
+                if row.kind ~= models[1].kind then
+                    return problem.validation { { field = "query.ids", code = "mixed_kinds", message =
+                        ("model %s is a %s model and %s a %s model: compare models of one kind"):format(
+                            ids[1], models[1].kind, id, row.kind) } }
+                end
+            end
+            local answer = compare_models(models)
+            answer.kind = models[1].kind
+            answer.models = json.array(models)
+            return response.ok(answer)
         end,
     }
 

@@ -8,6 +8,7 @@
 #include "jobs/clv_values.h"
 #include "jobs/ml_rows.h"
 #include "ml/churn.h"
+#include "ml/reason_text.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -86,34 +87,29 @@ static const char *plain_name(const char *name)
     return strncmp(name, "analytics.", 10) == 0 ? name + 10 : name;
 }
 
-/* One reason object: {feature, value, effect, direction, text}. */
-static void reason_json(pulse_buf_t *b, const pulse_ml_feature_t *f, float x, double effect)
+/* One reason object: {feature, value, effect, direction, text} for feature j of row. */
+static void reason_json(pulse_buf_t *b, const pulse_ml_model_t *m, const float *row, size_t j, double effect)
 {
+    const pulse_ml_feature_t *f = &m->features[j];
     const char *name = plain_name(f->name);
-    const char *dir = effect > 0 ? "raises" : "lowers";
-    char val[128];
-    if (isnan(x))
-        snprintf(val, sizeof(val), "missing");
-    else if (f->categorical && (int)x >= 0 && (int)x < f->n_levels)
-        snprintf(val, sizeof(val), "%s", f->levels[(int)x]);
-    else
-        snprintf(val, sizeof(val), "%.6g", (double)x);
+    float x = row[j];
+    char text[400];
+    pulse_ml_reason_text(m, row, j, effect, text, sizeof(text));
     pulse_buf_puts(b, "{\"feature\":\"");
     pulse_buf_json_escape(b, name, strlen(name));
     pulse_buf_puts(b, "\",\"value\":");
-    if (isnan(x))
+    if (isnan(x)) {
         pulse_buf_puts(b, "null");
-    else if (f->categorical) {
+    } else if (f->categorical && (int)x >= 0 && (int)x < f->n_levels) {
         pulse_buf_putc(b, '"');
-        pulse_buf_json_escape(b, val, strlen(val));
+        pulse_buf_json_escape(b, f->levels[(int)x], strlen(f->levels[(int)x]));
         pulse_buf_putc(b, '"');
-    } else
-        pulse_buf_puts(b, val);
-    pulse_buf_printf(b, ",\"effect\":%.4f,\"direction\":\"%s\",\"text\":\"", effect, dir);
-    pulse_buf_json_escape(b, name, strlen(name));
-    pulse_buf_puts(b, f->categorical && !isnan(x) ? "=" : " ");
-    pulse_buf_json_escape(b, val, strlen(val));
-    pulse_buf_printf(b, " %s risk\"}", dir);
+    } else {
+        pulse_buf_printf(b, "%.7g", (double)x);
+    }
+    pulse_buf_printf(b, ",\"effect\":%.4f,\"direction\":\"%s\",\"text\":\"", effect, effect > 0 ? "raises" : "lowers");
+    pulse_buf_json_escape(b, text, strlen(text));
+    pulse_buf_puts(b, "\"}");
 }
 
 static const char *band_of(double p, double medium, double high)
@@ -260,7 +256,7 @@ int pulse_score_job_run(const pulse_config_t *cfg, PGconn *ctl, PGconn *work, co
         for (size_t k = 0; k < nr; k++) {
             if (k > 0)
                 pulse_buf_putc(&js, ',');
-            reason_json(&js, &m->features[rk[k].j], row[rk[k].j], rk[k].v);
+            reason_json(&js, m, row, rk[k].j, rk[k].v);
         }
         pulse_buf_putc(&js, ']');
         double p = pulse_ml_calibration_apply(&m->calibration, prob[i]);

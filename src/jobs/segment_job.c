@@ -12,6 +12,7 @@
 #include "analytics/segment.h"
 #include "core/buf.h"
 #include "jobs/analytics_job.h"
+#include "jobs/churn_scores.h"
 #include "jobs/jobs.h"
 
 /* --- the churn probabilities already stored, by customer ref --- */
@@ -161,8 +162,8 @@ static int on_rows(void *ud, uint64_t rows)
 }
 
 /* Writes the staging rows: one per store customer. */
-static int write_staging(PGconn *c, const pulse_txstore_t *st, const pulse_segment_result_t *r, const pulse_segment_spec_t *spec,
-                         pulse_ajob_t *j, char *err, size_t errlen)
+static int write_staging(PGconn *c, const pulse_txstore_t *st, const pulse_segment_result_t *r, const float *churn,
+                         const pulse_segment_spec_t *spec, pulse_ajob_t *j, char *err, size_t errlen)
 {
     PGresult *x = PQexec(c, "COPY seg_stage FROM STDIN");
     if (PQresultStatus(x) != PGRES_COPY_IN) {
@@ -208,6 +209,8 @@ static int write_staging(PGconn *c, const pulse_txstore_t *st, const pulse_segme
         pulse_buf_putc(&b, '\t');
         const char *band = pulse_segment_band_name(r->band[i]);
         pulse_buf_puts(&b, band ? band : "\\N");
+        pulse_buf_putc(&b, '\t');
+        put_float(&b, churn ? churn[i] : NAN, "\\N");
         pulse_buf_putc(&b, '\t');
         put_float(&b, r->behaviour_score[i], "\\N");
         pulse_buf_putc(&b, '\t');
@@ -263,6 +266,65 @@ static int write_staging(PGconn *c, const pulse_txstore_t *st, const pulse_segme
     return rc;
 }
 
+/* --- an uploaded churn-score file (params.churn_scores: {file, id_column, score_column}) --- */
+
+typedef struct uploaded_scores_t {
+    int64_t rows;     /* scores in the file */
+    uint32_t matched; /* of the segmented customers, how many the file scored */
+} uploaded_scores_t;
+
+static int put_uploaded(void *ud, const char *ref, size_t len, float p)
+{
+    char key[512];
+    if (len >= sizeof(key))
+        return 0; /* longer than any stored customer id: it cannot match */
+    memcpy(key, ref, len);
+    key[len] = '\0';
+    churn_put(ud, key, p);
+    return 0;
+}
+
+/* Reads the upload the route stored (if any) into m. Returns 0, or -1 with err (a bad file fails
+ * the job). */
+static int read_uploaded_scores(lua_State *L, int params, churn_map_t *m, uploaded_scores_t *u, char *err, size_t errlen)
+{
+    u->rows = -1;
+    lua_getfield(L, params, "churn_scores");
+    if (!lua_istable(L, -1)) {
+        lua_pop(L, 1);
+        return 0;
+    }
+    lua_getfield(L, -1, "file");
+    lua_getfield(L, -2, "id_column");
+    lua_getfield(L, -3, "score_column");
+    const char *file = lua_tostring(L, -3), *id = lua_tostring(L, -2), *score = lua_tostring(L, -1);
+    int rc = 0;
+    if (file == NULL || id == NULL || score == NULL) {
+        snprintf(err, errlen, "churn_scores: needs file, id_column and score_column");
+        rc = -1;
+    } else {
+        u->rows = pulse_churn_scores_read(file, id, score, put_uploaded, m, err, errlen);
+        rc = u->rows < 0 ? -1 : 0;
+    }
+    lua_pop(L, 4);
+    return rc;
+}
+
+/* The upload serves one run: removed once the job has ended, kept when it goes back to the queue. */
+static void forget_uploaded_scores(lua_State *L, const pulse_job_outcome_t *out)
+{
+    if (strcmp(out->state, "queued") == 0 || !lua_istable(L, 1))
+        return;
+    lua_getfield(L, 1, "churn_scores");
+    if (lua_istable(L, -1)) {
+        lua_getfield(L, -1, "file");
+        if (lua_type(L, -1) == LUA_TSTRING)
+            remove(lua_tostring(L, -1));
+        lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+}
+
 static void rollback(PGconn *c)
 {
     PGresult *x = PQexec(c, "ROLLBACK");
@@ -306,7 +368,8 @@ int pulse_segment_job_run(const pulse_config_t *cfg, PGconn *ctl, PGconn *work, 
     pulse_txstore_init(&st);
     pulse_segment_result_t res;
     memset(&res, 0, sizeof(res));
-    churn_map_t churn = {NULL, NULL, 0, 0};
+    churn_map_t churn = {NULL, NULL, 0, 0}, uploaded_churn = {NULL, NULL, 0, 0};
+    uploaded_scores_t uploaded = {-1, 0};
     float *churn_arr = NULL;
     pulse_buf_t result = PULSE_BUF_INIT;
     const char *state = "failed", *code = "database";
@@ -340,13 +403,23 @@ int pulse_segment_job_run(const pulse_config_t *cfg, PGconn *ctl, PGconn *work, 
     for (int i = 0; i < PQntuples(x); i++)
         churn_put(&churn, PQgetvalue(x, i, 0), (float)strtod(PQgetvalue(x, i, 1), NULL));
     PQclear(x);
+    if (read_uploaded_scores(L, p, &uploaded_churn, &uploaded, err, sizeof(err)) != 0) {
+        rollback(work);
+        code = "bad_churn_scores";
+        goto end;
+    }
     uint32_t n = pulse_txstore_ncustomers(&st);
-    if (churn.n > 0) {
+    if (churn.n > 0 || uploaded_churn.n > 0) {
         churn_arr = pulse_xmalloc(((size_t)n + 1) * sizeof(float));
         for (uint32_t i = 0; i < n; i++) {
             size_t len;
             const char *ref = pulse_strtab_get(&st.customers, i, &len);
-            churn_arr[i] = churn_get(&churn, ref, len);
+            float v = churn_get(&uploaded_churn, ref, len);
+            if (isnan(v))
+                v = churn_get(&churn, ref, len);
+            else
+                uploaded.matched++;
+            churn_arr[i] = v;
         }
     }
     double t1 = pulse_ajob_now();
@@ -415,14 +488,14 @@ int pulse_segment_job_run(const pulse_config_t *cfg, PGconn *ctl, PGconn *work, 
         work,
         "CREATE TEMP TABLE seg_stage (ref text, recency_days integer, frequency integer, monetary double precision, "
         "r smallint, f smallint, m smallint, features real[], segment text, segment_score real, churn_band text, "
-        "behavior_score real, trend text, risk_signals jsonb, recommendations jsonb) ON COMMIT DROP",
+        "churn_probability real, behavior_score real, trend text, risk_signals jsonb, recommendations jsonb) ON COMMIT DROP",
         0, NULL, err, sizeof(err));
     if (x == NULL) {
         rollback(work);
         goto end;
     }
     PQclear(x);
-    rc = write_staging(work, &st, &res, spec, &j, err, sizeof(err));
+    rc = write_staging(work, &st, &res, churn_arr, spec, &j, err, sizeof(err));
     if (rc != 0) {
         rollback(work);
         if (rc > 0)
@@ -430,19 +503,23 @@ int pulse_segment_job_run(const pulse_config_t *cfg, PGconn *ctl, PGconn *work, 
         goto end;
     }
     const char *ip[] = {tenant_id, run_id};
-    x = pulse_ajob_exec(work,
-                        "INSERT INTO customer_analytics (tenant_id, customer_id, run_id, computed_at, recency_days, frequency, "
-                        "monetary, r, f, m, features, segment, segment_score, churn_band, behavior_score, trend, risk_signals, "
-                        "recommendations) SELECT $1, c.id, $2, now(), s.recency_days, s.frequency, s.monetary, s.r, s.f, s.m, "
-                        "s.features, s.segment, s.segment_score, s.churn_band, s.behavior_score, s.trend, s.risk_signals, "
-                        "s.recommendations FROM seg_stage s JOIN customers c ON c.tenant_id = $1 AND c.external_id = s.ref "
-                        "ON CONFLICT (tenant_id, customer_id) DO UPDATE SET run_id = EXCLUDED.run_id, computed_at = now(), "
-                        "recency_days = EXCLUDED.recency_days, frequency = EXCLUDED.frequency, monetary = EXCLUDED.monetary, "
-                        "r = EXCLUDED.r, f = EXCLUDED.f, m = EXCLUDED.m, features = EXCLUDED.features, segment = EXCLUDED.segment, "
-                        "segment_score = EXCLUDED.segment_score, churn_band = EXCLUDED.churn_band, "
-                        "behavior_score = EXCLUDED.behavior_score, trend = EXCLUDED.trend, risk_signals = EXCLUDED.risk_signals, "
-                        "recommendations = EXCLUDED.recommendations",
-                        2, ip, err, sizeof(err));
+    x = pulse_ajob_exec(
+        work,
+        "INSERT INTO customer_analytics (tenant_id, customer_id, run_id, computed_at, recency_days, frequency, "
+        "monetary, r, f, m, features, segment, segment_score, churn_band, churn_probability, behavior_score, trend, "
+        "risk_signals, "
+        "recommendations) SELECT $1, c.id, $2, now(), s.recency_days, s.frequency, s.monetary, s.r, s.f, s.m, "
+        "s.features, s.segment, s.segment_score, s.churn_band, s.churn_probability, s.behavior_score, s.trend, "
+        "s.risk_signals, "
+        "s.recommendations FROM seg_stage s JOIN customers c ON c.tenant_id = $1 AND c.external_id = s.ref "
+        "ON CONFLICT (tenant_id, customer_id) DO UPDATE SET run_id = EXCLUDED.run_id, computed_at = now(), "
+        "recency_days = EXCLUDED.recency_days, frequency = EXCLUDED.frequency, monetary = EXCLUDED.monetary, "
+        "r = EXCLUDED.r, f = EXCLUDED.f, m = EXCLUDED.m, features = EXCLUDED.features, segment = EXCLUDED.segment, "
+        "segment_score = EXCLUDED.segment_score, churn_band = EXCLUDED.churn_band, "
+        "churn_probability = EXCLUDED.churn_probability, "
+        "behavior_score = EXCLUDED.behavior_score, trend = EXCLUDED.trend, risk_signals = EXCLUDED.risk_signals, "
+        "recommendations = EXCLUDED.recommendations",
+        2, ip, err, sizeof(err));
     if (x == NULL) {
         rollback(work);
         goto end;
@@ -467,7 +544,11 @@ int pulse_segment_job_run(const pulse_config_t *cfg, PGconn *ctl, PGconn *work, 
         pulse_buf_json_escape(&result, spec->table.names[k], strlen(spec->table.names[k]));
         pulse_buf_printf(&result, "\":%zu", res.counts[k + 1]);
     }
-    pulse_buf_printf(&result, "},\"timings_ms\":{\"load\":%.0f,\"compute\":%.0f,\"write\":%.0f}}", (t1 - t0) * 1e3, (t2 - t1) * 1e3,
+    pulse_buf_putc(&result, '}');
+    if (uploaded.rows >= 0)
+        pulse_buf_printf(&result, ",\"churn_scores\":{\"rows\":%lld,\"matched\":%u,\"not_matched\":%lld}", (long long)uploaded.rows,
+                         uploaded.matched, (long long)(uploaded_churn.n - uploaded.matched));
+    pulse_buf_printf(&result, ",\"timings_ms\":{\"load\":%.0f,\"compute\":%.0f,\"write\":%.0f}}", (t1 - t0) * 1e3, (t2 - t1) * 1e3,
                      (t3 - t2) * 1e3);
     char timings[200];
     snprintf(timings, sizeof(timings), "{\"load_ms\":%.0f,\"compute_ms\":%.0f,\"write_ms\":%.0f}", (t1 - t0) * 1e3, (t2 - t1) * 1e3,
@@ -503,8 +584,10 @@ end:
     pulse_segment_result_free(&res);
     free(churn_arr);
     churn_free(&churn);
+    churn_free(&uploaded_churn);
     pulse_txstore_free(&st);
 out_lua:
+    forget_uploaded_scores(L, out);
     lua_close(L);
     free(spec);
     return strcmp(out->state, "done") == 0 ? 0 : -1;

@@ -8,6 +8,7 @@
 #include "ml/calibrate.h"
 #include "ml/churn.h"
 #include "ml/clvmodel.h"
+#include "ml/reason_text.h"
 #include "script/script.h"
 
 #include <lauxlib.h>
@@ -132,10 +133,11 @@ static int churn_score(lua_State *L, const pulse_ml_churn_t *c, int idx)
         lua_setfield(L, -3, "effect");
         lua_pushstring(L, dir);
         lua_setfield(L, -3, "direction");
-        const char *vs = luaL_tolstring(L, -1, NULL); /* ..., reasons, r, value, "value" */
-        lua_pushfstring(L, "%s%s%s %s risk", plain_name(f->name), f->categorical && !isnan(x) ? "=" : " ", vs, dir);
-        lua_setfield(L, -4, "text");
-        lua_pop(L, 2);                          /* ..., reasons, r */
+        char text[400];
+        pulse_ml_reason_text(m, row, rk[i].j, v, text, sizeof(text));
+        lua_pushstring(L, text);
+        lua_setfield(L, -3, "text");
+        lua_pop(L, 1);                          /* ..., reasons, r */
         lua_rawseti(L, -2, (lua_Integer)i + 1); /* ..., reasons */
     }
     lua_rotate(L, missing, -1); /* ..., p, reasons, missing */

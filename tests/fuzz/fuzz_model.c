@@ -1,5 +1,6 @@
 /* libFuzzer target for src/ml/model.c (the model container loader) and the loaders it leads to
- * (calibration, logistic regression payload). Each input is tried as it is, then with its last
+ * (calibration, logistic regression payload, and the churn scorer's opening of trees,
+ * logistic regression and blends). Each input is tried as it is, then with its last
  * four bytes replaced by the right CRC-32 so the fuzzer gets past the checksum into the parser.
  * A container that loads must save back to the same bytes. */
 #include <stdint.h>
@@ -7,8 +8,27 @@
 #include <string.h>
 
 #include "ml/bytes.h"
+#include "ml/churn.h"
 #include "ml/logreg.h"
 #include "ml/model.h"
+
+/* The scorer's own opening (trees, logistic regression or a blend of both) and one row scored
+ * and explained, when the container holds a churn model that opens. */
+static void try_churn(const uint8_t *data, size_t len)
+{
+    char err[256];
+    pulse_ml_churn_t c;
+    if (pulse_ml_churn_open(&c, data, len, err, sizeof(err)) != 0)
+        return;
+    size_t nf = c.model->n_features;
+    float *row = calloc(nf ? nf : 1, sizeof(float));
+    double *contrib = calloc(nf + 1, sizeof(double));
+    (void)pulse_ml_churn_predict_row(&c, row);
+    pulse_ml_churn_contributions(&c, row, contrib);
+    free(row);
+    free(contrib);
+    pulse_ml_churn_close(&c);
+}
 
 static void try_load(const uint8_t *data, size_t len)
 {
@@ -37,6 +57,7 @@ static void try_load(const uint8_t *data, size_t len)
         }
     }
     pulse_ml_model_free(m);
+    try_churn(data, len);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)

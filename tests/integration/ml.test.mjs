@@ -108,6 +108,17 @@ describe('churn models over HTTP', { timeout: 300000 }, () => {
         assert.deepEqual(list.json.items.map((m) => [m.version, m.active]), [[2, true], [1, false]]);
         const back = await call(a, 'POST', `/api/v1/ml/models/${model}/activate`);
         assert.equal(back.status, 200, back.text);
+        const cmp = await call(a, 'GET', `/api/v1/ml/models/compare?ids=${model},${j.result.model_id}`);
+        assert.equal(cmp.status, 200, cmp.text);
+        assert.deepEqual(cmp.json.models.map((m) => m.version), [1, 2]);
+        assert.equal(cmp.json.metrics.roc_auc.length, 2);
+        const better = cmp.json.metrics.roc_auc[0] >= cmp.json.metrics.roc_auc[1] ? model : j.result.model_id;
+        assert.equal(cmp.json.best.roc_auc.id, better);
+        const lower = cmp.json.metrics.log_loss[0] <= cmp.json.metrics.log_loss[1] ? model : j.result.model_id;
+        assert.equal(cmp.json.best.log_loss.id, lower);
+        assert.deepEqual(cmp.json.differences.params.seed, { [model]: 42, [j.result.model_id]: 7 });
+        assertProblem(assert, await call(a, 'GET', `/api/v1/ml/models/compare?ids=${model}`), 422, 'validation_failed');
+        assertProblem(assert, await call(b, 'GET', `/api/v1/ml/models/compare?ids=${model},${j.result.model_id}`), 404, 'not_found');
         const audit = await ctx.sql(`SELECT count(*) FROM audit_log WHERE tenant_id = '${a.tenant}' AND event = 'model_activated'`);
         assert.equal(audit[0], '2');
     });
@@ -126,7 +137,7 @@ describe('churn models over HTTP', { timeout: 300000 }, () => {
         assert.ok(top.churn_probability >= p.json.items[4].churn_probability);
         assert.ok(['low', 'medium', 'high'].includes(top.risk_band));
         assert.ok(top.reasons.length > 0 && top.reasons.length <= 6);
-        assert.match(top.reasons[0].text, / (raises|lowers) risk$/);
+        assert.match(top.reasons[0].text, / — (raises|lowers) the risk$/);
         const high = await call(a, 'GET', '/api/v1/ml/predictions?risk_band=high&limit=500');
         assert.ok(high.json.items.every((x) => x.risk_band === 'high'));
         customerId = top.customer_id;
@@ -191,7 +202,7 @@ describe('churn models over HTTP', { timeout: 300000 }, () => {
         assert.ok(r1.json.churn_probability >= 0 && r1.json.churn_probability <= 1);
         assert.ok(['low', 'medium', 'high'].includes(r1.json.risk_band));
         assert.ok(r1.json.reasons.length > 0 && r1.json.reasons.length <= 6, r1.text);
-        assert.match(r1.json.reasons[0].text, / (raises|lowers) risk$/);
+        assert.match(r1.json.reasons[0].text, / — (raises|lowers) the risk$/);
         assert.equal(typeof r1.json.segment, 'string', r1.text);
         assert.equal(r2.json.segment, null);
         assert.ok(Array.isArray(r2.json.missing_features));
@@ -252,6 +263,20 @@ describe('churn models over HTTP', { timeout: 300000 }, () => {
         assert.equal(m.json.data_snapshot.data_to, '2026-06-30');
         assert.equal(m.json.data_snapshot.cutoff, '2026-04-02');
         assert.ok(m.json.features.includes('analytics.recency_days'), JSON.stringify(m.json.features));
+    });
+
+    it('explains behavioural scores in a marketer\'s words (recency against the customer\'s own rhythm)', async () => {
+        const seg = await ctx.pulse(['segment', '--tenant', e.tenant]);
+        assert.equal(seg.code, 0, seg.stderr);
+        const sc = await call(e, 'POST', '/api/v1/ml/predict/batch', { customer_ids: ['all'] });
+        assert.equal(sc.status, 202, sc.text);
+        await done(e, sc.json.job_id);
+        const texts = await ctx.sql(`SELECT r->>'text' FROM predictions p, jsonb_array_elements(p.reasons) r
+            WHERE p.tenant_id = '${e.tenant}' AND r->>'feature' = 'recency_days'`);
+        assert.ok(texts.length > 0, 'recency is among the reasons');
+        const RECENCY = /^(no purchase for \d+ days, \d+\.\d× longer than usual|bought \d+ days ago, sooner than their usual \d+ days|last purchase \d+ days ago) — (raises|lowers) the risk$/;
+        for (const t of texts) assert.match(t, RECENCY);
+        assert.ok(texts.some((t) => /longer than usual/.test(t)), texts.slice(0, 5).join(' | '));
     });
 
     // A customer's BG/NBD summary straight from the stored transactions (days, UTC), as the models see it.
