@@ -52,7 +52,7 @@ return {
               message = "no purchase for {value} days longer than their usual rhythm",
               recommendation = "Send a reminder with the products they usually buy." },
             { name = "purchase_frequency_drop", feature = "trend_90", below = -0.5,
-              message = "purchase days in the last 90 days fell by {value} (share of the 90 before)",
+              message = "purchase days in the last 90 days fell by {abs} against the 90 days before",
               recommendation = "Win back with a personalised offer before they lapse." },
             { name = "high_return_rate", feature = "return_rate", above = 0.3,
               message = "returns {value} of purchases", recommendation = "Ask about fit and quality; suggest better-matched products." },

@@ -27,10 +27,10 @@ return {
         trend = { feature = "trend_90", increasing = 0.2, declining = -0.2 },
         signals = {
             { name = "usage_decline", feature = "data_usage_slope_90d", below = -1,
-              message = "data usage revenue falling by {value} per week over 90 days",
+              message = "data usage revenue falling by {abs} per week over 90 days",
               recommendation = "Offer a plan that fits their lower usage before they switch." },
             { name = "communication_shift", feature = "calls_slope_90d", below = -0.5,
-              message = "call revenue falling by {value} per week", recommendation = "Check network quality in their area; offer a call bundle." },
+              message = "call revenue falling by {abs} per week", recommendation = "Check network quality in their area; offer a call bundle." },
             { name = "billing_complaints", feature = "complaints_90d", above = 1,
               message = "{value} complaints in 90 days", recommendation = "Call them: resolve the billing issue and credit the account." },
             { name = "support_heavy", feature = "support_contacts_90d", above = 3,

@@ -102,6 +102,8 @@ local function validate(req, route, raw_params)
             if route.body_required ~= false then -- an optional body may be left out
                 errors[#errors + 1] = { field = "body", code = "required", message = "a JSON request body is required" }
             end
+        elseif route.body_alternatives and route.body_alternatives[media_type(req)] then
+            req.body_media_type = media_type(req) -- another declared form: the handler reads it
         elseif media_type(req) ~= "application/json" then
             return problem.new(415, "unsupported_media_type",
                 "Send the body as JSON with 'Content-Type: application/json'.")

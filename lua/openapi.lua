@@ -298,10 +298,9 @@ local function request_body_for(route, ctx)
     if route.body == nil and route.body_content_type == nil then return nil end
     local media = {}
     if route.body ~= nil then media.schema = convert(route.body, ctx) end
-    return {
-        required = route.body_required ~= false,
-        content = { [route.body_content_type or "application/json"] = media },
-    }
+    local content = { [route.body_content_type or "application/json"] = media }
+    for type, alt in pairs(route.body_alternatives or {}) do content[type] = { schema = convert(alt, ctx) } end
+    return { required = route.body_required ~= false, content = content }
 end
 
 local response_keys = { description = true, schema = true, content_type = true, headers = true }

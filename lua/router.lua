@@ -11,7 +11,7 @@ local ROLES = { public = true, viewer = true, analyst = true, owner = true }
 local KNOWN_KEYS = {
     method = true, path = true, role = true, summary = true, description = true, tags = true, params = true,
     query = true, body = true, body_content_type = true, responses = true, handler = true, hidden = true,
-    operation_id = true, max_body = true, body_required = true,
+    operation_id = true, max_body = true, body_required = true, body_alternatives = true,
 }
 
 function router.new()

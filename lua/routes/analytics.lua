@@ -3,12 +3,15 @@
 -- src/jobs/segment_job.c; kind "cluster": clustering); reading answers from customer_analytics,
 -- which the last run wrote. The segment rule is evaluated here, once per input combination
 -- (rule_store.segment_table), and handed to the job as a lookup table: no Lua call per customer.
+local auth = require "auth"
 local customer_analytics = require "customer_analytics"
 local db = require "db"
 local job_queue = require "job_queue"
 local industries = require "industries"
+local ingest = require "ingest"
 local json = require "json"
 local problem = require "problem"
+local pulse = require "pulse"
 local response = require "response"
 local rule_store = require "rule_store"
 
@@ -54,13 +57,79 @@ end
 
 local AS_OF = { type = "string", format = "date", description = "Count recency from this day (default: the day after the last activity)." }
 
--- Both recompute routes start the same job: behaviour is computed with the features.
+-- --- an uploaded customer_id,churn_score file (as Pulse's segment route accepted) ---
+
+local ID_NAMES = { customerid = true, customer = true, id = true, externalid = true, clientid = true, customerref = true }
+local SCORE_NAMES = { churnscore = true, churnprobability = true, churnprob = true, churnrisk = true, churn = true,
+    score = true, probability = true }
+
+local function column_key(name) return (name:lower():gsub("[^%w]", "")) end
+
+-- The id and score columns of the preview, or a problem naming what the header lacks.
+local function score_columns(preview)
+    local id, score, names = nil, nil, {}
+    for _, c in ipairs(preview.columns or {}) do
+        local key = column_key(c.name or "")
+        names[#names + 1] = c.name
+        if not id and ID_NAMES[key] then id = c.name elseif not score and SCORE_NAMES[key] then score = c.name end
+    end
+    if id and score then return id, score end
+    return nil, problem.validation { { field = "body.file", code = "missing_columns", message = string.format(
+        "the scores file needs a customer id column (customer_id) and a churn score column (churn_score, 0 to 1); " ..
+        "its header has: %s", #names > 0 and table.concat(names, ", ") or "nothing") } }
+end
+
+
+-- Stores the uploaded scores for the job (it removes the file when it ends) and checks the header
+-- now, so a wrong file is a 422 rather than a failed job. -> churn_scores params, as_of | problem
+local function take_uploaded_scores(req)
+    local path = pulse.config.upload_dir .. "/" .. auth.random_token(18) .. ".scores"
+    local saved, serr = ingest.save_upload(path)
+    if not saved then
+        if serr.code == "io" then return nil, serr.message end
+        if serr.code == "no_file" then return problem.validation { { field = "body.file", code = "required", message = serr.message } } end
+        return problem.bad_request(serr.code or "bad_multipart", "The multipart body cannot be read: " .. tostring(serr.message) .. ".")
+    end
+    local function refuse(p)
+        os.remove(path)
+        return p
+    end
+    local preview, perr = ingest.preview_file(path, { max_rows = 5, filename = saved.filename })
+    if not preview or preview.format ~= "csv" then
+        return refuse(problem.validation { { field = "body.file", code = "unreadable", message =
+            perr and tostring(perr.message) or "send the scores as CSV: customer_id,churn_score" } })
+    end
+    if (preview.rows_sampled or 0) == 0 then
+        return refuse(problem.validation { { field = "body.file", code = "empty_file", message = "the file has no data rows" } })
+    end
+    local id, score = score_columns(preview)
+    if not id then return refuse(score) end
+    local as_of = (saved.fields or {}).as_of or req.query.as_of
+    if as_of ~= nil and not tostring(as_of):match("^%d%d%d%d%-%d%d%-%d%d$") then
+        return refuse(problem.validation { { field = "body.as_of", code = "format", message = "must be a date YYYY-MM-DD" } })
+    end
+    return { file = path, id_column = id, score_column = score }, as_of
+end
+
+-- Both recompute routes start the same job: behaviour is computed with the features. The segment
+-- route also takes a scores file (multipart field `file`, or a raw CSV body).
 local function start_segmentation(req)
     local bad = own_org(req)
     if bad then return bad end
-    local params, err = segment_params(req.tenant, { as_of = (req.json or {}).as_of })
-    if not params then return nil, err end
-    return job_queue.start(req, "segment", params)
+    local extra = { as_of = (req.json or {}).as_of or req.query.as_of }
+    if req.body_media_type then
+        local scores, as_of = take_uploaded_scores(req)
+        if problem.is(scores) or not scores then return scores, as_of end
+        extra = { as_of = as_of, churn_scores = scores }
+    end
+    local params, err = segment_params(req.tenant, extra)
+    if not params then
+        if extra.churn_scores then os.remove(extra.churn_scores.file) end
+        return nil, err
+    end
+    local answer, qerr = job_queue.start(req, "segment", params)
+    if not answer and extra.churn_scores then os.remove(extra.churn_scores.file) end
+    return answer, qerr
 end
 
 return function(routes)
@@ -70,11 +139,24 @@ return function(routes)
         summary = "Recompute features, RFM scores, segments and behaviour for every customer (a job)",
         description = "Answers 202 with the job; follow it at /api/v1/jobs/{id}/events. The segment rule " ..
             "(GET /api/v1/rules/segments) is the organization's active version. Optional JSON body: " ..
-            "{\"as_of\": \"YYYY-MM-DD\"}.",
+            "{\"as_of\": \"YYYY-MM-DD\"}. Or send churn scores from elsewhere as a CSV (multipart field `file`, " ..
+            "or the raw body as text/csv) with a customer id column (customer_id) and a score column (churn_score: " ..
+            "a probability 0 to 1, or a percentage like 85%); the scores replace the stored churn probabilities of " ..
+            "the customers they name, and segments combine them with RFM. The header is checked at once (422 " ..
+            "naming what is missing); a bad row fails the job with its line, and nothing is stored. The job's " ..
+            "result says how many scores matched a customer.",
         params = ORG_ID,
+        query = { as_of = AS_OF },
         body = { type = "object", additionalProperties = false, properties = { as_of = AS_OF } },
+        body_alternatives = {
+            ["multipart/form-data"] = { type = "object", required = { "file" }, properties = {
+                file = { type = "string", format = "binary", description = "customer_id,churn_score CSV" }, as_of = AS_OF } },
+            ["text/csv"] = { type = "string", description = "customer_id,churn_score CSV" },
+        },
+        max_body = pulse.config.max_upload_bytes,
         body_required = false,
-        responses = { [202] = { description = "The job" }, [404] = "not_found" },
+        responses = { [202] = { description = "The job" }, [404] = "not_found", [413] = "body_too_large",
+            [422] = "validation_failed" },
         handler = start_segmentation,
     }
 

@@ -8,6 +8,7 @@ local db = require "db"
 local json = require "json"
 local schema = require "schema"
 local problem = require "problem"
+local pulse = require "pulse"
 local response = require "response"
 local limits = require "limits"
 local audit = require "audit"
@@ -172,6 +173,20 @@ local function user_only(req)
     return nil
 end
 
+-- A hash made with older argon2 parameters is replaced while the password is at hand (the only
+-- moment it is). Best effort: the sign-in goes on if this fails; the old hash still verifies.
+-- The WHERE on the old hash keeps a password changed meanwhile from being overwritten.
+local function rehash_if_outdated(account, hash, password)
+    if not auth.password_needs_rehash(hash) then return end
+    local fresh, herr = auth.hash_password(password)
+    local ok, err = fresh ~= nil, herr
+    if fresh then
+        ok, err = db.query("UPDATE users SET password_hash = $3, updated_at = now() WHERE id = $1 AND password_hash = $2",
+            account.user_id, hash, fresh)
+    end
+    if not ok then pulse.log("warn", "password_rehash_failed", "user " .. account.user_id .. ": " .. tostring(err)) end
+end
+
 -- The one login path for both forms. Unknown e-mail and wrong password cost the same (a dummy
 -- verification, one audit insert) and answer the same.
 local function login(req, email, password)
@@ -191,8 +206,8 @@ local function login(req, email, password)
         if not logged then return nil, aerr end
         return bad_credentials()
     end
-    -- Hashes made with older argon2 parameters are not re-hashed here yet (no needs_rehash binding).
     act_for(req, account.tenant_id)
+    rehash_if_outdated(account, hash, password)
     local tokens, ierr = sessions.issue(account.tenant_id, account.user_id, account.role)
     if not tokens then return nil, ierr end
     local logged, aerr = audit.record(req, "login_succeeded", { method = "password" }, account.user_id)

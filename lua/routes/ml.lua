@@ -18,7 +18,43 @@ local DEFAULT_BANDS = { medium = 0.4, high = 0.7 }
 
 local function present(v) return v ~= nil and v ~= json.null end
 
+-- Opened active models of this VM, by tenant and kind: {key = id:xmin, model = userdata}. xmin
+-- changes with every update of the row (an activation, a replaced model), so a request checks the
+-- key with one small query instead of transferring and parsing the model's bytes each time.
+local open_models, n_open = {}, 0
+local MAX_OPEN = 256
 
+-- The tenant's active models, opened: {churn = {row, model}, clv = {row, model}} (either may be
+-- absent), or nil and a problem for a model that does not load.
+local function active_models(tenant)
+    local rows, err = db.query([[SELECT id, kind, version, algorithm, xmin::text AS xv FROM models
+        WHERE tenant_id = $1 AND active AND kind IN ('churn', 'clv')]], tenant)
+    if not rows then return nil, err end
+    local out = {}
+    for _, row in ipairs(rows) do
+        local slot = tenant .. ":" .. row.kind
+        local key = row.id .. ":" .. row.xv
+        local hit = open_models[slot]
+        if not hit or hit.key ~= key then
+            local b
+            b, err = db.query("SELECT model FROM models WHERE tenant_id = $1 AND id = $2", tenant, row.id)
+            if not b then return nil, err end
+            local m, why = b[1] and ml.open(b[1].model)
+            if not m then
+                open_models[slot] = nil
+                return nil, problem.new(409, "model_invalid", ("The active %s model (version %d) cannot be loaded: %s; " ..
+                    "train again or activate another version."):format(row.kind == "clv" and "CLV" or "churn", row.version,
+                    why or "it is gone"))
+            end
+            if n_open >= MAX_OPEN then open_models, n_open = {}, 0 end
+            if not open_models[slot] then n_open = n_open + 1 end
+            hit = { key = key, model = m }
+            open_models[slot] = hit
+        end
+        out[row.kind] = { row = row, model = hit.model }
+    end
+    return out
+end
 
 local function churn_bands(tenant)
     local t = rule_store.segment_table(tenant)
@@ -38,6 +74,73 @@ local function model_row(tenant, id, full)
     return rows[1]
 end
 
+-- --- comparing training runs ---
+
+-- Which way is better for each metric a model may carry (churn and CLV).
+local HIGHER_IS_BETTER = { roc_auc = true, pr_auc = true, accuracy = true, precision = true, recall = true, f1 = true }
+local LOWER_IS_BETTER = { log_loss = true, brier = true, mae = true, rmse = true }
+local MAX_COMPARED = 10
+
+local function parse_ids(text)
+    local ids, seen = {}, {}
+    for id in tostring(text):gmatch("[^,%s]+") do
+        if not id:match("^%x%x%x%x%x%x%x%x%-%x%x%x%x%-%x%x%x%x%-%x%x%x%x%-%x%x%x%x%x%x%x%x%x%x%x%x$") then
+            return nil, "'" .. id .. "' is not a model id (a UUID)"
+        end
+        if not seen[id] then ids[#ids + 1], seen[id] = id, true end
+    end
+    if #ids < 2 or #ids > MAX_COMPARED then
+        return nil, ("give 2 to %d different model ids, comma-separated (got %d)"):format(MAX_COMPARED, #ids)
+    end
+    return ids
+end
+
+-- The models side by side: each metric's values in the order asked and the best of them, and
+-- what differs from the first model (parameters, features).
+local function compare_models(models)
+    local metrics, best = {}, {}
+    for i, m in ipairs(models) do
+        for name, v in pairs(type(m.metrics) == "table" and m.metrics or {}) do
+            if type(v) == "number" and (HIGHER_IS_BETTER[name] or LOWER_IS_BETTER[name]) then
+                metrics[name] = metrics[name] or {}
+                metrics[name][i] = v
+                local b = best[name]
+                if not b or (HIGHER_IS_BETTER[name] and v > b.value) or (LOWER_IS_BETTER[name] and v < b.value) then
+                    best[name] = { id = m.id, value = v }
+                end
+            end
+        end
+    end
+    for name, vals in pairs(metrics) do
+        for i = 1, #models do if vals[i] == nil then vals[i] = json.null end end
+        metrics[name] = json.array(vals)
+    end
+    local first, params, features = models[1], {}, {}
+    local base = {}
+    for _, f in ipairs(first.features or {}) do base[f] = true end
+    for i = 2, #models do
+        local m, have, added, removed = models[i], {}, {}, {}
+        for _, f in ipairs(m.features or {}) do
+            have[f] = true
+            if not base[f] then added[#added + 1] = f end
+        end
+        for _, f in ipairs(first.features or {}) do if not have[f] then removed[#removed + 1] = f end end
+        features[#features + 1] = { id = m.id, added = json.array(added), removed = json.array(removed) }
+        local keys = {}
+        for k in pairs(type(first.params) == "table" and first.params or {}) do keys[k] = true end
+        for k in pairs(type(m.params) == "table" and m.params or {}) do keys[k] = true end
+        for k in pairs(keys) do
+            local a, b = (first.params or {})[k], (m.params or {})[k]
+            if json.encode(a == nil and json.null or a) ~= json.encode(b == nil and json.null or b) then
+                params[k] = params[k] or {}
+                params[k][m.id] = b == nil and json.null or b
+            end
+        end
+    end
+    for k, per in pairs(params) do per[first.id] = first.params[k] == nil and json.null or first.params[k] end
+    return { metrics = metrics, best = best, differences = { params = params, features = json.array(features) } }
+end
+
 local RECOMMENDATIONS = {
     high = { "Contact this customer this week with a retention offer",
         "Address the top risk factors (see risk_factors) in the offer" },
@@ -49,44 +152,70 @@ return function(routes)
     local RFM = { type = "integer", minimum = 1, maximum = 5 }
     routes:add {
         method = "POST", path = "/api/v1/predict", role = "analyst", tags = { "ml" },
-        summary = "Score one customer's features with the active churn model (for integrators)",
+        summary = "Score one customer with the active churn and CLV models (for integrators)",
         description = "features: the active churn model's features by name (GET /api/v1/ml/models/{id} lists " ..
             "them; stored features may be given without their \"analytics.\" prefix); a feature left out is " ..
             "scored as missing and listed in missing_features. Answers the calibrated churn probability, its " ..
             "risk band (the segments rule's churn_bands) and the top reasons; with r, f and m (1-5) also the " ..
-            "segment the tenant's segments rule gives that combination and band.",
+            "segment the tenant's segments rule gives that combination and band. With an active CLV model also " ..
+            "clv: the customer's spend over the model's horizon_days, discounted monthly. A clv_gbdt model reads " ..
+            "the transaction features from features (recency_days, frequency, monetary, ...: the model's feature " ..
+            "list); a bgnbd model reads summary {x, t_x, T, zbar} (repeat purchase days, days from the first to " ..
+            "the last purchase, days since the first purchase, mean spend of the repeat purchases; zbar optional) " ..
+            "or, without summary, frequency, span_days, tenure_days and avg_basket from features. The inputs a " ..
+            "model lacked are listed in clv_missing. Either model may be absent (its fields are null); with " ..
+            "neither the answer is 409 no_model. Opened models are kept between requests.",
         body = {
             type = "object", additionalProperties = false, required = { "features" },
             properties = {
                 features = { type = "object", maxProperties = 500, description = "{name: number or category}" },
+                summary = { type = "object", additionalProperties = false, description = "BG/NBD inputs, in days",
+                    properties = {
+                        x = { type = "number", minimum = 0, description = "Repeat purchase days (purchase days - 1)." },
+                        t_x = { type = "number", minimum = 0, description = "Days from the first to the last purchase." },
+                        T = { type = "number", minimum = 0, description = "Days from the first purchase to today." },
+                        zbar = { type = "number", minimum = 0, description = "Mean spend of the repeat purchase days." },
+                    } },
                 r = RFM, f = RFM, m = RFM,
             },
         },
-        responses = { [200] = { description = "The prediction" }, [409] = "no active churn model", [422] = "validation" },
+        responses = { [200] = { description = "The prediction" }, [409] = "no active model, or one that does not load",
+            [422] = "validation" },
         handler = function(req)
             local b = req.json
             local given = (b.r ~= nil and 1 or 0) + (b.f ~= nil and 1 or 0) + (b.m ~= nil and 1 or 0)
             if given ~= 0 and given ~= 3 then
                 return problem.new(422, "validation_failed", "Give r, f and m together (each 1-5), or none of them.")
             end
-            local rows, err = db.query([[SELECT id, version, algorithm, model FROM models
-                WHERE tenant_id = $1 AND kind = 'churn' AND active]], req.tenant)
-            if not rows then return nil, err end
-            local mrow = rows[1]
-            if not mrow then
-                return problem.new(409, "no_model", "There is no active churn model: train one first (POST /api/v1/ml/train).")
+            local models, err = active_models(req.tenant)
+            if not models then return nil, err end
+            if not models.churn and not models.clv then
+                return problem.new(409, "no_model", "There is no active churn or CLV model: train one first " ..
+                    "(POST /api/v1/ml/train).")
             end
-            local p, reasons, missing = ml.score(mrow.model, b.features)
-            if not p then
-                return problem.new(409, "model_invalid", ("The active churn model (version %d) cannot be loaded: %s; " ..
-                    "train again or activate another version."):format(mrow.version, reasons))
+            local out = { model_id = json.null, model_version = json.null, algorithm = json.null,
+                churn_probability = json.null, risk_band = json.null, reasons = json.array({}),
+                missing_features = json.array({}), segment = json.null, clv = json.null, clv_model = json.null }
+            local band
+            if models.churn then
+                local row = models.churn.row
+                local p, reasons, missing = models.churn.model:churn(b.features)
+                local bands = churn_bands(req.tenant)
+                band = p >= bands.high and "high" or p >= bands.medium and "medium" or "low"
+                out.model_id, out.model_version, out.algorithm = row.id, row.version, row.algorithm
+                out.churn_probability, out.risk_band = p, band
+                out.reasons, out.missing_features = json.array(reasons), json.array(missing)
             end
-            local bands = churn_bands(req.tenant)
-            local band = p >= bands.high and "high" or p >= bands.medium and "medium" or "low"
-            local out = { model_id = mrow.id, model_version = mrow.version, algorithm = mrow.algorithm,
-                churn_probability = p, risk_band = band, reasons = json.array(reasons),
-                missing_features = json.array(missing), segment = json.null }
-            if given == 3 then
+            if models.clv then
+                local row, m = models.clv.row, models.clv.model
+                local v, missing = m:clv(b.features, b.summary)
+                local horizon, discount = m:terms()
+                out.clv = v or json.null
+                out.clv_missing = json.array(missing)
+                out.clv_model = { id = row.id, version = row.version, algorithm = row.algorithm,
+                    horizon_days = horizon, discount = discount }
+            end
+            if given == 3 and band then
                 local t, e = rule_store.segment_table(req.tenant)
                 if not t then return nil, e end
                 local key = rules.segment_key(b.r, b.f, b.m, band) + 1
@@ -113,10 +242,15 @@ return function(routes)
             properties = {
                 dataset_type = { type = "string", enum = { "ecommerce", "telco", "banking" } },
                 kind = { type = "string", enum = { "churn", "clv" }, default = "churn",
-                    description = "clv: BG/NBD + Gamma-Gamma on the transactions (days); the fitted parameters are " ..
-                        "the model's metrics and, when it is active, every customer's CLV is written." },
-                clv_months = { type = "integer", minimum = 1, maximum = 120, description = "CLV horizon (default 12)." },
-                discount = { type = "number", minimum = 0, maximum = 0.5, description = "Monthly discount rate (default 0.01)." },
+                    description = "clv: lifetime value on a time split of the transactions: the last horizon_days " ..
+                        "are the holdout; BG/NBD + Gamma-Gamma (fitted on the calibration period) and boosted trees " ..
+                        "of holdout spend (on the churn features as of the cutoff) are compared on held-out " ..
+                        "customers, the lower holdout MAE is kept (metrics mae, rmse; report: both candidates and " ..
+                        "the table by calibration frequency), refitted on all data and, when active, every " ..
+                        "customer's CLV (spend over horizon_days, discounted) is written." },
+                clv_months = { type = "integer", minimum = 1, maximum = 24,
+                    description = "CLV: the horizon in 30-day months when horizon_days is not given." },
+                discount = { type = "number", minimum = 0, maximum = 0.5, description = "CLV: monthly discount rate (default 0.01)." },
                 activate = { type = "boolean", description = "Make this run the active model (default: only the first)." },
                 seed = { type = "integer", minimum = 0, description = "Split seed (default 42)." },
                 test_fraction = { type = "number", minimum = 0.05, maximum = 0.5 },
@@ -125,7 +259,8 @@ return function(routes)
                     description = "explicit: the customers' churn column (the default when there is one); " ..
                         "behavioural: no purchase in the horizon after a cutoff (the default for transaction data)." },
                 horizon_days = { type = "integer", minimum = 7, maximum = 730,
-                    description = "Behavioural label window in days (default 90)." },
+                    description = "Behavioural label window in days, or the CLV horizon and holdout (default 90); " ..
+                        "the data must span horizon_days + 90 days." },
             },
         },
         body_required = false,
@@ -141,7 +276,7 @@ return function(routes)
                         "import a transactions file first.")
                 end
                 return job_queue.start(req, "train", { kind = "clv", activate = b.activate == true,
-                    clv_months = b.clv_months, discount = b.discount })
+                    clv_months = b.clv_months, horizon_days = b.horizon_days, discount = b.discount, seed = b.seed })
             end
             local label = b.label or (rows[1].n > 0 and "explicit") or (rows[1].tx and "behavioural") or "explicit"
             if label == "explicit" and rows[1].n == 0 then
@@ -180,11 +315,48 @@ return function(routes)
     }
 
     routes:add {
+        method = "GET", path = "/api/v1/ml/models/compare", role = "viewer", tags = { "ml" },
+        summary = "Compare training runs side by side: metrics (and the best of each), parameters, features",
+        description = "ids: 2 to 10 model ids of one kind, comma-separated. metrics: each metric's values in " ..
+            "the order of ids (null where a model lacks it); best: the model with the best value of each " ..
+            "(higher for roc_auc, pr_auc, accuracy, precision, recall, f1; lower for log_loss, brier, mae, rmse); " ..
+            "differences: the parameters that differ from the first model, and the features added or removed.",
+        query = { ids = { type = "string", minLength = 1, required = true, description = "Model ids, comma-separated (2 to 10)." } },
+        responses = { [200] = { description = "The comparison" }, [404] = "not_found", [422] = "validation_failed" },
+        handler = function(req)
+            local ids, why = parse_ids(req.query.ids or "")
+            if not ids then
+                return problem.validation { { field = "query.ids", code = "invalid", message = why } }
+            end
+            local models = {}
+            for i, id in ipairs(ids) do
+                local row, err = model_row(req.tenant, id, true)
+                if not row then return err end
+                row.report = nil -- curves and candidates: GET /api/v1/ml/models/{id}
+                models[i] = row
+                if row.kind ~= models[1].kind then
+                    return problem.validation { { field = "query.ids", code = "mixed_kinds", message =
+                        ("model %s is a %s model and %s a %s model: compare models of one kind"):format(
+                            ids[1], models[1].kind, id, row.kind) } }
+                end
+            end
+            local answer = compare_models(models)
+            answer.kind = models[1].kind
+            answer.models = json.array(models)
+            return response.ok(answer)
+        end,
+    }
+
+    routes:add {
         method = "GET", path = "/api/v1/ml/models/{id}", role = "viewer", tags = { "ml" },
         summary = "A model: metrics, parameters, data snapshot, features, and the report (curves as data)",
         description = "metrics: roc_auc, pr_auc, log_loss, brier, accuracy, precision, recall, f1 on the test " ..
             "rows (calibrated), threshold, confusion, deciles (lift, cumulative gain), calibration_curve. " ..
-            "report.models holds both candidates with their metrics and feature importance.",
+            "report.models holds both candidates with their metrics and feature importance. A clv model's metrics " ..
+            "are mae, rmse, mean_predicted and mean_actual of holdout spend over horizon_days; its report holds " ..
+            "models.bgnbd and models.clv_gbdt (each with metrics), chosen, frequency_table (held-out customers by " ..
+            "calibration repeat purchases 0-6 and 7+: BG/NBD predicted vs actual purchases, both models' " ..
+            "predicted vs actual spend) and refit.",
         params = MODEL_ID,
         responses = { [200] = { description = "The model" }, [404] = "not_found" },
         handler = function(req)

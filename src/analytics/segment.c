@@ -84,9 +84,10 @@ void pulse_segment_format_value(double v, const char *unit, char *out, size_t ou
 
 void pulse_segment_signal_message(const pulse_signal_t *s, double value, const char *unit, char *out, size_t outlen)
 {
-    char v[48], th[48];
+    char v[48], th[48], mag[48];
     pulse_segment_format_value(value, unit, v, sizeof(v));
     pulse_segment_format_value(s->threshold, unit, th, sizeof(th));
+    pulse_segment_format_value(fabs(value), unit, mag, sizeof(mag)); /* "fell by {abs}", not "by -75%" */
     size_t o = 0;
     const char *p = s->message ? s->message : "";
     while (*p && o + 1 < outlen) {
@@ -96,6 +97,8 @@ void pulse_segment_signal_message(const pulse_signal_t *s, double value, const c
             rep = v, skip = 7;
         else if (strncmp(p, "{threshold}", 11) == 0)
             rep = th, skip = 11;
+        else if (strncmp(p, "{abs}", 5) == 0)
+            rep = mag, skip = 5;
         if (rep) {
             for (; *rep && o + 1 < outlen; rep++)
                 out[o++] = *rep;

@@ -38,7 +38,7 @@ typedef struct pulse_signal_t {
     const char *name, *feature;
     int below; /* 0: fires when x > threshold; 1: when x < threshold */
     double threshold;
-    const char *message;        /* "{value}" and "{threshold}" are replaced */
+    const char *message;        /* "{value}", "{abs}" (its magnitude) and "{threshold}" are replaced */
     const char *recommendation; /* may be NULL */
 } pulse_signal_t;
 
@@ -111,7 +111,7 @@ double pulse_segment_behaviour_score(const pulse_score_term_t *terms, size_t n, 
 /* Formats a value for a message by its feature's unit: "count"/"days" as whole numbers, "ratio" as
  * a percentage ("35%"), anything else with 2 decimals. */
 void pulse_segment_format_value(double v, const char *unit, char *out, size_t outlen);
-/* The message of a fired signal with {value} and {threshold} replaced (formatted as above) into out. */
+/* The message of a fired signal with {value}, {abs} and {threshold} replaced (formatted as above) into out. */
 void pulse_segment_signal_message(const pulse_signal_t *s, double value, const char *unit, char *out, size_t outlen);
 
 #endif

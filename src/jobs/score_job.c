@@ -7,9 +7,11 @@
 #include "core/buf.h"
 #include "core/log.h"
 #include "jobs/analytics_job.h"
+#include "jobs/clv_values.h"
 #include "jobs/derived_write.h"
 #include "jobs/ml_rows.h"
 #include "ml/churn.h"
+#include "ml/reason_text.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -70,34 +72,29 @@ static const char *plain_name(const char *name)
     return strncmp(name, "analytics.", 10) == 0 ? name + 10 : name;
 }
 
-/* One reason object: {feature, value, effect, direction, text}. */
-static void reason_json(pulse_buf_t *b, const pulse_ml_feature_t *f, float x, double effect)
+/* One reason object: {feature, value, effect, direction, text} for feature j of row. */
+static void reason_json(pulse_buf_t *b, const pulse_ml_model_t *m, const float *row, size_t j, double effect)
 {
+    const pulse_ml_feature_t *f = &m->features[j];
     const char *name = plain_name(f->name);
-    const char *dir = effect > 0 ? "raises" : "lowers";
-    char val[128];
-    if (isnan(x))
-        snprintf(val, sizeof(val), "missing");
-    else if (f->categorical && (int)x >= 0 && (int)x < f->n_levels)
-        snprintf(val, sizeof(val), "%s", f->levels[(int)x]);
-    else
-        snprintf(val, sizeof(val), "%.6g", (double)x);
+    float x = row[j];
+    char text[400];
+    pulse_ml_reason_text(m, row, j, effect, text, sizeof(text));
     pulse_buf_puts(b, "{\"feature\":\"");
     pulse_buf_json_escape(b, name, strlen(name));
     pulse_buf_puts(b, "\",\"value\":");
-    if (isnan(x))
+    if (isnan(x)) {
         pulse_buf_puts(b, "null");
-    else if (f->categorical) {
+    } else if (f->categorical && (int)x >= 0 && (int)x < f->n_levels) {
         pulse_buf_putc(b, '"');
-        pulse_buf_json_escape(b, val, strlen(val));
+        pulse_buf_json_escape(b, f->levels[(int)x], strlen(f->levels[(int)x]));
         pulse_buf_putc(b, '"');
-    } else
-        pulse_buf_puts(b, val);
-    pulse_buf_printf(b, ",\"effect\":%.4f,\"direction\":\"%s\",\"text\":\"", effect, dir);
-    pulse_buf_json_escape(b, name, strlen(name));
-    pulse_buf_puts(b, f->categorical && !isnan(x) ? "=" : " ");
-    pulse_buf_json_escape(b, val, strlen(val));
-    pulse_buf_printf(b, " %s risk\"}", dir);
+    } else {
+        pulse_buf_printf(b, "%.7g", (double)x);
+    }
+    pulse_buf_printf(b, ",\"effect\":%.4f,\"direction\":\"%s\",\"text\":\"", effect, effect > 0 ? "raises" : "lowers");
+    pulse_buf_json_escape(b, text, strlen(text));
+    pulse_buf_puts(b, "\"}");
 }
 
 static const char *band_of(double p, double medium, double high)
@@ -137,7 +134,7 @@ static int write_predictions(pulse_derived_t *w, scores_t *s, char *err, size_t 
         for (size_t k = 0; k < nr; k++) {
             if (k > 0)
                 pulse_buf_putc(&js, ',');
-            reason_json(&js, &m->features[rk[k].j], row[rk[k].j], rk[k].v);
+            reason_json(&js, m, row, rk[k].j, rk[k].v);
         }
         pulse_buf_putc(&js, ']');
         double p = pulse_ml_calibration_apply(&m->calibration, s->prob[i]);
@@ -303,14 +300,31 @@ int pulse_score_job_run(const pulse_config_t *cfg, PGconn *ctl, PGconn *work, co
     if (rc != 0)
         return fail(ctl, tenant_id, job_id, out, "database", err);
     size_t *bands = sc.bands;
+    /* lifetime values from the active CLV model, if any: a model that fails is reported, the churn
+     * scores stand */
+    int clv_version = 0;
+    long clv_written = 0;
+    char clv_err[512] = "";
+    int clv_rc = pulse_clv_values_refresh(work, tenant_id, &clv_version, &clv_written, clv_err, sizeof(clv_err));
+    if (clv_rc < 0)
+        pulse_log(PULSE_LOG_WARN, "jobs.score", "job %s: no CLV written: %s", job_id, clv_err);
     double t_end = now_s();
     pulse_buf_t result = PULSE_BUF_INIT;
     pulse_buf_printf(&result,
                      "{\"model_id\":\"%s\",\"version\":%d,\"scored\":%zu,\"bands\":{\"low\":%zu,\"medium\":%zu,\"high\":%zu},"
                      "\"seconds\":%.4f,\"seconds_read\":%.4f,\"seconds_predict\":%.4f,\"seconds_reasons\":%.4f,"
-                     "\"seconds_write\":%.4f,\"rows_per_second\":%.0f}",
+                     "\"seconds_write\":%.4f,\"rows_per_second\":%.0f,\"clv\":",
                      model_id, version, n, bands[0], bands[1], bands[2], t_end - t0, t_read - t0, t_pred - t_read,
                      t_reasons - t_pred, t_end - t_reasons, t_end > t0 ? (double)n / (t_end - t0) : 0.0);
+    if (clv_rc == 0)
+        pulse_buf_printf(&result, "{\"model_version\":%d,\"written\":%ld}}", clv_version, clv_written);
+    else if (clv_rc > 0)
+        pulse_buf_puts(&result, "null}");
+    else {
+        pulse_buf_puts(&result, "{\"error\":\"");
+        pulse_buf_json_escape(&result, clv_err, strlen(clv_err));
+        pulse_buf_puts(&result, "\"}}");
+    }
     snprintf(out->state, sizeof(out->state), "done");
     out->rows_accepted = n;
     pulse_mljob_finish(ctl, tenant_id, job_id, "done", NULL, NULL, result.data);

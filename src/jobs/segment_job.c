@@ -14,6 +14,7 @@
 #include "core/buf.h"
 #include "db/copybin.h"
 #include "jobs/analytics_job.h"
+#include "jobs/churn_scores.h"
 #include "jobs/derived_write.h"
 #include "jobs/jobs.h"
 
@@ -350,6 +351,98 @@ static int on_rows(void *ud, uint64_t rows)
     return pulse_ajob_progress(c->j, "loading rows", 5, rows, 0);
 }
 
+/* --- an uploaded churn-score file (params.churn_scores: {file, id_column, score_column}) --- */
+
+typedef struct uploaded_scores_t {
+    int64_t rows;     /* scores in the file */
+    uint32_t matched; /* of the segmented customers, how many the file scored */
+    uint32_t scored;  /* distinct customer ids in the file */
+} uploaded_scores_t;
+
+typedef struct uploaded_read_t {
+    uploaded_scores_t *u;
+    carried_t *k;
+    ref_index_t x;
+    const pulse_strtab_t *refs;
+    unsigned char *seen; /* per store customer: the file scored them */
+    pulse_txstore_t unmatched; /* ids the store does not have, each once (in its customers table) */
+} uploaded_read_t;
+
+/* One score of the file: it replaces the stored churn probability of that store customer. */
+static int put_uploaded(void *ud, const char *ref, size_t len, float p)
+{
+    uploaded_read_t *ur = ud;
+    uint32_t i = ref_index_find(&ur->x, ur->refs, ref, len);
+    if (i == UINT32_MAX) {
+        uint32_t before = ur->unmatched.customers.n;
+        pulse_strtab_intern(&ur->unmatched.customers, ref, len);
+        ur->u->scored += ur->unmatched.customers.n != before;
+        return 0;
+    }
+    if (!ur->seen[i]) {
+        ur->seen[i] = 1;
+        ur->u->matched++;
+        ur->u->scored++;
+        if (isnan(ur->k->churn[i]))
+            ur->k->nchurn++;
+    }
+    ur->k->churn[i] = p;
+    return 0;
+}
+
+/* Reads the upload the route stored (if any) over the carried churn probabilities. Returns 0, or
+ * -1 with err (a bad file fails the job). */
+static int read_uploaded_scores(lua_State *L, int params, const pulse_txstore_t *st, carried_t *k, uploaded_scores_t *u,
+                                char *err, size_t errlen)
+{
+    u->rows = -1;
+    lua_getfield(L, params, "churn_scores");
+    if (!lua_istable(L, -1)) {
+        lua_pop(L, 1);
+        return 0;
+    }
+    lua_getfield(L, -1, "file");
+    lua_getfield(L, -2, "id_column");
+    lua_getfield(L, -3, "score_column");
+    const char *file = lua_tostring(L, -3), *id = lua_tostring(L, -2), *score = lua_tostring(L, -1);
+    int rc = 0;
+    if (file == NULL || id == NULL || score == NULL) {
+        snprintf(err, errlen, "churn_scores: needs file, id_column and score_column");
+        rc = -1;
+    } else {
+        uploaded_read_t ur;
+        memset(&ur, 0, sizeof(ur));
+        ur.u = u, ur.k = k, ur.refs = &st->customers;
+        ref_index_build(&ur.x, &st->customers);
+        ur.seen = calloc((size_t)st->customers.n + 1, 1);
+        if (ur.seen == NULL)
+            abort();
+        pulse_txstore_init(&ur.unmatched);
+        u->rows = pulse_churn_scores_read(file, id, score, put_uploaded, &ur, err, errlen);
+        rc = u->rows < 0 ? -1 : 0;
+        pulse_txstore_free(&ur.unmatched);
+        free(ur.seen);
+        free(ur.x.slot);
+    }
+    lua_pop(L, 4);
+    return rc;
+}
+
+/* The upload serves one run: removed once the job has ended, kept when it goes back to the queue. */
+static void forget_uploaded_scores(lua_State *L, const pulse_job_outcome_t *out)
+{
+    if (strcmp(out->state, "queued") == 0 || !lua_istable(L, 1))
+        return;
+    lua_getfield(L, 1, "churn_scores");
+    if (lua_istable(L, -1)) {
+        lua_getfield(L, -1, "file");
+        if (lua_type(L, -1) == LUA_TSTRING)
+            remove(lua_tostring(L, -1));
+        lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+}
+
 static void rollback(PGconn *c)
 {
     PGresult *x = PQexec(c, "ROLLBACK");
@@ -395,6 +488,7 @@ int pulse_segment_job_run(const pulse_config_t *cfg, PGconn *ctl, PGconn *work, 
     memset(&res, 0, sizeof(res));
     carried_t carried;
     memset(&carried, 0, sizeof(carried));
+    uploaded_scores_t uploaded = {-1, 0, 0};
     pulse_buf_t result = PULSE_BUF_INIT;
     const char *state = "failed", *code = "database";
     pulse_pgload_stats_t ls;
@@ -419,6 +513,11 @@ int pulse_segment_job_run(const pulse_config_t *cfg, PGconn *ctl, PGconn *work, 
      * survive re-segmentation) */
     if (carried_load(work, &st, &carried, err, sizeof(err)) != 0) {
         rollback(work);
+        goto end;
+    }
+    if (read_uploaded_scores(L, p, &st, &carried, &uploaded, err, sizeof(err)) != 0) {
+        rollback(work);
+        code = "bad_churn_scores";
         goto end;
     }
     /* The reads end here: a transaction that read customer_analytics holds a lock that every
@@ -517,7 +616,11 @@ int pulse_segment_job_run(const pulse_config_t *cfg, PGconn *ctl, PGconn *work, 
         pulse_buf_json_escape(&result, spec->table.names[k], strlen(spec->table.names[k]));
         pulse_buf_printf(&result, "\":%zu", res.counts[k + 1]);
     }
-    pulse_buf_printf(&result, "},\"timings_ms\":{\"load\":%.0f,\"compute\":%.0f,\"write\":%.0f}}", (t1 - t0) * 1e3, (t2 - t1) * 1e3,
+    pulse_buf_putc(&result, '}');
+    if (uploaded.rows >= 0)
+        pulse_buf_printf(&result, ",\"churn_scores\":{\"rows\":%lld,\"matched\":%u,\"not_matched\":%u}", (long long)uploaded.rows,
+                         uploaded.matched, uploaded.scored - uploaded.matched);
+    pulse_buf_printf(&result, ",\"timings_ms\":{\"load\":%.0f,\"compute\":%.0f,\"write\":%.0f}}", (t1 - t0) * 1e3, (t2 - t1) * 1e3,
                      (t3 - t2) * 1e3);
     char timings[200];
     snprintf(timings, sizeof(timings), "{\"load_ms\":%.0f,\"compute_ms\":%.0f,\"write_ms\":%.0f}", (t1 - t0) * 1e3, (t2 - t1) * 1e3,
@@ -554,6 +657,7 @@ end:
     carried_free(&carried);
     pulse_txstore_free(&st);
 out_lua:
+    forget_uploaded_scores(L, out);
     lua_close(L);
     free(spec);
     return strcmp(out->state, "done") == 0 ? 0 : -1;

@@ -8,12 +8,10 @@
 
 #include "core/buf.h"
 #include "core/log.h"
-#include "analytics/pgload.h"
-#include "jobs/analytics_job.h"
+#include "jobs/clv_values.h"
 #include "jobs/ml_rows.h"
 #include "ml/churnlabel.h"
-#include "ml/clv.h"
-#include "ml/clvsum.h"
+#include "ml/clvtrain.h"
 #include "ml/train.h"
 
 #include <math.h>
@@ -141,26 +139,6 @@ static double param_num(PGconn *ctl, const char *params, const char *path, doubl
     return x;
 }
 
-/* The tenant's transactions in a finished store (read in a tenant transaction that is rolled back:
- * nothing is written). *ntx: transactions read. -1 with err (st is freed then). */
-static int load_store(PGconn *work, const char *tenant, pulse_txstore_t *st, uint64_t *ntx, char *err, size_t errlen)
-{
-    pulse_txstore_init(st);
-    if (pulse_ajob_begin(work, tenant, err, errlen) != 0)
-        return -1;
-    pulse_pgload_stats_t ls;
-    int rc = pulse_pgload_tenant(work, tenant, st, NULL, NULL, &ls, err, errlen);
-    PGresult *r = PQexec(work, "ROLLBACK");
-    PQclear(r);
-    if (rc != 0) {
-        pulse_txstore_free(st);
-        return -1;
-    }
-    *ntx = ls.transactions;
-    pulse_txstore_finish(st);
-    return 0;
-}
-
 /* The user who queued the job (NULL for the CLI's jobs); malloc'd. */
 static char *job_creator(PGconn *ctl, const char *tenant, const char *job_id)
 {
@@ -182,7 +160,7 @@ static int behavioural_table(PGconn *work, const char *tenant, int32_t horizon, 
     *code = "database";
     pulse_txstore_t st;
     uint64_t ntx = 0;
-    if (load_store(work, tenant, &st, &ntx, err, errlen) != 0)
+    if (pulse_jobs_load_store(work, tenant, &st, &ntx, err, errlen) != 0)
         return -1;
     if (ntx == 0) {
         pulse_txstore_free(&st);
@@ -206,70 +184,42 @@ static void date_of(int32_t day, char out[16])
     strftime(out, 16, "%Y-%m-%d", &tm);
 }
 
-/* COPY text format of one field: backslash, tab and line breaks escaped. */
-static void copy_field(pulse_buf_t *b, const char *s, size_t n)
+/* The clv params: horizon_days (or, from older callers, clv_months of 30 days), discount, seed. */
+static void clv_options(PGconn *ctl, const char *params_json, pulse_ml_clv_options_t *o)
 {
-    for (size_t i = 0; i < n; i++) {
-        char ch = s[i];
-        if (ch == '\\' || ch == '\t' || ch == '\n' || ch == '\r') {
-            pulse_buf_putc(b, '\\');
-            ch = ch == '\t' ? 't' : ch == '\n' ? 'n' : ch == '\r' ? 'r' : ch;
-        }
-        pulse_buf_putc(b, ch);
-    }
+    pulse_ml_clv_options_init(o);
+    double months = param_num(ctl, params_json, "{clv_months}", 0);
+    o->terms.horizon = (int32_t)param_num(ctl, params_json, "{horizon_days}", months > 0 ? months * 30 : o->terms.horizon);
+    o->terms.discount = param_num(ctl, params_json, "{discount}", o->terms.discount);
+    o->seed = (uint64_t)param_num(ctl, params_json, "{seed}", (double)o->seed);
 }
 
-/* Writes each customer's CLV (COPY data: external id, clv or \N) to customer_analytics and to the
- * predictions already there, in one tenant transaction. *written: customer_analytics rows. */
-static int write_clv(PGconn *c, const char *tenant, const pulse_buf_t *copy, long *written, char *err, size_t errlen)
+/* "name": {"mae": m, "rmse": r} of a candidate (nulls when it was not trained). */
+static void candidate_errors(const char *name, const pulse_ml_clv_candidate_t *c, pulse_buf_t *b)
 {
-    const char *p[] = {tenant};
-    int ok = pulse_ajob_begin(c, tenant, err, errlen) == 0;
-    if (!ok)
-        return -1;
-    PGresult *r = PQexec(c, "CREATE TEMP TABLE pulse_clv_stage (ref text, clv double precision) ON COMMIT DROP");
-    ok = exec_ok(c, r, err, errlen);
-    PQclear(r);
-    if (ok) {
-        r = PQexec(c, "COPY pulse_clv_stage FROM STDIN");
-        ok = PQresultStatus(r) == PGRES_COPY_IN;
-        PQclear(r);
-        ok = ok && PQputCopyData(c, copy->data ? copy->data : "", (int)copy->len) == 1 && PQputCopyEnd(c, NULL) == 1;
-        while ((r = PQgetResult(c)) != NULL) {
-            ok = ok && PQresultStatus(r) == PGRES_COMMAND_OK;
-            PQclear(r);
-        }
-        if (!ok)
-            snprintf(err, errlen, "%s", PQerrorMessage(c));
-    }
-    if (ok) {
-        r = PQexecParams(c,
-                         "UPDATE customer_analytics a SET clv = s.clv FROM pulse_clv_stage s JOIN customers c ON c.tenant_id = $1 "
-                         "AND c.external_id = s.ref WHERE a.tenant_id = $1 AND a.customer_id = c.id",
-                         1, NULL, p, NULL, NULL, 0);
-        ok = exec_ok(c, r, err, errlen);
-        if (ok)
-            *written = atol(PQcmdTuples(r));
-        PQclear(r);
-    }
-    if (ok) {
-        r = PQexecParams(c,
-                         "UPDATE predictions x SET clv = s.clv FROM pulse_clv_stage s JOIN customers c ON c.tenant_id = $1 "
-                         "AND c.external_id = s.ref WHERE x.tenant_id = $1 AND x.customer_id = c.id",
-                         1, NULL, p, NULL, NULL, 0);
-        ok = exec_ok(c, r, err, errlen);
-        PQclear(r);
-    }
-    r = PQexec(c, ok ? "COMMIT" : "ROLLBACK");
-    if (ok)
-        ok = exec_ok(c, r, err, errlen);
-    PQclear(r);
-    return ok ? 0 : -1;
+    if (c->trained)
+        pulse_buf_printf(b, "\"%s\":{\"mae\":%.6g,\"rmse\":%.6g}", name, c->mae, c->rmse);
+    else
+        pulse_buf_printf(b, "\"%s\":{\"mae\":null,\"rmse\":null}", name);
 }
 
-/* The lifetime-value path (params "kind": "clv"): BG/NBD and Gamma-Gamma fitted on the tenant's
- * transactions in days, stored as a 'clv' model (the fitted parameters are its metrics and, as JSON,
- * its bytes), and when active every customer's CLV written. */
+/* The params and snapshot stored with the model. */
+static void clv_documents(const pulse_ml_clv_result_t *res, const pulse_ml_clv_options_t *o, int activate, uint64_t ntx,
+                          pulse_buf_t *params, pulse_buf_t *snap)
+{
+    pulse_buf_printf(params, "{\"kind\":\"clv\",\"horizon_days\":%d,\"discount\":%g,\"seed\":%llu,\"activate\":%s}",
+                     (int)o->terms.horizon, o->terms.discount, (unsigned long long)o->seed, activate ? "true" : "false");
+    char d0[16], c0[16], d1[16];
+    date_of(res->first_day, d0), date_of(res->cutoff, c0), date_of(res->end_day - 1, d1);
+    pulse_buf_printf(snap,
+                     "{\"customers\":%zu,\"transactions\":%llu,\"data_from\":\"%s\",\"cutoff\":\"%s\",\"data_to\":\"%s\","
+                     "\"horizon_days\":%d,\"train_seconds\":%.4f}",
+                     res->n_full, (unsigned long long)ntx, d0, c0, d1, (int)o->terms.horizon, res->seconds);
+}
+
+/* The lifetime-value path (params "kind": "clv"): BG/NBD + Gamma-Gamma against boosted trees of
+ * holdout spend on a time split (ml/clvtrain.h), the better refitted and stored as a 'clv' model,
+ * and when it is active every customer's CLV written. */
 static int run_clv(PGconn *ctl, PGconn *work, const char *job_id, const char *tenant_id, const char *params_json,
                    pulse_job_outcome_t *out)
 {
@@ -278,106 +228,74 @@ static int run_clv(PGconn *ctl, PGconn *work, const char *job_id, const char *te
     pulse_mljob_progress(ctl, tenant_id, job_id, "reading transactions", 5, 0);
     pulse_txstore_t st;
     uint64_t ntx = 0;
-    if (load_store(work, tenant_id, &st, &ntx, err, sizeof(err)) != 0)
+    if (pulse_jobs_load_store(work, tenant_id, &st, &ntx, err, sizeof(err)) != 0)
         return fail(ctl, tenant_id, job_id, out, "database", err);
     if (ntx == 0) {
         pulse_txstore_free(&st);
         return fail(ctl, tenant_id, job_id, out, "no_transactions",
                     "lifetime-value models are fitted on transactions: import a transactions file first");
     }
-    pulse_clvsum_t sum;
-    pulse_clvsum_build(&st, &sum);
-    out->rows_read = sum.n;
-    int months = (int)param_num(ctl, params_json, "{clv_months}", 12);
-    double discount = param_num(ctl, params_json, "{discount}", 0.01);
+    out->rows_read = pulse_txstore_ncustomers(&st);
+    pulse_ml_clv_options_t o;
+    clv_options(ctl, params_json, &o);
     char *act = pulse_mljob_param(ctl, params_json, "{activate}");
     int activate = act != NULL && strcmp(act, "true") == 0;
     free(act);
-    pulse_mljob_progress(ctl, tenant_id, job_id, "fitting", 30, sum.n);
-    double t1 = now_s();
-    pulse_bgnbd_t bg;
-    pulse_gamma_gamma_t gg;
-    int rc = -1;
-    const char *code = "requirements";
-    /* Gamma-Gamma needs a positive mean spend: a repeat customer who spent nothing counts as one-off */
-    double *gx = pulse_xmalloc((sum.n + 1) * sizeof(double));
-    size_t repeat = 0;
-    for (size_t i = 0; i < sum.n; i++) {
-        gx[i] = sum.zbar[i] > 0 ? sum.x[i] : 0;
-        repeat += gx[i] > 0;
-    }
-    if (months < 1 || months > 120 || !(discount >= 0 && discount < 1))
-        snprintf(err, sizeof(err), "clv_months must be 1 to 120 and discount in [0, 1)"), code = "bad_params";
-    else if (sum.n < 4 || repeat < 3)
-        snprintf(err, sizeof(err),
-                 "lifetime-value models need at least 4 customers with a purchase and 3 with repeat purchases; there are %zu "
-                 "and %zu",
-                 sum.n, repeat);
-    else if (pulse_clv_bgnbd_fit(sum.x, sum.t_x, sum.T, sum.n, &bg, err, sizeof(err)) == 0 &&
-             pulse_clv_gamma_gamma_fit(gx, sum.zbar, sum.n, &gg, err, sizeof(err)) == 0)
-        rc = 0;
-    double fit_s = now_s() - t1;
-    if (rc != 0) {
-        free(gx);
-        pulse_clvsum_free(&sum);
+    pulse_mljob_progress(ctl, tenant_id, job_id, "fitting", 30, out->rows_read);
+    pulse_ml_clv_result_t res;
+    if (pulse_ml_clv_train(&st, &o, &res, err, sizeof(err)) != 0) {
         pulse_txstore_free(&st);
+        const char *code = strstr(err, "history") ? "insufficient_history" : strstr(err, "must be") ? "bad_params" : "requirements";
         return fail(ctl, tenant_id, job_id, out, code, err);
     }
-    pulse_buf_t copy = PULSE_BUF_INIT;
-    double total = 0;
-    size_t valued = 0;
-    for (size_t i = 0; i < sum.n; i++) {
-        double v = pulse_clv_value(&bg, &gg, sum.x[i], sum.t_x[i], sum.T[i], gx[i] > 0 ? sum.zbar[i] : 0, months, discount, 30.0);
-        size_t len;
-        const char *ref = pulse_strtab_get(&st.customers, sum.customer[i], &len);
-        copy_field(&copy, ref, len);
-        if (isfinite(v)) {
-            pulse_buf_printf(&copy, "\t%.6f\n", v);
-            total += v, valued++;
-        } else
-            pulse_buf_puts(&copy, "\t\\N\n");
-    }
-    pulse_buf_t metrics = PULSE_BUF_INIT, params = PULSE_BUF_INIT, snap = PULSE_BUF_INIT;
-    pulse_buf_printf(
-        &metrics,
-        "{\"r\":%.9g,\"alpha\":%.9g,\"a\":%.9g,\"b\":%.9g,\"p\":%.9g,\"q\":%.9g,\"gamma\":%.9g,\"log_likelihood\":%.9g,"
-        "\"gamma_gamma_log_likelihood\":%.9g,\"time_unit\":\"day\",\"customers\":%zu,\"repeat_customers\":%zu,"
-        "\"mean_clv\":%.6g}",
-        bg.r, bg.alpha, bg.a, bg.b, gg.p, gg.q, gg.gamma, bg.log_likelihood, gg.log_likelihood, sum.n, repeat,
-        valued ? total / (double)valued : 0.0);
-    pulse_buf_printf(&params, "{\"kind\":\"clv\",\"clv_months\":%d,\"discount\":%g,\"units_per_month\":30,\"activate\":%s}", months,
-                     discount, activate ? "true" : "false");
-    char d1[16];
-    date_of(sum.end_day - 1, d1);
-    pulse_buf_printf(&snap, "{\"customers\":%zu,\"transactions\":%llu,\"data_to\":\"%s\",\"fit_seconds\":%.4f}", sum.n,
-                     (unsigned long long)ntx, d1, fit_s);
+    pulse_mljob_progress(ctl, tenant_id, job_id, "storing the model", 80, res.n_full);
+    unsigned char *bytes = NULL;
+    size_t len = 0;
+    pulse_ml_model_save(res.model, &bytes, &len);
+    pulse_buf_t metrics = PULSE_BUF_INIT, params = PULSE_BUF_INIT, snap = PULSE_BUF_INIT, feats = PULSE_BUF_INIT;
+    pulse_ml_clv_metrics_json(&res, &metrics);
+    clv_documents(&res, &o, activate, ntx, &params, &snap);
+    names_literal(res.model, &feats);
+    const char *algorithm = pulse_ml_model_kind_name(res.model->kind);
     char *created_by = job_creator(ctl, tenant_id, job_id);
     char id[40] = "";
     int version = 0, active = 0;
     long written = 0;
-    pulse_mljob_progress(ctl, tenant_id, job_id, "storing the model", 80, sum.n);
-    rc = store_model(work, tenant_id, "clv", job_id, created_by, params.data, snap.data, "{x,t_x,T,zbar}", metrics.data,
-                     metrics.data, (const unsigned char *)metrics.data, metrics.len, "bgnbd", activate, id, &version, &active, err,
-                     sizeof(err));
+    int rc = store_model(work, tenant_id, "clv", job_id, created_by, params.data, snap.data, feats.data, res.model->meta,
+                         metrics.data, bytes, len, algorithm, activate, id, &version, &active, err, sizeof(err));
     free(created_by);
-    if (rc == 0 && active)
-        rc = write_clv(work, tenant_id, &copy, &written, err, sizeof(err));
+    if (rc == 0 && active) {
+        /* opened from the stored bytes, as the scoring job will */
+        pulse_mljob_progress(ctl, tenant_id, job_id, "writing customer values", 90, res.n_full);
+        pulse_ml_clv_t c;
+        rc = pulse_ml_clv_open(&c, bytes, len, err, sizeof(err));
+        if (rc == 0) {
+            rc = pulse_clv_values_write(work, tenant_id, &c, &st, &written, err, sizeof(err));
+            pulse_ml_clv_close(&c);
+        }
+    }
+    free(bytes);
     if (rc == 0) {
         pulse_buf_t result = PULSE_BUF_INIT;
         pulse_buf_printf(&result,
-                         "{\"model_id\":\"%s\",\"version\":%d,\"active\":%s,\"algorithm\":\"bgnbd\",\"kind\":\"clv\",\"rows\":%zu,"
-                         "\"clv_written\":%ld,\"fit_seconds\":%.4f,\"seconds\":%.4f,\"metrics\":%s}",
-                         id, version, active ? "true" : "false", sum.n, written, fit_s, now_s() - t0, metrics.data);
+                         "{\"model_id\":\"%s\",\"version\":%d,\"active\":%s,\"algorithm\":\"%s\",\"kind\":\"clv\",\"rows\":%zu,"
+                         "\"clv_written\":%ld,\"fit_seconds\":%.4f,\"seconds\":%.4f,\"metrics\":%s,\"candidates\":{",
+                         id, version, active ? "true" : "false", algorithm, res.n_full, written, res.seconds, now_s() - t0,
+                         metrics.data);
+        candidate_errors("bgnbd", &res.bgnbd, &result);
+        pulse_buf_putc(&result, ',');
+        candidate_errors("clv_gbdt", &res.gbdt, &result);
+        pulse_buf_puts(&result, "}}");
         outcome(out, "done", NULL, NULL);
-        out->rows_accepted = sum.n;
+        out->rows_accepted = res.n_full;
         pulse_mljob_finish(ctl, tenant_id, job_id, "done", NULL, NULL, result.data);
-        pulse_log(PULSE_LOG_INFO, "jobs.train", "job %s: clv model v%d on %zu customers (r %.3g alpha %.3g a %.3g b %.3g), %.3f s",
-                  job_id, version, sum.n, bg.r, bg.alpha, bg.a, bg.b, fit_s);
+        pulse_log(PULSE_LOG_INFO, "jobs.train",
+                  "job %s: clv model v%d (%s) on %zu customers, holdout MAE bgnbd %.4g clv_gbdt %.4g, %.3f s", job_id, version,
+                  algorithm, res.n_full, res.bgnbd.mae, res.gbdt.mae, res.seconds);
         pulse_buf_free(&result);
     }
-    pulse_buf_free(&copy), pulse_buf_free(&metrics), pulse_buf_free(&params), pulse_buf_free(&snap);
-    free(gx);
-    pulse_clvsum_free(&sum);
+    pulse_buf_free(&metrics), pulse_buf_free(&params), pulse_buf_free(&snap), pulse_buf_free(&feats);
+    pulse_ml_clv_result_free(&res);
     pulse_txstore_free(&st);
     return rc == 0 ? 0 : fail(ctl, tenant_id, job_id, out, "database", err);
 }

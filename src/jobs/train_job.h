@@ -1,9 +1,12 @@
 /* The churn training job (kind "train"): the tenant's labelled customers as a table, both models
  * trained and the better kept (src/ml/train.h), the PMDL container with its metrics and report
  * stored as the next version in the models registry, activated when it is the tenant's first
- * churn model or when the job's params say "activate": true. Params "kind": "clv" fit BG/NBD and
- * Gamma-Gamma on the transactions instead: a 'clv' model whose metrics are the fitted parameters,
- * and (when it is active) every customer's 12-month CLV in customer_analytics and predictions. */
+ * churn model or when the job's params say "activate": true. Params "kind": "clv" train the
+ * lifetime-value models on a time split of the transactions instead (ml/clvtrain.h: BG/NBD +
+ * Gamma-Gamma against boosted trees of holdout spend, horizon_days, discount, seed): a 'clv' model
+ * whose metrics are the chosen one's holdout MAE and RMSE and whose report holds both candidates and
+ * the table by frequency, and (when it is active) every customer's CLV in customer_analytics and
+ * predictions (jobs/clv_values.h). */
 #ifndef PULSE_JOBS_TRAIN_JOB_H
 #define PULSE_JOBS_TRAIN_JOB_H
 

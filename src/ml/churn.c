@@ -6,6 +6,56 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ml/bytes.h"
+
+#define BLEND_MAGIC "PBLD"
+#define BLEND_VERSION 1u
+
+void pulse_ml_churn_blend_pack(double logreg_weight, const unsigned char *logreg, size_t logreg_len, const unsigned char *gbdt,
+                               size_t gbdt_len, unsigned char **out, size_t *out_len)
+{
+    pulse_buf_t b = PULSE_BUF_INIT;
+    pulse_buf_append(&b, BLEND_MAGIC, 4);
+    pulse_ml_put_u32(&b, BLEND_VERSION);
+    pulse_ml_put_f64(&b, logreg_weight);
+    pulse_ml_put_u64(&b, logreg_len);
+    pulse_buf_append(&b, (const char *)logreg, logreg_len);
+    pulse_ml_put_u64(&b, gbdt_len);
+    pulse_buf_append(&b, (const char *)gbdt, gbdt_len);
+    *out = (unsigned char *)b.data;
+    *out_len = b.len;
+}
+
+/* Opens both parts of a blend payload (every length checked against what is left). */
+static int open_blend(pulse_ml_churn_t *c, const unsigned char *p, size_t len, char *err, size_t errlen)
+{
+    pulse_ml_reader_t r;
+    pulse_ml_reader_init(&r, p, len);
+    const unsigned char *magic, *lr, *gb;
+    uint32_t version;
+    uint64_t lr_len, gb_len;
+    double w;
+    if (pulse_ml_get_bytes(&r, 4, &magic) != 0 || memcmp(magic, BLEND_MAGIC, 4) != 0 || pulse_ml_get_u32(&r, &version) != 0 ||
+        version != BLEND_VERSION || pulse_ml_get_f64(&r, &w) != 0 || !(w >= 0 && w <= 1) || pulse_ml_get_u64(&r, &lr_len) != 0 ||
+        lr_len > r.left || pulse_ml_get_bytes(&r, (size_t)lr_len, &lr) != 0 || pulse_ml_get_u64(&r, &gb_len) != 0 ||
+        gb_len != r.left || pulse_ml_get_bytes(&r, (size_t)gb_len, &gb) != 0) {
+        snprintf(err, errlen, "the blended model's payload is malformed");
+        return -1;
+    }
+    c->logreg_weight = w;
+    c->logreg = pulse_ml_logreg_load(lr, (size_t)lr_len, err, errlen);
+    if (c->logreg == NULL)
+        return -1;
+    c->gbdt = pulse_gbdt_load(gb, (size_t)gb_len, err, errlen);
+    if (c->gbdt == NULL)
+        return -1;
+    if (pulse_gbdt_n_features(c->gbdt) != pulse_ml_logreg_n_features(c->logreg)) {
+        snprintf(err, errlen, "the blended models disagree on the features");
+        return -1;
+    }
+    return 0;
+}
+
 int pulse_ml_churn_open(pulse_ml_churn_t *c, const unsigned char *bytes, size_t len, char *err, size_t errlen)
 {
     memset(c, 0, sizeof(*c));
@@ -13,16 +63,19 @@ int pulse_ml_churn_open(pulse_ml_churn_t *c, const unsigned char *bytes, size_t 
     if (c->model == NULL)
         return -1;
     pulse_ml_model_t *m = c->model;
+    int ok = 0;
     if (m->kind == PULSE_ML_CHURN_GBDT)
-        c->gbdt = pulse_gbdt_load(m->payload, m->payload_len, err, errlen);
+        ok = (c->gbdt = pulse_gbdt_load(m->payload, m->payload_len, err, errlen)) != NULL;
     else if (m->kind == PULSE_ML_CHURN_LOGREG)
-        c->logreg = pulse_ml_logreg_load(m->payload, m->payload_len, err, errlen);
+        ok = (c->logreg = pulse_ml_logreg_load(m->payload, m->payload_len, err, errlen)) != NULL;
+    else if (m->kind == PULSE_ML_CHURN_BLEND)
+        ok = open_blend(c, m->payload, m->payload_len, err, errlen) == 0;
     else
         snprintf(err, errlen, "a %s model is not a churn model", pulse_ml_model_kind_name(m->kind));
     size_t nf = c->gbdt ? pulse_gbdt_n_features(c->gbdt) : c->logreg ? pulse_ml_logreg_n_features(c->logreg) : 0;
-    if ((c->gbdt || c->logreg) && nf != m->n_features)
+    if (ok && nf != m->n_features)
         snprintf(err, errlen, "the model expects %zu features, its container lists %zu", nf, m->n_features);
-    else if (c->gbdt || c->logreg)
+    else if (ok)
         return 0;
     pulse_ml_churn_close(c);
     return -1;
@@ -36,25 +89,57 @@ void pulse_ml_churn_close(pulse_ml_churn_t *c)
     memset(c, 0, sizeof(*c));
 }
 
+/* Log-odds of a logistic regression's probability; the clamp only matters past |z| ~ 34. */
+static double logit(double p)
+{
+    p = fmin(fmax(p, 1e-15), 1 - 1e-15);
+    return log(p / (1 - p));
+}
+
+static double blended(const pulse_ml_churn_t *c, double p_logreg, double margin_trees)
+{
+    double z = c->logreg_weight * logit(p_logreg) + (1 - c->logreg_weight) * margin_trees;
+    return 1 / (1 + exp(-z));
+}
+
 void pulse_ml_churn_predict(const pulse_ml_churn_t *c, const pulse_ml_data_t *d, double *out, int threads)
 {
-    if (c->gbdt)
+    if (c->gbdt && c->logreg) {
+        double *lr = pulse_xmalloc((d->n_rows + 1) * sizeof(double));
+        pulse_ml_logreg_predict(c->logreg, d, lr);
+        pulse_gbdt_predict_threads(c->gbdt, d, out, 0, threads);
+        for (size_t i = 0; i < d->n_rows; i++)
+            out[i] = blended(c, lr[i], out[i]);
+        free(lr);
+    } else if (c->gbdt) {
         pulse_gbdt_predict_threads(c->gbdt, d, out, 1, threads);
-    else
+    } else {
         pulse_ml_logreg_predict(c->logreg, d, out);
+    }
 }
 
 double pulse_ml_churn_predict_row(const pulse_ml_churn_t *c, const float *row)
 {
+    if (c->gbdt && c->logreg)
+        return blended(c, pulse_ml_logreg_predict_row(c->logreg, row), pulse_gbdt_predict_row(c->gbdt, row, 0));
     return c->gbdt ? pulse_gbdt_predict_row(c->gbdt, row, 1) : pulse_ml_logreg_predict_row(c->logreg, row);
 }
 
 void pulse_ml_churn_contributions(const pulse_ml_churn_t *c, const float *row, double *contrib)
 {
-    if (c->gbdt)
+    size_t n = c->model->n_features;
+    if (c->gbdt && c->logreg) {
+        double *lr = pulse_xmalloc((n + 1) * sizeof(double));
         pulse_gbdt_contributions(c->gbdt, row, contrib);
-    else
-        pulse_ml_logreg_contributions(c->logreg, row, contrib);
+        lr[n] = pulse_ml_logreg_contributions(c->logreg, row, lr);
+        for (size_t j = 0; j <= n; j++)
+            contrib[j] = c->logreg_weight * lr[j] + (1 - c->logreg_weight) * contrib[j];
+        free(lr);
+    } else if (c->gbdt) {
+        pulse_gbdt_contributions(c->gbdt, row, contrib);
+    } else {
+        contrib[n] = pulse_ml_logreg_contributions(c->logreg, row, contrib);
+    }
 }
 
 static int by_abs_desc(const void *a, const void *b)

@@ -1,7 +1,12 @@
 /* An active churn model ready to score: the registry container (src/ml/model.h) opened together
- * with the model inside it (gradient-boosted trees or logistic regression), checked to agree on
- * the features, with one set of calls whatever the algorithm; and the ranking of per-feature
- * pushes that reason codes are made from. Used by the scoring job and by /api/v1/predict. */
+ * with the model inside it (gradient-boosted trees, logistic regression, or a blend of both),
+ * checked to agree on the features, with one set of calls whatever the algorithm; and the ranking
+ * of per-feature pushes that reason codes are made from. Used by the scoring job and by
+ * /api/v1/predict.
+ *
+ * A blend scores sigmoid(w * logit(p_logreg) + (1 - w) * margin_trees): averaging in log-odds
+ * keeps both models' per-feature pushes additive, so a blend's reasons are the same weighted sum
+ * of its parts' pushes. */
 #ifndef PULSE_ML_CHURN_H
 #define PULSE_ML_CHURN_H
 
@@ -14,9 +19,15 @@
 
 typedef struct pulse_ml_churn_t {
     pulse_ml_model_t *model; /* the container: features, calibration */
-    pulse_gbdt_t *gbdt;      /* exactly one of gbdt and logreg is set once opened */
+    pulse_gbdt_t *gbdt;      /* one or (a blend) both of gbdt and logreg are set once opened */
     pulse_ml_logreg_t *logreg;
+    double logreg_weight; /* a blend's weight on the logistic regression (0..1); 0 for single models */
 } pulse_ml_churn_t;
+
+/* A blend's payload: the weight on the logistic regression and both models' own bytes, into
+ * *out (malloc'd; the caller frees it). */
+void pulse_ml_churn_blend_pack(double logreg_weight, const unsigned char *logreg, size_t logreg_len, const unsigned char *gbdt,
+                               size_t gbdt_len, unsigned char **out, size_t *out_len);
 
 /* Opens a stored churn model (container bytes). 0, or -1 with why in err (c left closed): a
  * damaged container, a non-churn kind, an unreadable payload, a feature count that disagrees. */

@@ -1,6 +1,7 @@
 /* Benchmark of the lifetime-value fits (see clv_bench.h). */
 #include "ml/clv_bench.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <math.h>
 #include <stdlib.h>
@@ -8,9 +9,12 @@
 #include <strings.h>
 #include <time.h>
 
+#include "analytics/txfile.h"
 #include "core/buf.h"
 #include "ingest/csv.h"
 #include "ml/clv.h"
+#include "ml/clvsum.h"
+#include "ml/clvtrain.h"
 
 #define RUNS 20
 
@@ -111,11 +115,128 @@ static int read_summary(const char *path, summary_t *s)
     return rc == 0 && s->n > 0 ? 0 : -1;
 }
 
+static double cpu_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* A transactions file (as pulse bench features reads it) into a finished store. */
+static int read_transactions(const char *path, pulse_txstore_t *st, char *err, size_t errlen)
+{
+    char head[65536];
+    FILE *f = fopen(path, "rb");
+    size_t hn = f ? fread(head, 1, sizeof(head), f) : 0;
+    if (f)
+        fclose(f);
+    if (hn == 0)
+        return pulse_fail(err, errlen, "cannot read %s", path);
+    pulse_txfile_plan_t plan;
+    if (pulse_txfile_plan_guess(head, hn, &plan, err, errlen) != 0)
+        return -1;
+    pulse_txstore_init(st);
+    if (pulse_txfile_read(path, &plan, st, NULL, err, errlen) != 0) {
+        pulse_txstore_free(st);
+        return -1;
+    }
+    pulse_txstore_finish(st);
+    return 0;
+}
+
+static void print_freq_table(const pulse_ml_clv_result_t *r, FILE *out)
+{
+    fprintf(out, "repeat  customers  purchases: bgnbd  actual   spend: bgnbd  clv_gbdt    actual\n");
+    for (size_t g = 0; g < PULSE_ML_CLV_FREQ_GROUPS; g++) {
+        const pulse_ml_clv_freq_t *f = &r->freq[g];
+        fprintf(out, "%4zu%-2s %10zu %16.3f %7.3f %14.2f %9.2f %9.2f\n", g, g == PULSE_ML_CLV_FREQ_GROUPS - 1 ? "+" : "", f->n,
+                f->pred_purchases, f->actual_purchases, f->pred_spend_bgnbd, f->pred_spend_gbdt, f->actual_spend);
+    }
+}
+
+/* The time-split comparison on a transactions file: the all-data fit's parameters (days), then
+ * both candidates' holdout errors and the table by calibration frequency. */
+static int bench_transactions(const char *path, int32_t horizon, FILE *out)
+{
+    char err[512];
+    pulse_txstore_t st;
+    if (read_transactions(path, &st, err, sizeof(err)) != 0) {
+        fprintf(stderr, "pulse bench clv: %s: %s\n", path, err);
+        return 1;
+    }
+    pulse_clvsum_t all;
+    pulse_clvsum_build(&st, &all);
+    pulse_ml_clv_bgnbd_t m;
+    pulse_ml_clv_options_t o;
+    pulse_ml_clv_options_init(&o);
+    o.terms.horizon = horizon;
+    o.threads = 1;
+    pulse_ml_clv_result_t r;
+    double t0 = now_ms(), c0 = cpu_s();
+    int rc = pulse_ml_clv_train(&st, &o, &r, err, sizeof(err));
+    double ms = now_ms() - t0, cpu = cpu_s() - c0;
+    if (rc != 0) {
+        fprintf(stderr, "pulse bench clv: %s\n", err);
+    } else {
+        m = r.chosen_gbdt ? r.cal : r.full;
+        if (r.chosen_gbdt)
+            fprintf(out, "(parameters of the calibration fit; the trees were chosen)\n");
+        fprintf(out, "r=%.4f alpha=%.4f a=%.4f b=%.4f loglik=%.2f iterations=%d customers=%zu (days)\n", m.bg.r, m.bg.alpha, m.bg.a,
+                m.bg.b, m.bg.log_likelihood, m.bg.iterations, r.chosen_gbdt ? r.n_customers : all.n);
+        fprintf(out, "p=%.4f q=%.4f gamma=%.4f loglik=%.2f iterations=%d\n", m.gg.p, m.gg.q, m.gg.gamma, m.gg.log_likelihood,
+                m.gg.iterations);
+        char c0s[16], c1s[16];
+        time_t a = (time_t)r.cutoff * 86400, b = (time_t)(r.end_day - 1) * 86400;
+        strftime(c0s, sizeof(c0s), "%Y-%m-%d", gmtime(&a));
+        strftime(c1s, sizeof(c1s), "%Y-%m-%d", gmtime(&b));
+        fprintf(out, "holdout %s to %s (%d days): %zu customers before it, %zu held out (%zu bought in the holdout overall)\n", c0s,
+                c1s, (int)horizon, r.n_customers, r.n_test, r.n_buyers);
+        fprintf(out, "bgnbd    holdout spend MAE %.3f RMSE %.3f (mean predicted %.3f, actual %.3f)\n", r.bgnbd.mae, r.bgnbd.rmse,
+                r.bgnbd.mean_pred, r.mean_actual);
+        fprintf(out, "clv_gbdt holdout spend MAE %.3f RMSE %.3f (mean predicted %.3f, %d trees)\n", r.gbdt.mae, r.gbdt.rmse,
+                r.gbdt.mean_pred, r.gbdt_trees);
+        fprintf(out, "chosen: %s (lower MAE), refitted on %zu customers; %.1f ms (cpu %.1f ms) for split, fits, trees, refit\n",
+                r.chosen_gbdt ? "clv_gbdt" : "bgnbd", r.n_full, ms, cpu * 1e3);
+        print_freq_table(&r, out);
+        pulse_ml_clv_result_free(&r);
+    }
+    pulse_clvsum_free(&all);
+    pulse_txstore_free(&st);
+    return rc == 0 ? 0 : 1;
+}
+
+/* A summary has a frequency (or x) column; anything else is read as transactions. */
+static int is_summary(const char *path)
+{
+    char head[4096];
+    FILE *f = fopen(path, "rb");
+    size_t n = f ? fread(head, 1, sizeof(head) - 1, f) : 0;
+    if (f)
+        fclose(f);
+    head[n] = '\0';
+    char *nl = strchr(head, '\n');
+    if (nl)
+        *nl = '\0';
+    for (char *p = head; *p; p++)
+        *p = (char)tolower((unsigned char)*p);
+    return strstr(head, "frequency") != NULL || strstr(head, "t_x") != NULL || f == NULL;
+}
+
 int pulse_clv_bench(int argc, char **argv, FILE *out)
 {
-    if (argc < 2) {
-        fprintf(stderr, "Usage: pulse bench clv SUMMARY.csv (columns ID,frequency,recency,T or ID,x,t_x,T[,zbar])\n");
+    if (argc < 2 || (argc != 2 && !(argc == 4 && strcmp(argv[2], "--horizon") == 0))) {
+        fprintf(stderr, "Usage: pulse bench clv SUMMARY.csv (columns ID,frequency,recency,T or ID,x,t_x,T[,zbar])\n"
+                        "       pulse bench clv TRANSACTIONS [--horizon DAYS]  (time-split holdout of both CLV models)\n");
         return 2;
+    }
+    if (!is_summary(argv[1])) {
+        char *end;
+        long h = argc == 4 ? strtol(argv[3], &end, 10) : 90;
+        if (argc == 4 && (*end != '\0' || h < 1 || h > 3650)) {
+            fprintf(stderr, "pulse bench clv: --horizon takes a number of days, 1 to 3650\n");
+            return 2;
+        }
+        return bench_transactions(argv[1], (int32_t)h, out);
     }
     summary_t s = {0};
     int rc = 1;

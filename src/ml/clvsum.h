@@ -20,6 +20,12 @@ typedef struct pulse_clvsum_t {
 /* Fills out (free with pulse_clvsum_free); out->n is 0 when nobody bought anything. A purchase is a
  * row that is not a return (as in analytics/features.h); a day's spend is the sum of its purchases. */
 void pulse_clvsum_build(const pulse_txstore_t *st, pulse_clvsum_t *out);
+/* The same from the rows strictly before end_day only (T measured to end_day): the calibration
+ * summaries of a time split. Customers whose first purchase is on or after end_day are left out. */
+void pulse_clvsum_build_before(const pulse_txstore_t *st, int32_t end_day, pulse_clvsum_t *out);
+
+/* Customer c's purchases in [from, to): distinct purchase days and their spend. */
+void pulse_clvsum_window(const pulse_txstore_t *st, uint32_t c, int32_t from, int32_t to, double *purchase_days, double *spend);
 void pulse_clvsum_free(pulse_clvsum_t *s);
 
 #endif

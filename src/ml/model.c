@@ -29,6 +29,10 @@ const char *pulse_ml_model_kind_name(pulse_ml_model_kind_t kind)
         return "churn_gbdt";
     case PULSE_ML_CLV_GBDT:
         return "clv_gbdt";
+    case PULSE_ML_CLV_BGNBD:
+        return "bgnbd";
+    case PULSE_ML_CHURN_BLEND:
+        return "churn_blend";
     }
     return "unknown";
 }
@@ -160,7 +164,7 @@ pulse_ml_model_t *pulse_ml_model_load(const unsigned char *bytes, size_t len, ch
     r.left -= 4; /* the CRC is not part of the body */
 
     pulse_ml_get_u32(&r, &kind);
-    if (kind < PULSE_ML_CHURN_LOGREG || kind > PULSE_ML_CLV_GBDT)
+    if (strcmp(pulse_ml_model_kind_name((pulse_ml_model_kind_t)kind), "unknown") == 0)
         return bad(NULL, err, errlen, "unknown model kind");
     pulse_ml_model_t *m = pulse_ml_model_new((pulse_ml_model_kind_t)kind);
     /* Every feature takes at least 9 bytes: a larger count is corruption, not an allocation. */

@@ -15,10 +15,12 @@
 typedef enum pulse_ml_model_kind_t {
     PULSE_ML_CHURN_LOGREG = 1,
     PULSE_ML_CHURN_GBDT = 2,
-    PULSE_ML_CLV_GBDT = 3,
+    PULSE_ML_CLV_GBDT = 3,    /* next-horizon spend regressor (ml/clvmodel.h) */
+    PULSE_ML_CLV_BGNBD = 4,   /* BG/NBD + Gamma-Gamma parameters (ml/clvmodel.h) */
+    PULSE_ML_CHURN_BLEND = 5, /* logistic regression and trees averaged in log-odds (ml/churn.h) */
 } pulse_ml_model_kind_t;
 
-/* "churn_logreg", "churn_gbdt", "clv_gbdt"; "unknown" otherwise. */
+/* "churn_logreg", "churn_gbdt", "clv_gbdt", "bgnbd", "churn_blend"; "unknown" otherwise. */
 const char *pulse_ml_model_kind_name(pulse_ml_model_kind_t kind);
 
 typedef struct pulse_ml_feature_t {

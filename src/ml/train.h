@@ -1,6 +1,7 @@
 /* The churn-model training pipeline: checks the table is fit to train on, splits it stratified
  * (test part, then a validation part taken from the rest), trains logistic regression and
- * gradient-boosted trees on the training part, keeps the one with the better validation ROC AUC,
+ * gradient-boosted trees on the training part, blends them (ml/churn.h), keeps the one of the
+ * three with the best validation ROC AUC,
  * calibrates each on the validation part, measures both on the test part (the data scientist sees
  * both), ranks features (|beta| for logistic regression, split gain for trees) and packs the
  * chosen model into a registry container. Also renders all of it as JSON for the API. */
@@ -35,13 +36,14 @@ void pulse_ml_train_options_init(pulse_ml_train_options_t *o);
 int pulse_ml_train_have_gbdt(void);
 
 typedef struct pulse_ml_candidate_t {
-    const char *name; /* "logreg", "gbdt" */
+    const char *name; /* "logreg", "gbdt", "blend" */
     pulse_ml_model_kind_t kind;
     int trained;
     double train_seconds;     /* wall clock */
     double train_cpu_seconds; /* CPU of the whole process (all training threads) */
     double valid_auc;
     int iterations;                     /* Newton steps, or trees kept */
+    double blend_logreg_weight;         /* blend: the weight on the logistic regression */
     pulse_ml_calibration_t calibration; /* fitted on the validation rows */
     double test_auc_raw;                /* test ROC AUC before calibration */
     pulse_ml_metrics_t test;            /* on the test rows, calibrated probabilities */
@@ -53,7 +55,7 @@ typedef struct pulse_ml_candidate_t {
 typedef struct pulse_ml_train_result_t {
     uint64_t seed;
     size_t n_rows, n_positive, n_train, n_valid, n_test, n_features;
-    pulse_ml_candidate_t cand[2];
+    pulse_ml_candidate_t cand[3];
     size_t n_cand;
     int chosen;              /* index in cand */
     pulse_ml_model_t *model; /* the chosen model's container (meta: the JSON report); owned */

@@ -81,13 +81,16 @@ int pulse_train_bench(int argc, char **argv, FILE *out)
                 c->valid_auc, c->test_auc_raw, c->test.roc_auc, c->test.pr_auc, c->test.log_loss, c->test.brier, c->test.f1,
                 c->train_seconds, c->train_cpu_seconds, pulse_ml_calibration_name(c->calibration.kind), c->iterations,
                 c->kind == PULSE_ML_CHURN_LOGREG ? "Newton steps" : "trees");
+        if (c->kind == PULSE_ML_CHURN_BLEND)
+            fprintf(out, "%-8s (log-odds blend: %.2f x logreg + %.2f x gbdt)\n", "", c->blend_logreg_weight,
+                    1 - c->blend_logreg_weight);
     }
     const pulse_ml_candidate_t *ch = &r.cand[r.chosen];
     unsigned char *bytes;
     size_t len;
     pulse_ml_model_save(r.model, &bytes, &len);
     free(bytes);
-    fprintf(out, "\nchosen: %s (better validation ROC AUC); threshold %.3f (max F1), container %zu bytes; pipeline %.3f s\n",
+    fprintf(out, "\nchosen: %s (best validation ROC AUC); threshold %.3f (max F1), container %zu bytes; pipeline %.3f s\n",
             ch->name, ch->test.threshold, len, r.seconds);
     fprintf(out, "top features (%s):", ch->name);
     for (int shown = 0, lim = 5; shown < lim; shown++) {
@@ -110,10 +113,10 @@ int pulse_train_bench(int argc, char **argv, FILE *out)
     }
     pulse_ml_train_result_free(&r);
 
-    double sum[2] = {0, 0}, sq[2] = {0, 0}, secs[2] = {0, 0};
-    int wins[2] = {0, 0};
+    double sum[3] = {0, 0, 0}, sq[3] = {0, 0, 0}, secs[3] = {0, 0, 0};
+    int wins[3] = {0, 0, 0};
     size_t nc = 0;
-    const char *names[2] = {"", ""};
+    const char *names[3] = {"", "", ""};
     for (int s = 0; s < SEEDS; s++) {
         o.seed = (unsigned long long)s + 1;
         if (pulse_ml_train_churn(t, &o, &r, err, sizeof(err)) != 0) {

@@ -185,6 +185,14 @@ static int l_auth_verify_password(lua_State *L)
     return start_work(L, w, "auth.verify_password");
 }
 
+/* auth.password_needs_rehash(encoded) -> boolean: made with other argon2 parameters than today's
+ * (false for a string that is not an argon2id hash: nothing better to do with it). */
+static int l_auth_password_needs_rehash(lua_State *L)
+{
+    lua_pushboolean(L, pulse_password_needs_rehash(luaL_checkstring(L, 1)) == 1);
+    return 1;
+}
+
 /* auth.check_password_policy(pw [, {words...}]) -> true | false, why */
 static int l_auth_check_password_policy(lua_State *L)
 {
@@ -361,6 +369,7 @@ int pulse_script_open_auth(lua_State *L)
                                    {"random_token", l_auth_random_token},
                                    {"hash_password", l_auth_hash_password},
                                    {"verify_password", l_auth_verify_password},
+                                   {"password_needs_rehash", l_auth_password_needs_rehash},
                                    {"check_password_policy", l_auth_check_password_policy},
                                    {"sign_token", l_auth_sign_token},
                                    {"verify_token", l_auth_verify_token},

@@ -1,5 +1,7 @@
 /* libFuzzer target for src/ml/model.c (the model container loader) and the loaders it leads to
- * (calibration, logistic regression payload). Each input is tried as it is, then with its last
+ * (calibration, logistic regression payload, the churn scorer's opening of trees,
+ * logistic regression and blends, and the lifetime-value models' opening: BG/NBD parameters or
+ * spend trees). Each input is tried as it is, then with its last
  * four bytes replaced by the right CRC-32 so the fuzzer gets past the checksum into the parser.
  * A container that loads must save back to the same bytes. */
 #include <stdint.h>
@@ -7,8 +9,43 @@
 #include <string.h>
 
 #include "ml/bytes.h"
+#include "ml/churn.h"
+#include "ml/clvmodel.h"
 #include "ml/logreg.h"
 #include "ml/model.h"
+
+/* The scorer's own opening (trees, logistic regression or a blend of both) and one row scored
+ * and explained, when the container holds a churn model that opens. */
+static void try_churn(const uint8_t *data, size_t len)
+{
+    char err[256];
+    pulse_ml_churn_t c;
+    if (pulse_ml_churn_open(&c, data, len, err, sizeof(err)) != 0)
+        return;
+    size_t nf = c.model->n_features;
+    float *row = calloc(nf ? nf : 1, sizeof(float));
+    double *contrib = calloc(nf + 1, sizeof(double));
+    (void)pulse_ml_churn_predict_row(&c, row);
+    pulse_ml_churn_contributions(&c, row, contrib);
+    free(row);
+    free(contrib);
+    pulse_ml_churn_close(&c);
+}
+
+/* The lifetime-value opening and one row valued, when the container holds a CLV model that opens. */
+static void try_clv(const uint8_t *data, size_t len)
+{
+    char err[256];
+    pulse_ml_clv_t c;
+    if (pulse_ml_clv_open(&c, data, len, err, sizeof(err)) != 0)
+        return;
+    size_t nf = c.model->n_features;
+    float *row = calloc(nf + 4, sizeof(float));
+    row[0] = 2, row[1] = 30, row[2] = 100, row[3] = 25;
+    (void)pulse_ml_clv_value_row(&c, row);
+    free(row);
+    pulse_ml_clv_close(&c);
+}
 
 static void try_load(const uint8_t *data, size_t len)
 {
@@ -37,6 +74,8 @@ static void try_load(const uint8_t *data, size_t len)
         }
     }
     pulse_ml_model_free(m);
+    try_churn(data, len);
+    try_clv(data, len);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)

@@ -156,6 +156,24 @@ describe('auth', { timeout: 180000 }, () => {
         assert.ok(events.includes('password_changed'), events.join(','));
     });
 
+    it('re-hashes a password stored with older argon2 parameters at sign-in', async () => {
+        const account = newAccount();
+        const reg = await register(srv, account);
+        assert.equal(reg.status, 201, reg.text);
+        remember(reg.json);
+        // "Rehash me please 42!" hashed with m=4096,t=1,p=1 (libargon2), as an older release might have stored it
+        const OLD_PASSWORD = 'Rehash me please 42!';
+        const oldHash = '$argon2id$v=19$m=4096,t=1,p=1$MDEyMzQ1Njc4OWFiY2RlZg$0vQveaEw5UffAil2dn5QzwLM7uNDQGFPbt7vf5/d1Us';
+        secrets.add(OLD_PASSWORD);
+        await ctx.sql(`UPDATE users SET password_hash = '${oldHash}' WHERE id = ${reg.json.user.id}`);
+        assertTokens(await loginJson(srv, account.email, OLD_PASSWORD));
+        const [stored] = await ctx.sql(`SELECT password_hash FROM users WHERE id = ${reg.json.user.id}`);
+        assert.notEqual(stored, oldHash);
+        assert.match(stored, /^\$argon2id\$v=19\$m=47104,t=2,p=1\$/);
+        assertTokens(await loginJson(srv, account.email, OLD_PASSWORD)); // the new hash verifies the same password
+        assertProblem(assert, await loginJson(srv, account.email, PASSWORD), 401, 'invalid_credentials');
+    });
+
     it('refuses bad input with clear problems and creates nothing half-way', async () => {
         const post = (p, body, ct = 'application/json') =>
             srv.fetch(p, { method: 'POST', headers: { 'content-type': ct }, body, timeoutMs: 30000 });

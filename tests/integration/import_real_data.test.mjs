@@ -69,5 +69,30 @@ describe('imports of the real data sets', { timeout: 240000, skip: present ? fal
         const [stored] = await ctx.sql(`SELECT count(*) || ' ' || count(DISTINCT customer_ref) || ' ' || min(occurred_at)::date
             || ' ' || max(occurred_at)::date FROM transactions WHERE tenant_id = '${t.tenant}'`);
         assert.equal(stored, `${report.rows_accepted} ${customers} 1997-01-01 1998-06-30`);
+
+        // the CLV models on a 90-day time split of the real data: both measured, the lower MAE kept
+        const auth = { authorization: `Bearer ${t.token}`, 'content-type': 'application/json' };
+        const r = await srv.fetch('/api/v1/ml/train', { method: 'POST', headers: auth, body: JSON.stringify({ kind: 'clv' }) });
+        assert.equal(r.status, 202, r.text);
+        let j;
+        for (let i = 0; i < 1200; i++) {
+            j = (await srv.fetch(`/api/v1/jobs/${r.json.job_id}`, { headers: auth })).json;
+            if (['done', 'failed', 'cancelled'].includes(j.state)) break;
+            await new Promise((res) => setTimeout(res, 100));
+        }
+        assert.equal(j.state, 'done', JSON.stringify(j));
+        const c = j.result.candidates;
+        const m = (await srv.fetch(`/api/v1/ml/models/${j.result.model_id}`, { headers: auth })).json;
+        console.log(`# cdnow clv, 90-day holdout ${m.report.holdout.join(' to ')}, ${m.report.n_test} held-out customers: ` +
+            `bgnbd MAE ${c.bgnbd.mae} RMSE ${c.bgnbd.rmse}, clv_gbdt MAE ${c.clv_gbdt.mae} RMSE ${c.clv_gbdt.rmse}; ` +
+            `${j.result.algorithm} kept, ${j.result.fit_seconds} s`);
+        for (const g of m.report.frequency_table)
+            console.log(`#   repeat ${g.repeat_purchases}: ${g.customers} customers, purchases ${g.predicted_purchases} vs ` +
+                `${g.actual_purchases}, spend bgnbd ${g.predicted_spend_bgnbd} clv_gbdt ${g.predicted_spend_clv_gbdt} vs ${g.actual_spend}`);
+        assert.deepEqual(m.report.holdout, ['1998-04-02', '1998-06-30']);
+        assert.equal(m.report.customers, customers, 'every CDNOW customer bought in the first quarter of 1997');
+        assert.equal(j.result.algorithm, c.clv_gbdt.mae < c.bgnbd.mae ? 'clv_gbdt' : 'bgnbd');
+        assert.ok(c.bgnbd.mae > 0 && c.clv_gbdt.mae > 0, JSON.stringify(c));
+        assert.equal(m.report.frequency_table.reduce((n, g) => n + g.customers, 0), m.report.n_test);
     });
 });

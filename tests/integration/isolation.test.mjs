@@ -103,8 +103,13 @@ describe('isolation', { timeout: 120000 }, () => {
         return ops;
     };
 
-    // The path with A's ids; the names of parameters no id is known for.
-    const fill = (p) => {
+    // Required query parameters that name tenant resources, filled with A's ids.
+    const QUERY_FOR = { ids: () => idsOfA.model && idsOfA.model2 && `${idsOfA.model},${idsOfA.model2}` };
+    const requiredQuery = (op) => (op.parameters || []).filter((x) => x.in === 'query' && x.required).map((x) => x.name);
+    const takesIds = (o) => /\{[^}]+\}/.test(o.path) || requiredQuery(o.op).length > 0;
+
+    // The path (and required query) with A's ids; the names of parameters no id is known for.
+    const fill = (p, op) => {
         const missing = [];
         const segments = p.split('/');
         const filled = segments.map((seg, i) => {
@@ -118,7 +123,12 @@ describe('isolation', { timeout: 120000 }, () => {
             }
             return encodeURIComponent(String(id));
         });
-        return { url: filled.join('/'), missing };
+        const query = requiredQuery(op || {}).map((name) => {
+            const v = QUERY_FOR[name] && QUERY_FOR[name]();
+            if (!v) missing.push(`query ${name}`);
+            return `${name}=${encodeURIComponent(v || 'x')}`;
+        });
+        return { url: filled.join('/') + (query.length ? `?${query.join('&')}` : ''), missing };
     };
 
     const bodyFor = (op) => {
@@ -163,6 +173,8 @@ describe('isolation', { timeout: 120000 }, () => {
         // a registry entry of A's (training needs labelled customers: ml.test.mjs trains for real)
         [idsOfA.model] = await ctx.sql(`INSERT INTO models (tenant_id, kind, algorithm, version, active, model)
             VALUES ('${A.tenant}', 'churn', 'churn_gbdt', 1, true, '\\x00') RETURNING id`);
+        [idsOfA.model2] = await ctx.sql(`INSERT INTO models (tenant_id, kind, algorithm, version, active, model)
+            VALUES ('${A.tenant}', 'churn', 'churn_logreg', 2, false, '\\x00') RETURNING id`);
         // and one of B's own, so B's lists are not trivially empty
         assert.equal((await call(B.token, 'POST', '/api/v1/customers', { external_id: 'b-customer' })).status, 201);
 
@@ -188,7 +200,7 @@ describe('isolation', { timeout: 120000 }, () => {
     it('answers 401 to every non-public operation without a credential', async () => {
         const wrong = [];
         for (const o of operations().filter((x) => x.role !== 'public')) {
-            const { url } = fill(o.path);
+            const { url } = fill(o.path, o.op);
             const r = await call(null, o.method, url, bodyFor(o.op));
             if (r.status !== 401) wrong.push(`${o.method} ${o.path}: ${r.status} ${r.text.slice(0, 200)}`);
             const bad = await call('pk_not-a-real-key', o.method, url, bodyFor(o.op));
@@ -198,11 +210,11 @@ describe('isolation', { timeout: 120000 }, () => {
     });
 
     it('gives tenant B 404 (or 403) for every route with tenant A\'s ids, and changes nothing of A\'s', async () => {
-        const withParams = operations().filter((o) => o.role !== 'public' && /\{[^}]+\}/.test(o.path));
+        const withParams = operations().filter((o) => o.role !== 'public' && takesIds(o));
         assert.ok(withParams.length > 0);
         const unmapped = [];
         for (const o of withParams) {
-            const { missing } = fill(o.path);
+            const { missing } = fill(o.path, o.op);
             if (missing.length) unmapped.push(`${o.method} ${o.path}: no id of tenant A for ${missing.join(', ')}`);
         }
         assert.deepEqual(unmapped, [], 'add these resources to ID_FOR in isolation.test.mjs (and create one in A)');
@@ -213,7 +225,7 @@ describe('isolation', { timeout: 120000 }, () => {
         const order = { GET: 0, HEAD: 0, POST: 1, PUT: 1, PATCH: 1, DELETE: 2 };
         withParams.sort((x, y) => (order[x.method] ?? 1) - (order[y.method] ?? 1));
         for (const o of withParams) {
-            const { url } = fill(o.path);
+            const { url } = fill(o.path, o.op);
             const r = await call(B.token, o.method, url, bodyFor(o.op));
             if (sharedOnly(o.path)) {
                 if (r.status >= 500) wrong.push(`${o.method} ${url} as tenant B: ${r.status} ${r.text.slice(0, 300)}`);
@@ -231,7 +243,7 @@ describe('isolation', { timeout: 120000 }, () => {
     });
 
     it('shows tenant B nothing of tenant A in any list', async () => {
-        const lists = operations().filter((o) => o.role !== 'public' && o.method === 'GET' && !/\{/.test(o.path));
+        const lists = operations().filter((o) => o.role !== 'public' && o.method === 'GET' && !takesIds(o));
         assert.ok(lists.length > 0);
         const leaks = [];
         for (const o of lists) {

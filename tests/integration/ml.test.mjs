@@ -108,6 +108,17 @@ describe('churn models over HTTP', { timeout: 300000 }, () => {
         assert.deepEqual(list.json.items.map((m) => [m.version, m.active]), [[2, true], [1, false]]);
         const back = await call(a, 'POST', `/api/v1/ml/models/${model}/activate`);
         assert.equal(back.status, 200, back.text);
+        const cmp = await call(a, 'GET', `/api/v1/ml/models/compare?ids=${model},${j.result.model_id}`);
+        assert.equal(cmp.status, 200, cmp.text);
+        assert.deepEqual(cmp.json.models.map((m) => m.version), [1, 2]);
+        assert.equal(cmp.json.metrics.roc_auc.length, 2);
+        const better = cmp.json.metrics.roc_auc[0] >= cmp.json.metrics.roc_auc[1] ? model : j.result.model_id;
+        assert.equal(cmp.json.best.roc_auc.id, better);
+        const lower = cmp.json.metrics.log_loss[0] <= cmp.json.metrics.log_loss[1] ? model : j.result.model_id;
+        assert.equal(cmp.json.best.log_loss.id, lower);
+        assert.deepEqual(cmp.json.differences.params.seed, { [model]: 42, [j.result.model_id]: 7 });
+        assertProblem(assert, await call(a, 'GET', `/api/v1/ml/models/compare?ids=${model}`), 422, 'validation_failed');
+        assertProblem(assert, await call(b, 'GET', `/api/v1/ml/models/compare?ids=${model},${j.result.model_id}`), 404, 'not_found');
         const audit = await ctx.sql(`SELECT count(*) FROM audit_log WHERE tenant_id = '${a.tenant}' AND event = 'model_activated'`);
         assert.equal(audit[0], '2');
     });
@@ -126,7 +137,7 @@ describe('churn models over HTTP', { timeout: 300000 }, () => {
         assert.ok(top.churn_probability >= p.json.items[4].churn_probability);
         assert.ok(['low', 'medium', 'high'].includes(top.risk_band));
         assert.ok(top.reasons.length > 0 && top.reasons.length <= 6);
-        assert.match(top.reasons[0].text, / (raises|lowers) risk$/);
+        assert.match(top.reasons[0].text, / — (raises|lowers) the risk$/);
         const high = await call(a, 'GET', '/api/v1/ml/predictions?risk_band=high&limit=500');
         assert.ok(high.json.items.every((x) => x.risk_band === 'high'));
         customerId = top.customer_id;
@@ -215,7 +226,7 @@ describe('churn models over HTTP', { timeout: 300000 }, () => {
         assert.ok(r1.json.churn_probability >= 0 && r1.json.churn_probability <= 1);
         assert.ok(['low', 'medium', 'high'].includes(r1.json.risk_band));
         assert.ok(r1.json.reasons.length > 0 && r1.json.reasons.length <= 6, r1.text);
-        assert.match(r1.json.reasons[0].text, / (raises|lowers) risk$/);
+        assert.match(r1.json.reasons[0].text, / — (raises|lowers) the risk$/);
         assert.equal(typeof r1.json.segment, 'string', r1.text);
         assert.equal(r2.json.segment, null);
         assert.ok(Array.isArray(r2.json.missing_features));
@@ -278,38 +289,149 @@ describe('churn models over HTTP', { timeout: 300000 }, () => {
         assert.ok(m.json.features.includes('analytics.recency_days'), JSON.stringify(m.json.features));
     });
 
-    it('fits BG/NBD + Gamma-Gamma as a clv model and writes every customer\'s CLV', async () => {
+    it('explains behavioural scores in a marketer\'s words (recency against the customer\'s own rhythm)', async () => {
+        const seg = await ctx.pulse(['segment', '--tenant', e.tenant]);
+        assert.equal(seg.code, 0, seg.stderr);
+        const sc = await call(e, 'POST', '/api/v1/ml/predict/batch', { customer_ids: ['all'] });
+        assert.equal(sc.status, 202, sc.text);
+        await done(e, sc.json.job_id);
+        const texts = await ctx.sql(`SELECT r->>'text' FROM predictions p, jsonb_array_elements(p.reasons) r
+            WHERE p.tenant_id = '${e.tenant}' AND r->>'feature' = 'recency_days'`);
+        assert.ok(texts.length > 0, 'recency is among the reasons');
+        const RECENCY = /^(no purchase for \d+ days, \d+\.\d× longer than usual|bought \d+ days ago, sooner than their usual \d+ days|last purchase \d+ days ago) — (raises|lowers) the risk$/;
+        for (const t of texts) assert.match(t, RECENCY);
+        assert.ok(texts.some((t) => /longer than usual/.test(t)), texts.slice(0, 5).join(' | '));
+    });
+
+    // A customer's BG/NBD summary straight from the stored transactions (days, UTC), as the models see it.
+    const summaryOf = async (tenant, ref) => {
+        const [line] = await ctx.sql(`WITH d AS (SELECT (occurred_at AT TIME ZONE 'UTC')::date AS day, sum(amount) AS spend
+                FROM transactions WHERE tenant_id = '${tenant}' AND customer_ref = '${ref}' AND NOT is_return AND amount >= 0
+                GROUP BY 1),
+            f AS (SELECT min(day) AS first FROM d),
+            e AS (SELECT max((occurred_at AT TIME ZONE 'UTC')::date) + 1 AS end_day FROM transactions WHERE tenant_id = '${tenant}')
+            SELECT count(*) - 1, max(day) - min(day), (SELECT end_day FROM e) - min(day),
+                coalesce(sum(spend) FILTER (WHERE day > (SELECT first FROM f)) / nullif(count(*) - 1, 0), 0) FROM d`);
+        const [x, t_x, T, zbar] = line.split('|').map(Number);
+        return { x, t_x, T, zbar };
+    };
+
+    it('trains both CLV models on a time split, keeps the lower holdout MAE and writes every customer\'s CLV', async () => {
         const seg = await ctx.pulse(['segment', '--tenant', e.tenant, '--k', '3']);
         assert.equal(seg.code, 0, seg.stderr);
+        // a holdout that leaves too little calibration history is refused with the figures
+        const long = await call(e, 'POST', '/api/v1/ml/train', { kind: 'clv', horizon_days: 700 });
+        assert.equal(long.status, 202, long.text);
+        const lj = await finished(e, long.json.job_id);
+        assert.equal(lj.state, 'failed', JSON.stringify(lj));
+        assert.equal(lj.error.code, 'insufficient_history', JSON.stringify(lj));
+        assert.match(lj.error.message, /span \d+ days .* at least 790 days/);
+
         const r = await call(e, 'POST', '/api/v1/ml/train', { kind: 'clv' });
         assert.equal(r.status, 202, r.text);
         const j = await done(e, r.json.job_id);
         assert.equal(j.result.kind, 'clv');
         assert.equal(j.result.active, true);
-        const k = j.result.metrics;
-        console.log(`clv, ecommerce 400 seed 5: r=${k.r.toPrecision(4)} alpha=${k.alpha.toPrecision(4)} a=${k.a.toPrecision(4)} ` +
-            `b=${k.b.toPrecision(4)} p=${k.p.toPrecision(4)} q=${k.q.toPrecision(4)} gamma=${k.gamma.toPrecision(4)} ` +
-            `mean clv ${k.mean_clv.toFixed(2)}, fit ${j.result.fit_seconds} s`);
-        for (const n of ['r', 'alpha', 'a', 'b', 'p', 'q', 'gamma']) assert.ok(k[n] > 0 && Number.isFinite(k[n]), `${n}=${k[n]}`);
-        assert.ok(Number.isFinite(k.log_likelihood) && k.log_likelihood < 0);
-        // a purchase every few weeks to months: the mean rate r/alpha per day is in (1/365, 1)
-        assert.ok(k.r / k.alpha > 1 / 365 && k.r / k.alpha < 1, `rate ${k.r / k.alpha}`);
-        assert.ok(k.q > 1, 'the mean spend exists');
-        assert.ok(k.mean_clv > 0, JSON.stringify(k));
+        const c = j.result.candidates;
+        for (const k of ['bgnbd', 'clv_gbdt']) {
+            assert.equal(typeof c[k].mae, 'number', JSON.stringify(c));
+            assert.ok(c[k].mae > 0 && c[k].rmse >= c[k].mae, JSON.stringify(c));
+        }
+        const alg = c.clv_gbdt.mae < c.bgnbd.mae ? 'clv_gbdt' : 'bgnbd';
+        assert.equal(j.result.algorithm, alg, 'the lower holdout MAE is kept');
+        assert.equal(j.result.metrics.mae, c[alg].mae);
+        assert.equal(j.result.metrics.rmse, c[alg].rmse);
+        console.log(`clv, ecommerce 400 seed 5, 90-day holdout: bgnbd MAE ${c.bgnbd.mae} RMSE ${c.bgnbd.rmse}, ` +
+            `clv_gbdt MAE ${c.clv_gbdt.mae} RMSE ${c.clv_gbdt.rmse}: ${alg}, fit ${j.result.fit_seconds} s`);
+
+        const m = await call(e, 'GET', `/api/v1/ml/models/${j.result.model_id}`);
+        assert.equal(m.status, 200, m.text);
+        assert.equal(m.json.algorithm, alg);
+        assert.equal(m.json.metrics.mae, c[alg].mae);
+        assert.equal(m.json.params.horizon_days, 90);
+        assert.equal(m.json.data_snapshot.cutoff, '2026-04-02');
+        const rep = m.json.report;
+        assert.equal(rep.chosen, alg);
+        assert.deepEqual(rep.holdout, ['2026-04-02', '2026-06-30']);
+        assert.equal(rep.models.bgnbd.metrics.mae, c.bgnbd.mae);
+        assert.equal(rep.models.clv_gbdt.metrics.rmse, c.clv_gbdt.rmse);
+        for (const k of ['r', 'alpha', 'a', 'b', 'p', 'q', 'gamma']) assert.ok(rep.models.bgnbd.params[k] > 0, k);
+        const tbl = rep.frequency_table;
+        assert.deepEqual(tbl.map((g) => g.repeat_purchases), ['0', '1', '2', '3', '4', '5', '6', '7+']);
+        assert.equal(tbl.reduce((s, g) => s + g.customers, 0), rep.n_test);
+        for (const g of tbl.filter((g) => g.customers > 0))
+            for (const k of ['predicted_purchases', 'actual_purchases', 'predicted_spend_bgnbd', 'predicted_spend_clv_gbdt', 'actual_spend'])
+                assert.equal(typeof g[k], 'number', `${k} ${JSON.stringify(g)}`);
+        assert.equal(rep.refit.model, alg);
         assert.equal(j.result.clv_written, 400);
         const [nclv] = await ctx.sql(`SELECT count(*) FROM customer_analytics WHERE tenant_id = '${e.tenant}' AND clv > 0`);
         assert.ok(Number(nclv) > 300, nclv);
         const list = await call(e, 'GET', '/api/v1/ml/models?kind=clv');
         assert.equal(list.status, 200, list.text);
-        assert.equal(list.json.items[0].algorithm, 'bgnbd');
+        assert.equal(list.json.items[0].algorithm, alg);
         const s = await call(e, 'GET', '/api/v1/ml/status');
         assert.equal(s.json.clv.trained, true);
-        // scoring carries the CLV into the predictions
+
+        // scoring writes each customer's CLV from the active CLV model into the predictions
+        await ctx.sql(`UPDATE customer_analytics SET clv = NULL WHERE tenant_id = '${e.tenant}'`);
         const sc = await call(e, 'POST', '/api/v1/ml/predict/batch', { customer_ids: ['all'] });
         assert.equal(sc.status, 202, sc.text);
-        await done(e, sc.json.job_id);
+        const sj = await done(e, sc.json.job_id);
+        assert.equal(sj.result.clv.written, 400, JSON.stringify(sj.result));
         const [npred] = await ctx.sql(`SELECT count(*) FROM predictions WHERE tenant_id = '${e.tenant}' AND clv > 0`);
         assert.ok(Number(npred) > 300, npred);
+        const [top] = await ctx.sql(`SELECT p.customer_id || '|' || c.external_id || '|' || p.clv FROM predictions p JOIN customers c
+            ON c.tenant_id = p.tenant_id AND c.id = p.customer_id WHERE p.tenant_id = '${e.tenant}' ORDER BY p.clv DESC LIMIT 1`);
+        const [cid, ref, stored] = top.split('|');
+        const one = await call(e, 'GET', `/api/v1/ai/churn-prediction/${cid}`);
+        assert.equal(one.status, 200, one.text);
+        assert.ok(Math.abs(one.json.clv - Number(stored)) < 1e-6, one.text);
+
+        // /api/v1/predict values the same customer as the scorer did, from the inputs its model reads
+        let body;
+        if (alg === 'bgnbd') {
+            body = { features: {}, summary: await summaryOf(e.tenant, ref) };
+        } else {
+            const [names, vals] = (await ctx.sql(`SELECT array_to_json(r.feature_names) || '|' || array_to_json(a.features)
+                FROM customer_analytics a JOIN analytics_runs r ON r.id = a.run_id WHERE a.customer_id = ${cid}`))[0].split('|');
+            const fv = JSON.parse(vals);
+            body = { features: Object.fromEntries(JSON.parse(names).map((n, i) => [n, fv[i]])) };
+        }
+        const p = await call(e, 'POST', '/api/v1/predict', body);
+        assert.equal(p.status, 200, p.text);
+        assert.equal(p.json.clv_model.algorithm, alg);
+        assert.equal(p.json.clv_model.horizon_days, 90);
+        assert.deepEqual(p.json.clv_missing, []);
+        assert.ok(Math.abs(p.json.clv - Number(stored)) < 1e-4 * Number(stored), `${p.text} vs ${stored}`);
+        assert.equal(typeof p.json.churn_probability, 'number', 'the churn model answers too');
+        // a summary-less, feature-less request is valued only where the model can (bgnbd: missing inputs listed)
+        const bare = await call(e, 'POST', '/api/v1/predict', { features: {} });
+        assert.equal(bare.status, 200, bare.text);
+        if (alg === 'bgnbd') {
+            assert.equal(bare.json.clv, null);
+            assert.deepEqual(bare.json.clv_missing, ['frequency', 'span_days', 'tenure_days']);
+        }
+        assertProblem(assert, await call(e, 'POST', '/api/v1/predict', { features: {}, summary: { x: -1 } }), 422, 'validation_failed');
+    });
+
+    it('pulse train --kind clv --horizon and --label run the same jobs from the command line', async () => {
+        const t = await ctx.pulse(['train', '--tenant', e.tenant, '--kind', 'clv', '--horizon', '60']);
+        assert.equal(t.code, 0, t.stderr + t.stdout);
+        assert.match(t.stdout, /done: .*"kind": ?"clv"/);
+        assert.match(t.stdout, /"horizon_days": ?60\b/);
+        const b2 = await ctx.pulse(['train', '--tenant', e.tenant, '--label', 'behavioural', '--horizon', '60']);
+        assert.equal(b2.code, 0, b2.stderr + b2.stdout);
+        const [h] = await ctx.sql(`SELECT params->>'horizon_days' FROM models WHERE tenant_id = '${e.tenant}' AND kind = 'churn'
+            ORDER BY version DESC LIMIT 1`);
+        assert.equal(h, '60');
+        for (const args of [['--horizon', 'ninety'], ['--horizon', '3'], ['--kind', 'clv', '--label', 'explicit'], ['--label', 'maybe']]) {
+            const bad = await ctx.pulse(['train', '--tenant', e.tenant, ...args]);
+            assert.equal(bad.code, 2, `${args}: ${bad.stderr}`);
+            assert.match(bad.stderr, /--(horizon|label)/);
+        }
+        const long = await ctx.pulse(['train', '--tenant', e.tenant, '--kind', 'clv', '--horizon', '700']);
+        assert.equal(long.code, 1);
+        assert.match(long.stderr, /not enough history/);
     });
 
     it('pulse bench score prints batch scoring throughput through the container', async () => {

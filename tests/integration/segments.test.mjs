@@ -6,7 +6,7 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
-import { readFile } from 'node:fs/promises';
+import { readFile, readdir } from 'node:fs/promises';
 import { createContext, FIXTURES, sleep, tenantHelpers } from './harness.mjs';
 
 const TOKEN_ROUTES = path.join(FIXTURES, 'token_routes.lua');
@@ -173,6 +173,41 @@ describe('segmentation', () => {
         assert.deepEqual(await digest(), before);
         assert.deepEqual(await ctx.sql(`SELECT count(*) FROM analytics_runs WHERE tenant_id = '${shop.tenant}'`), runs);
         assert.deepEqual(await ctx.sql(`SELECT count(*) FROM pg_class WHERE relname LIKE '%\\_next'`), ['0']);
+    });
+
+    it('takes uploaded churn scores (customer_id,churn_score) and bands segments with them', async () => {
+        const ids = await ctx.sql(`SELECT c.external_id FROM customer_analytics a JOIN customers c ON c.id = a.customer_id
+            WHERE a.tenant_id = '${shop.tenant}' AND a.segment IS NOT NULL ORDER BY c.external_id LIMIT 3`);
+        assert.equal(ids.length, 3);
+        const segUrl = `/api/v1/segmentation/organizations/${shop.tenant}/segment`;
+        // a header without a score column is refused at once, naming what it has
+        const noScore = await api.fetch(segUrl, { method: 'POST', headers: { ...auth(shop), 'content-type': 'text/csv' },
+            body: 'customer_id,value\nC1,3\n' });
+        assert.equal(noScore.status, 422, noScore.text);
+        assert.match(noScore.json.errors[0].message, /churn score column.*customer_id, value/);
+        // a bad value fails the job with its line, and nothing changes
+        const bad = await api.fetch(segUrl, { method: 'POST', headers: { ...auth(shop), 'content-type': 'text/csv' },
+            body: `customer_id,churn_score\n${ids[0]},0.2\n${ids[1]},1.7\n` });
+        assert.equal(bad.status, 202, bad.text);
+        const badJob = await finished(bad.json.job_id, shop);
+        assert.equal(badJob.state, 'failed');
+        assert.match(badJob.error.message, /line 3: 'churn_score' is '1.7'/);
+        // multipart, a percentage, an unknown customer
+        const form = new FormData();
+        form.append('file', new Blob([`Customer ID;Churn Probability\n${ids[0]};0,05\n${ids[1]};45%\n${ids[2]};0.97\nnobody;0.5\n`],
+            { type: 'text/csv' }), 'scores.csv');
+        const up = await api.fetch(segUrl, { method: 'POST', headers: auth(shop), body: form });
+        assert.equal(up.status, 202, up.text);
+        const j = await finished(up.json.job_id, shop);
+        assert.equal(j.state, 'done', JSON.stringify(j));
+        assert.deepEqual(j.result.churn_scores, { rows: 4, matched: 3, not_matched: 1 });
+        const rows = await ctx.sql(`SELECT c.external_id || ' ' || a.churn_probability || ' ' || a.churn_band
+            FROM customer_analytics a JOIN customers c ON c.id = a.customer_id
+            WHERE a.tenant_id = '${shop.tenant}' AND c.external_id IN ('${ids.join("','")}') ORDER BY c.external_id`);
+        assert.deepEqual(rows, [`${ids[0]} 0.05 low`, `${ids[1]} 0.45 medium`, `${ids[2]} 0.97 high`]);
+        // the upload served its run and is gone
+        const left = (await readdir(path.join(ctx.varDir, 'uploads'))).filter((f) => f.endsWith('.scores'));
+        assert.deepEqual(left, []);
     });
 
     it('fails clearly with nothing to segment', async () => {

@@ -105,6 +105,9 @@ static void test_messages(void **state)
     char small[8];
     pulse_segment_signal_message(&s, 0.5, "ratio", small, sizeof(small));
     assert_string_equal(small, "returns");
+    pulse_signal_t drop = {"d", "trend_90", 0, -0.5, "fell by {abs} (value {value})", NULL};
+    pulse_segment_signal_message(&drop, -0.75, "ratio", out, sizeof(out));
+    assert_string_equal(out, "fell by 75% (value -75%)");
 }
 
 /* Customers: a (2 purchase days), b (1), c (3), d (events only), e (a return only). */

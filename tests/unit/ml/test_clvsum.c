@@ -55,10 +55,47 @@ static void test_summaries(void **state)
     pulse_txstore_free(&st);
 }
 
+/* A time split: the summaries before day 130 see nothing from day 130 on, and the window counts
+ * the purchases of [130, 200) by day. */
+static void test_calibration_and_window(void **state)
+{
+    (void)state;
+    pulse_txstore_t st;
+    pulse_txstore_init(&st);
+    buy(&st, "a", 100, 50, 0);
+    buy(&st, "a", 110, 20, 0);
+    buy(&st, "a", 130, 60, 0);
+    buy(&st, "a", 130, 5, 0);
+    buy(&st, "a", 140, -60, PULSE_TX_RETURN);
+    buy(&st, "a", 150, 7, 0);
+    buy(&st, "late", 150, 25, 0);
+    pulse_txstore_finish(&st);
+    pulse_clvsum_t s;
+    pulse_clvsum_build_before(&st, 130, &s);
+    assert_int_equal(s.end_day, 130);
+    assert_int_equal(s.n, 1); /* "late" first bought after the cutoff */
+    assert_float_equal(s.x[0], 1, 0);
+    assert_float_equal(s.t_x[0], 10, 0);
+    assert_float_equal(s.T[0], 30, 0);
+    assert_float_equal(s.zbar[0], 20, 0);
+    pulse_clvsum_free(&s);
+    double days, spend;
+    pulse_clvsum_window(&st, 0, 130, 200, &days, &spend);
+    assert_float_equal(days, 2, 0);
+    assert_float_equal(spend, 72, 1e-9);
+    pulse_clvsum_window(&st, 0, 100, 130, &days, &spend);
+    assert_float_equal(days, 2, 0);
+    assert_float_equal(spend, 70, 1e-9);
+    pulse_clvsum_window(&st, 1, 100, 150, &days, &spend);
+    assert_float_equal(days, 0, 0);
+    pulse_txstore_free(&st);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_summaries),
+        cmocka_unit_test(test_calibration_and_window),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

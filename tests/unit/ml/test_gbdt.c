@@ -515,6 +515,51 @@ static void test_scale_pos_weight_raises_scores(void **state)
     table_free(&t);
 }
 
+/* Squared error on a hand-made set: the base is the mean, one depth-1 tree at learning rate 1 and
+ * lambda 0 puts each side's residual mean on its leaf, so the fit is exact; with lambda the leaf
+ * is the residual sum over (count + lambda). */
+static void test_squared_error_exact(void **state)
+{
+    (void)state;
+    table_t t;
+    table_init(&t, 6, 1);
+    const float y[6] = {1, 2, 3, 10, 11, 12};
+    for (int i = 0; i < 6; i++) {
+        t.d.x[i] = (float)i;
+        t.d.y[i] = y[i];
+    }
+    pulse_gbdt_params_t p;
+    small_params(&p, 1, 1);
+    p.objective = PULSE_GBDT_SQUARED;
+    pulse_gbdt_t *m = NULL;
+    char err[256];
+    pulse_gbdt_report_t rep;
+    assert_int_equal(pulse_gbdt_train(&t.d, NULL, &p, &m, &rep, err, sizeof(err)), 0);
+    assert_true(fabs(m->base - 6.5) < 1e-12);
+    assert_int_equal(m->trees[0].n_nodes, 3);
+    assert_true(m->feats[0].bounds[m->trees[0].nodes[0].bin - 1] == 2.5f);
+    float lo = 1, hi = 4;
+    assert_true(fabs(pulse_gbdt_predict_row(m, &lo, 0) - 2.0) < 1e-9);
+    assert_true(fabs(pulse_gbdt_predict_row(m, &hi, 1) - 11.0) < 1e-9); /* no sigmoid for regression */
+    /* mean half squared error: residuals -1, 0, 1 on each side */
+    assert_true(fabs(rep.train_loss - 0.5 * 4 / 6) < 1e-12);
+    pulse_gbdt_free(m);
+
+    p.lambda_l2 = 3; /* leaves: -13.5 / (3 + 3) and +13.5 / (3 + 3) */
+    assert_int_equal(pulse_gbdt_train(&t.d, NULL, &p, &m, NULL, err, sizeof(err)), 0);
+    assert_true(fabs(pulse_gbdt_predict_row(m, &lo, 0) - (6.5 - 2.25)) < 1e-9);
+    assert_true(fabs(pulse_gbdt_predict_row(m, &hi, 0) - (6.5 + 2.25)) < 1e-9);
+    pulse_gbdt_free(m);
+    /* a target that is not a number is refused with its row; any real number is a valid target */
+    t.d.y[4] = NAN;
+    assert_int_equal(pulse_gbdt_train(&t.d, NULL, &p, &m, NULL, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "row 4"));
+    t.d.y[4] = -7.25f;
+    assert_int_equal(pulse_gbdt_train(&t.d, NULL, &p, &m, NULL, err, sizeof(err)), 0);
+    pulse_gbdt_free(m);
+    table_free(&t);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -531,6 +576,7 @@ int main(void)
         cmocka_unit_test(test_batch_scorer_equals_predict_row),
         cmocka_unit_test(test_bad_input_refused),
         cmocka_unit_test(test_scale_pos_weight_raises_scores),
+        cmocka_unit_test(test_squared_error_exact),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "gen/rng.h"
+#include "ml/churn.h"
 #include "ml/train.h"
 
 /* n rows: tenure, charges (5% blank), a 3-level contract and a 2-level gender that means nothing. */
@@ -88,7 +89,7 @@ static void test_end_to_end(void **state)
         fail_msg("%s", err);
     assert_int_equal(r.n_train + r.n_valid + r.n_test, 3000);
     assert_int_equal(r.n_test, 600);
-    assert_int_equal(r.n_cand, (size_t)(1 + pulse_ml_train_have_gbdt()));
+    assert_int_equal(r.n_cand, (size_t)(1 + 2 * pulse_ml_train_have_gbdt())); /* logreg, gbdt, blend */
     for (size_t k = 0; k < r.n_cand; k++) {
         assert_true(r.cand[k].trained);
         assert_true(r.cand[k].test.roc_auc > 0.75);
@@ -144,10 +145,113 @@ static void test_end_to_end(void **state)
     pulse_ml_table_free(t);
 }
 
+/* Opens a candidate's payload as a churn model with the table's features. */
+static int open_candidate(const pulse_ml_table_t *t, const pulse_ml_candidate_t *c, pulse_ml_churn_t *out, char *err, size_t errlen)
+{
+    pulse_ml_model_t *m = pulse_ml_model_new(c->kind);
+    for (size_t j = 0; j < t->data.n_cols; j++) {
+        int cat = t->data.categorical && t->data.categorical[j];
+        pulse_ml_model_add_feature(m, t->data.names[j], cat, cat ? t->data.n_categories[j] : 0, cat ? t->levels[j] : NULL);
+    }
+    pulse_ml_model_set_payload(m, c->payload, c->payload_len);
+    unsigned char *bytes;
+    size_t len;
+    pulse_ml_model_save(m, &bytes, &len);
+    pulse_ml_model_free(m);
+    int rc = pulse_ml_churn_open(out, bytes, len, err, errlen);
+    free(bytes);
+    return rc;
+}
+
+/* The blend scores sigmoid(w logit(p_logreg) + (1 - w) margin_trees), row by row and in batch, and
+ * its pushes add up to that log-odds; a damaged blend payload is refused. */
+static void test_blend(void **state)
+{
+    (void)state;
+    if (!pulse_ml_train_have_gbdt())
+        skip();
+    pulse_ml_table_t *t = synthetic(2000, 9, -1);
+    pulse_ml_train_result_t r;
+    char err[256];
+    if (pulse_ml_train_churn(t, NULL, &r, err, sizeof(err)) != 0)
+        fail_msg("%s", err);
+    const pulse_ml_candidate_t *b = &r.cand[2];
+    assert_string_equal(b->name, "blend");
+    assert_true(b->blend_logreg_weight > 0 && b->blend_logreg_weight < 1);
+    pulse_ml_churn_t lr, gb, bl;
+    if (open_candidate(t, &r.cand[0], &lr, err, sizeof(err)) != 0 || open_candidate(t, &r.cand[1], &gb, err, sizeof(err)) != 0 ||
+        open_candidate(t, b, &bl, err, sizeof(err)) != 0)
+        fail_msg("%s", err);
+    assert_float_equal(bl.logreg_weight, b->blend_logreg_weight, 0);
+    size_t nf = t->data.n_cols, n = t->data.n_rows;
+    double *batch = malloc(n * sizeof(double)), *contrib = malloc((nf + 1) * sizeof(double));
+    float *row = malloc(nf * sizeof(float));
+    pulse_ml_churn_predict(&bl, &t->data, batch, 2);
+    double w = b->blend_logreg_weight;
+    for (size_t i = 0; i < n; i += 97) {
+        for (size_t j = 0; j < nf; j++)
+            row[j] = pulse_ml_at(&t->data, i, j);
+        double p_lr = pulse_ml_churn_predict_row(&lr, row), p_gb = pulse_ml_churn_predict_row(&gb, row);
+        double z = w * log(p_lr / (1 - p_lr)) + (1 - w) * log(p_gb / (1 - p_gb));
+        double p = pulse_ml_churn_predict_row(&bl, row);
+        assert_float_equal(p, 1 / (1 + exp(-z)), 1e-9);
+        assert_float_equal(batch[i], p, 1e-9);
+        pulse_ml_churn_contributions(&bl, row, contrib);
+        double sum = 0;
+        for (size_t j = 0; j <= nf; j++)
+            sum += contrib[j];
+        assert_float_equal(sum, z, 1e-6);
+    }
+    /* PULSE_FUZZ_SEED_DIR=tests/fuzz/corpus/model: leave a small blend for the fuzz target */
+    const char *dir = getenv("PULSE_FUZZ_SEED_DIR");
+    if (dir != NULL) {
+        pulse_ml_table_t *small = synthetic(120, 3, -1);
+        pulse_ml_train_result_t rs;
+        if (pulse_ml_train_churn(small, NULL, &rs, err, sizeof(err)) != 0)
+            fail_msg("%s", err);
+        pulse_ml_model_t *m = pulse_ml_model_new(PULSE_ML_CHURN_BLEND);
+        for (size_t j = 0; j < small->data.n_cols; j++) {
+            int cat = small->data.categorical && small->data.categorical[j];
+            pulse_ml_model_add_feature(m, small->data.names[j], cat, cat ? small->data.n_categories[j] : 0,
+                                       cat ? small->levels[j] : NULL);
+        }
+        pulse_ml_model_set_payload(m, rs.cand[2].payload, rs.cand[2].payload_len);
+        unsigned char *bytes;
+        size_t len;
+        pulse_ml_model_save(m, &bytes, &len);
+        char path[4096];
+        snprintf(path, sizeof(path), "%s/blend.pmdl", dir);
+        FILE *f = fopen(path, "wb");
+        assert_non_null(f);
+        assert_int_equal(fwrite(bytes, 1, len, f), len);
+        fclose(f);
+        free(bytes);
+        pulse_ml_model_free(m);
+        pulse_ml_train_result_free(&rs);
+        pulse_ml_table_free(small);
+    }
+    /* a truncated or altered payload is an error, never a crash */
+    pulse_ml_candidate_t bad = *b;
+    for (size_t cut = 0; cut < b->payload_len; cut += 1 + cut / 3) {
+        bad.payload_len = cut;
+        pulse_ml_churn_t c;
+        assert_int_equal(open_candidate(t, &bad, &c, err, sizeof(err)), -1);
+    }
+    free(batch);
+    free(contrib);
+    free(row);
+    pulse_ml_churn_close(&lr);
+    pulse_ml_churn_close(&gb);
+    pulse_ml_churn_close(&bl);
+    pulse_ml_train_result_free(&r);
+    pulse_ml_table_free(t);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_requirements),
+        cmocka_unit_test(test_blend),
         cmocka_unit_test(test_end_to_end),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
