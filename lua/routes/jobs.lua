@@ -198,8 +198,9 @@ return function(routes)
     routes:add {
         method = "DELETE", path = "/api/v1/jobs/{id}", role = "analyst", tags = { "jobs" },
         summary = "Cancel a job (queued or running), or delete a finished one",
-        description = "A queued job is cancelled at once (200 with the job); a running one is asked to stop: its import " ..
-            "rolls back, nothing of it is stored (202 with the job, `cancel_requested` true; follow it to `cancelled`). " ..
+        description = "A queued job is cancelled at once (200 with the job); a running one is asked to stop: it ends at its " ..
+            "next step (an import, a segmentation, a training or a scoring run) and rolls back, nothing of it is stored " ..
+            "(202 with the job, `cancel_requested` true; follow it to `cancelled`). " ..
             "A finished job's row is deleted (204); the data an import stored stays.",
         params = JOB_ID,
         responses = {

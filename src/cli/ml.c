@@ -196,7 +196,8 @@ static int run(const char *cmd, int argc, char **argv)
         PQclear(r);
         pulse_job_outcome_t out;
         fprintf(stderr, "pulse %s: job %s running\n", cmd, job);
-        int ok = (train ? pulse_train_job_run : pulse_score_job_run)(&cfg, ctl, work, job, tenant, params.data, &out) == 0;
+        int ok = (train ? pulse_train_job_run : pulse_score_job_run)(&cfg, ctl, work, job, tenant, params.data, NULL, NULL, NULL,
+                                                                     &out) == 0;
         const char *q[] = {job};
         r = pulse_jobs_tenant_exec(ctl, tenant, "SELECT coalesce(result::text, '') FROM jobs WHERE id = $1", 1, q, err,
                                    sizeof(err));

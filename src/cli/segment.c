@@ -21,6 +21,7 @@
 #include "core/buf.h"
 #include "ingest/load.h"
 #include "jobs/analytics_job.h"
+#include "jobs/jobrun.h"
 #include "script/script.h"
 
 /* The segments lookup table of a rule file (nil: the shipped one), evaluated in the rules sandbox
@@ -43,7 +44,7 @@ static void usage(FILE *f)
 
 static double now_s(void)
 {
-    return pulse_ajob_now();
+    return pulse_jobrun_now();
 }
 
 /* import_plan.for_file's plan for the file, as a txfile plan. */

@@ -6,18 +6,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "core/buf.h"
 #include "core/log.h"
 #include "script/json.h"
-
-double pulse_ajob_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static const char *str_field(lua_State *L, int t, const char *k)
 {
@@ -240,72 +232,4 @@ PGresult *pulse_ajob_exec(PGconn *c, const char *sql, int n, const char *const *
         return NULL;
     }
     return r;
-}
-
-int pulse_ajob_progress(pulse_ajob_t *j, const char *phase, double percent, uint64_t rows, int force)
-{
-    if (j->stop != NULL && *j->stop) {
-        j->stopping = 1;
-        return 1;
-    }
-    double now = pulse_ajob_now();
-    if (!force && now - j->last_write < 0.25)
-        return j->cancelled;
-    j->last_write = now;
-    pulse_job_progress_t p = {phase, percent, 0, -1, 0, 0, rows, rows, 0};
-    if (j->observer && j->observer(j->ud, &p) != 0) {
-        j->cancelled = 1;
-        return 1;
-    }
-    if (j->ctl == NULL)
-        return 0;
-    char pct[32], rr[32];
-    snprintf(pct, sizeof(pct), "%.2f", percent);
-    snprintf(rr, sizeof(rr), "%llu", (unsigned long long)rows);
-    const char *params[] = {j->job_id, phase, pct, rr};
-    char err[256];
-    PGresult *res = pulse_jobs_tenant_exec(j->ctl, j->tenant,
-                                           "UPDATE jobs SET phase = $2, progress = $3, rows_read = $4, heartbeat_at = now() "
-                                           "WHERE id = $1 RETURNING cancel_requested",
-                                           4, params, err, sizeof(err));
-    if (res == NULL) {
-        pulse_log(PULSE_LOG_WARN, "jobs.progress", "job %s: cannot write progress: %s", j->job_id, err);
-        return 0;
-    }
-    if (PQntuples(res) == 0 || strcmp(PQgetvalue(res, 0, 0), "t") == 0)
-        j->cancelled = 1;
-    PQclear(res);
-    return j->cancelled;
-}
-
-void pulse_ajob_finish(pulse_ajob_t *j, pulse_job_outcome_t *out, const char *state, const char *code, const char *msg,
-                       const char *result_json)
-{
-    snprintf(out->state, sizeof(out->state), "%s", state);
-    snprintf(out->error_code, sizeof(out->error_code), "%s", code ? code : "");
-    snprintf(out->error, sizeof(out->error), "%s", msg ? msg : "");
-    if (j->ctl == NULL)
-        return;
-    char err[256];
-    PGresult *x;
-    if (strcmp(state, "queued") == 0) {
-        const char *params[] = {j->job_id};
-        x = pulse_jobs_tenant_exec(j->ctl, j->tenant,
-                                   "UPDATE jobs SET state = 'queued', attempts = greatest(attempts - 1, 0), progress = 0, "
-                                   "phase = 'queued again: the server stopped while it ran', started_at = NULL WHERE id = $1",
-                                   1, params, err, sizeof(err));
-        PQclear(x);
-        x = PQexec(j->ctl, "NOTIFY pulse_jobs");
-        PQclear(x);
-        return;
-    }
-    const char *params[] = {j->job_id, state, code, msg, result_json, strcmp(state, "done") == 0 ? "100" : NULL};
-    x = pulse_jobs_tenant_exec(j->ctl, j->tenant,
-                               "UPDATE jobs SET state = $2, error_code = $3, error = $4, phase = $2, result = $5::jsonb, "
-                               "progress = coalesce($6::real, progress), eta_seconds = NULL, finished_at = now(), "
-                               "heartbeat_at = now() WHERE id = $1",
-                               6, params, err, sizeof(err));
-    if (x == NULL)
-        pulse_log(PULSE_LOG_ERROR, "jobs.finish", "job %s: cannot record its outcome: %s", j->job_id, err);
-    PQclear(x);
 }

@@ -1,7 +1,7 @@
 /* What the analytics jobs (segment_job.c, cluster_job.c) and `pulse segment` share: reading the
  * segments lookup table and the behaviour declaration from Lua values (the job's params JSON, or
- * rules.segment_table_of and industries.get in the CLI), and the job row bookkeeping (progress
- * with cancellation, the final state, handing a job back when the server stops). */
+ * rules.segment_table_of and industries.get in the CLI), the job's params, and statements in the
+ * tenant's transaction. The job row bookkeeping is jobs/jobrun.h. */
 #ifndef PULSE_JOBS_ANALYTICS_JOB_H
 #define PULSE_JOBS_ANALYTICS_JOB_H
 
@@ -28,31 +28,11 @@ typedef struct pulse_segment_spec_t {
  * {aggregates, score, trend, signals} at beh (0: none) into s. Returns 0 or -1 with a message. */
 int pulse_segment_spec_from_lua(lua_State *L, int seg, int beh, pulse_segment_spec_t *s, char *err, size_t errlen);
 
-/* A running analytics job: where to write progress, whether it was cancelled or must stop. */
-typedef struct pulse_ajob_t {
-    const pulse_config_t *cfg;
-    PGconn *ctl;
-    const char *job_id, *tenant;
-    volatile int *stop;
-    pulse_job_observer observer;
-    void *ud;
-    double started, last_write;
-    int cancelled, stopping;
-} pulse_ajob_t;
-
-/* Writes phase and percent to the job row (at most every 250 ms unless force) and reads
- * cancel_requested. Returns non-zero when the job must end now (cancelled or stopping). */
-int pulse_ajob_progress(pulse_ajob_t *j, const char *phase, double percent, uint64_t rows, int force);
-/* Records the end: state done/failed/cancelled with error and result JSON (NULL: none) in out and
- * the job row; "queued" hands it back to the queue. */
-void pulse_ajob_finish(pulse_ajob_t *j, pulse_job_outcome_t *out, const char *state, const char *code, const char *msg,
-                       const char *result_json);
 /* Decodes the params JSON onto L's stack (a table). Returns 0 or -1 with a message. */
 int pulse_ajob_params(lua_State *L, const char *json, char *err, size_t errlen);
 /* BEGIN + the tenant setting on c. Returns 0 or -1 with a message. */
 int pulse_ajob_begin(PGconn *c, const char *tenant, char *err, size_t errlen);
 /* Runs sql with params on c inside the current transaction; NULL with a message on failure. */
 PGresult *pulse_ajob_exec(PGconn *c, const char *sql, int n, const char *const *params, char *err, size_t errlen);
-double pulse_ajob_now(void);
 
 #endif

@@ -11,6 +11,7 @@
 #include "analytics/cluster.h"
 #include "core/buf.h"
 #include "jobs/analytics_job.h"
+#include "jobs/jobrun.h"
 #include "jobs/jobs.h"
 
 #define MAX_FEATURES 12
@@ -105,7 +106,8 @@ int pulse_cluster_job_run(const pulse_config_t *cfg, PGconn *ctl, PGconn *work, 
                           pulse_job_outcome_t *out)
 {
     memset(out, 0, sizeof(*out));
-    pulse_ajob_t j = {cfg, ctl, job_id, tenant_id, stop, observer, ud, pulse_ajob_now(), 0, 0, 0};
+    pulse_jobrun_t j;
+    pulse_jobrun_init(&j, ctl, job_id, tenant_id, stop, observer, ud);
     char err[512];
     lua_State *L = luaL_newstate();
     if (L == NULL)
@@ -160,7 +162,7 @@ int pulse_cluster_job_run(const pulse_config_t *cfg, PGconn *ctl, PGconn *work, 
     failed_early = 0;
 early:
     if (failed_early) {
-        pulse_ajob_finish(&j, out, "failed", code, err, NULL);
+        pulse_jobrun_finish(&j, out, "failed", code, err, NULL, NULL);
         const char *fp[] = {job_id};
         PQclear(pulse_jobs_tenant_exec(ctl, tenant_id, "UPDATE clusterings SET state = 'failed', finished_at = now() WHERE id = $1",
                                        1, fp, err, sizeof(err)));
@@ -169,7 +171,7 @@ early:
     }
 
     pulse_job_beat_t *beat = pulse_job_beat_start(cfg, ctl, job_id, tenant_id);
-    pulse_ajob_progress(&j, "loading rows", 0, 0, 1);
+    pulse_jobrun_step(&j, "loading rows", 0, 0, 1);
     const char *state = "failed";
     code = "database";
     double *x = NULL;
@@ -236,13 +238,13 @@ early:
             left_out++;
     }
     PQclear(q);
-    if (pulse_ajob_progress(&j, "clustering", 30, n, 1) != 0)
+    if (pulse_jobrun_step(&j, "clustering", 30, n, 1) != 0)
         goto interrupted;
     if (pulse_cluster_run(x, n, d, names, &co, &res, err, sizeof(err)) != 0) {
         code = "cannot_cluster";
         goto fail_tx;
     }
-    if (pulse_ajob_progress(&j, "writing", 80, n, 1) != 0)
+    if (pulse_jobrun_step(&j, "writing", 80, n, 1) != 0)
         goto interrupted;
     q = pulse_ajob_exec(work, "CREATE TEMP TABLE cluster_stage (customer_id bigint, cluster smallint) ON COMMIT DROP", 0, NULL, err,
                         sizeof(err));
@@ -329,7 +331,7 @@ interrupted:
 fail_tx:
     rollback(work);
 end:
-    pulse_ajob_finish(&j, out, state, code, code ? err : NULL, strcmp(state, "done") == 0 ? b.data : NULL);
+    pulse_jobrun_finish(&j, out, state, code, code ? err : NULL, strcmp(state, "done") == 0 ? b.data : NULL, NULL);
     if (strcmp(state, "done") != 0 && strcmp(state, "queued") != 0) {
         const char *fp[] = {job_id, state};
         char e2[256];

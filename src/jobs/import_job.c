@@ -6,6 +6,7 @@
 #include "core/log.h"
 #include "ingest/load.h"
 #include "jobs/jobs.h"
+#include "jobs/jobrun.h"
 #include "jobs/score_job.h"
 #include "jobs/train_job.h"
 #include "script/script.h"
@@ -23,15 +24,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define PROGRESS_EVERY_S 0.25
 #define READ_SHARE 90.0 /* percent of the bar for reading; storing and merging share the rest */
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
 
 PGresult *pulse_jobs_tenant_exec(PGconn *c, const char *tenant, const char *sql, int n, const char *const *params, char *err,
                                  size_t errlen)
@@ -173,18 +166,6 @@ void pulse_job_beat_stop(pulse_job_beat_t *b)
 
 /* --- progress --- */
 
-typedef struct run_t {
-    const pulse_config_t *cfg;
-    PGconn *ctl;
-    const char *job_id, *tenant;
-    volatile int *stop;
-    pulse_job_observer observer;
-    void *ud;
-    double started, last_write;
-    const char *last_phase;
-    int cancel_requested, stopping;
-} run_t;
-
 static double percent_of(const pulse_import_progress_t *p)
 {
     if (strcmp(p->phase, "done") == 0)
@@ -198,55 +179,18 @@ static double percent_of(const pulse_import_progress_t *p)
     return READ_SHARE * (double)p->bytes_done / (double)p->bytes_total;
 }
 
+/* The loader's progress as the job row has it: the bar's percent, rows/s, and the ETA while reading. */
 static int on_progress(void *ud, const pulse_import_progress_t *p)
 {
-    run_t *r = ud;
-    double now = now_s();
-    int phase_changed = r->last_phase == NULL || strcmp(r->last_phase, p->phase) != 0;
-    if (r->stop != NULL && *r->stop) {
-        r->stopping = 1;
-        return 1;
-    }
-    if (!phase_changed && now - r->last_write < PROGRESS_EVERY_S)
-        return 0;
-    r->last_phase = p->phase;
-    r->last_write = now;
-    double elapsed = now - r->started;
+    pulse_jobrun_t *r = ud;
+    double elapsed = pulse_jobrun_now() - r->started;
     pulse_job_progress_t jp = {p->phase,         percent_of(p),   0, -1, p->bytes_done, p->bytes_total, p->rows_read,
                                p->rows_accepted, p->rows_rejected};
     if (elapsed > 0.05)
         jp.rows_per_second = (double)p->rows_read / elapsed;
     if (strcmp(p->phase, "reading") == 0 && p->bytes_done > 0 && p->bytes_total >= p->bytes_done && elapsed > 0.05)
         jp.eta_seconds = (double)(p->bytes_total - p->bytes_done) / ((double)p->bytes_done / elapsed);
-    if (r->observer && r->observer(r->ud, &jp) != 0) {
-        r->cancel_requested = 1;
-        return 1;
-    }
-    char pct[32], bd[32], bt[32], rr[32], ra[32], rj[32], rps[32], eta[32];
-    snprintf(pct, sizeof(pct), "%.2f", jp.percent);
-    snprintf(bd, sizeof(bd), "%llu", (unsigned long long)p->bytes_done);
-    snprintf(bt, sizeof(bt), "%llu", (unsigned long long)p->bytes_total);
-    snprintf(rr, sizeof(rr), "%llu", (unsigned long long)p->rows_read);
-    snprintf(ra, sizeof(ra), "%llu", (unsigned long long)p->rows_accepted);
-    snprintf(rj, sizeof(rj), "%llu", (unsigned long long)p->rows_rejected);
-    snprintf(rps, sizeof(rps), "%.0f", jp.rows_per_second);
-    snprintf(eta, sizeof(eta), "%.1f", jp.eta_seconds);
-    const char *params[] = {r->job_id, p->phase, pct, bd, bt, rr, ra, rj, rps, jp.eta_seconds >= 0 ? eta : NULL};
-    char err[256];
-    PGresult *res =
-        pulse_jobs_tenant_exec(r->ctl, r->tenant,
-                               "UPDATE jobs SET phase = $2, progress = $3, bytes_done = $4, bytes_total = $5, rows_read = $6, "
-                               "rows_accepted = $7, rows_rejected = $8, rows_per_second = $9, eta_seconds = $10, "
-                               "heartbeat_at = now() WHERE id = $1 RETURNING cancel_requested",
-                               10, params, err, sizeof(err));
-    if (res == NULL) {
-        pulse_log(PULSE_LOG_WARN, "jobs.progress", "job %s: cannot write progress: %s", r->job_id, err);
-        return 0;
-    }
-    if (PQntuples(res) == 0 || strcmp(PQgetvalue(res, 0, 0), "t") == 0)
-        r->cancel_requested = 1; /* cancelled, or the job row was deleted */
-    PQclear(res);
-    return r->cancel_requested;
+    return pulse_jobrun_progress(r, &jp, 0);
 }
 
 /* --- the job --- */
@@ -334,69 +278,35 @@ static int file_sha256(const char *path, char hex[65], char *err, size_t errlen)
     return rc;
 }
 
-static void set_outcome(pulse_job_outcome_t *out, const char *state, const char *code, const char *msg)
+/* Ends the job: its row and the import's row (state, report, counts) in one transaction. res
+ * NULL: nothing was read. */
+static void finish(pulse_jobrun_t *r, pulse_job_outcome_t *out, const char *state, const char *code, const char *msg,
+                   const char *report, const pulse_import_result_t *res, const char *result_json)
 {
-    snprintf(out->state, sizeof(out->state), "%s", state);
-    snprintf(out->error_code, sizeof(out->error_code), "%s", code ? code : "");
-    snprintf(out->error, sizeof(out->error), "%s", msg ? msg : "");
-}
-
-/* Writes the outcome to the imports and jobs rows in one transaction. */
-static void record_outcome(run_t *r, const pulse_job_outcome_t *out, const char *import_state, const char *report,
-                           const pulse_import_result_t *res, const char *result_json)
-{
+    pulse_import_result_t none;
+    if (res == NULL) {
+        memset(&none, 0, sizeof(none));
+        res = &none;
+    }
+    out->rows_read = res->rows_read;
+    out->rows_accepted = res->rows_accepted;
+    out->rows_rejected = res->rows_rejected;
     char rr[32], ra[32], rj[32], rd[32], re[32];
-    snprintf(rr, sizeof(rr), "%llu", (unsigned long long)(res ? res->rows_read : 0));
-    snprintf(ra, sizeof(ra), "%llu", (unsigned long long)(res ? res->rows_accepted : 0));
-    snprintf(rj, sizeof(rj), "%llu", (unsigned long long)(res ? res->rows_rejected : 0));
-    snprintf(rd, sizeof(rd), "%llu", (unsigned long long)(res ? res->rows_duplicate : 0));
-    snprintf(re, sizeof(re), "%llu", (unsigned long long)(res ? res->rows_existing : 0));
-    int done = strcmp(out->state, "done") == 0;
-    const char *params[] = {r->job_id,
-                            out->state,
-                            out->error_code[0] ? out->error_code : NULL,
-                            out->error[0] ? out->error : NULL,
-                            import_state,
-                            report,
-                            rr,
-                            ra,
-                            rj,
-                            rd,
-                            re,
-                            result_json,
-                            done ? "100" : NULL};
-    char err[256];
-    PGresult *x =
-        pulse_jobs_tenant_exec(r->ctl, r->tenant,
-                               "WITH i AS (UPDATE imports SET state = $5, report = $6::jsonb, rows_read = $7, rows_accepted = $8, "
-                               "rows_rejected = $9, rows_duplicate = $10, rows_existing = $11, finished_at = now() "
-                               "WHERE id = $1 RETURNING id) "
-                               "UPDATE jobs SET state = $2, error_code = $3, error = $4, phase = $2, result = $12::jsonb, "
-                               "progress = coalesce($13::real, progress), rows_read = $7, rows_accepted = $8, rows_rejected = $9, "
-                               "eta_seconds = NULL, finished_at = now(), heartbeat_at = now() WHERE id = $1",
-                               13, params, err, sizeof(err));
-    if (x == NULL)
-        pulse_log(PULSE_LOG_ERROR, "jobs.finish", "job %s: cannot record its outcome: %s", r->job_id, err);
-    PQclear(x);
-}
-
-/* The server stopped while the job ran: back in the queue, this attempt not counted. */
-static void hand_back(run_t *r, pulse_job_outcome_t *out)
-{
-    const char *params[] = {r->job_id};
-    char err[256];
-    PGresult *x = pulse_jobs_tenant_exec(r->ctl, r->tenant,
-                                         "UPDATE jobs SET state = 'queued', attempts = greatest(attempts - 1, 0), progress = 0, "
-                                         "phase = 'queued again: the server stopped while it ran', started_at = NULL WHERE id = $1",
-                                         1, params, err, sizeof(err));
-    PQclear(x);
-    x = PQexec(r->ctl, "NOTIFY pulse_jobs");
-    PQclear(x);
-    set_outcome(out, "queued", NULL, "handed back to the queue: the server is stopping");
+    snprintf(rr, sizeof(rr), "%llu", (unsigned long long)res->rows_read);
+    snprintf(ra, sizeof(ra), "%llu", (unsigned long long)res->rows_accepted);
+    snprintf(rj, sizeof(rj), "%llu", (unsigned long long)res->rows_rejected);
+    snprintf(rd, sizeof(rd), "%llu", (unsigned long long)res->rows_duplicate);
+    snprintf(re, sizeof(re), "%llu", (unsigned long long)res->rows_existing);
+    const char *params[] = {r->job_id, state, report, rr, ra, rj, rd, re};
+    pulse_jobrun_extra_t import_row = {"UPDATE imports SET state = $2, report = $3::jsonb, rows_read = $4, rows_accepted = $5, "
+                                       "rows_rejected = $6, rows_duplicate = $7, rows_existing = $8, finished_at = now() "
+                                       "WHERE id = $1",
+                                       8, params};
+    pulse_jobrun_finish(r, out, state, code, msg, result_json, &import_row);
 }
 
 /* Looks for an earlier import of the same file and kind. Returns 1 (id in dup), 0, or -1. */
-static int find_duplicate(run_t *r, const char *hash, const char *kind, char dup[40], char *err, size_t errlen)
+static int find_duplicate(pulse_jobrun_t *r, const char *hash, const char *kind, char dup[40], char *err, size_t errlen)
 {
     const char *params[] = {r->job_id, hash, kind};
     PGresult *x =
@@ -436,23 +346,24 @@ int pulse_job_run(const pulse_config_t *cfg, PGconn *ctl, PGconn *work, const ch
                   const char *params_json, volatile int *stop, pulse_job_observer observer, void *ud, pulse_job_outcome_t *out)
 {
     memset(out, 0, sizeof(*out));
-    run_t r = {cfg, ctl, job_id, tenant_id, stop, observer, ud, now_s(), 0, NULL, 0, 0};
+    pulse_jobrun_t r;
+    pulse_jobrun_init(&r, ctl, job_id, tenant_id, stop, observer, ud);
+    r.counts_bytes = 1;
     char err[512];
     if (strcmp(kind, "segment") == 0)
         return pulse_segment_job_run(cfg, ctl, work, job_id, tenant_id, params_json, stop, observer, ud, out);
     if (strcmp(kind, "cluster") == 0)
         return pulse_cluster_job_run(cfg, ctl, work, job_id, tenant_id, params_json, stop, observer, ud, out);
     if (strcmp(kind, "train") == 0 || strcmp(kind, "score") == 0)
-        return (kind[0] == 't' ? pulse_train_job_run : pulse_score_job_run)(cfg, ctl, work, job_id, tenant_id, params_json, out);
+        return (kind[0] == 't' ? pulse_train_job_run : pulse_score_job_run)(cfg, ctl, work, job_id, tenant_id, params_json, stop,
+                                                                            observer, ud, out);
     if (strcmp(kind, "import") != 0) {
-        set_outcome(out, "failed", "unknown_job", "this server does not know jobs of this kind");
-        record_outcome(&r, out, "failed", NULL, NULL, NULL);
+        finish(&r, out, "failed", "unknown_job", "this server does not know jobs of this kind", NULL, NULL, NULL);
         return -1;
     }
     params_t *p = calloc(1, sizeof(*p));
     if (read_params(cfg, params_json, p, err, sizeof(err)) != 0) {
-        set_outcome(out, "failed", "bad_plan", err);
-        record_outcome(&r, out, "failed", NULL, NULL, NULL);
+        finish(&r, out, "failed", "bad_plan", err, NULL, NULL, NULL);
         free(p);
         return -1;
     }
@@ -470,39 +381,33 @@ int pulse_job_run(const pulse_config_t *cfg, PGconn *ctl, PGconn *work, const ch
     pulse_buf_t result = PULSE_BUF_INIT;
     int terminal = 1;
     if (found == -2) {
-        set_outcome(out, "failed", "io", err);
-        record_outcome(&r, out, "failed", NULL, NULL, NULL);
+        finish(&r, out, "failed", "io", err, NULL, NULL, NULL);
     } else if (found < 0) {
-        set_outcome(out, "failed", "database", err);
-        record_outcome(&r, out, "failed", NULL, NULL, NULL);
+        finish(&r, out, "failed", "database", err, NULL, NULL, NULL);
     } else if (found == 1) {
         /* the same bytes were imported already: nothing to add (the report says so) */
         char report[256];
         snprintf(report, sizeof(report), "{\"duplicate_of\":\"%s\",\"rows_read\":0,\"rows_accepted\":0,\"issues\":[]}", dup);
         result_json(&result, dup, &res);
-        set_outcome(out, "done", NULL, NULL);
-        record_outcome(&r, out, "done", report, &res, result.data);
+        finish(&r, out, "done", NULL, NULL, report, &res, result.data);
     } else {
         pulse_import_run(work, tenant_id, job_id, &p->plan, p->file, on_progress, &r, &res);
         out->rows_read = res.rows_read;
         out->rows_accepted = res.rows_accepted;
         out->rows_rejected = res.rows_rejected;
         result_json(&result, job_id, &res);
-        int stopping = r.stopping || (stop != NULL && *stop); /* cancelled, or its statement interrupted */
-        if (res.status != PULSE_IMPORT_OK && stopping && !r.cancel_requested) {
-            hand_back(&r, out);
+        /* cancelled, or its statement interrupted by the stopping server */
+        if (res.status != PULSE_IMPORT_OK && pulse_jobrun_stopping(&r) && !r.cancelled) {
+            pulse_jobrun_finish(&r, out, "queued", NULL, PULSE_JOBRUN_HANDED_BACK_MSG, NULL, NULL);
             terminal = 0;
         } else if (res.status == PULSE_IMPORT_CANCELLED) {
-            set_outcome(out, "cancelled", "cancelled", "cancelled by a user; nothing was stored");
-            record_outcome(&r, out, "cancelled", res.report_json, &res, result.data);
+            finish(&r, out, "cancelled", "cancelled", PULSE_JOBRUN_CANCELLED_MSG, res.report_json, &res, result.data);
         } else if (res.status == PULSE_IMPORT_OK) {
-            set_outcome(out, "done", NULL, NULL);
             pulse_import_progress_t last = {"done", size, size, res.rows_read, res.rows_accepted, res.rows_rejected};
             on_progress(&r, &last);
-            record_outcome(&r, out, "done", res.report_json, &res, result.data);
+            finish(&r, out, "done", NULL, NULL, res.report_json, &res, result.data);
         } else {
-            set_outcome(out, "failed", res.error_code[0] ? res.error_code : "failed", res.error);
-            record_outcome(&r, out, "failed", res.report_json, &res, result.data);
+            finish(&r, out, "failed", res.error_code[0] ? res.error_code : "failed", res.error, res.report_json, &res, result.data);
         }
     }
     beat_stop(&beat);

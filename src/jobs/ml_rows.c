@@ -417,41 +417,6 @@ float *pulse_mlrows_matrix(const pulse_mlrows_t *r, const pulse_ml_model_t *m)
     return x;
 }
 
-int pulse_mljob_progress(PGconn *ctl, const char *tenant, const char *job_id, const char *phase, double percent, uint64_t rows)
-{
-    char pct[32], rr[32], err[256];
-    snprintf(pct, sizeof(pct), "%.2f", percent);
-    snprintf(rr, sizeof(rr), "%llu", (unsigned long long)rows);
-    const char *params[] = {job_id, phase, pct, rr};
-    PGresult *res = pulse_jobs_tenant_exec(ctl, tenant,
-                                           "UPDATE jobs SET phase = $2, progress = $3, rows_read = $4, heartbeat_at = now() "
-                                           "WHERE id = $1 RETURNING cancel_requested",
-                                           4, params, err, sizeof(err));
-    if (res == NULL) {
-        pulse_log(PULSE_LOG_WARN, "jobs.progress", "job %s: cannot write progress: %s", job_id, err);
-        return 0;
-    }
-    int cancel = PQntuples(res) == 0 || strcmp(PQgetvalue(res, 0, 0), "t") == 0;
-    PQclear(res);
-    return cancel;
-}
-
-void pulse_mljob_finish(PGconn *ctl, const char *tenant, const char *job_id, const char *state, const char *code, const char *msg,
-                        const char *result_json)
-{
-    char err[256];
-    const char *params[] = {job_id, state, code && code[0] ? code : NULL, msg && msg[0] ? msg : NULL, result_json};
-    PGresult *res =
-        pulse_jobs_tenant_exec(ctl, tenant,
-                               "UPDATE jobs SET state = $2, error_code = $3, error = $4, phase = $2, result = $5::jsonb, "
-                               "progress = CASE WHEN $2 = 'done' THEN 100 ELSE progress END, eta_seconds = NULL, "
-                               "finished_at = now(), heartbeat_at = now() WHERE id = $1",
-                               5, params, err, sizeof(err));
-    if (res == NULL)
-        pulse_log(PULSE_LOG_ERROR, "jobs.finish", "job %s: cannot record its outcome: %s", job_id, err);
-    PQclear(res);
-}
-
 char *pulse_mljob_param(PGconn *ctl, const char *params_json, const char *path)
 {
     const char *params[] = {params_json && params_json[0] ? params_json : "{}", path};

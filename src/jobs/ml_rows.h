@@ -1,7 +1,7 @@
 /* The feature rows of the churn model jobs (train_job.c, score_job.c): one row per customer built
  * from their attributes (numbers stay numbers, text and booleans become categories) and, when the
  * segment job has run, the stored per-customer features (customer_analytics), read as pulse_app in
- * the tenant's transaction. Also the jobs' shared bookkeeping: phase, progress, outcome. */
+ * the tenant's transaction; and the jobs' params. */
 #ifndef PULSE_JOBS_ML_ROWS_H
 #define PULSE_JOBS_ML_ROWS_H
 
@@ -42,13 +42,6 @@ int pulse_mlrows_table(const pulse_mlrows_t *r, pulse_ml_table_t **out, char *er
  * missing), a feature the rows do not have is all missing. Returns a malloc'd array (free). */
 float *pulse_mlrows_matrix(const pulse_mlrows_t *r, const pulse_ml_model_t *m);
 
-/* Job bookkeeping on ctl (pulse_app, tenant transaction): the phase and percent with a heartbeat;
- * returns 1 when a user asked to cancel. */
-int pulse_mljob_progress(PGconn *ctl, const char *tenant, const char *job_id, const char *phase, double percent, uint64_t rows);
-/* The job's end: state done/failed/cancelled, an error code and message for failures, the result
- * JSON for done. */
-void pulse_mljob_finish(PGconn *ctl, const char *tenant, const char *job_id, const char *state, const char *code, const char *msg,
-                        const char *result_json);
 /* One value of the job's params as text (jsonb ->> path, e.g. "{activate}"), or NULL; malloc'd. */
 char *pulse_mljob_param(PGconn *ctl, const char *params_json, const char *path);
 

@@ -9,6 +9,7 @@
 #include "jobs/analytics_job.h"
 #include "jobs/clv_values.h"
 #include "jobs/derived_write.h"
+#include "jobs/jobrun.h"
 #include "jobs/ml_rows.h"
 #include "ml/churn.h"
 #include "ml/reason_text.h"
@@ -24,17 +25,6 @@ static double now_s(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-static int fail(PGconn *ctl, const char *tenant, const char *job_id, pulse_job_outcome_t *out, const char *code, const char *msg)
-{
-    snprintf(out->state, sizeof(out->state), "failed");
-    snprintf(out->error_code, sizeof(out->error_code), "%s", code);
-    size_t l = strnlen(msg, sizeof(out->error) - 1);
-    memcpy(out->error, msg, l);
-    out->error[l] = '\0';
-    pulse_mljob_finish(ctl, tenant, job_id, "failed", code, msg, NULL);
-    return -1;
 }
 
 /* The customer ids of the params, or none for "all" (or no list). *all is set for "all". */
@@ -111,10 +101,12 @@ typedef struct scores_t {
     double medium, high; /* the band cut-offs */
     unsigned char model[16];
     size_t bands[3];
+    pulse_jobrun_t *run; /* asked between chunks of rows and before the commit */
 } scores_t;
 
 /* Each customer's prediction row: the calibrated probability, its band, the reasons (the per-feature
- * pushes on this customer's log-odds, strongest first). */
+ * pushes on this customer's log-odds, strongest first). 1 when the job must end (cancelled, or the
+ * server is stopping), asked every 64 Ki rows. */
 static int write_predictions(pulse_derived_t *w, scores_t *s, char *err, size_t errlen)
 {
     const pulse_ml_model_t *m = s->churn->model;
@@ -155,6 +147,8 @@ static int write_predictions(pulse_derived_t *w, scores_t *s, char *err, size_t 
             pulse_derived_float8(w, s->rows->clv[i]);
         pulse_derived_jsonb(w, js.data, js.len);
         rc = pulse_derived_flush(w, 0, err, errlen);
+        if (rc == 0 && (i & 0xffff) == 0xffff && pulse_jobrun_step(s->run, "storing predictions", 80, n, 0) != 0)
+            rc = 1;
     }
     free(rk), free(row), free(contrib);
     pulse_buf_free(&js);
@@ -188,7 +182,8 @@ static int rewrite_analytics(PGconn *c, char *err, size_t errlen)
         0, NULL, NULL, err, errlen);
 }
 
-/* The whole write in one tenant transaction on c: a failure rolls all of it back. */
+/* The whole write in one tenant transaction on c: a failure rolls all of it back, and so does a job
+ * that must end (1). */
 static int write_scores(PGconn *c, const char *tenant, scores_t *s, int keep_others, double *t_streamed, char *err, size_t errlen)
 {
     if (pulse_ajob_begin(c, tenant, err, errlen) != 0)
@@ -206,6 +201,8 @@ static int write_scores(PGconn *c, const char *tenant, scores_t *s, int keep_oth
     }
     if (rc == 0)
         rc = rewrite_analytics(c, err, errlen);
+    if (rc == 0 && pulse_jobrun_check(s->run) != 0)
+        rc = 1;
     if (rc == 0) {
         PGresult *r = PQexec(c, "COMMIT");
         if (PQresultStatus(r) != PGRES_COMMAND_OK)
@@ -220,22 +217,25 @@ static int write_scores(PGconn *c, const char *tenant, scores_t *s, int keep_oth
 }
 
 int pulse_score_job_run(const pulse_config_t *cfg, PGconn *ctl, PGconn *work, const char *job_id, const char *tenant_id,
-                        const char *params_json, pulse_job_outcome_t *out)
+                        const char *params_json, volatile int *stop, pulse_job_observer observer, void *ud,
+                        pulse_job_outcome_t *out)
 {
     memset(out, 0, sizeof(*out));
+    pulse_jobrun_t run;
+    pulse_jobrun_init(&run, ctl, job_id, tenant_id, stop, observer, ud);
     double t0 = now_s();
     char err[512], msg[700];
-    pulse_mljob_progress(ctl, tenant_id, job_id, "loading the model", 2, 0);
+    pulse_jobrun_step(&run, "loading the model", 2, 0, 1);
     const char *p1[] = {tenant_id};
     PGresult *r = pulse_jobs_tenant_exec(work, tenant_id,
                                          "SELECT id, version, model FROM models WHERE tenant_id = $1 AND kind = 'churn' AND active",
                                          1, p1, err, sizeof(err));
     if (r == NULL)
-        return fail(ctl, tenant_id, job_id, out, "database", err);
+        return pulse_jobrun_fail(&run, out, "database", err);
     if (PQntuples(r) == 0) {
         PQclear(r);
-        return fail(ctl, tenant_id, job_id, out, "no_model",
-                    "there is no active churn model: train one first (POST /api/v1/ml/train or pulse train)");
+        return pulse_jobrun_fail(&run, out, "no_model",
+                                 "there is no active churn model: train one first (POST /api/v1/ml/train or pulse train)");
     }
     char model_id[40];
     snprintf(model_id, sizeof(model_id), "%s", PQgetvalue(r, 0, 0));
@@ -251,7 +251,7 @@ int pulse_score_job_run(const pulse_config_t *cfg, PGconn *ctl, PGconn *work, co
     if (opened != 0) {
         snprintf(msg, sizeof(msg),
                  "the active churn model (version %d) cannot be loaded: %s; train again or activate another version", version, err);
-        return fail(ctl, tenant_id, job_id, out, "model_invalid", msg);
+        return pulse_jobrun_fail(&run, out, "model_invalid", msg);
     }
 
     size_t n_ids;
@@ -261,7 +261,11 @@ int pulse_score_job_run(const pulse_config_t *cfg, PGconn *ctl, PGconn *work, co
     char *high_s = pulse_mljob_param(ctl, params_json, "{churn_bands,high}");
     double medium = medium_s ? atof(medium_s) : 0.4, high = high_s ? atof(high_s) : 0.7;
     free(medium_s), free(high_s);
-    pulse_mljob_progress(ctl, tenant_id, job_id, "reading customers", 5, 0);
+    if (pulse_jobrun_step(&run, "reading customers", 5, 0, 1) != 0) {
+        free(ids);
+        pulse_ml_churn_close(&churn);
+        return pulse_jobrun_interrupted(&run, out);
+    }
     pulse_mlrows_t rows;
     int rc = (!all && n_ids == 0)
                  ? (memset(&rows, 0, sizeof(rows)), 0)
@@ -269,28 +273,31 @@ int pulse_score_job_run(const pulse_config_t *cfg, PGconn *ctl, PGconn *work, co
     if (rc != 0) {
         free(ids);
         pulse_ml_churn_close(&churn);
-        return fail(ctl, tenant_id, job_id, out, "database", err);
+        return pulse_jobrun_fail(&run, out, "database", err);
     }
     const pulse_ml_model_t *m = churn.model;
     size_t n = rows.n_rows, nf = m->n_features;
     out->rows_read = n;
     double t_read = now_s();
-    pulse_mljob_progress(ctl, tenant_id, job_id, "scoring", 40, n);
+    if (pulse_jobrun_step(&run, "scoring", 40, n, 1) != 0) {
+        free(ids);
+        pulse_ml_churn_close(&churn);
+        pulse_mlrows_free(&rows);
+        return pulse_jobrun_interrupted(&run, out);
+    }
     float *x = pulse_mlrows_matrix(&rows, m);
     pulse_ml_data_t d = {n, nf, x, NULL, NULL, NULL, NULL, NULL};
     double *prob = pulse_xmalloc((n ? n : 1) * sizeof(double));
     pulse_ml_churn_predict(&churn, &d, prob, cfg->threads > 1 ? 2 : 1);
     double t_pred = now_s();
     free(ids);
-    if (pulse_mljob_progress(ctl, tenant_id, job_id, "storing predictions", 80, n)) {
+    if (pulse_jobrun_step(&run, "storing predictions", 80, n, 1) != 0) {
         free(prob), free(x);
         pulse_ml_churn_close(&churn);
         pulse_mlrows_free(&rows);
-        snprintf(out->state, sizeof(out->state), "cancelled");
-        pulse_mljob_finish(ctl, tenant_id, job_id, "cancelled", "cancelled", "cancelled by a user; nothing was stored", NULL);
-        return -1;
+        return pulse_jobrun_interrupted(&run, out);
     }
-    scores_t sc = {&churn, &rows, x, prob, medium, high, {0}, {0, 0, 0}};
+    scores_t sc = {&churn, &rows, x, prob, medium, high, {0}, {0, 0, 0}, &run};
     pulse_derived_parse_uuid(model_id, sc.model);
     double t_reasons = t_pred;
     rc = write_scores(work, tenant_id, &sc, !all, &t_reasons, err, sizeof(err));
@@ -298,7 +305,7 @@ int pulse_score_job_run(const pulse_config_t *cfg, PGconn *ctl, PGconn *work, co
     pulse_ml_churn_close(&churn);
     pulse_mlrows_free(&rows);
     if (rc != 0)
-        return fail(ctl, tenant_id, job_id, out, "database", err);
+        return rc > 0 ? pulse_jobrun_interrupted(&run, out) : pulse_jobrun_fail(&run, out, "database", err);
     size_t *bands = sc.bands;
     /* lifetime values from the active CLV model, if any: a model that fails is reported, the churn
      * scores stand */
@@ -325,9 +332,8 @@ int pulse_score_job_run(const pulse_config_t *cfg, PGconn *ctl, PGconn *work, co
         pulse_buf_json_escape(&result, clv_err, strlen(clv_err));
         pulse_buf_puts(&result, "\"}}");
     }
-    snprintf(out->state, sizeof(out->state), "done");
     out->rows_accepted = n;
-    pulse_mljob_finish(ctl, tenant_id, job_id, "done", NULL, NULL, result.data);
+    pulse_jobrun_finish(&run, out, "done", NULL, NULL, result.data, NULL);
     pulse_log(PULSE_LOG_INFO, "jobs.score", "job %s: %zu customers scored with churn model v%d in %.3f s", job_id, n, version,
               t_end - t0);
     pulse_buf_free(&result);

@@ -13,6 +13,7 @@
 /* Runs one claimed score job (see pulse_train_job_run for the connections). Params:
  * {"customer_ids": ["all"] or [ids], "churn_bands": {"medium": m, "high": h}}. */
 int pulse_score_job_run(const pulse_config_t *cfg, PGconn *ctl, PGconn *work, const char *job_id, const char *tenant_id,
-                        const char *params_json, pulse_job_outcome_t *out);
+                        const char *params_json, volatile int *stop, pulse_job_observer observer, void *ud,
+                        pulse_job_outcome_t *out);
 
 #endif

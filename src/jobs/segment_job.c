@@ -14,6 +14,7 @@
 #include "core/buf.h"
 #include "db/copybin.h"
 #include "jobs/analytics_job.h"
+#include "jobs/jobrun.h"
 #include "jobs/churn_scores.h"
 #include "jobs/derived_write.h"
 #include "jobs/jobs.h"
@@ -289,7 +290,7 @@ static void write_row(pulse_derived_t *w, const pulse_segment_result_t *r, const
 
 /* Writes one row per store customer that is a customer of the tenant, replacing the tenant's rows. */
 static int write_results(PGconn *c, const pulse_segment_result_t *r, const pulse_segment_spec_t *spec, const carried_t *k,
-                         const char *run_id, pulse_ajob_t *j, uint64_t *stored, char *err, size_t errlen)
+                         const char *run_id, pulse_jobrun_t *j, uint64_t *stored, char *err, size_t errlen)
 {
     unsigned char run[16];
     if (pulse_derived_parse_uuid(run_id, run) != 0)
@@ -304,7 +305,7 @@ static int write_results(PGconn *c, const pulse_segment_result_t *r, const pulse
             continue;
         write_row(&w, r, spec, k, run, i, &sig, &rec);
         rc = pulse_derived_flush(&w, 0, err, errlen);
-        if (rc == 0 && (i & 0xffff) == 0 && pulse_ajob_progress(j, "writing", 70 + 20.0 * i / (r->n ? r->n : 1), i, 0) != 0)
+        if (rc == 0 && (i & 0xffff) == 0 && pulse_jobrun_step(j, "writing", 70 + 20.0 * i / (r->n ? r->n : 1), i, 0) != 0)
             rc = 1;
     }
     pulse_buf_free(&sig);
@@ -342,13 +343,13 @@ static int parse_date(const char *s, int32_t *day)
 }
 
 typedef struct load_ctx_t {
-    pulse_ajob_t *j;
+    pulse_jobrun_t *j;
 } load_ctx_t;
 
 static int on_rows(void *ud, uint64_t rows)
 {
     load_ctx_t *c = ud;
-    return pulse_ajob_progress(c->j, "loading rows", 5, rows, 0);
+    return pulse_jobrun_step(c->j, "loading rows", 5, rows, 0);
 }
 
 /* --- an uploaded churn-score file (params.churn_scores: {file, id_column, score_column}) --- */
@@ -364,7 +365,7 @@ typedef struct uploaded_read_t {
     carried_t *k;
     ref_index_t x;
     const pulse_strtab_t *refs;
-    unsigned char *seen; /* per store customer: the file scored them */
+    unsigned char *seen;       /* per store customer: the file scored them */
     pulse_txstore_t unmatched; /* ids the store does not have, each once (in its customers table) */
 } uploaded_read_t;
 
@@ -392,8 +393,8 @@ static int put_uploaded(void *ud, const char *ref, size_t len, float p)
 
 /* Reads the upload the route stored (if any) over the carried churn probabilities. Returns 0, or
  * -1 with err (a bad file fails the job). */
-static int read_uploaded_scores(lua_State *L, int params, const pulse_txstore_t *st, carried_t *k, uploaded_scores_t *u,
-                                char *err, size_t errlen)
+static int read_uploaded_scores(lua_State *L, int params, const pulse_txstore_t *st, carried_t *k, uploaded_scores_t *u, char *err,
+                                size_t errlen)
 {
     u->rows = -1;
     lua_getfield(L, params, "churn_scores");
@@ -454,7 +455,8 @@ int pulse_segment_job_run(const pulse_config_t *cfg, PGconn *ctl, PGconn *work, 
                           pulse_job_outcome_t *out)
 {
     memset(out, 0, sizeof(*out));
-    pulse_ajob_t j = {cfg, ctl, job_id, tenant_id, stop, observer, ud, pulse_ajob_now(), 0, 0, 0};
+    pulse_jobrun_t j;
+    pulse_jobrun_init(&j, ctl, job_id, tenant_id, stop, observer, ud);
     char err[512];
     lua_State *L = luaL_newstate();
     if (L == NULL)
@@ -462,26 +464,26 @@ int pulse_segment_job_run(const pulse_config_t *cfg, PGconn *ctl, PGconn *work, 
     pulse_segment_spec_t *spec = pulse_xmalloc(sizeof(*spec));
     int32_t as_of = 0;
     if (pulse_ajob_params(L, params_json, err, sizeof(err)) != 0) {
-        pulse_ajob_finish(&j, out, "failed", "bad_params", err, NULL);
+        pulse_jobrun_finish(&j, out, "failed", "bad_params", err, NULL, NULL);
         goto out_lua;
     }
     int p = lua_gettop(L);
     lua_getfield(L, p, "segments");
     lua_getfield(L, p, "behaviour");
     if (pulse_segment_spec_from_lua(L, p + 1, lua_istable(L, p + 2) ? p + 2 : 0, spec, err, sizeof(err)) != 0) {
-        pulse_ajob_finish(&j, out, "failed", "bad_params", err, NULL);
+        pulse_jobrun_finish(&j, out, "failed", "bad_params", err, NULL, NULL);
         goto out_lua;
     }
     lua_getfield(L, p, "as_of");
     if (lua_type(L, -1) == LUA_TSTRING && parse_date(lua_tostring(L, -1), &as_of) != 0) {
         snprintf(err, sizeof(err), "as_of: not a date (YYYY-MM-DD): '%s'", lua_tostring(L, -1));
-        pulse_ajob_finish(&j, out, "failed", "bad_params", err, NULL);
+        pulse_jobrun_finish(&j, out, "failed", "bad_params", err, NULL, NULL);
         goto out_lua;
     }
     pulse_job_beat_t *beat = pulse_job_beat_start(cfg, ctl, job_id, tenant_id);
-    pulse_ajob_progress(&j, "loading rows", 0, 0, 1);
+    pulse_jobrun_step(&j, "loading rows", 0, 0, 1);
 
-    double t0 = pulse_ajob_now();
+    double t0 = pulse_jobrun_now();
     pulse_txstore_t st;
     pulse_txstore_init(&st);
     pulse_segment_result_t res;
@@ -524,8 +526,8 @@ int pulse_segment_job_run(const pulse_config_t *cfg, PGconn *ctl, PGconn *work, 
      * tenant's swap must wait for (ACCESS EXCLUSIVE on the shared parent), so it must not stay open
      * through the computation. The write below is a transaction of its own, whole or not at all. */
     rollback(work);
-    double t1 = pulse_ajob_now();
-    if (pulse_ajob_progress(&j, "computing", 40, ls.transactions + ls.events, 1) != 0) {
+    double t1 = pulse_jobrun_now();
+    if (pulse_jobrun_step(&j, "computing", 40, ls.transactions + ls.events, 1) != 0) {
         rollback(work);
         goto interrupted;
     }
@@ -541,8 +543,8 @@ int pulse_segment_job_run(const pulse_config_t *cfg, PGconn *ctl, PGconn *work, 
         code = "bad_rule";
         goto end;
     }
-    double t2 = pulse_ajob_now();
-    if (pulse_ajob_progress(&j, "writing", 70, ls.transactions + ls.events, 1) != 0) {
+    double t2 = pulse_jobrun_now();
+    if (pulse_jobrun_step(&j, "writing", 70, ls.transactions + ls.events, 1) != 0) {
         rollback(work);
         goto interrupted;
     }
@@ -606,7 +608,7 @@ int pulse_segment_job_run(const pulse_config_t *cfg, PGconn *ctl, PGconn *work, 
         goto end;
     }
     PQclear(x);
-    double t3 = pulse_ajob_now();
+    double t3 = pulse_jobrun_now();
     pulse_buf_printf(&result, "{\"run_id\":\"%s\",\"customers\":%s,\"store_customers\":%u,\"segmented\":%u,\"as_of\":\"%s\",",
                      run_id, up[1], res.n, res.segmented, as_of_s);
     pulse_buf_printf(&result, "\"transactions\":%llu,\"events\":%llu,\"segments\":{", (unsigned long long)ls.transactions,
@@ -650,7 +652,7 @@ interrupted:
         snprintf(err, sizeof(err), "cancelled by a user; nothing was stored");
     }
 end:
-    pulse_ajob_finish(&j, out, state, code, code ? err : NULL, strcmp(state, "done") == 0 ? result.data : NULL);
+    pulse_jobrun_finish(&j, out, state, code, code ? err : NULL, strcmp(state, "done") == 0 ? result.data : NULL, NULL);
     pulse_job_beat_stop(beat);
     pulse_buf_free(&result);
     pulse_segment_result_free(&res);

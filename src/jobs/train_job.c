@@ -9,6 +9,7 @@
 #include "core/buf.h"
 #include "core/log.h"
 #include "jobs/clv_values.h"
+#include "jobs/jobrun.h"
 #include "jobs/ml_rows.h"
 #include "ml/churnlabel.h"
 #include "ml/clvtrain.h"
@@ -19,20 +20,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-
-static void outcome(pulse_job_outcome_t *out, const char *state, const char *code, const char *msg)
-{
-    snprintf(out->state, sizeof(out->state), "%s", state);
-    snprintf(out->error_code, sizeof(out->error_code), "%s", code ? code : "");
-    snprintf(out->error, sizeof(out->error), "%s", msg ? msg : "");
-}
-
-static int fail(PGconn *ctl, const char *tenant, const char *job_id, pulse_job_outcome_t *out, const char *code, const char *msg)
-{
-    outcome(out, "failed", code, msg);
-    pulse_mljob_finish(ctl, tenant, job_id, "failed", code, msg, NULL);
-    return -1;
-}
 
 /* A PostgreSQL text[] literal of the model's feature names. */
 static void names_literal(const pulse_ml_model_t *m, pulse_buf_t *b)
@@ -61,11 +48,12 @@ static int exec_ok(PGconn *c, PGresult *r, char *err, size_t errlen)
 }
 
 /* Inserts the run as the next version and activates it when asked (or when it is the first).
- * Fills id[40], *version and *active. */
-static int store_model(PGconn *c, const char *tenant, const char *kind, const char *job_id, const char *created_by,
-                       const char *params, const char *snapshot, const char *features, const char *report, const char *metrics,
-                       const unsigned char *bytes, size_t len, const char *algorithm, int activate, char id[40], int *version,
-                       int *active, char *err, size_t errlen)
+ * Fills id[40], *version and *active. The job is asked once more before the commit (the advisory
+ * lock may have made it wait): 1 when it must end, the insert rolled back. */
+static int store_model(pulse_jobrun_t *run, PGconn *c, const char *tenant, const char *kind, const char *job_id,
+                       const char *created_by, const char *params, const char *snapshot, const char *features, const char *report,
+                       const char *metrics, const unsigned char *bytes, size_t len, const char *algorithm, int activate,
+                       char id[40], int *version, int *active, char *err, size_t errlen)
 {
     PGresult *r = PQexec(c, "BEGIN");
     int ok = exec_ok(c, r, err, errlen);
@@ -117,11 +105,12 @@ static int store_model(PGconn *c, const char *tenant, const char *kind, const ch
             PQclear(r);
         }
     }
-    r = PQexec(c, ok ? "COMMIT" : "ROLLBACK");
-    if (ok)
+    int interrupted = ok && pulse_jobrun_check(run) != 0;
+    r = PQexec(c, ok && !interrupted ? "COMMIT" : "ROLLBACK");
+    if (ok && !interrupted)
         ok = exec_ok(c, r, err, errlen);
     PQclear(r);
-    return ok ? 0 : -1;
+    return interrupted ? 1 : ok ? 0 : -1;
 }
 
 static double now_s(void)
@@ -220,20 +209,20 @@ static void clv_documents(const pulse_ml_clv_result_t *res, const pulse_ml_clv_o
 /* The lifetime-value path (params "kind": "clv"): BG/NBD + Gamma-Gamma against boosted trees of
  * holdout spend on a time split (ml/clvtrain.h), the better refitted and stored as a 'clv' model,
  * and when it is active every customer's CLV written. */
-static int run_clv(PGconn *ctl, PGconn *work, const char *job_id, const char *tenant_id, const char *params_json,
-                   pulse_job_outcome_t *out)
+static int run_clv(pulse_jobrun_t *run, PGconn *ctl, PGconn *work, const char *job_id, const char *tenant_id,
+                   const char *params_json, pulse_job_outcome_t *out)
 {
     double t0 = now_s();
     char err[512];
-    pulse_mljob_progress(ctl, tenant_id, job_id, "reading transactions", 5, 0);
+    pulse_jobrun_step(run, "reading transactions", 5, 0, 1);
     pulse_txstore_t st;
     uint64_t ntx = 0;
     if (pulse_jobs_load_store(work, tenant_id, &st, &ntx, err, sizeof(err)) != 0)
-        return fail(ctl, tenant_id, job_id, out, "database", err);
+        return pulse_jobrun_fail(run, out, "database", err);
     if (ntx == 0) {
         pulse_txstore_free(&st);
-        return fail(ctl, tenant_id, job_id, out, "no_transactions",
-                    "lifetime-value models are fitted on transactions: import a transactions file first");
+        return pulse_jobrun_fail(run, out, "no_transactions",
+                                 "lifetime-value models are fitted on transactions: import a transactions file first");
     }
     out->rows_read = pulse_txstore_ncustomers(&st);
     pulse_ml_clv_options_t o;
@@ -241,14 +230,21 @@ static int run_clv(PGconn *ctl, PGconn *work, const char *job_id, const char *te
     char *act = pulse_mljob_param(ctl, params_json, "{activate}");
     int activate = act != NULL && strcmp(act, "true") == 0;
     free(act);
-    pulse_mljob_progress(ctl, tenant_id, job_id, "fitting", 30, out->rows_read);
+    if (pulse_jobrun_step(run, "fitting", 30, out->rows_read, 1) != 0) {
+        pulse_txstore_free(&st);
+        return pulse_jobrun_interrupted(run, out);
+    }
     pulse_ml_clv_result_t res;
     if (pulse_ml_clv_train(&st, &o, &res, err, sizeof(err)) != 0) {
         pulse_txstore_free(&st);
         const char *code = strstr(err, "history") ? "insufficient_history" : strstr(err, "must be") ? "bad_params" : "requirements";
-        return fail(ctl, tenant_id, job_id, out, code, err);
+        return pulse_jobrun_fail(run, out, code, err);
     }
-    pulse_mljob_progress(ctl, tenant_id, job_id, "storing the model", 80, res.n_full);
+    if (pulse_jobrun_step(run, "storing the model", 80, res.n_full, 1) != 0) {
+        pulse_ml_clv_result_free(&res);
+        pulse_txstore_free(&st);
+        return pulse_jobrun_interrupted(run, out);
+    }
     unsigned char *bytes = NULL;
     size_t len = 0;
     pulse_ml_model_save(res.model, &bytes, &len);
@@ -261,12 +257,13 @@ static int run_clv(PGconn *ctl, PGconn *work, const char *job_id, const char *te
     char id[40] = "";
     int version = 0, active = 0;
     long written = 0;
-    int rc = store_model(work, tenant_id, "clv", job_id, created_by, params.data, snap.data, feats.data, res.model->meta,
+    int rc = store_model(run, work, tenant_id, "clv", job_id, created_by, params.data, snap.data, feats.data, res.model->meta,
                          metrics.data, bytes, len, algorithm, activate, id, &version, &active, err, sizeof(err));
     free(created_by);
     if (rc == 0 && active) {
-        /* opened from the stored bytes, as the scoring job will */
-        pulse_mljob_progress(ctl, tenant_id, job_id, "writing customer values", 90, res.n_full);
+        /* opened from the stored bytes, as the scoring job will; the model is stored now, so the
+         * job goes on to its end */
+        pulse_jobrun_step(run, "writing customer values", 90, res.n_full, 1);
         pulse_ml_clv_t c;
         rc = pulse_ml_clv_open(&c, bytes, len, err, sizeof(err));
         if (rc == 0) {
@@ -286,9 +283,8 @@ static int run_clv(PGconn *ctl, PGconn *work, const char *job_id, const char *te
         pulse_buf_putc(&result, ',');
         candidate_errors("clv_gbdt", &res.gbdt, &result);
         pulse_buf_puts(&result, "}}");
-        outcome(out, "done", NULL, NULL);
         out->rows_accepted = res.n_full;
-        pulse_mljob_finish(ctl, tenant_id, job_id, "done", NULL, NULL, result.data);
+        pulse_jobrun_finish(run, out, "done", NULL, NULL, result.data, NULL);
         pulse_log(PULSE_LOG_INFO, "jobs.train",
                   "job %s: clv model v%d (%s) on %zu customers, holdout MAE bgnbd %.4g clv_gbdt %.4g, %.3f s", job_id, version,
                   algorithm, res.n_full, res.bgnbd.mae, res.gbdt.mae, res.seconds);
@@ -297,19 +293,35 @@ static int run_clv(PGconn *ctl, PGconn *work, const char *job_id, const char *te
     pulse_buf_free(&metrics), pulse_buf_free(&params), pulse_buf_free(&snap), pulse_buf_free(&feats);
     pulse_ml_clv_result_free(&res);
     pulse_txstore_free(&st);
-    return rc == 0 ? 0 : fail(ctl, tenant_id, job_id, out, "database", err);
+    return rc == 0 ? 0 : rc > 0 ? pulse_jobrun_interrupted(run, out) : pulse_jobrun_fail(run, out, "database", err);
+}
+
+/* Asked by the training between its candidates. */
+typedef struct training_t {
+    pulse_jobrun_t *run;
+    uint64_t rows;
+} training_t;
+
+static int between_candidates(void *ud, const char *candidate)
+{
+    (void)candidate;
+    training_t *tr = ud;
+    return pulse_jobrun_step(tr->run, "training", 20, tr->rows, 1);
 }
 
 int pulse_train_job_run(const pulse_config_t *cfg, PGconn *ctl, PGconn *work, const char *job_id, const char *tenant_id,
-                        const char *params_json, pulse_job_outcome_t *out)
+                        const char *params_json, volatile int *stop, pulse_job_observer observer, void *ud,
+                        pulse_job_outcome_t *out)
 {
     (void)cfg;
     memset(out, 0, sizeof(*out));
+    pulse_jobrun_t jr, *run = &jr;
+    pulse_jobrun_init(run, ctl, job_id, tenant_id, stop, observer, ud);
     char *kind = pulse_mljob_param(ctl, params_json, "{kind}");
     int is_clv = kind != NULL && strcmp(kind, "clv") == 0;
     free(kind);
     if (is_clv)
-        return run_clv(ctl, work, job_id, tenant_id, params_json, out);
+        return run_clv(run, ctl, work, job_id, tenant_id, params_json, out);
     double t0 = now_s();
     char err[512];
     char *label_mode = pulse_mljob_param(ctl, params_json, "{label}");
@@ -320,24 +332,24 @@ int pulse_train_job_run(const pulse_config_t *cfg, PGconn *ctl, PGconn *work, co
     memset(&info, 0, sizeof(info));
     pulse_ml_table_t *t = NULL;
     if (!behavioural) {
-        pulse_mljob_progress(ctl, tenant_id, job_id, "reading customers", 5, 0);
+        pulse_jobrun_step(run, "reading customers", 5, 0, 1);
         pulse_mlrows_t rows;
         if (pulse_mlrows_load(work, tenant_id, 1, NULL, 0, &rows, err, sizeof(err)) != 0)
-            return fail(ctl, tenant_id, job_id, out, "database", err);
+            return pulse_jobrun_fail(run, out, "database", err);
         out->rows_read = rows.n_rows;
         /* no explicit label: a transaction tenant gets behavioural ones */
         behavioural = rows.n_rows == 0;
         if (!behavioural && pulse_mlrows_table(&rows, &t, err, sizeof(err)) != 0) {
             pulse_mlrows_free(&rows);
-            return fail(ctl, tenant_id, job_id, out, "bad_data", err);
+            return pulse_jobrun_fail(run, out, "bad_data", err);
         }
         pulse_mlrows_free(&rows);
     }
     if (behavioural) {
-        pulse_mljob_progress(ctl, tenant_id, job_id, "reading transactions", 5, 0);
+        pulse_jobrun_step(run, "reading transactions", 5, 0, 1);
         const char *code;
         if (behavioural_table(work, tenant_id, horizon, &t, &info, &code, err, sizeof(err)) != 0)
-            return fail(ctl, tenant_id, job_id, out, code, err);
+            return pulse_jobrun_fail(run, out, code, err);
         free(info.customer); /* the rows' owners are not needed: the model is stored, not the scores */
         info.customer = NULL;
         out->rows_read = info.n_customers;
@@ -352,21 +364,24 @@ int pulse_train_job_run(const pulse_config_t *cfg, PGconn *ctl, PGconn *work, co
     char *act = pulse_mljob_param(ctl, params_json, "{activate}");
     int activate = act != NULL && strcmp(act, "true") == 0;
     free(act);
-    if (pulse_mljob_progress(ctl, tenant_id, job_id, "training", 20, t->data.n_rows)) {
-        pulse_ml_table_free(t);
-        outcome(out, "cancelled", "cancelled", "cancelled by a user; nothing was stored");
-        pulse_mljob_finish(ctl, tenant_id, job_id, "cancelled", "cancelled", out->error, NULL);
-        return -1;
-    }
+    training_t training = {run, t->data.n_rows};
+    o.interrupt = between_candidates;
+    o.interrupt_ud = &training;
     pulse_ml_train_result_t res;
     memset(&res, 0, sizeof(res));
     double t1 = now_s();
-    if (pulse_ml_train_churn(t, &o, &res, err, sizeof(err)) != 0) {
+    int trained =
+        pulse_jobrun_step(run, "training", 20, t->data.n_rows, 1) != 0 ? 1 : pulse_ml_train_churn(t, &o, &res, err, sizeof(err));
+    if (trained != 0) {
         pulse_ml_table_free(t);
-        return fail(ctl, tenant_id, job_id, out, "requirements", err);
+        return trained > 0 ? pulse_jobrun_interrupted(run, out) : pulse_jobrun_fail(run, out, "requirements", err);
     }
     double train_s = now_s() - t1;
-    pulse_mljob_progress(ctl, tenant_id, job_id, "storing the model", 90, t->data.n_rows);
+    if (pulse_jobrun_step(run, "storing the model", 90, t->data.n_rows, 1) != 0) {
+        pulse_ml_train_result_free(&res);
+        pulse_ml_table_free(t);
+        return pulse_jobrun_interrupted(run, out);
+    }
 
     unsigned char *bytes = NULL;
     size_t len = 0;
@@ -404,15 +419,15 @@ int pulse_train_job_run(const pulse_config_t *cfg, PGconn *ctl, PGconn *work, co
     char id[40] = "";
     int version = 0, active = 0;
     const char *algorithm = pulse_ml_model_kind_name(res.model->kind);
-    int rc = store_model(work, tenant_id, "churn", job_id, created_by, params.data, snap.data, feats.data, res.model->meta, NULL,
-                         bytes, len, algorithm, activate, id, &version, &active, err, sizeof(err));
+    int rc = store_model(run, work, tenant_id, "churn", job_id, created_by, params.data, snap.data, feats.data, res.model->meta,
+                         NULL, bytes, len, algorithm, activate, id, &version, &active, err, sizeof(err));
     free(created_by);
     free(bytes);
     if (rc != 0) {
         pulse_buf_free(&params), pulse_buf_free(&snap), pulse_buf_free(&feats);
         pulse_ml_train_result_free(&res);
         pulse_ml_table_free(t);
-        return fail(ctl, tenant_id, job_id, out, "database", err);
+        return rc > 0 ? pulse_jobrun_interrupted(run, out) : pulse_jobrun_fail(run, out, "database", err);
     }
     pulse_buf_t result = PULSE_BUF_INIT;
     pulse_buf_printf(&result, "{\"model_id\":\"%s\",\"version\":%d,\"active\":%s,\"algorithm\":\"%s\",\"rows\":%zu,", id, version,
@@ -421,9 +436,8 @@ int pulse_train_job_run(const pulse_config_t *cfg, PGconn *ctl, PGconn *work, co
                      behavioural ? "behavioural" : "explicit", train_s, now_s() - t0);
     pulse_ml_metrics_json(&res.cand[res.chosen].test, &result);
     pulse_buf_putc(&result, '}');
-    outcome(out, "done", NULL, NULL);
     out->rows_accepted = res.n_rows;
-    pulse_mljob_finish(ctl, tenant_id, job_id, "done", NULL, NULL, result.data);
+    pulse_jobrun_finish(run, out, "done", NULL, NULL, result.data, NULL);
     pulse_log(PULSE_LOG_INFO, "jobs.train", "job %s: churn model v%d (%s) on %zu customers, test roc_auc %.4f, %.3f s", job_id,
               version, algorithm, res.n_rows, res.cand[res.chosen].test.roc_auc, train_s);
     pulse_buf_free(&result);

@@ -16,8 +16,11 @@
 #include "jobs/jobs.h"
 
 /* Runs one claimed train job on ctl (progress, outcome) and work (reads and the registry write),
- * both acting as pulse_app. Returns 0 when it is done, else -1 (out says why). */
+ * both acting as pulse_app, with pulse_job_run's contract for stop and observer: a cancelled job
+ * ends after its current step with nothing stored, a stopping server gets it back in the queue.
+ * Returns 0 when it is done, else -1 (out says why). */
 int pulse_train_job_run(const pulse_config_t *cfg, PGconn *ctl, PGconn *work, const char *job_id, const char *tenant_id,
-                        const char *params_json, pulse_job_outcome_t *out);
+                        const char *params_json, volatile int *stop, pulse_job_observer observer, void *ud,
+                        pulse_job_outcome_t *out);
 
 #endif

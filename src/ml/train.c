@@ -198,6 +198,11 @@ static void run_blend(pulse_ml_candidate_t *c, const pulse_ml_candidate_t *lr, c
 }
 #endif
 
+static int interrupted(const pulse_ml_train_options_t *o, const char *candidate)
+{
+    return o->interrupt != NULL && o->interrupt(o->interrupt_ud, candidate) != 0;
+}
+
 int pulse_ml_train_churn(const pulse_ml_table_t *t, const pulse_ml_train_options_t *o, pulse_ml_train_result_t *out, char *err,
                          size_t errlen)
 {
@@ -246,15 +251,17 @@ int pulse_ml_train_churn(const pulse_ml_table_t *t, const pulse_ml_train_options
     c->name = "logreg";
     c->kind = PULSE_ML_CHURN_LOGREG;
     pulse_ml_calibration_init(&c->calibration);
-    rc = run_logreg(c, &lr_sc, &tr, &va, &te, o, err, errlen);
+    rc = interrupted(o, c->name) ? 1 : run_logreg(c, &lr_sc, &tr, &va, &te, o, err, errlen);
 #if PULSE_ML_HAVE_GBDT
     if (rc == 0 && o->use_gbdt) {
         c = &out->cand[out->n_cand++];
         c->name = "gbdt";
         c->kind = PULSE_ML_CHURN_GBDT;
         pulse_ml_calibration_init(&c->calibration);
-        rc = run_gbdt(c, &gb_sc, &tr, &va, &te, o, err, errlen);
+        rc = interrupted(o, c->name) ? 1 : run_gbdt(c, &gb_sc, &tr, &va, &te, o, err, errlen);
     }
+    if (rc == 0 && o->use_gbdt && interrupted(o, "blend"))
+        rc = 1;
     if (rc == 0 && o->use_gbdt) {
         c = &out->cand[out->n_cand++];
         c->name = "blend";
@@ -270,7 +277,7 @@ int pulse_ml_train_churn(const pulse_ml_table_t *t, const pulse_ml_train_options
     pulse_ml_subset_free(&te);
     if (rc != 0) {
         pulse_ml_train_result_free(out);
-        return -1;
+        return rc > 0 ? 1 : -1;
     }
     /* Selection on validation AUC only: the test rows stay unseen until the report. A tie keeps
      * the simpler model (logistic regression, the one a person can read, then the trees). The

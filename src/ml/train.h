@@ -26,6 +26,10 @@ typedef struct pulse_ml_train_options_t {
     int use_gbdt;          /* also train gradient-boosted trees (when this build has them) */
     double logreg_lambda;  /* L2 penalty of the logistic regression */
     int gbdt_threads;
+    /* Asked before each candidate is trained (NULL: never) with its name; non-zero stops the
+     * training there (a job that was cancelled, or whose server is stopping). */
+    int (*interrupt)(void *ud, const char *candidate);
+    void *interrupt_ud;
 } pulse_ml_train_options_t;
 
 /* seed 42, test 0.2, validation 0.2 of the rest, at least 50 rows and 10 of each class, trees
@@ -62,8 +66,9 @@ typedef struct pulse_ml_train_result_t {
     double seconds;          /* whole pipeline */
 } pulse_ml_train_result_t;
 
-/* Trains on t. Returns 0 and fills out (free with pulse_ml_train_result_free), or -1 with a message:
- * too few rows ("at least 50 labelled rows are needed, there are 12"), a missing or rare class. */
+/* Trains on t. Returns 0 and fills out (free with pulse_ml_train_result_free), -1 with a message:
+ * too few rows ("at least 50 labelled rows are needed, there are 12"), a missing or rare class, or
+ * 1 when o->interrupt stopped it (nothing to free). */
 int pulse_ml_train_churn(const pulse_ml_table_t *t, const pulse_ml_train_options_t *o, pulse_ml_train_result_t *out, char *err,
                          size_t errlen);
 void pulse_ml_train_result_free(pulse_ml_train_result_t *r);

@@ -14,6 +14,8 @@ import { createContext, FIXTURES, REPO, assertProblem, tenantHelpers, sleep } fr
 const TOKEN_ROUTES = path.join(FIXTURES, 'token_routes.lua');
 const TELCO = path.resolve(REPO, '..', 'shared', 'data', 'telco_churn.csv');
 
+const SERVER = { env: { PULSE_APP_EXTRA: TOKEN_ROUTES, PULSE_JOB_THREADS: '1', PULSE_MAX_UPLOAD_BYTES: String(16 << 20) } };
+
 describe('churn models over HTTP', { timeout: 300000 }, () => {
     let ctx, srv, a, b;
 
@@ -48,7 +50,7 @@ describe('churn models over HTTP', { timeout: 300000 }, () => {
         ctx = await createContext('pulse-it-ml-');
         await ctx.startDb();
         await ctx.migrate();
-        srv = await ctx.startServer({ env: { PULSE_APP_EXTRA: TOKEN_ROUTES, PULSE_JOB_THREADS: '1', PULSE_MAX_UPLOAD_BYTES: String(16 << 20) } });
+        srv = await ctx.startServer(SERVER);
         const h = tenantHelpers(ctx, () => srv, { industry: 'telecom' });
         a = await h.makeTenant('ML Telco', 'owner@ml-telco.test');
         b = await h.makeTenant('Other Telco', 'owner@other-telco.test');
@@ -210,6 +212,76 @@ describe('churn models over HTTP', { timeout: 300000 }, () => {
         assert.equal(list.json.total, 0);
         const p = await call(b, 'GET', '/api/v1/ml/predictions');
         assert.equal(p.json.total, 0);
+    });
+
+    // A running job is asked to stop at its next step; holding what the job waits for (the registry's
+    // per-tenant lock, the predictions table) keeps it running until the cancel has been asked.
+    const runningIn = async (t, id, phase) => {
+        for (let i = 0; i < 400; i++) {
+            const r = await call(t, 'GET', `/api/v1/jobs/${id}`);
+            if (r.json.state === 'running' && r.json.phase === phase) return r.json;
+            assert.ok(!['done', 'failed', 'cancelled'].includes(r.json.state), `the job ended before '${phase}': ${r.text}`);
+            await sleep(25);
+        }
+        throw new Error(`job ${id} never reached '${phase}'`);
+    };
+    const cancelRunning = async (t, id) => {
+        const del = await call(t, 'DELETE', `/api/v1/jobs/${id}`);
+        assert.equal(del.status, 202, del.text);
+        assert.equal(del.json.cancel_requested, true);
+    };
+
+    it('cancels a running training: it ends cancelled and no model version is stored', async () => {
+        const versions = () => ctx.sql(`SELECT count(*) || ' ' || max(version) FROM models WHERE tenant_id = '${a.tenant}'`);
+        const before = await versions();
+        const holder = ctx.sql(`BEGIN; SELECT pg_advisory_xact_lock(hashtext('pulse.models.${a.tenant}')); SELECT pg_sleep(3); COMMIT`);
+        await sleep(500);
+        const r = await call(a, 'POST', '/api/v1/ml/train', { seed: 11, activate: true });
+        assert.equal(r.status, 202, r.text);
+        await runningIn(a, r.json.job_id, 'storing the model');
+        await cancelRunning(a, r.json.job_id);
+        await holder;
+        const j = await finished(a, r.json.job_id);
+        assert.equal(j.state, 'cancelled', JSON.stringify(j));
+        assert.equal(j.error.code, 'cancelled');
+        assert.equal(j.error.message, 'cancelled by a user; nothing was stored');
+        assert.deepEqual(await versions(), before);
+        const active = await call(a, 'GET', '/api/v1/ml/models');
+        assert.equal(active.json.items.find((m) => m.active).id, model, 'the active model stays');
+    });
+
+    it('cancels a running scoring: it ends cancelled and the previous predictions stay', async () => {
+        const digest = () => ctx.sql(`SELECT md5(string_agg(x::text, ',' ORDER BY customer_id)) || ' ' || count(*)
+            FROM predictions x WHERE tenant_id = '${a.tenant}'`);
+        const before = await digest();
+        const reader = ctx.sql('BEGIN; LOCK TABLE predictions IN ACCESS SHARE MODE; SELECT pg_sleep(3); COMMIT');
+        await sleep(500);
+        const r = await call(a, 'POST', '/api/v1/ml/predict/batch', { customer_ids: ['all'] });
+        assert.equal(r.status, 202, r.text);
+        await runningIn(a, r.json.job_id, 'storing predictions');
+        await cancelRunning(a, r.json.job_id);
+        await reader;
+        const j = await finished(a, r.json.job_id);
+        assert.equal(j.state, 'cancelled', JSON.stringify(j));
+        assert.equal(j.error.message, 'cancelled by a user; nothing was stored');
+        assert.deepEqual(await digest(), before);
+        assert.deepEqual(await ctx.sql(`SELECT count(*) FROM pg_class WHERE relname LIKE '%\\_next'`), ['0']);
+    });
+
+    it('hands a running training back to the queue when its server stops, and the next server finishes it', async () => {
+        const holder = ctx.sql(`BEGIN; SELECT pg_advisory_xact_lock(hashtext('pulse.models.${a.tenant}')); SELECT pg_sleep(4); COMMIT`);
+        await sleep(500);
+        const r = await call(a, 'POST', '/api/v1/ml/train', { seed: 12 });
+        assert.equal(r.status, 202, r.text);
+        await runningIn(a, r.json.job_id, 'storing the model');
+        assert.equal(await srv.stop('SIGTERM'), 0, srv.exitReport());
+        const [row] = await ctx.sql(`SELECT state || '|' || phase || '|' || attempts FROM jobs WHERE id = '${r.json.job_id}'`);
+        assert.equal(row, 'queued|queued again: the server stopped while it ran|0');
+        await holder;
+        srv = await ctx.startServer(SERVER);
+        const j = await done(a, r.json.job_id);
+        assert.equal(j.attempts, 1);
+        assert.equal(j.result.active, false);
     });
 
     it('POST /api/v1/predict scores features in with reasons and the segment', async () => {

@@ -76,6 +76,51 @@ static void test_requirements(void **state)
     pulse_ml_table_free(t);
 }
 
+/* Stops before the candidate named in ud, counting the candidates asked about. */
+typedef struct stop_at_t {
+    const char *name;
+    int asked;
+} stop_at_t;
+
+static int stop_at(void *ud, const char *candidate)
+{
+    stop_at_t *s = ud;
+    s->asked++;
+    return strcmp(candidate, s->name) == 0;
+}
+
+/* The job's hook between candidates: asked before each, and a stop ends the training with 1 and
+ * nothing to free; never stopping changes nothing. */
+static void test_interrupt(void **state)
+{
+    (void)state;
+    pulse_ml_table_t *t = synthetic(400, 5, -1);
+    pulse_ml_train_options_t o;
+    pulse_ml_train_options_init(&o);
+    pulse_ml_train_result_t r;
+    char err[256] = "";
+    stop_at_t s = {"logreg", 0};
+    o.interrupt = stop_at;
+    o.interrupt_ud = &s;
+    assert_int_equal(pulse_ml_train_churn(t, &o, &r, err, sizeof(err)), 1);
+    assert_int_equal(s.asked, 1);
+    assert_null(r.model);
+    assert_int_equal(r.n_cand, 0);
+    if (pulse_ml_train_have_gbdt()) {
+        s = (stop_at_t){"blend", 0};
+        assert_int_equal(pulse_ml_train_churn(t, &o, &r, err, sizeof(err)), 1);
+        assert_int_equal(s.asked, 3);
+        assert_null(r.model);
+    }
+    s = (stop_at_t){"none", 0};
+    if (pulse_ml_train_churn(t, &o, &r, err, sizeof(err)) != 0)
+        fail_msg("%s", err);
+    assert_int_equal(s.asked, (int)r.n_cand);
+    assert_non_null(r.model);
+    pulse_ml_train_result_free(&r);
+    pulse_ml_table_free(t);
+}
+
 static void test_end_to_end(void **state)
 {
     (void)state;
@@ -252,6 +297,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_requirements),
         cmocka_unit_test(test_blend),
+        cmocka_unit_test(test_interrupt),
         cmocka_unit_test(test_end_to_end),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
