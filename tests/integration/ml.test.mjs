@@ -279,6 +279,8 @@ describe('churn models over HTTP', { timeout: 300000 }, () => {
         assert.equal(row, 'queued|queued again: the server stopped while it ran|0');
         await holder;
         srv = await ctx.startServer(SERVER);
+        const h = tenantHelpers(ctx, () => srv);
+        for (const t of [a, b]) t.token = await h.mint(t.userId, t.tenant, 'owner'); // a new server signs anew
         const j = await done(a, r.json.job_id);
         assert.equal(j.attempts, 1);
         assert.equal(j.result.active, false);
