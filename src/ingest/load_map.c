@@ -867,7 +867,7 @@ int pulse_import_map_row(pulse_import_mapper_t *m, uint64_t line, const pulse_im
                 return reject(m, "too_long", s->spec->name, "values longer than the column allows", line);
             break;
         case T_DATE: {
-            if (pulse_date_parse(p, n, s->date_format, &x->i, NULL) != 0) {
+            if (pulse_date_parse_fast(p, n, s->date_format, &x->i) != 0) {
                 if (maybe_null(p, n))
                     return reject(m, "missing_value", s->spec->name, "rows without a value in a required field", line);
                 return reject(m, "bad_date", s->spec->name, "dates not in the plan's format", line);
@@ -878,7 +878,7 @@ int pulse_import_map_row(pulse_import_mapper_t *m, uint64_t line, const pulse_im
         }
         case T_MONEY:
         case T_FLOAT:
-            if (pulse_number_parse(p, n, dc, &x->d) != 0) {
+            if (pulse_number_parse_fast(p, n, dc, &x->d) != 0) {
                 if (!maybe_null(p, n))
                     return reject(m, "bad_number", s->spec->name, "values that are not numbers", line);
                 if (s->spec->required)
