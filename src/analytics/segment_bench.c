@@ -101,6 +101,7 @@ int pulse_segment_bench(int argc, char **argv, const pulse_segment_table_t *tabl
     fprintf(out, "parse:    %7.3f s  %7.1f MB/s  %llu rows, %u customers  (cpu %.3f s, RSS %.0f MB, peak %.0f MB)\n", t1 - t0,
             (double)stats.bytes / 1048576.0 / (t1 - t0), (unsigned long long)stats.rows, st.customers.n, c1 - c0, rss_mb(),
             hwm_mb());
+    fprintf(out, "          threads %.3f s, ordered merge %.3f s\n", stats.parse_seconds, stats.merge_seconds);
     pulse_txstore_finish(&st);
     double t2 = now_s(), c2 = cpu_s();
     fprintf(out, "group:    %7.3f s  (cpu %.3f s, RSS %.0f MB, peak %.0f MB)\n", t2 - t1, c2 - c1, rss_mb(), hwm_mb());
