@@ -606,21 +606,41 @@ static inline char *put_double(char *o, double d, int64_t scaled)
     return o + snprintf(o, 32, "%.17g", d);
 }
 
-static const char HEX[] = "0123456789abcdef";
+/* The 8 hex digits of x, most significant first: each nibble spread to a byte (SWAR), the byte
+ * order swapped so the first digit lands first in memory, then '0'-'9' or 'a'-'f' by adding 0x30 and
+ * 39 more where the nibble is over 9. A row's key is written on every row: 16 table lookups and a
+ * loop per key were 5 % of the import's in-memory pass. */
+static inline void hex8(uint32_t x, char *o)
+{
+    uint64_t v = x;
+    v = (v | v << 16) & UINT64_C(0x0000FFFF0000FFFF);
+    v = (v | v << 8) & UINT64_C(0x00FF00FF00FF00FF);
+    v = (v | v << 4) & UINT64_C(0x0F0F0F0F0F0F0F0F);
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    v = __builtin_bswap64(v);
+#endif
+    uint64_t letters = ((v + UINT64_C(0x0606060606060606)) >> 4) & UINT64_C(0x0101010101010101);
+    v += UINT64_C(0x3030303030303030) + letters * ('a' - '0' - 10);
+    memcpy(o, &v, 8);
+}
 
 void pulse_import_key_uuid(const uint64_t key[2], char out[37])
 {
-    static const char dash_after[16] = {0, 0, 0, 1, 0, 1, 0, 1, 0, 1, 0, 0, 0, 0, 0, 0};
-    char *o = out;
-    for (int i = 0; i < 16; i++) {
-        unsigned b = (unsigned)(key[i >> 3] >> (56 - 8 * (i & 7))) & 0xff;
-        o[0] = HEX[b >> 4];
-        o[1] = HEX[b & 15];
-        o += 2;
-        if (dash_after[i])
-            *o++ = '-';
-    }
-    *o = '\0';
+    char h[32];
+    hex8((uint32_t)(key[0] >> 32), h);
+    hex8((uint32_t)key[0], h + 8);
+    hex8((uint32_t)(key[1] >> 32), h + 16);
+    hex8((uint32_t)key[1], h + 24);
+    memcpy(out, h, 8);
+    out[8] = '-';
+    memcpy(out + 9, h + 8, 4);
+    out[13] = '-';
+    memcpy(out + 14, h + 12, 4);
+    out[18] = '-';
+    memcpy(out + 19, h + 16, 4);
+    out[23] = '-';
+    memcpy(out + 24, h + 20, 12);
+    out[36] = '\0';
 }
 
 /* A wyhash-style 64-bit hash (multiply-fold mixing); two seeds give the two halves of the key. */
