@@ -572,8 +572,15 @@ static void *run_rf(void *arg)
 void pulse_features_rfm_scores(const pulse_feature_matrix_t *m, uint8_t *r, uint8_t *f, uint8_t *mon)
 {
     size_t n = m->n_rows;
-    rf_job_t rf = {{m->x + PULSE_FEAT_RECENCY * n, n, 0, r}, {m->x + PULSE_FEAT_FREQUENCY * n, n, 1, f}};
-    qjob_t jm = {m->x + PULSE_FEAT_MONETARY * n, n, 1, mon};
+    pulse_features_rfm_scores_of(m->x + PULSE_FEAT_RECENCY * n, m->x + PULSE_FEAT_FREQUENCY * n, m->x + PULSE_FEAT_MONETARY * n, n,
+                                 r, f, mon);
+}
+
+void pulse_features_rfm_scores_of(const float *recency, const float *frequency, const float *monetary, size_t n, uint8_t *r,
+                                  uint8_t *f, uint8_t *mon)
+{
+    rf_job_t rf = {{recency, n, 0, r}, {frequency, n, 1, f}};
+    qjob_t jm = {monetary, n, 1, mon};
     /* R and F are integers (counting, fast); M is the sort: they overlap */
     pthread_t t;
     int threaded = n >= 65536 && pthread_create(&t, NULL, run_rf, &rf) == 0;
