@@ -230,6 +230,23 @@ static int has_high_bit(const char *s, size_t n)
     return 0;
 }
 
+/* Whether any field byte has its high bit set. A record read wholly in place is one span of the
+ * chunk (fields and the separators between them, which are ASCII): one scan, as for a copied
+ * record's buffer. */
+static int has_high_bit_fields(const pulse_csv_parser_t *p, int copied)
+{
+    const pulse_csv_field_t *first = &p->fields[0], *last = &p->fields[p->nfields - 1];
+    if (!copied && (unsigned char)p->d.sep < 0x80)
+        return has_high_bit(first->ptr, (size_t)(last->ptr + last->len - first->ptr));
+    if (!copied || p->len == 0 || p->dlen != 0) {
+        for (size_t i = 0; i < p->nfields; i++)
+            if (has_high_bit(p->fields[i].ptr, p->fields[i].len))
+                return 1;
+        return 0;
+    }
+    return has_high_bit(p->buf, p->len); /* all copied: the buffer holds every field byte */
+}
+
 static int utf8_valid(const unsigned char *s, size_t n)
 {
     size_t i = 0;
@@ -277,14 +294,15 @@ static int csv_end_record(pulse_csv_parser_t *p)
     p->state = ST_REC_START;
     if (p->nfields == 0)
         return 0;
-    int high = 0;
+    int copied = 0;
     for (size_t i = 0; i < p->nfields; i++) {
         pulse_csv_field_t *f = &p->fields[i];
-        if (f->ptr == NULL)
+        if (f->ptr == NULL) {
             f->ptr = p->buf + p->foff[i];
-        high |= has_high_bit(f->ptr, f->len);
+            copied = 1;
+        }
     }
-    if (high) {
+    if (has_high_bit_fields(p, copied)) {
         int bad = 0;
         for (size_t i = 0; i < p->nfields; i++)
             if (!utf8_valid((const unsigned char *)p->fields[i].ptr, p->fields[i].len))
