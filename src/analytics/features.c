@@ -470,24 +470,14 @@ static int quintiles_counting(const float *v, size_t n, int higher_is_better, ui
     return 1;
 }
 
-/* In-place MSD radix sort (American flag sort) of key << 32 | index by the key, a byte at a time:
- * one array instead of LSD's two (28 MB less at 3.5 M customers, which is the stage's peak).
- * Equal keys end up in any order: only the groups matter. */
-static void flag_sort(uint64_t *a, size_t n, int shift)
+static void flag_sort(uint64_t *a, size_t n, int shift);
+
+/* One level of the sort below: a[0..n) permuted into 256 buckets by byte `shift` of the key;
+ * bucket b ends up at a[end[b] - cnt[b] .. end[b]). */
+static void flag_partition(uint64_t *a, size_t n, int shift, size_t cnt[256], size_t end[256])
 {
-    if (n < 48) {
-        for (size_t i = 1; i < n; i++) {
-            uint64_t x = a[i];
-            size_t j = i;
-            while (j > 0 && (a[j - 1] >> 32) > (x >> 32)) {
-                a[j] = a[j - 1];
-                j--;
-            }
-            a[j] = x;
-        }
-        return;
-    }
-    size_t cnt[256] = {0}, next[256], end[256];
+    size_t next[256];
+    memset(cnt, 0, 256 * sizeof(size_t));
     for (size_t i = 0; i < n; i++)
         cnt[(a[i] >> shift) & 255]++;
     size_t sum = 0;
@@ -509,11 +499,65 @@ static void flag_sort(uint64_t *a, size_t n, int shift)
             a[next[b]++] = x;
         }
     }
-    if (shift == 32)
+}
+
+typedef struct flag_buckets_t {
+    uint64_t *a;
+    const size_t *cnt, *end;
+    int b0, b1, shift; /* buckets [b0, b1) of a level at shift, sorted on the next byte down */
+} flag_buckets_t;
+
+static void *flag_sort_buckets(void *arg)
+{
+    const flag_buckets_t *f = arg;
+    if (f->shift == 32)
+        return NULL;
+    for (int b = f->b0; b < f->b1; b++)
+        if (f->cnt[b] > 1)
+            flag_sort(f->a + (f->end[b] - f->cnt[b]), f->cnt[b], f->shift - 8);
+    return NULL;
+}
+
+/* In-place MSD radix sort (American flag sort) of key << 32 | index by the key, a byte at a time:
+ * one array instead of LSD's two (28 MB less at 3.5 M customers, which is the stage's peak).
+ * Equal keys end up in any order: only the groups matter. */
+static void flag_sort(uint64_t *a, size_t n, int shift)
+{
+    if (n < 48) {
+        for (size_t i = 1; i < n; i++) {
+            uint64_t x = a[i];
+            size_t j = i;
+            while (j > 0 && (a[j - 1] >> 32) > (x >> 32)) {
+                a[j] = a[j - 1];
+                j--;
+            }
+            a[j] = x;
+        }
         return;
-    for (int b = 0; b < 256; b++)
-        if (cnt[b] > 1)
-            flag_sort(a + (end[b] - cnt[b]), cnt[b], shift - 8);
+    }
+    size_t cnt[256], end[256];
+    flag_partition(a, n, shift, cnt, end);
+    flag_buckets_t all = {a, cnt, end, 0, 256, shift};
+    flag_sort_buckets(&all);
+}
+
+/* The same sort with the buckets of the first level split between this thread and another (the
+ * halves hold about as many values): the same algorithm, so the same result. */
+static void flag_sort_2(uint64_t *a, size_t n, int shift)
+{
+    size_t cnt[256], end[256];
+    flag_partition(a, n, shift, cnt, end);
+    int mid = 0;
+    while (mid < 256 && end[mid] < n / 2)
+        mid++;
+    flag_buckets_t lo = {a, cnt, end, 0, mid, shift}, hi = {a, cnt, end, mid, 256, shift};
+    pthread_t t;
+    int threaded = pthread_create(&t, NULL, flag_sort_buckets, &hi) == 0;
+    flag_sort_buckets(&lo);
+    if (threaded)
+        pthread_join(t, NULL);
+    else
+        flag_sort_buckets(&hi);
 }
 
 void pulse_features_quintiles(const float *v, size_t n, int higher_is_better, uint8_t *score)
@@ -532,7 +576,9 @@ void pulse_features_quintiles(const float *v, size_t n, int higher_is_better, ui
      * exponent byte, and a pass over a byte they all share would move nothing */
     uint32_t diff = kand ^ kor;
     int shift = diff >> 24 ? 56 : diff >> 16 ? 48 : diff >> 8 ? 40 : 32;
-    if (diff != 0)
+    if (diff != 0 && n >= ((size_t)1 << 20))
+        flag_sort_2(a, n, shift);
+    else if (diff != 0)
         flag_sort(a, n, shift);
     size_t group = 0;
     for (size_t i = 0; i < n; i++) {
@@ -572,8 +618,15 @@ static void *run_rf(void *arg)
 void pulse_features_rfm_scores(const pulse_feature_matrix_t *m, uint8_t *r, uint8_t *f, uint8_t *mon)
 {
     size_t n = m->n_rows;
-    rf_job_t rf = {{m->x + PULSE_FEAT_RECENCY * n, n, 0, r}, {m->x + PULSE_FEAT_FREQUENCY * n, n, 1, f}};
-    qjob_t jm = {m->x + PULSE_FEAT_MONETARY * n, n, 1, mon};
+    pulse_features_rfm_scores_of(m->x + PULSE_FEAT_RECENCY * n, m->x + PULSE_FEAT_FREQUENCY * n, m->x + PULSE_FEAT_MONETARY * n, n,
+                                 r, f, mon);
+}
+
+void pulse_features_rfm_scores_of(const float *recency, const float *frequency, const float *monetary, size_t n, uint8_t *r,
+                                  uint8_t *f, uint8_t *mon)
+{
+    rf_job_t rf = {{recency, n, 0, r}, {frequency, n, 1, f}};
+    qjob_t jm = {monetary, n, 1, mon};
     /* R and F are integers (counting, fast); M is the sort: they overlap */
     pthread_t t;
     int threaded = n >= 65536 && pthread_create(&t, NULL, run_rf, &rf) == 0;

@@ -113,5 +113,8 @@ void pulse_features_quintiles(const float *v, size_t n, int higher_is_better, ui
  * ranks within the block only: score all customers in one matrix (or call pulse_features_quintiles
  * on whole columns). */
 void pulse_features_rfm_scores(const pulse_feature_matrix_t *m, uint8_t *r, uint8_t *f, uint8_t *mon);
+/* The same from three columns of n values (R and F on a second thread while M sorts). */
+void pulse_features_rfm_scores_of(const float *recency, const float *frequency, const float *monetary, size_t n, uint8_t *r,
+                                  uint8_t *f, uint8_t *mon);
 
 #endif

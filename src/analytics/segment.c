@@ -273,9 +273,7 @@ int pulse_segment_run(const pulse_txstore_t *st, const pulse_segment_opts_t *opt
     out->r = pulse_xmalloc(nn);
     out->f = pulse_xmalloc(nn);
     out->m = pulse_xmalloc(nn);
-    pulse_features_quintiles(out->recency, n, 0, out->r);
-    pulse_features_quintiles(out->frequency, n, 1, out->f);
-    pulse_features_quintiles(out->monetary, n, 1, out->m);
+    pulse_features_rfm_scores_of(out->recency, out->frequency, out->monetary, n, out->r, out->f, out->m);
     double t2 = now_s();
     out->rfm_seconds = t2 - t1;
 

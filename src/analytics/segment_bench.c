@@ -27,6 +27,21 @@ static double cpu_s(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+/* VmHWM: the peak resident set so far (the phase that sets the run's peak is the one to shrink). */
+static double hwm_mb(void)
+{
+    char line[128];
+    double kb = 0;
+    FILE *f = fopen("/proc/self/status", "r");
+    if (f) {
+        while (fgets(line, sizeof(line), f))
+            if (sscanf(line, "VmHWM: %lf", &kb) == 1)
+                break;
+        fclose(f);
+    }
+    return kb / 1024.0;
+}
+
 static double rss_mb(void)
 {
     long pages = 0, res = 0;
@@ -82,12 +97,14 @@ int pulse_segment_bench(int argc, char **argv, const pulse_segment_table_t *tabl
         fprintf(stderr, "pulse bench segment: %s\n", err);
         return 1;
     }
-    double t1 = now_s();
-    fprintf(out, "parse:    %7.3f s  %7.1f MB/s  %llu rows, %u customers  (RSS %.0f MB)\n", t1 - t0,
-            (double)stats.bytes / 1048576.0 / (t1 - t0), (unsigned long long)stats.rows, st.customers.n, rss_mb());
+    double t1 = now_s(), c1 = cpu_s();
+    fprintf(out, "parse:    %7.3f s  %7.1f MB/s  %llu rows, %u customers  (cpu %.3f s, RSS %.0f MB, peak %.0f MB)\n", t1 - t0,
+            (double)stats.bytes / 1048576.0 / (t1 - t0), (unsigned long long)stats.rows, st.customers.n, c1 - c0, rss_mb(),
+            hwm_mb());
+    fprintf(out, "          threads %.3f s, ordered merge %.3f s\n", stats.parse_seconds, stats.merge_seconds);
     pulse_txstore_finish(&st);
-    double t2 = now_s();
-    fprintf(out, "group:    %7.3f s  (RSS %.0f MB)\n", t2 - t1, rss_mb());
+    double t2 = now_s(), c2 = cpu_s();
+    fprintf(out, "group:    %7.3f s  (cpu %.3f s, RSS %.0f MB, peak %.0f MB)\n", t2 - t1, c2 - c1, rss_mb(), hwm_mb());
     pulse_segment_opts_t so;
     memset(&so, 0, sizeof(so));
     so.threads = threads;
@@ -98,13 +115,17 @@ int pulse_segment_bench(int argc, char **argv, const pulse_segment_table_t *tabl
         fprintf(stderr, "pulse bench segment: %s\n", err);
         return 1;
     }
-    double t3 = now_s();
-    fprintf(out, "features: %7.3f s  (with behaviour score, trend, signals; RSS %.0f MB)\n", res.features_seconds, rss_mb());
+    double t3 = now_s(), c3 = cpu_s();
+    fprintf(out, "features: %7.3f s  (with behaviour score, trend, signals; RSS %.0f MB, peak %.0f MB)\n", res.features_seconds,
+            rss_mb(), hwm_mb());
+    fprintf(out, "          features + rfm + segments: cpu %.3f s\n", c3 - c2);
     fprintf(out, "rfm:      %7.3f s\n", res.rfm_seconds);
     fprintf(out, "segments: %7.3f s  (lookup; %u segmented)\n", res.segment_seconds, res.segmented);
     for (size_t s = 0; s < table->nnames; s++)
         fprintf(out, "  %-22s %9zu\n", table->names[s], res.counts[s + 1]);
-    /* k-means on the customers with a purchase */
+    /* k-means on the customers with a purchase; the store is not needed by it (nor by the
+     * inputs, which come from res): freed first, the inputs' 85 MB do not add to it */
+    pulse_txstore_free(&st);
     size_t n = 0;
     double *x = pulse_xmalloc(((size_t)res.n + 1) * 3 * sizeof(double));
     for (uint32_t i = 0; i < res.n; i++) {
@@ -116,8 +137,7 @@ int pulse_segment_bench(int argc, char **argv, const pulse_segment_table_t *tabl
         n++;
     }
     pulse_segment_result_free(&res);
-    pulse_txstore_free(&st); /* the store is not needed by the clustering: lower peak */
-    double t4 = now_s();
+    double t4 = now_s(), c4 = cpu_s();
     pulse_cluster_opts_t co;
     pulse_cluster_opts_init(&co);
     co.k = k;
@@ -130,8 +150,8 @@ int pulse_segment_bench(int argc, char **argv, const pulse_segment_table_t *tabl
         return 1;
     }
     double t5 = now_s(), c5 = cpu_s();
-    fprintf(out, "kmeans:   %7.3f s  k = %zu on %zu customers (prepare %.3f s)  (RSS %.0f MB)\n", t5 - t4, cr.k, n, cr.prep_seconds,
-            rss_mb());
+    fprintf(out, "kmeans:   %7.3f s  k = %zu on %zu customers (prepare %.3f s)  (cpu %.3f s, RSS %.0f MB, peak %.0f MB)\n", t5 - t4,
+            cr.k, n, cr.prep_seconds, c5 - c4, rss_mb(), hwm_mb());
     for (size_t c = 0; c < cr.k; c++)
         fprintf(out, "  %zu %9zu  %s\n", c, cr.sizes[c], cr.personas[c].label);
     struct rusage ru;

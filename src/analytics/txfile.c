@@ -20,7 +20,7 @@
 #include "core/buf.h"
 #include "ingest/csv.h"
 
-#define CHUNK ((size_t)4 << 20) /* parsed between quote checks and page releases: 4 MiB a thread resident */
+#define CHUNK ((size_t)4 << 20) /* parsed between page releases: 4 MiB a thread resident */
 #define MAX_THREADS 16
 #ifndef MADV_POPULATE_READ
 #define MADV_POPULATE_READ 22
@@ -60,85 +60,11 @@ void pulse_txfile_plan_init(pulse_txfile_plan_t *plan)
 /* ---------------------------------------------------------------------------------------------
  * Values */
 
-static const double pow10_tab[19] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,  1e8, 1e9,
-                                     1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18};
-
-/* Plain [-]digits[.digits] inline (the common case); anything else through the strict parser. */
-static int parse_num(const char *s, size_t n, int decimal_comma, double *out)
-{
-    const char *p = s, *e = s + n;
-    int neg = 0;
-    if (p < e && *p == '-') {
-        neg = 1;
-        p++;
-    }
-    uint64_t v = 0;
-    int nd = 0, frac = 0;
-    while (p < e && (unsigned)(*p - '0') < 10) {
-        v = v * 10 + (uint64_t)(*p++ - '0');
-        nd++;
-    }
-    if (p < e && *p == (decimal_comma ? ',' : '.')) {
-        p++;
-        while (p < e && (unsigned)(*p - '0') < 10) {
-            v = v * 10 + (uint64_t)(*p++ - '0');
-            nd++;
-            frac++;
-        }
-        if (frac == 0)
-            return pulse_number_parse(s, n, decimal_comma, out);
-    }
-    if (p != e || nd == 0 || nd > 18)
-        return pulse_number_parse(s, n, decimal_comma, out);
-    double x = (double)v / pow10_tab[frac]; /* both exact: the quotient is correctly rounded */
-    *out = neg ? -x : x;
-    return 0;
-}
-
-static int d2(const char *p)
-{
-    return (p[0] - '0') * 10 + (p[1] - '0');
-}
-
-static int all_digits(const char *p, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        if ((unsigned)(p[i] - '0') >= 10)
-            return 0;
-    return 1;
-}
-
-static int valid_ymd(int y, int m, int d)
-{
-    static const int mdays[12] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-    if (m < 1 || m > 12 || d < 1)
-        return 0;
-    int leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-    return d <= mdays[m - 1] + (m == 2 && leap);
-}
-
-/* YYYYMMDD and YYYY-MM-DD inline; other formats (and anything irregular) through pulse_date_parse. */
+/* A day number; the shared fast path reads YYYYMMDD and YYYY-MM-DD inline. */
 static int parse_day(const char *s, size_t n, pulse_date_format_t fmt, int32_t *day)
 {
-    if (fmt == PULSE_DATE_YMD_COMPACT && n == 8 && all_digits(s, 8)) {
-        int y = d2(s) * 100 + d2(s + 2), m = d2(s + 4), d = d2(s + 6);
-        if (y >= 1900 && y <= 2199 && valid_ymd(y, m, d)) {
-            *day = pulse_txstore_days_from_civil(y, (unsigned)m, (unsigned)d);
-            return 0;
-        }
-        return -1;
-    }
-    if ((fmt == PULSE_DATE_ISO || fmt == PULSE_DATE_ISO_DATETIME) && n == 10 && s[4] == '-' && s[7] == '-' && all_digits(s, 4) &&
-        all_digits(s + 5, 2) && all_digits(s + 8, 2)) {
-        int y = d2(s) * 100 + d2(s + 2), m = d2(s + 5), d = d2(s + 8);
-        if (valid_ymd(y, m, d)) {
-            *day = pulse_txstore_days_from_civil(y, (unsigned)m, (unsigned)d);
-            return 0;
-        }
-        return -1;
-    }
     int64_t ep;
-    if (pulse_date_parse(s, n, fmt, &ep, NULL) != 0)
+    if (pulse_date_parse_fast(s, n, fmt, &ep) != 0)
         return -1;
     int64_t dd = ep >= 0 ? ep / 86400 : -((-ep + 86399) / 86400);
     if (dd < INT32_MIN || dd > INT32_MAX)
@@ -206,13 +132,13 @@ static void take_row(part_t *pt, const fld_t *f, int nf, uint64_t line, const ch
         bad_row(pt, line, "unreadable date", text, len);
         return;
     }
-    if (parse_num(amount.p, amount.n, pl->decimal_comma, &r.amount) != 0) {
+    if (pulse_number_parse_fast(amount.p, amount.n, pl->decimal_comma, &r.amount) != 0) {
         bad_row(pt, line, "unreadable amount", text, len);
         return;
     }
     if (pl->col_quantity >= 0) {
         fld_t q = trim(f[pl->col_quantity]);
-        if (parse_num(q.p, q.n, pl->decimal_comma, &r.quantity) != 0) {
+        if (pulse_number_parse_fast(q.p, q.n, pl->decimal_comma, &r.quantity) != 0) {
             if (!pulse_is_null_like(q.p, q.n)) {
                 bad_row(pt, line, "unreadable quantity", text, len);
                 return;
@@ -257,32 +183,38 @@ static void take_row(part_t *pt, const fld_t *f, int nf, uint64_t line, const ch
     pt->rows++;
 }
 
-/* Whitespace layouts: any byte up to 0x20 except the newline separates fields. */
 /* Bit i of *sepm: byte i of the 64-byte block separates fields (whitespace layouts: any byte up to
- * 0x20, the newline included; otherwise the separator or the newline); of *nlm: it is a newline. */
-static inline void block_masks(const char *p, char sep, int ws, uint64_t *sepm, uint64_t *nlm)
+ * 0x20, the newline included; otherwise the separator or the newline); of *nlm: it is a newline.
+ * Nonzero when the block holds a quote (the file then goes to the CSV parser). */
+static inline int block_masks(const char *p, char sep, int ws, uint64_t *sepm, uint64_t *nlm)
 {
 #ifdef __SSE2__
     uint64_t sm = 0, nm = 0;
-    const __m128i nl = _mm_set1_epi8('\n'), sp = _mm_set1_epi8(0x20), sc = _mm_set1_epi8(sep);
+    const __m128i nl = _mm_set1_epi8('\n'), sp = _mm_set1_epi8(0x20), sc = _mm_set1_epi8(sep), qu = _mm_set1_epi8('"');
+    __m128i quotes = _mm_setzero_si128();
     for (int k = 0; k < 4; k++) {
         __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(p + 16 * k));
         __m128i n = _mm_cmpeq_epi8(v, nl);
         __m128i m = ws ? _mm_cmpeq_epi8(_mm_min_epu8(v, sp), v) : _mm_or_si128(_mm_cmpeq_epi8(v, sc), n);
+        quotes = _mm_or_si128(quotes, _mm_cmpeq_epi8(v, qu));
         sm |= (uint64_t)(uint16_t)_mm_movemask_epi8(m) << (16 * k);
         nm |= (uint64_t)(uint16_t)_mm_movemask_epi8(n) << (16 * k);
     }
     *sepm = sm;
     *nlm = nm;
+    return _mm_movemask_epi8(quotes);
 #else
     uint64_t sm = 0, nm = 0;
+    int quote = 0;
     for (int i = 0; i < 64; i++) {
         unsigned char c = (unsigned char)p[i];
         sm |= (uint64_t)(ws ? c <= 0x20 : (c == (unsigned char)sep || c == '\n')) << i;
         nm |= (uint64_t)(c == '\n') << i;
+        quote |= c == '"';
     }
     *sepm = sm;
     *nlm = nm;
+    return quote;
 #endif
 }
 
@@ -332,16 +264,21 @@ static void parse_lines(part_t *pt, const char *p, const char *e)
     char pad[64];
     for (const char *b = p; b < e; b += 64) {
         uint64_t sm, nm;
+        int quote;
         if (e - b >= 64) {
-            block_masks(b, sep, ws, &sm, &nm);
+            quote = block_masks(b, sep, ws, &sm, &nm);
         } else {
             /* the tail: padded with blanks (whitespace) or treated as ending at e */
             size_t n = (size_t)(e - b);
             memcpy(pad, b, n);
             memset(pad + n, ws ? ' ' : sep, 64 - n);
-            block_masks(pad, sep, ws, &sm, &nm);
+            quote = block_masks(pad, sep, ws, &sm, &nm);
             if (!ws)
                 sm &= n ? (~0ULL >> (64 - n)) : 0; /* no empty fields out of the padding */
+        }
+        if (quote) {
+            pt->saw_quote = 1; /* the whole file goes to the CSV parser: this part's rows are dropped */
+            return;
         }
         if (ws) {
             uint64_t starts = ~sm & ((sm << 1) | prev_sep);
@@ -438,10 +375,6 @@ static void *run_part(void *arg)
             const char *nl = memchr(ce, '\n', (size_t)(pt->e - ce));
             ce = nl ? nl + 1 : pt->e;
         }
-        if (memchr(p, '"', (size_t)(ce - p)) != NULL) {
-            pt->saw_quote = 1; /* the whole file goes to the CSV parser */
-            return NULL;
-        }
         if (pt->base) {
             /* map the chunk's pages in one call rather than a fault per few pages (Linux 5.14+;
              * older kernels refuse it and the pages fault in as usual) */
@@ -449,6 +382,8 @@ static void *run_part(void *arg)
             madvise((void *)from, (uintptr_t)ce - from, MADV_POPULATE_READ);
         }
         parse_lines(pt, p, ce);
+        if (pt->saw_quote)
+            return NULL;
         if (pt->base) {
             /* parsed pages leave the resident set (the page cache keeps them) */
             uintptr_t from = ((uintptr_t)p) & ~(uintptr_t)(pg - 1), to = ((uintptr_t)ce) & ~(uintptr_t)(pg - 1);

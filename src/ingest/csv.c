@@ -1,8 +1,10 @@
 /* CSV sniffing and streaming parsing (see csv.h).
  *
- * The parser is one resumable state machine. Field bytes of the current record are copied into one
- * growing buffer (so a record may straddle any number of chunks); unquoted runs are found with a
- * 256-entry table and copied with memcpy, quoted runs with memchr. Decisions:
+ * The parser is one resumable state machine. An unquoted field read whole from the chunk being parsed
+ * is delivered in place (a pointer into the chunk: no copy); quoted fields, and fields of a record
+ * that straddles chunks, are copied into one growing buffer (at a chunk's end, the in-place fields of
+ * an unfinished record are copied there too). Unquoted runs are found with a 256-entry table,
+ * quoted runs with memchr. Decisions:
  * - a quote opens a quoted field only at the start of a field; elsewhere it is data. Lenient mode
  *   (the default) keeps it and counts it in stats.stray_quotes, as it does for text after a closing
  *   quote ("ab"c gives abc); strict mode makes both a fatal error;
@@ -43,9 +45,12 @@ struct pulse_csv_parser_t {
     int skip_lf;
     int status; /* 0, 1 (stopped by the callback), -1 (error) */
     unsigned bom;
-    char *buf; /* field bytes of the current record */
+    char *buf; /* copied field bytes of the current record */
     size_t len, cap, fstart;
-    pulse_csv_field_t *fields;
+    size_t dlen;               /* bytes of the record's in-place fields (with len: the record's size) */
+    const unsigned char *zc;   /* the current field's start in the chunk while it is read in place; NULL: copied */
+    pulse_csv_field_t *fields; /* ptr NULL while building: copied, at buf + foff[i] */
+    size_t *foff;
     size_t nfields, fcap;
     unsigned char cur_quoted;
     uint64_t base; /* absolute offset of the chunk being parsed */
@@ -83,6 +88,7 @@ void pulse_csv_free(pulse_csv_parser_t *p)
         return;
     free(p->buf);
     free(p->fields);
+    free(p->foff);
     free(p);
 }
 
@@ -116,39 +122,97 @@ static int row_too_long(pulse_csv_parser_t *p, uint64_t off)
     return csv_fail(p, p->rec_off, msg); /* where the record starts: the same whatever the chunking */
 }
 
+/* The record's size so far plus n more bytes is over max_row (the same test wherever the bytes are). */
+static inline int too_long(const pulse_csv_parser_t *p, size_t n)
+{
+    return p->len + p->dlen + n + p->nfields > p->d.max_row;
+}
+
+static void buf_grow(pulse_csv_parser_t *p, size_t need)
+{
+    if (need <= p->cap)
+        return;
+    size_t cap = p->cap ? p->cap : 256;
+    while (cap < need)
+        cap *= 2;
+    p->buf = pulse_xrealloc(p->buf, cap);
+    p->cap = cap;
+}
+
 /* Copies n field bytes; -1 when the record would exceed max_row (nothing copied). */
 static inline int csv_append(pulse_csv_parser_t *p, const unsigned char *s, size_t n, uint64_t off)
 {
-    if (p->len + n + p->nfields > p->d.max_row)
+    if (too_long(p, n))
         return row_too_long(p, off);
-    if (p->len + n > p->cap) {
-        size_t cap = p->cap ? p->cap : 256;
-        while (cap < p->len + n)
-            cap *= 2;
-        p->buf = pulse_xrealloc(p->buf, cap);
-        p->cap = cap;
-    }
+    buf_grow(p, p->len + n);
     memcpy(p->buf + p->len, s, n);
     p->len += n;
     return 0;
 }
 
-static inline int csv_push(pulse_csv_parser_t *p, uint64_t off)
+/* Ends the current field; one read in place ends at zend. */
+static inline int csv_push(pulse_csv_parser_t *p, uint64_t off, const unsigned char *zend)
 {
-    if (p->len + p->nfields + 1 > p->d.max_row)
+    size_t zn = p->zc ? (size_t)(zend - p->zc) : 0;
+    if (too_long(p, zn + 1))
         return row_too_long(p, off);
     if (p->nfields == p->fcap) {
         p->fcap = p->fcap ? p->fcap * 2 : 32;
         p->fields = pulse_xrealloc(p->fields, p->fcap * sizeof(*p->fields));
+        p->foff = pulse_xrealloc(p->foff, p->fcap * sizeof(*p->foff));
     }
-    pulse_csv_field_t *f = &p->fields[p->nfields++];
-    f->ptr = NULL;
-    f->len = p->len - p->fstart;
+    size_t i = p->nfields++;
+    pulse_csv_field_t *f = &p->fields[i];
+    if (p->zc) {
+        f->ptr = (const char *)p->zc;
+        f->len = zn;
+        p->dlen += zn;
+        p->zc = NULL;
+    } else {
+        f->ptr = NULL;
+        f->len = p->len - p->fstart;
+        p->foff[i] = p->fstart;
+        p->fstart = p->len;
+    }
     f->quoted = p->cur_quoted;
     f->bad_utf8 = 0;
-    p->fstart = p->len;
     p->cur_quoted = 0;
     return 0;
+}
+
+/* At a chunk's end, inside a record: its in-place fields (and the current field's bytes so far) are
+ * copied into the buffer, since the chunk is gone once the feed returns. They go before the
+ * current field's copied bytes, which stay last so that field can keep growing. */
+static void csv_detach(pulse_csv_parser_t *p, const unsigned char *end)
+{
+    size_t moved = 0;
+    for (size_t i = 0; i < p->nfields; i++)
+        if (p->fields[i].ptr != NULL)
+            moved += p->fields[i].len;
+    if (moved > 0) {
+        buf_grow(p, p->len + moved);
+        memmove(p->buf + p->fstart + moved, p->buf + p->fstart, p->len - p->fstart);
+        size_t o = p->fstart;
+        for (size_t i = 0; i < p->nfields; i++) {
+            pulse_csv_field_t *f = &p->fields[i];
+            if (f->ptr == NULL)
+                continue;
+            memcpy(p->buf + o, f->ptr, f->len);
+            p->foff[i] = o;
+            f->ptr = NULL;
+            o += f->len;
+        }
+        p->fstart += moved;
+        p->len += moved;
+        p->dlen -= moved;
+    }
+    if (p->zc != NULL) { /* checked against max_row as it was read */
+        size_t n = (size_t)(end - p->zc);
+        buf_grow(p, p->len + n);
+        memcpy(p->buf + p->len, p->zc, n);
+        p->len += n;
+        p->zc = NULL;
+    }
 }
 
 static int has_high_bit(const char *s, size_t n)
@@ -164,6 +228,23 @@ static int has_high_bit(const char *s, size_t n)
         if ((unsigned char)s[i] & 0x80)
             return 1;
     return 0;
+}
+
+/* Whether any field byte has its high bit set. A record read wholly in place is one span of the
+ * chunk (fields and the separators between them, which are ASCII): one scan, as for a copied
+ * record's buffer. */
+static int has_high_bit_fields(const pulse_csv_parser_t *p, int copied)
+{
+    const pulse_csv_field_t *first = &p->fields[0], *last = &p->fields[p->nfields - 1];
+    if (!copied && (unsigned char)p->d.sep < 0x80)
+        return has_high_bit(first->ptr, (size_t)(last->ptr + last->len - first->ptr));
+    if (!copied || p->len == 0 || p->dlen != 0) {
+        for (size_t i = 0; i < p->nfields; i++)
+            if (has_high_bit(p->fields[i].ptr, p->fields[i].len))
+                return 1;
+        return 0;
+    }
+    return has_high_bit(p->buf, p->len); /* all copied: the buffer holds every field byte */
 }
 
 static int utf8_valid(const unsigned char *s, size_t n)
@@ -213,12 +294,15 @@ static int csv_end_record(pulse_csv_parser_t *p)
     p->state = ST_REC_START;
     if (p->nfields == 0)
         return 0;
-    size_t off = 0;
+    int copied = 0;
     for (size_t i = 0; i < p->nfields; i++) {
-        p->fields[i].ptr = p->buf + off;
-        off += p->fields[i].len;
+        pulse_csv_field_t *f = &p->fields[i];
+        if (f->ptr == NULL) {
+            f->ptr = p->buf + p->foff[i];
+            copied = 1;
+        }
     }
-    if (has_high_bit(p->buf, p->len)) {
+    if (has_high_bit_fields(p, copied)) {
         int bad = 0;
         for (size_t i = 0; i < p->nfields; i++)
             if (!utf8_valid((const unsigned char *)p->fields[i].ptr, p->fields[i].len))
@@ -228,7 +312,7 @@ static int csv_end_record(pulse_csv_parser_t *p)
     }
     p->stats.rows++;
     int r = p->cb(p->ud, (size_t)p->stats.records, p->fields, p->nfields);
-    p->len = p->fstart = 0;
+    p->len = p->fstart = p->dlen = 0;
     p->nfields = 0;
     if (r != 0) {
         p->status = 1;
@@ -281,7 +365,7 @@ static int csv_parse(pulse_csv_parser_t *p, const char *chunk, size_t n)
             }
             if (c == '\n' || c == '\r') {
                 if (!ws && p->nfields > 0)
-                    CHECK(csv_push(p, OFF(s)));
+                    CHECK(csv_push(p, OFF(s), s));
                 p->skip_lf = c == '\r';
                 s++;
                 CHECK(csv_end_record(p));
@@ -295,31 +379,36 @@ static int csv_parse(pulse_csv_parser_t *p, const char *chunk, size_t n)
                 continue;
             }
             if (!ws && c == sep) {
-                CHECK(csv_push(p, OFF(s)));
+                CHECK(csv_push(p, OFF(s), s));
                 s++;
                 continue;
             }
             p->state = ST_UNQUOTED;
+            p->zc = s; /* read in place */
             /* fallthrough */
         case ST_UNQUOTED: {
             const unsigned char *q = s;
             while (q < end && !special[*q])
                 q++;
-            if (q > s)
+            if (p->zc != NULL) {
+                if (q > s && too_long(p, (size_t)(q - p->zc)))
+                    CHECK(row_too_long(p, OFF(s)));
+            } else if (q > s) {
                 CHECK(csv_append(p, s, (size_t)(q - s), OFF(s)));
+            }
             s = q;
             if (s == end)
                 continue;
             c = *s;
             if (c == '\n' || c == '\r') {
-                CHECK(csv_push(p, OFF(s)));
+                CHECK(csv_push(p, OFF(s), s));
                 p->skip_lf = c == '\r';
                 s++;
                 CHECK(csv_end_record(p));
                 continue;
             }
             if (IS_SEP(c)) {
-                CHECK(csv_push(p, OFF(s)));
+                CHECK(csv_push(p, OFF(s), s));
                 p->state = ST_FIELD_START;
                 s++;
                 continue;
@@ -328,7 +417,10 @@ static int csv_parse(pulse_csv_parser_t *p, const char *chunk, size_t n)
             if (p->d.strict)
                 CHECK(csv_fail(p, OFF(s), "quote inside an unquoted field"));
             stray_quote(p);
-            CHECK(csv_append(p, s, 1, OFF(s)));
+            if (p->zc == NULL)
+                CHECK(csv_append(p, s, 1, OFF(s)));
+            else if (too_long(p, (size_t)(s + 1 - p->zc))) /* the quote stays in place, as data */
+                CHECK(row_too_long(p, OFF(s)));
             s++;
             continue;
         }
@@ -356,14 +448,14 @@ static int csv_parse(pulse_csv_parser_t *p, const char *chunk, size_t n)
                 continue;
             }
             if (c == '\n' || c == '\r') {
-                CHECK(csv_push(p, OFF(s)));
+                CHECK(csv_push(p, OFF(s), s));
                 p->skip_lf = c == '\r';
                 s++;
                 CHECK(csv_end_record(p));
                 continue;
             }
             if (IS_SEP(c)) {
-                CHECK(csv_push(p, OFF(s)));
+                CHECK(csv_push(p, OFF(s), s));
                 p->state = ST_FIELD_START;
                 s++;
                 continue;
@@ -375,6 +467,7 @@ static int csv_parse(pulse_csv_parser_t *p, const char *chunk, size_t n)
             continue;
         }
     }
+    csv_detach(p, end);
 out:
 #undef OFF
 #undef IS_SEP
@@ -434,11 +527,11 @@ int pulse_csv_finish(pulse_csv_parser_t *p)
     case ST_FIELD_START:
         if (p->nfields == 0) /* only blanks since the last record */
             break;
-        if (!p->ws && csv_push(p, p->base) != 0)
+        if (!p->ws && csv_push(p, p->base, NULL) != 0)
             return -1;
         break;
     default:
-        if (csv_push(p, p->base) != 0)
+        if (csv_push(p, p->base, NULL) != 0)
             return -1;
     }
     if (p->nfields == 0) {

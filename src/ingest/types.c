@@ -79,17 +79,6 @@ int pulse_date_format_has_time(pulse_date_format_t fmt)
     return (unsigned)fmt < PULSE_DATE_FORMAT_COUNT && fmts[fmt].tm != 0;
 }
 
-/* Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's days_from_civil). */
-static int64_t days_from_civil(int64_t y, int m, int d)
-{
-    y -= m <= 2;
-    int64_t era = (y >= 0 ? y : y - 399) / 400;
-    int64_t yoe = y - era * 400;
-    int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-    int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    return era * 146097 + doe - 719468;
-}
-
 static void civil_from_days(int64_t z, int64_t *y, int *m, int *d)
 {
     z += 719468;
@@ -265,7 +254,7 @@ static int parse_fmt(const char *p, const char *e, pulse_date_format_t fmt, int6
         timed = 1;
     }
     if (epoch)
-        *epoch = days_from_civil(y, m, dd) * 86400 + secs;
+        *epoch = pulse_days_from_civil(y, m, dd) * 86400 + secs;
     if (has_time)
         *has_time = timed;
     return 0;

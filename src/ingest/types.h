@@ -57,6 +57,89 @@ int pulse_number_parse(const char *s, size_t n, int decimal_comma, double *out);
 /* The same grammar restricted to integers: no decimal mark, exponent or currency; int64 range.
  * Thousands separators are allowed ("1,234" is 1234 unless decimal_comma). */
 int pulse_int_parse(const char *s, size_t n, int decimal_comma, int64_t *out);
+/* Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's days_from_civil). */
+static inline int64_t pulse_days_from_civil(int64_t y, int m, int d)
+{
+    y -= m <= 2;
+    int64_t era = (y >= 0 ? y : y - 399) / 400;
+    int64_t yoe = y - era * 400;
+    int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+    int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    return era * 146097 + doe - 719468;
+}
+
+/* Fast paths for the per-value loops of the file reader and the importer (tens of millions of
+ * values): the common shapes are read inline, everything else (and every value they would refuse)
+ * goes to the full parser, so the results are those of the full parser, always. */
+
+/* 1 when the 8 bytes at p are all ASCII digits: high nibbles all 3, and adding 6 to each low
+ * nibble carries out of none (no carry crosses a byte: 0x3F + 1 stays below 0x80). */
+static inline int pulse_digits8(const char *p)
+{
+    uint64_t x;
+    __builtin_memcpy(&x, p, 8);
+    const uint64_t hi = UINT64_C(0xF0F0F0F0F0F0F0F0), threes = UINT64_C(0x3030303030303030);
+    return (x & hi) == threes && ((x + UINT64_C(0x0606060606060606)) & hi) == threes;
+}
+
+/* pulse_date_parse(s, n, fmt, epoch, NULL) with YYYY-MM-DD (the ISO formats, no time) and
+ * YYYYMMDD inline. */
+static inline int pulse_date_parse_fast(const char *s, size_t n, pulse_date_format_t fmt, int64_t *epoch)
+{
+    char d[8];
+    if (n == 10 && (fmt == PULSE_DATE_ISO || fmt == PULSE_DATE_ISO_DATETIME) && s[4] == '-' && s[7] == '-') {
+        __builtin_memcpy(d, s, 4);
+        __builtin_memcpy(d + 4, s + 5, 2);
+        __builtin_memcpy(d + 6, s + 8, 2);
+    } else if (n == 8 && fmt == PULSE_DATE_YMD_COMPACT) {
+        __builtin_memcpy(d, s, 8);
+    } else {
+        return pulse_date_parse(s, n, fmt, epoch, NULL);
+    }
+    if (!pulse_digits8(d))
+        return pulse_date_parse(s, n, fmt, epoch, NULL);
+    int y = (d[0] - '0') * 1000 + (d[1] - '0') * 100 + (d[2] - '0') * 10 + (d[3] - '0');
+    int m = (d[4] - '0') * 10 + (d[5] - '0'), dd = (d[6] - '0') * 10 + (d[7] - '0');
+    static const unsigned char dim[13] = {0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    int leap = y % 4 == 0 && (y % 100 != 0 || y % 400 == 0);
+    if ((fmt == PULSE_DATE_YMD_COMPACT && (y < 1900 || y > 2199)) || m < 1 || m > 12 || dd < 1 || dd > dim[m] + (m == 2 && leap))
+        return pulse_date_parse(s, n, fmt, epoch, NULL); /* refused there too; one place says so */
+    if (epoch)
+        *epoch = pulse_days_from_civil(y, m, dd) * 86400;
+    return 0;
+}
+
+/* pulse_number_parse with plain [-]digits[(.|,)digits] inline: at most 19 digits whose integer
+ * (the digits without the mark) is at most 2^53, so it and the power of ten are exact doubles and
+ * the one division is correctly rounded, as the full parser's result is. */
+static inline int pulse_number_parse_fast(const char *s, size_t n, int decimal_comma, double *out)
+{
+    static const double p10[20] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,  1e8,  1e9,
+                                   1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19};
+    const char *p = s, *e = s + n;
+    int neg = p < e && *p == '-';
+    p += neg;
+    const char *int0 = p;
+    uint64_t v = 0;
+    while (p < e && (unsigned)(*p - '0') < 10u && p - int0 < 19)
+        v = v * 10 + (uint64_t)(*p++ - '0');
+    size_t nint = (size_t)(p - int0), nfrac = 0;
+    if (p < e && *p == (decimal_comma ? ',' : '.')) {
+        const char *frac0 = ++p;
+        while (p < e && (unsigned)(*p - '0') < 10u && (size_t)(p - frac0) + nint < 19)
+            v = v * 10 + (uint64_t)(*p++ - '0');
+        nfrac = (size_t)(p - frac0);
+        if (nfrac == 0)
+            return pulse_number_parse(s, n, decimal_comma, out);
+    }
+    if (p != e || nint + nfrac == 0 || v > (UINT64_C(1) << 53))
+        return pulse_number_parse(s, n, decimal_comma, out);
+    double x = (double)v / p10[nfrac];
+    if (out)
+        *out = neg ? -x : x;
+    return 0;
+}
+
 /* yes/no, y/n, true/false, t/f (any case), 1/0. Returns 0 and sets *out to 1/0 (may be NULL), or -1. */
 int pulse_bool_parse(const char *s, size_t n, int *out);
 /* 1 for values that mean "no value": empty or blank, NA, N/A, #N/A, null (any case), "-". */

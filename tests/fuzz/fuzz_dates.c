@@ -1,6 +1,7 @@
 /* libFuzzer target for src/ingest/types.c: every date format, the number and boolean parsers
  * and column inference on arbitrary bytes. Checks that a parsed date written back as ISO 8601
- * parses to the same instant, and that number parsing never yields inf/nan. */
+ * parses to the same instant, that number parsing never yields inf/nan, and that the fast paths
+ * (pulse_date_parse_fast, pulse_number_parse_fast) answer exactly as the full parsers. */
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -20,7 +21,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     for (int f = PULSE_DATE_NONE; f <= PULSE_DATE_FORMAT_COUNT; f++) {
         int64_t ep;
         int timed;
-        if (pulse_date_parse(s, size, (pulse_date_format_t)f, &ep, &timed) != 0)
+        int64_t fast = 0;
+        int rc = pulse_date_parse(s, size, (pulse_date_format_t)f, &ep, &timed);
+        if (pulse_date_parse_fast(s, size, (pulse_date_format_t)f, &fast) != rc || (rc == 0 && fast != ep))
+            abort(); /* the fast path answers as the full parser does */
+        if (rc != 0)
             continue;
         if (f == PULSE_DATE_NONE || f == PULSE_DATE_FORMAT_COUNT)
             abort();
@@ -42,6 +47,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     for (int dc = 0; dc < 2; dc++) {
         if (pulse_number_parse(s, size, dc, &d) == 0 && !isfinite(d))
             abort();
+        double fast = 0, full = 0;
+        int rf = pulse_number_parse_fast(s, size, dc, &fast), rs = pulse_number_parse(s, size, dc, &full);
+        if (rf != rs || (rs == 0 && memcmp(&fast, &full, sizeof(double)) != 0))
+            abort(); /* same answer, bit for bit */
         int64_t v;
         if (pulse_int_parse(s, size, dc, &v) == 0 && pulse_number_parse(s, size, dc, &d) != 0)
             abort(); /* every integer is a number */

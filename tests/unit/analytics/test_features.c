@@ -487,12 +487,63 @@ static void test_quintiles_random_vs_reference(void **state)
     free(s);
 }
 
+/* Orders "worst first": NaN, then the worse values (lower, or higher when lower is better). */
+static int g_hib;
+static int cmp_worst_first(const void *pa, const void *pb)
+{
+    float a = *(const float *)pa, b = *(const float *)pb;
+    if (isnan(a) || isnan(b))
+        return isnan(b) - isnan(a);
+    if (a == b)
+        return 0;
+    return (g_hib ? a < b : a > b) ? -1 : 1;
+}
+
+/* Past 1 M values the sort's buckets are split between two threads: against a qsort reference. */
+static void test_quintiles_large_vs_reference(void **state)
+{
+    (void)state;
+    size_t n = ((size_t)1 << 20) + 123457;
+    float *v = malloc(n * sizeof(float)), *sorted = malloc(n * sizeof(float));
+    uint8_t *s = malloc(n);
+    uint64_t seed = 11;
+    for (int hib = 0; hib <= 1; hib++) {
+        for (size_t i = 0; i < n; i++) {
+            uint64_t r = rnd(&seed);
+            v[i] = r % 997 == 0 ? NAN : (float)((double)(r % 1000003) * (r % 3 ? 0.01 : -3.5));
+            if (i % 7 == 6)
+                v[i] = v[i / 3]; /* ties */
+        }
+        pulse_features_quintiles(v, n, hib, s);
+        memcpy(sorted, v, n * sizeof(float));
+        g_hib = hib;
+        qsort(sorted, n, sizeof(float), cmp_worst_first);
+        for (size_t i = 0; i < n; i += 97) {
+            /* rank of the first member of v[i]'s tie group: binary search for it in sorted */
+            size_t lo = 0, hi = n;
+            while (lo < hi) {
+                size_t mid = lo + (hi - lo) / 2;
+                if (cmp_worst_first(&sorted[mid], &v[i]) < 0)
+                    lo = mid + 1;
+                else
+                    hi = mid;
+            }
+            if (s[i] != 1 + (5 * lo) / n)
+                fail_msg("value %zu (%g): score %d, want %zu", i, v[i], s[i], 1 + (5 * lo) / n);
+        }
+    }
+    free(v);
+    free(sorted);
+    free(s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_fixture_vs_reference),          cmocka_unit_test(test_random_vs_reference),
         cmocka_unit_test(test_threads_and_blocks_identical),  cmocka_unit_test(test_bad_specs),
         cmocka_unit_test(test_quintiles_boundaries_and_ties), cmocka_unit_test(test_quintiles_random_vs_reference),
+        cmocka_unit_test(test_quintiles_large_vs_reference),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -217,6 +217,42 @@ static void test_quotes_use_csv_parser(void **state)
     pulse_buf_free(&b);
 }
 
+/* The tokenizer spots quotes itself (64-byte blocks, the padded tail too): one quote anywhere in a
+ * 2-thread, multi-chunk file, here in the last few bytes of the last range, sends the whole file
+ * to the CSV parser, and the quoted value is read unquoted. */
+static void test_late_quote_uses_csv_parser(void **state)
+{
+    (void)state;
+    pulse_buf_t b = PULSE_BUF_INIT;
+    pulse_buf_puts(&b, "CustomerID,TransactionDate,TransactionAmount,ProductCategory,Quantity\n");
+    const int rows = 150000;
+    for (int i = 0; i < rows - 1; i++)
+        pulse_buf_printf(&b, "C%06d,2024-01-%02d,%d.25,Books,1\n", i % 5000, 1 + i % 28, i % 90);
+    pulse_buf_puts(&b, "C000001,2024-02-01,5,\"Toys\",2\n");
+    for (int with_quote = 0; with_quote < 2; with_quote++) {
+        if (!with_quote) /* the same file without the quotes: the fast path */
+            memcpy(strstr(b.data, "\"Toys\""), " Toys ", 6);
+        else
+            memcpy(strstr(b.data, " Toys "), "\"Toys\"", 6);
+        pulse_txfile_plan_t plan;
+        guess_ok(&b, &plan);
+        plan.threads = 2;
+        pulse_txstore_t st;
+        pulse_txfile_stats_t stats;
+        read_ok(b.data, b.len, &plan, &st, &stats);
+        assert_int_equal(stats.csv_fallback, with_quote);
+        assert_int_equal(stats.rows, rows);
+        assert_int_equal(stats.bad_rows, 0);
+        size_t len;
+        const char *c = pulse_strtab_get(&st.categories, st.tx_category[rows - 1], &len);
+        assert_int_equal(len, 4);
+        assert_memory_equal(c, "Toys", 4);
+        assert_float_equal(st.tx_amount[rows - 1], 5.0f, 0);
+        pulse_txstore_free(&st);
+    }
+    pulse_buf_free(&b);
+}
+
 /* A bigger file where customers come back across the thread ranges: the same store for 1, 2, 3, 7. */
 static void test_threads_identical(void **state)
 {
@@ -316,9 +352,13 @@ static void test_plan_errors(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_both_layouts),      cmocka_unit_test(test_crlf_and_bom),
-        cmocka_unit_test(test_bad_rows_counted),  cmocka_unit_test(test_quotes_use_csv_parser),
-        cmocka_unit_test(test_threads_identical), cmocka_unit_test(test_every_block_alignment),
+        cmocka_unit_test(test_both_layouts),
+        cmocka_unit_test(test_crlf_and_bom),
+        cmocka_unit_test(test_bad_rows_counted),
+        cmocka_unit_test(test_quotes_use_csv_parser),
+        cmocka_unit_test(test_late_quote_uses_csv_parser),
+        cmocka_unit_test(test_threads_identical),
+        cmocka_unit_test(test_every_block_alignment),
         cmocka_unit_test(test_plan_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

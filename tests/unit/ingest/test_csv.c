@@ -342,6 +342,38 @@ static void test_parse_errors_carry_record_and_offset(void **state)
     assert_parses(&n, "\"e\nf,g\"\n", "1:[\"e]\n2:[f][g\"]\n");
 }
 
+/* Unquoted fields are delivered in place when their record is whole in the chunk; a record cut by
+ * a chunk's end has them copied, before the quoted field still being read (which keeps growing).
+ * Every cut gives the same rows; the record size limit counts in-place bytes like copied ones. */
+static void test_parse_in_place_fields(void **state)
+{
+    (void)state;
+    pulse_csv_dialect_t d = dialect(',', '"');
+    static const char mixed[] = "id,amount,\"note, long\",tail\nC001,12.5,\"say \"\"hi\"\"\",x\"y\n,,\"\",\nlast,1";
+    assert_parses(&d, mixed, "1:[id][amount][qnote, long][tail]\n2:[C001][12.5][qsay \"hi\"][x\"y]\n3:[][][q][]\n4:[last][1]\n");
+    assert_chunking_invariant(&d, mixed, sizeof(mixed) - 1);
+    static const char after_quote[] = "\"a\"b,cd,\"e\nf\"g,h\n";
+    assert_parses(&d, after_quote, "1:[qab][cd][qe\nfg][h]\n");
+    assert_chunking_invariant(&d, after_quote, sizeof(after_quote) - 1);
+    /* "ab,cdef\n" is 6 field bytes + 2 fields = 8: at max_row 8 it passes, at 7 it fails */
+    static const char rec[] = "ab,cdef\nx\n";
+    for (size_t limit = 7; limit <= 8; limit++) {
+        pulse_csv_dialect_t m = d;
+        m.max_row = limit;
+        int rc;
+        char *got = parse_all(&m, rec, &rc);
+        assert_int_equal(rc, limit == 8 ? 0 : -1);
+        assert_string_equal(got, limit == 8 ? "1:[ab][cdef]\n2:[x]\n" : "");
+        free(got);
+        assert_chunking_invariant(&m, rec, sizeof(rec) - 1);
+        static const char stray[] = "ab,c\"ef\n";
+        got = parse_all(&m, stray, &rc);
+        assert_int_equal(rc, limit == 8 ? 0 : -1);
+        free(got);
+        assert_chunking_invariant(&m, stray, sizeof(stray) - 1);
+    }
+}
+
 static void test_parse_row_limit(void **state)
 {
     pulse_csv_dialect_t d = dialect(',', '"');
@@ -479,6 +511,7 @@ int main(void)
         cmocka_unit_test(test_parse_empty_and_no_trailing_newline),
         cmocka_unit_test(test_parse_stray_quotes),
         cmocka_unit_test(test_parse_errors_carry_record_and_offset),
+        cmocka_unit_test(test_parse_in_place_fields),
         cmocka_unit_test(test_parse_row_limit),
         cmocka_unit_test(test_parse_bad_utf8_flagged),
         cmocka_unit_test(test_parse_callback_stops),

@@ -192,6 +192,25 @@ static void test_row_key_stability(void **state)
     pulse_import_mapper_free(mb);
 }
 
+/* The key as a uuid: its 32 hex digits, most significant first, dashes 8-4-4-4-12. */
+static void test_key_uuid_text(void **state)
+{
+    (void)state;
+    static const uint64_t keys[][2] = {{UINT64_C(0x0123456789abcdef), UINT64_C(0xfedcba9876543210)},
+                                       {0, 0},
+                                       {UINT64_MAX, UINT64_MAX},
+                                       {UINT64_C(0xa0a0a0a0a0a0a0a0), UINT64_C(0x0909090909090909)}};
+    char uuid[37], hex[40], want[37];
+    pulse_import_key_uuid(keys[0], uuid);
+    assert_string_equal(uuid, "01234567-89ab-cdef-fedc-ba9876543210");
+    for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+        snprintf(hex, sizeof(hex), "%016llx%016llx", (unsigned long long)keys[i][0], (unsigned long long)keys[i][1]);
+        snprintf(want, sizeof(want), "%.8s-%.4s-%.4s-%.4s-%.12s", hex, hex + 8, hex + 12, hex + 16, hex + 20);
+        pulse_import_key_uuid(keys[i], uuid);
+        assert_string_equal(uuid, want);
+    }
+}
+
 static void test_copy_text(void **state)
 {
     (void)state;
@@ -422,9 +441,10 @@ static void test_outliers_and_notes(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_plan_checks),        cmocka_unit_test(test_row_key_stability),       cmocka_unit_test(test_copy_text),
-        cmocka_unit_test(test_cleaning),           cmocka_unit_test(test_derived_and_first_lines), cmocka_unit_test(test_customers),
-        cmocka_unit_test(test_outliers_and_notes),
+        cmocka_unit_test(test_plan_checks),   cmocka_unit_test(test_row_key_stability),
+        cmocka_unit_test(test_key_uuid_text), cmocka_unit_test(test_copy_text),
+        cmocka_unit_test(test_cleaning),      cmocka_unit_test(test_derived_and_first_lines),
+        cmocka_unit_test(test_customers),     cmocka_unit_test(test_outliers_and_notes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

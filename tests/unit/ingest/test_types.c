@@ -311,6 +311,164 @@ static void test_int_parse(void **state)
     assert_int_equal(v, 7);
 }
 
+/* The fast paths give the full parsers' answers: same refusals, bit-identical values (-0.0 too). */
+static void num_same(const char *s, size_t n, int dc)
+{
+    double fast = 12345.0, full = 12345.0;
+    int rf = pulse_number_parse_fast(s, n, dc, &fast), rs = pulse_number_parse(s, n, dc, &full);
+    if (rf != rs || (rs == 0 && memcmp(&fast, &full, sizeof(double)) != 0))
+        fail_msg("'%.*s' (decimal comma %d): fast %d %.17g, full %d %.17g", (int)n, s, dc, rf, fast, rs, full);
+}
+
+static void date_same(const char *s, size_t n, pulse_date_format_t f)
+{
+    int64_t fast = 7, full = 7;
+    int rf = pulse_date_parse_fast(s, n, f, &fast), rs = pulse_date_parse(s, n, f, &full, NULL);
+    if (rf != rs || (rs == 0 && fast != full))
+        fail_msg("'%.*s' as %s: fast %d %lld, full %d %lld", (int)n, s, pulse_date_format_name(f), rf, (long long)fast, rs,
+                 (long long)full);
+}
+
+static uint64_t lcg(uint64_t *x)
+{
+    *x = *x * 6364136223846793005ULL + 1442695040888963407ULL;
+    return *x >> 33;
+}
+
+static void test_fast_number_matches_full(void **state)
+{
+    (void)state;
+    static const char *cases[] = {"0",
+                                  "-0",
+                                  "-0.0",
+                                  "42",
+                                  "-42",
+                                  "007",
+                                  "12.5",
+                                  "-12.50",
+                                  ".5",
+                                  "-.5",
+                                  "0.05",
+                                  "10.50",
+                                  "5.",
+                                  "-",
+                                  ".",
+                                  "",
+                                  "+5",
+                                  "1,234",
+                                  "12,5",
+                                  "1.234,56",
+                                  "1.5e3",
+                                  " 7",
+                                  "7 ",
+                                  "$5",
+                                  "(5)",
+                                  "abc",
+                                  "1.2.3",
+                                  "--5",
+                                  "5-",
+                                  "1..2",
+                                  "9007199254740992",
+                                  "9007199254740993",
+                                  "900719925474099.3",
+                                  "900719925474099.5",
+                                  "0.9007199254740993",
+                                  "1234567890123456789",
+                                  "12345678901234567890",
+                                  "1234567890.123456789",
+                                  "0.0000000000000000001",
+                                  "0.00000000000000000001",
+                                  "123456789012345678.9",
+                                  "99999999999999999999",
+                                  "3.141592653589793238",
+                                  "0.30000000000000004441",
+                                  "0000000000000000000000001",
+                                  "17976931348623157"};
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+        for (int dc = 0; dc < 2; dc++)
+            num_same(cases[i], strlen(cases[i]), dc);
+    assert_int_equal(pulse_number_parse_fast(S("35.18"), 0, NULL), 0); /* out may be NULL */
+    double v;
+    assert_int_equal(pulse_number_parse_fast(S("35.18"), 0, &v), 0);
+    assert_true(v == 35.18);
+    assert_int_equal(pulse_number_parse_fast(S("35,18"), 1, &v), 0);
+    assert_true(v == 35.18);
+    /* random strings over the characters the fast path looks at */
+    static const char alphabet[] = "0123456789012345678901234567890123456789.,-e ";
+    uint64_t x = 42;
+    char buf[32];
+    for (int k = 0; k < 200000; k++) {
+        size_t n = lcg(&x) % 24;
+        for (size_t i = 0; i < n; i++)
+            buf[i] = alphabet[lcg(&x) % (sizeof(alphabet) - 1)];
+        num_same(buf, n, (int)(k & 1));
+    }
+}
+
+static void test_fast_date_matches_full(void **state)
+{
+    (void)state;
+    static const char *cases[] = {"2023-01-05",
+                                  "2024-02-29",
+                                  "2023-02-29",
+                                  "2100-02-29",
+                                  "2000-02-29",
+                                  "0000-01-01",
+                                  "9999-12-31",
+                                  "2023-13-01",
+                                  "2023-00-10",
+                                  "2023-01-00",
+                                  "2023-01-32",
+                                  "2023-04-31",
+                                  "2023-1-05",
+                                  "2023/01/05",
+                                  "2023-01-5",
+                                  "20230105",
+                                  "18991231",
+                                  "19000101",
+                                  "21991231",
+                                  "22000101",
+                                  "20230230",
+                                  "2023010a",
+                                  " 20230105",
+                                  "20230105 ",
+                                  "2023-01-05T10:00:00Z",
+                                  "2023-01-05 10:00",
+                                  "2023-01-05 ",
+                                  "05/01/2023",
+                                  "2023-0a-05",
+                                  "2023-01-05x",
+                                  "",
+                                  "1",
+                                  "2023-01-0\x01"};
+    static const pulse_date_format_t fmts_[] = {PULSE_DATE_ISO,       PULSE_DATE_ISO_DATETIME, PULSE_DATE_YMD_COMPACT,
+                                                PULSE_DATE_DMY_SLASH, PULSE_DATE_NONE,         PULSE_DATE_FORMAT_COUNT};
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+        for (size_t f = 0; f < sizeof(fmts_) / sizeof(fmts_[0]); f++)
+            date_same(cases[i], strlen(cases[i]), fmts_[f]);
+    int64_t ep;
+    assert_int_equal(pulse_date_parse_fast(S("2023-01-05"), PULSE_DATE_ISO, &ep), 0);
+    assert_int_equal(ep, D20230105);
+    assert_int_equal(pulse_date_parse_fast(S("20230105"), PULSE_DATE_YMD_COMPACT, &ep), 0);
+    assert_int_equal(ep, D20230105);
+    assert_int_equal(pulse_date_parse_fast(S("20230105"), PULSE_DATE_YMD_COMPACT, NULL), 0);
+    /* random 8- and 10-byte values over digits and the separators */
+    static const char alphabet[] = "0123456789012345678901234567890123-/ :";
+    uint64_t x = 7;
+    char buf[16];
+    for (int k = 0; k < 200000; k++) {
+        size_t n = (k & 1) ? 8 : 10;
+        for (size_t i = 0; i < n; i++)
+            buf[i] = alphabet[lcg(&x) % (sizeof(alphabet) - 1)];
+        if (k % 4 == 0 && n == 10) {
+            buf[4] = '-';
+            buf[7] = '-';
+        }
+        buf[0] = (k % 3 == 0) ? '2' : buf[0];
+        date_same(buf, n, (k & 1) ? PULSE_DATE_YMD_COMPACT : (k & 2) ? PULSE_DATE_ISO : PULSE_DATE_ISO_DATETIME);
+    }
+}
+
 static void test_bools_and_nulls(void **state)
 {
     static const char *const t[] = {"yes", "YES", "y", "Y", "true", "True", "t", "1", " yes "};
@@ -570,6 +728,8 @@ int main(void)
         cmocka_unit_test(test_currencies_and_negatives),
         cmocka_unit_test(test_number_rejects),
         cmocka_unit_test(test_int_parse),
+        cmocka_unit_test(test_fast_number_matches_full),
+        cmocka_unit_test(test_fast_date_matches_full),
         cmocka_unit_test(test_bools_and_nulls),
         cmocka_unit_test(test_column_basic_types),
         cmocka_unit_test(test_column_dates),
