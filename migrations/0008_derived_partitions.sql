@@ -16,8 +16,9 @@
 --   * COPY (binary) fills it with the bigint customer ids the job read (no text join);
 --   * the swap drops rows whose customer is not (or no longer) the tenant's in one anti-join (only
 --     when customers were deleted since the job read its ids: derived_epochs), builds the indexes,
---     turns on RLS, then detaches and drops the tenant's old partition and attaches the new one. A failed or cancelled run rolls all of it back: the previous results
---     stay, and readers see the old partition until the commit, then the new one.
+--     turns on RLS, then detaches and drops the tenant's old partition and attaches the new one.
+--     A failed or cancelled run rolls all of it back: the previous results stay, and readers see
+--     the old partition until the commit, then the new one.
 -- Locks: DETACH takes ACCESS EXCLUSIVE on the shared parent (PostgreSQL 15 has no lighter way to
 -- remove a partition inside a transaction), held from the swap to the commit, which follows it at
 -- once: milliseconds. To never queue every tenant's readers behind a long reader, the swap asks
@@ -25,10 +26,11 @@
 --
 -- The per-row foreign key to customers(id) is gone. What it guaranteed is kept by cheaper means:
 -- the ids come from the tenant's customers (read under RLS), the swap's anti-join covers customers
--- deleted since (and checks they are this tenant's), and deleting a
--- customer deletes their derived rows (a statement-level trigger with a transition table, for
--- the API's delete and the cascade from organizations alike). A per-tenant advisory lock taken
--- by both orders a customer deletion and a swap, so a run cannot re-add a deleted customer.
+-- deleted since (and checks they are this tenant's), and deleting a customer deletes their derived
+-- rows (a statement-level trigger with a transition table, for the API's delete and the cascade
+-- from organizations alike). A per-tenant advisory lock taken by both orders a customer deletion
+-- and a swap, so a run cannot re-add a deleted customer. Any transaction that read the shared
+-- parent holds off every tenant's swap until it ends: jobs keep their read transactions short.
 -- predictions.model_id loses its foreign key too (it would be validated on every attach and
 -- lock models): models are only deleted with their organization, which deletes the predictions.
 
