@@ -14,20 +14,23 @@
 --     FROM is refused on RLS tables). It is created inside the job's open transaction, so no
 --     other session can see it, let alone write to it, before the swap; a CHECK pins its tenant;
 --   * COPY (binary) fills it with the bigint customer ids the job read (no text join);
---   * the swap drops rows whose customer is not (or no longer) the tenant's in one anti-join,
---     builds the indexes, turns on RLS, then detaches and drops the tenant's old partition and
---     attaches the new one. A failed or cancelled run rolls all of it back: the previous results
---     stay, and readers see the old partition until the commit, then the new one.
+--   * the swap drops rows whose customer is not (or no longer) the tenant's in one anti-join (only
+--     when customers were deleted since the job read its ids: derived_epochs), builds the indexes,
+--     turns on RLS, then detaches and drops the tenant's old partition and attaches the new one.
+--     A failed or cancelled run rolls all of it back: the previous results stay, and readers see
+--     the old partition until the commit, then the new one.
 -- Locks: DETACH takes ACCESS EXCLUSIVE on the shared parent (PostgreSQL 15 has no lighter way to
 -- remove a partition inside a transaction), held from the swap to the commit, which follows it at
 -- once: milliseconds. To never queue every tenant's readers behind a long reader, the swap asks
 -- with a 100 ms lock_timeout and retries (about 10 s in all) before failing the run.
 --
 -- The per-row foreign key to customers(id) is gone. What it guaranteed is kept by cheaper means:
--- the swap's anti-join (stronger: it also checks the customer is this tenant's), and deleting a
--- customer deletes their derived rows (a statement-level trigger with a transition table, for
--- the API's delete and the cascade from organizations alike). A per-tenant advisory lock taken
--- by both orders a customer deletion and a swap, so a run cannot re-add a deleted customer.
+-- the ids come from the tenant's customers (read under RLS), the swap's anti-join covers customers
+-- deleted since (and checks they are this tenant's), and deleting a customer deletes their derived
+-- rows (a statement-level trigger with a transition table, for the API's delete and the cascade
+-- from organizations alike). A per-tenant advisory lock taken by both orders a customer deletion
+-- and a swap, so a run cannot re-add a deleted customer. Any transaction that read the shared
+-- parent holds off every tenant's swap until it ends: jobs keep their read transactions short.
 -- predictions.model_id loses its foreign key too (it would be validated on every attach and
 -- lock models): models are only deleted with their organization, which deletes the predictions.
 
@@ -138,6 +141,19 @@ BEGIN
 END
 $$;
 
+-- How many times the tenant's customers were deleted from (bumped by the trigger below). A job reads
+-- it before the customer ids it writes; when it is unchanged at the swap, no customer can have gone
+-- in between and the anti-join is skipped (on 3.5 M rows it took 3-7 s of a 17 s swap).
+CREATE TABLE derived_epochs (
+    tenant_id         uuid PRIMARY KEY,
+    customers_deleted bigint NOT NULL DEFAULT 0
+);
+ALTER TABLE derived_epochs ENABLE ROW LEVEL SECURITY;
+CREATE POLICY tenant_isolation ON derived_epochs USING (tenant_id = pulse_current_tenant())
+    WITH CHECK (tenant_id = pulse_current_tenant());
+REVOKE ALL ON derived_epochs FROM pulse_app;
+GRANT SELECT ON derived_epochs TO pulse_app;
+
 -- Serialises a tenant's swaps with deletions of its customers (see the trigger below).
 CREATE FUNCTION pulse_derived_lock(p_tenant uuid) RETURNS void
     LANGUAGE sql
@@ -163,10 +179,14 @@ $$;
 
 -- Makes the staged rows the current tenant's results. keep_others: the tenant's current rows for
 -- customers the stage does not name are carried over (a run over a list of customers); otherwise
--- the stage replaces every row. p_staged: the rows the caller put in the stage. Returns the number
--- of rows now stored.
-CREATE FUNCTION pulse_derived_swap(p_table text, p_keep_others boolean, p_staged bigint) RETURNS bigint
+-- the stage replaces every row. p_staged: the rows the caller put in the stage; p_epoch: the
+-- tenant's derived_epochs.customers_deleted read before the customer ids (NULL: not known). Returns
+-- the number of rows now stored.
+-- Memory: the anti-join and two index builds over millions of rows (with the defaults they spill
+-- to disk).
+CREATE FUNCTION pulse_derived_swap(p_table text, p_keep_others boolean, p_staged bigint, p_epoch bigint) RETURNS bigint
     LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp
+    SET work_mem = '256MB' SET maintenance_work_mem = '512MB' SET jit = off
 AS $$
 DECLARE
     tenant uuid := pulse_derived_check(p_table);
@@ -186,11 +206,15 @@ BEGIN
         GET DIAGNOSTICS k = ROW_COUNT;
         n := n + k;
     END IF;
-    -- what the foreign key guaranteed, for the whole stage at once, and only this tenant's customers
-    EXECUTE format('DELETE FROM %I s WHERE NOT EXISTS (SELECT 1 FROM customers c WHERE c.tenant_id = %L AND c.id = s.customer_id)',
-                   stage, tenant);
-    GET DIAGNOSTICS k = ROW_COUNT;
-    n := n - k;
+    -- what the foreign key guaranteed, for the whole stage at once, and only this tenant's customers,
+    -- when customers were deleted since the caller read its ids (the lock above orders the rest)
+    IF p_epoch IS NULL OR p_epoch IS DISTINCT FROM
+            coalesce((SELECT customers_deleted FROM derived_epochs WHERE tenant_id = tenant), 0) THEN
+        EXECUTE format('DELETE FROM %I s WHERE NOT EXISTS (SELECT 1 FROM customers c WHERE c.tenant_id = %L AND c.id = s.customer_id)',
+                       stage, tenant);
+        GET DIAGNOSTICS k = ROW_COUNT;
+        n := n - k;
+    END IF;
     -- the parent's indexes, built sorted now; ATTACH adopts them instead of building its own
     EXECUTE format('ALTER TABLE %I ADD PRIMARY KEY (tenant_id, customer_id)', stage);
     IF p_table = 'customer_analytics' THEN
@@ -231,6 +255,8 @@ CREATE FUNCTION pulse_customers_deleted() RETURNS trigger
 AS $$
 BEGIN
     PERFORM pulse_derived_lock(t) FROM (SELECT DISTINCT tenant_id FROM gone ORDER BY 1) d(t);
+    INSERT INTO derived_epochs AS e (tenant_id, customers_deleted) SELECT DISTINCT tenant_id, 1 FROM gone
+        ON CONFLICT (tenant_id) DO UPDATE SET customers_deleted = e.customers_deleted + 1;
     DELETE FROM customer_analytics a USING gone g WHERE a.tenant_id = g.tenant_id AND a.customer_id = g.id;
     DELETE FROM predictions p USING gone g WHERE p.tenant_id = g.tenant_id AND p.customer_id = g.id;
     RETURN NULL;
@@ -239,5 +265,5 @@ $$;
 CREATE TRIGGER customers_derived_rows AFTER DELETE ON customers REFERENCING OLD TABLE AS gone
     FOR EACH STATEMENT EXECUTE FUNCTION pulse_customers_deleted();
 
-REVOKE ALL ON FUNCTION pulse_derived_stage(text), pulse_derived_swap(text, boolean, bigint) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION pulse_derived_stage(text), pulse_derived_swap(text, boolean, bigint) TO pulse_app;
+REVOKE ALL ON FUNCTION pulse_derived_stage(text), pulse_derived_swap(text, boolean, bigint, bigint) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION pulse_derived_stage(text), pulse_derived_swap(text, boolean, bigint, bigint) TO pulse_app;

@@ -62,12 +62,22 @@ static char *stage(PGconn *c, const char *table, char *err, size_t errlen)
     return name;
 }
 
-static int swap(PGconn *c, const char *table, int keep_others, uint64_t staged, uint64_t *stored, char *err, size_t errlen)
+int64_t pulse_derived_epoch(PGconn *c)
 {
-    char n[32];
+    PGresult *r = PQexec(c, "SELECT coalesce((SELECT customers_deleted FROM derived_epochs), 0)");
+    int64_t e = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 ? strtoll(PQgetvalue(r, 0, 0), NULL, 10) : -1;
+    PQclear(r);
+    return e;
+}
+
+static int swap(PGconn *c, const char *table, int keep_others, uint64_t staged, int64_t epoch, uint64_t *stored, char *err,
+                size_t errlen)
+{
+    char n[32], e[32];
     snprintf(n, sizeof(n), "%llu", (unsigned long long)staged);
-    const char *p[] = {table, keep_others ? "t" : "f", n};
-    PGresult *r = PQexecParams(c, "SELECT pulse_derived_swap($1, $2, $3)", 3, NULL, p, NULL, NULL, 0);
+    snprintf(e, sizeof(e), "%lld", (long long)epoch);
+    const char *p[] = {table, keep_others ? "t" : "f", n, epoch >= 0 ? e : NULL};
+    PGresult *r = PQexecParams(c, "SELECT pulse_derived_swap($1, $2, $3, $4)", 4, NULL, p, NULL, NULL, 0);
     if (PQresultStatus(r) != PGRES_TUPLES_OK) {
         PQclear(r);
         return fail_pg(c, err, errlen, "cannot store the results");
@@ -78,19 +88,27 @@ static int swap(PGconn *c, const char *table, int keep_others, uint64_t staged, 
     return 0;
 }
 
-int pulse_derived_open(pulse_derived_t *w, PGconn *c, const char *table, const char *columns, char *err, size_t errlen)
+int pulse_derived_open(pulse_derived_t *w, PGconn *c, const char *table, const char *columns, int64_t epoch, char *err,
+                       size_t errlen)
 {
-    memset(w, 0, sizeof(*w));
-    w->c = c;
-    w->table = table;
     char *name = stage(c, table, err, errlen);
     if (name == NULL)
         return -1;
     pulse_buf_t sql = PULSE_BUF_INIT;
     pulse_buf_printf(&sql, "COPY %s (%s) FROM STDIN (FORMAT binary)", name, columns);
     PQfreemem(name);
-    PGresult *r = PQexec(c, sql.data);
+    int rc = pulse_derived_open_copy(w, c, sql.data, err, errlen);
     pulse_buf_free(&sql);
+    w->table = table;
+    w->epoch = epoch;
+    return rc;
+}
+
+int pulse_derived_open_copy(pulse_derived_t *w, PGconn *c, const char *copy_sql, char *err, size_t errlen)
+{
+    memset(w, 0, sizeof(*w));
+    w->c = c;
+    PGresult *r = PQexec(c, copy_sql);
     int ok = PQresultStatus(r) == PGRES_COPY_IN;
     PQclear(r);
     if (!ok)
@@ -225,16 +243,21 @@ static int end_copy(pulse_derived_t *w, const char *error, char *err, size_t err
     return rc;
 }
 
-int pulse_derived_commit_rows(pulse_derived_t *w, int keep_others, uint64_t *stored, char *err, size_t errlen)
+int pulse_derived_end_copy(pulse_derived_t *w, char *err, size_t errlen)
 {
     put_u16(&w->buf, UINT16_MAX); /* trailer: -1 */
     if (pulse_derived_flush(w, 1, err, errlen) != 0) {
         pulse_derived_abort(w);
         return -1;
     }
-    if (end_copy(w, NULL, err, errlen) != 0)
+    return end_copy(w, NULL, err, errlen);
+}
+
+int pulse_derived_commit_rows(pulse_derived_t *w, int keep_others, uint64_t *stored, char *err, size_t errlen)
+{
+    if (pulse_derived_end_copy(w, err, errlen) != 0)
         return -1;
-    return swap(w->c, w->table, keep_others, w->rows, stored, err, errlen);
+    return swap(w->c, w->table, keep_others, w->rows, w->epoch, stored, err, errlen);
 }
 
 void pulse_derived_abort(pulse_derived_t *w)
@@ -247,6 +270,8 @@ void pulse_derived_abort(pulse_derived_t *w)
 int pulse_derived_rewrite(PGconn *c, const char *table, const char *columns, const char *select_sql, int nparams,
                           const char *const *params, uint64_t *stored, char *err, size_t errlen)
 {
+    /* the rows come from the stored ones: read the epoch before them */
+    int64_t epoch = pulse_derived_epoch(c);
     char *name = stage(c, table, err, errlen);
     if (name == NULL)
         return -1;
@@ -260,5 +285,5 @@ int pulse_derived_rewrite(PGconn *c, const char *table, const char *columns, con
     PQclear(r);
     if (!ok)
         return fail_pg(c, err, errlen, "cannot rewrite the results");
-    return swap(c, table, 0, staged, stored, err, errlen);
+    return swap(c, table, 0, staged, epoch, stored, err, errlen);
 }

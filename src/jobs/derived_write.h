@@ -5,7 +5,7 @@
  * cancelled write is rolled back with it and the previous results stay.
  *
  *     pulse_derived_t w;
- *     pulse_derived_open(&w, conn, "predictions", "customer_id, churn_probability", err, n);
+ *     pulse_derived_open(&w, conn, "predictions", "customer_id, churn_probability", epoch, err, n);
  *     for each row: pulse_derived_row(&w, 2); pulse_derived_int8(&w, id); pulse_derived_float4(&w, p);
  *                   pulse_derived_flush(&w, err, n) now and then;
  *     pulse_derived_commit_rows(&w, 0, &stored, err, n);   (or pulse_derived_abort) */
@@ -23,12 +23,24 @@ typedef struct pulse_derived_t {
     const char *table;
     pulse_buf_t buf; /* binary COPY data not sent yet */
     uint64_t rows;
+    int64_t epoch; /* pulse_derived_epoch before the ids were read; -1: not known (the swap checks all) */
     int copying;
 } pulse_derived_t;
 
+/* The tenant's count of customer deletions (derived_epochs), to read before the customer ids a job
+ * writes: unchanged at the swap, no customer went in between. Returns it, or -1 on error. */
+int64_t pulse_derived_epoch(PGconn *c);
+
 /* Creates the stage for table ("customer_analytics" or "predictions") and starts a binary COPY of
- * columns (a list of the table's columns; tenant_id is filled in by the stage). Returns 0 or -1. */
-int pulse_derived_open(pulse_derived_t *w, PGconn *c, const char *table, const char *columns, char *err, size_t errlen);
+ * columns (a list of the table's columns; tenant_id is filled in by the stage). epoch: what
+ * pulse_derived_epoch said before the ids were read (-1: unknown). Returns 0 or -1. */
+int pulse_derived_open(pulse_derived_t *w, PGconn *c, const char *table, const char *columns, int64_t epoch, char *err,
+                       size_t errlen);
+
+/* The same encoder for any binary COPY ... FROM STDIN (FORMAT binary), e.g. into a TEMP table;
+ * pulse_derived_end_copy finishes it (no swap). Both return 0 or -1. */
+int pulse_derived_open_copy(pulse_derived_t *w, PGconn *c, const char *copy_sql, char *err, size_t errlen);
+int pulse_derived_end_copy(pulse_derived_t *w, char *err, size_t errlen);
 
 /* A row of nfields values, then each value in the order of the columns. */
 void pulse_derived_row(pulse_derived_t *w, int nfields);

@@ -10,6 +10,7 @@
 #include "core/log.h"
 #include "db/copybin.h"
 #include "jobs/analytics_job.h"
+#include "jobs/derived_write.h"
 #include "jobs/jobs.h"
 
 #include <math.h>
@@ -263,6 +264,7 @@ static int load_runs(PGconn *c, load_t *l, features_t *ft, char *err, size_t err
 static int load_in_tx(PGconn *c, int labelled_only, const int64_t *ids, size_t n_ids, pulse_mlrows_t *out, char *err, size_t errlen)
 {
     load_t l = {out, 0, 0, 0};
+    out->epoch = pulse_derived_epoch(c);
     pulse_buf_t sql = PULSE_BUF_INIT;
     pulse_buf_puts(&sql, "COPY (SELECT c.id, c.churned FROM customers c WHERE c.tenant_id = pulse_current_tenant()");
     customer_filter(&sql, "c.id", labelled_only, ids, n_ids);

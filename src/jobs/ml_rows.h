@@ -23,6 +23,7 @@ typedef struct pulse_mlrows_t {
                             strings or NULL (missing), numbers included */
     unsigned char *kind; /* per column: 0 all present values are numbers, 1 some are text */
     double *clv;         /* per row: the stored CLV (customer_analytics), NaN none */
+    int64_t epoch;       /* pulse_derived_epoch read before the ids (-1: unknown) */
 } pulse_mlrows_t;
 
 /* Reads the tenant's customers: labelled_only keeps those with a churned label; ids (n_ids > 0)

@@ -71,6 +71,7 @@ static uint32_t ref_index_find(const ref_index_t *x, const pulse_strtab_t *t, co
  * label): the replacement keeps them, as the upsert it replaced did. */
 typedef struct carried_t {
     int64_t *id;
+    int64_t epoch;         /* pulse_derived_epoch, read before the ids */
     float *churn;          /* NaN: none */
     double *clv;           /* NaN: none */
     int16_t *cluster;      /* -1: none */
@@ -156,6 +157,7 @@ static int carried_row(void *ud, const unsigned char *const *f, const int32_t *l
 static int carried_load(PGconn *c, const pulse_txstore_t *st, carried_t *k, char *err, size_t errlen)
 {
     carried_init(k, pulse_txstore_ncustomers(st));
+    k->epoch = pulse_derived_epoch(c);
     ref_index_t x;
     ref_index_build(&x, &st->customers);
     carried_read_t cr = {k, &x, &st->customers};
@@ -296,7 +298,7 @@ static int write_results(PGconn *c, const pulse_segment_result_t *r, const pulse
     if (pulse_derived_parse_uuid(run_id, run) != 0)
         return pulse_fail(err, errlen, "the run id '%s' is not a uuid", run_id);
     pulse_derived_t w;
-    if (pulse_derived_open(&w, c, "customer_analytics", SEG_COLUMNS, err, errlen) != 0)
+    if (pulse_derived_open(&w, c, "customer_analytics", SEG_COLUMNS, k->epoch, err, errlen) != 0)
         return -1;
     pulse_buf_t sig = PULSE_BUF_INIT, rec = PULSE_BUF_INIT;
     int rc = 0;

@@ -156,6 +156,8 @@ describe('segmentation', () => {
         await ctx.sql(`INSERT INTO customer_analytics (tenant_id, customer_id, run_id) VALUES ('${shop.tenant}', ${ghost}, '${run}')`);
         await ctx.sql(`DELETE FROM customers WHERE id = ${ghost}`);
         assert.deepEqual(await ctx.sql(`SELECT count(*) FROM customer_analytics WHERE customer_id = ${ghost}`), ['0']);
+        // and tells the next swap to check its ids against the customers (derived_epochs)
+        assert.deepEqual(await ctx.sql(`SELECT customers_deleted FROM derived_epochs WHERE tenant_id = '${shop.tenant}'`), ['1']);
     });
 
     it('leaves the previous results whole when a run fails after writing its rows', async () => {
