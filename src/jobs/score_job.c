@@ -254,6 +254,31 @@ static int write_scores(PGconn *c, const char *tenant, scores_t *s, int keep_oth
     return rc;
 }
 
+/* A model trained on Pulse's computed features (analytics.*) reads them from the last segmentation
+ * run: with none, every such feature would be scored as missing and the probabilities would mean
+ * nothing. Returns 0 when the features are there (or not needed), else -1 with what to do. */
+static int needs_segmentation(PGconn *c, const char *tenant, const pulse_ml_model_t *m, char *err, size_t errlen)
+{
+    int uses_computed = 0;
+    for (size_t j = 0; j < m->n_features && !uses_computed; j++)
+        uses_computed = strncmp(m->features[j].name, "analytics.", 10) == 0;
+    if (!uses_computed)
+        return 0;
+    const char *p[] = {tenant};
+    PGresult *r = pulse_jobs_tenant_exec(c, tenant, "SELECT EXISTS (SELECT 1 FROM analytics_runs WHERE tenant_id = $1)", 1, p, err,
+                                         errlen);
+    if (r == NULL)
+        return -1;
+    int have = strcmp(PQgetvalue(r, 0, 0), "t") == 0;
+    PQclear(r);
+    if (!have)
+        pulse_fail(err, errlen,
+                   "the active churn model uses the computed features (recency, frequency, trends...), and none are computed "
+                   "yet: run the segmentation first (POST /api/v1/segmentation/organizations/{id}/segment or pulse segment "
+                   "--tenant), then score");
+    return have ? 0 : -1;
+}
+
 int pulse_score_job_run(const pulse_config_t *cfg, PGconn *ctl, PGconn *work, const char *job_id, const char *tenant_id,
                         const char *params_json, volatile int *stop, pulse_job_observer observer, void *ud,
                         pulse_job_outcome_t *out)
@@ -290,6 +315,11 @@ int pulse_score_job_run(const pulse_config_t *cfg, PGconn *ctl, PGconn *work, co
         snprintf(msg, sizeof(msg),
                  "the active churn model (version %d) cannot be loaded: %s; train again or activate another version", version, err);
         return pulse_jobrun_fail(&run, out, "model_invalid", msg);
+    }
+
+    if (needs_segmentation(work, tenant_id, churn.model, err, sizeof(err)) != 0) {
+        pulse_ml_churn_close(&churn);
+        return pulse_jobrun_fail(&run, out, "needs_segmentation", err);
     }
 
     size_t n_ids;

@@ -364,6 +364,13 @@ describe('churn models over HTTP', { timeout: 300000 }, () => {
     });
 
     it('explains behavioural scores in a marketer\'s words (recency against the customer\'s own rhythm)', async () => {
+        // the model reads computed features: before any segmentation, scoring says what to do
+        const early = await call(e, 'POST', '/api/v1/ml/predict/batch', { customer_ids: ['all'] });
+        assert.equal(early.status, 202, early.text);
+        const ej = await finished(e, early.json.job_id);
+        assert.equal(ej.state, 'failed', JSON.stringify(ej));
+        assert.equal(ej.error.code, 'needs_segmentation');
+        assert.match(ej.error.message, /run the segmentation first/);
         const seg = await ctx.pulse(['segment', '--tenant', e.tenant]);
         assert.equal(seg.code, 0, seg.stderr);
         const sc = await call(e, 'POST', '/api/v1/ml/predict/batch', { customer_ids: ['all'] });
