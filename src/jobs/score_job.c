@@ -265,8 +265,8 @@ static int needs_segmentation(PGconn *c, const char *tenant, const pulse_ml_mode
     if (!uses_computed)
         return 0;
     const char *p[] = {tenant};
-    PGresult *r = pulse_jobs_tenant_exec(c, tenant, "SELECT EXISTS (SELECT 1 FROM analytics_runs WHERE tenant_id = $1)", 1, p, err,
-                                         errlen);
+    PGresult *r =
+        pulse_jobs_tenant_exec(c, tenant, "SELECT EXISTS (SELECT 1 FROM analytics_runs WHERE tenant_id = $1)", 1, p, err, errlen);
     if (r == NULL)
         return -1;
     int have = strcmp(PQgetvalue(r, 0, 0), "t") == 0;
