@@ -681,8 +681,15 @@ static int cmp_day_pos(const void *a, const void *b)
 static uint32_t *group_rows(uint32_t *cust, int32_t *day, uint32_t n, uint32_t ncust, void **cols, const size_t *sizes,
                             size_t ncols)
 {
-    uint32_t *first = pulse_xmalloc(((size_t)ncust + 1) * sizeof(uint32_t));
-    memset(first, 0, ((size_t)ncust + 1) * sizeof(uint32_t));
+    /* calloc, and nothing written without rows: a store without events keeps its all-zero
+     * ev_first on untouched (not resident) pages, 14 MB less at 3.5 M customers */
+    uint32_t *first = calloc((size_t)ncust + 1, sizeof(uint32_t));
+    if (first == NULL) {
+        fprintf(stderr, "pulse: out of memory (grouping %u customers)\n", ncust);
+        abort();
+    }
+    if (n == 0)
+        return first;
     for (uint32_t i = 0; i < n; i++)
         first[cust[i] + 1]++;
     for (uint32_t c = 0; c < ncust; c++)
