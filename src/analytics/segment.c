@@ -232,12 +232,12 @@ static void behaviour_rows(const seg_part_t *w, const float *block, uint32_t c0,
                                                 : PULSE_TREND_STABLE;
         }
         out->trend[c0 + i] = tr;
-        uint64_t fired = 0;
+        uint32_t fired = 0;
         for (size_t s = 0; s < w->nsig; s++) {
             float v = block[(size_t)out->sig_col[s] * cnt + i];
             const pulse_signal_t *sg = &bh->signals[s];
             if (sg->below ? (double)v < sg->threshold : (double)v > sg->threshold) /* NaN compares false */
-                fired |= (uint64_t)1 << s;
+                fired |= (uint32_t)1 << s;
         }
         out->signals[c0 + i] = fired;
     }
@@ -367,7 +367,7 @@ int pulse_segment_run(const pulse_txstore_t *st, const pulse_segment_opts_t *opt
     out->monetary = pulse_xmalloc(nn * sizeof(float));
     out->behaviour_score = pulse_xmalloc(nn * sizeof(float));
     out->trend = pulse_xmalloc(nn);
-    out->signals = pulse_xmalloc(nn * sizeof(uint64_t));
+    out->signals = pulse_xmalloc(nn * sizeof(uint32_t));
     if (opt->keep_features)
         out->features = pulse_xmalloc(ncols * nn * sizeof(float));
 

@@ -362,7 +362,7 @@ static void test_threads_change_nothing(void **state)
         assert_memory_equal(r[k].segment_score, r[0].segment_score, n * sizeof(float));
         assert_memory_equal(r[k].behaviour_score, r[0].behaviour_score, n * sizeof(float));
         assert_memory_equal(r[k].trend, r[0].trend, n);
-        assert_memory_equal(r[k].signals, r[0].signals, n * sizeof(uint64_t));
+        assert_memory_equal(r[k].signals, r[0].signals, n * sizeof(uint32_t));
         assert_memory_equal(r[k].counts, r[0].counts, sizeof(r[0].counts));
         assert_int_equal(r[k].segmented, r[0].segmented);
     }
