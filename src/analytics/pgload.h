@@ -1,5 +1,5 @@
 /* Loads one tenant's transactions and events from PostgreSQL into a txstore with COPY ... TO STDOUT
- * (text format, parsed in place: no per-row query results). Runs on a connection already inside
+ * (binary format, read as it streams: no per-row query results, no text parsing). Runs on a connection already inside
  * the tenant's transaction (Row-Level Security applies). A tenant with events but no transactions
  * (telecom, banking) gets its events as activity rows too (amount = revenue_impact, 0 when null),
  * so recency, frequency and monetary, and with them RFM segments, exist for event-only data. */

@@ -1,10 +1,16 @@
-/* Feature rows for the churn jobs (see ml_rows.h). The attributes come out of PostgreSQL in long
- * form (one row per customer and attribute, jsonb_each), so no JSON is parsed here and a customer
- * missing an attribute simply leaves a gap (NaN / NULL), which both models handle natively. */
+/* Feature rows for the churn jobs (see ml_rows.h), read in one tenant transaction with binary COPY
+ * (rows stream in: no result set the size of the tenant). The attributes come out of PostgreSQL in
+ * long form (one row per customer and attribute, jsonb_each), so no JSON is parsed here and a
+ * customer missing an attribute simply leaves a gap (NaN / NULL), which both models handle
+ * natively; the stored features come as the real[] of each row with its run's names. Numeric
+ * values are kept as numbers only: a column gets text only once a value in it is not a number. */
 #include "jobs/ml_rows.h"
 
 #include "core/buf.h"
 #include "core/log.h"
+#include "db/copybin.h"
+#include "jobs/analytics_job.h"
+#include "jobs/derived_write.h"
 #include "jobs/jobs.h"
 
 #include <math.h>
@@ -19,18 +25,21 @@ static int is_label_name(const char *k)
     return strcasecmp(k, "churn") == 0 || strcasecmp(k, "churned") == 0 || strcasecmp(k, "churn_label") == 0;
 }
 
-static void ids_literal(const int64_t *ids, size_t n, pulse_buf_t *b)
+/* The filter of the customers asked for, as SQL (ids are integers: inlined, as COPY takes no
+ * parameters). */
+static void customer_filter(pulse_buf_t *b, const char *id_col, int labelled_only, const int64_t *ids, size_t n_ids)
 {
-    pulse_buf_putc(b, '{');
-    for (size_t i = 0; i < n; i++) {
-        if (i)
-            pulse_buf_putc(b, ',');
-        pulse_buf_printf(b, "%lld", (long long)ids[i]);
-    }
-    pulse_buf_putc(b, '}');
+    if (labelled_only)
+        pulse_buf_puts(b, " AND c.churned IS NOT NULL");
+    if (n_ids == 0)
+        return;
+    pulse_buf_printf(b, " AND %s = ANY('{", id_col);
+    for (size_t i = 0; i < n_ids; i++)
+        pulse_buf_printf(b, "%s%lld", i ? "," : "", (long long)ids[i]);
+    pulse_buf_puts(b, "}'::bigint[])");
 }
 
-static size_t add_col(pulse_mlrows_t *r, const char *name, size_t *cap)
+static size_t add_col(pulse_mlrows_t *r, const char *name, size_t len, size_t *cap)
 {
     if (r->n_cols == *cap) {
         *cap = *cap ? *cap * 2 : 16;
@@ -40,27 +49,30 @@ static size_t add_col(pulse_mlrows_t *r, const char *name, size_t *cap)
         r->kind = pulse_xrealloc(r->kind, *cap);
     }
     size_t j = r->n_cols++;
-    r->names[j] = pulse_xstrdup(name);
+    r->names[j] = pulse_xmalloc(len + 1);
+    memcpy(r->names[j], name, len);
+    r->names[j][len] = '\0';
     r->num[j] = pulse_xmalloc((r->n_rows ? r->n_rows : 1) * sizeof(double));
     for (size_t i = 0; i < r->n_rows; i++)
         r->num[j][i] = NAN;
-    r->text[j] = calloc(r->n_rows ? r->n_rows : 1, sizeof(char *));
-    if (r->text[j] == NULL) {
-        fprintf(stderr, "pulse: out of memory\n");
-        abort();
-    }
+    r->text[j] = NULL;
     r->kind[j] = 0;
     return j;
 }
 
-static long find_col(const pulse_mlrows_t *r, const char *name, size_t hint)
+static long find_col_n(const pulse_mlrows_t *r, const char *name, size_t len, size_t hint)
 {
-    if (hint < r->n_cols && strcmp(r->names[hint], name) == 0)
+    if (hint < r->n_cols && strlen(r->names[hint]) == len && memcmp(r->names[hint], name, len) == 0)
         return (long)hint;
     for (size_t j = 0; j < r->n_cols; j++)
-        if (strcmp(r->names[j], name) == 0)
+        if (strlen(r->names[j]) == len && memcmp(r->names[j], name, len) == 0)
             return (long)j;
     return -1;
+}
+
+static long find_col(const pulse_mlrows_t *r, const char *name, size_t hint)
+{
+    return find_col_n(r, name, strlen(name), hint);
 }
 
 static long find_row(const pulse_mlrows_t *r, int64_t id)
@@ -76,102 +88,257 @@ static long find_row(const pulse_mlrows_t *r, int64_t id)
     return lo < r->n_rows && r->ids[lo] == id ? (long)lo : -1;
 }
 
+/* Column j becomes a text column: its numbers so far get their text too (categories are text). */
+static void make_text(pulse_mlrows_t *r, size_t j)
+{
+    if (r->text[j] != NULL)
+        return;
+    r->text[j] = calloc(r->n_rows ? r->n_rows : 1, sizeof(char *));
+    if (r->text[j] == NULL)
+        abort();
+    char tmp[40];
+    for (size_t i = 0; i < r->n_rows; i++)
+        if (!isnan(r->num[j][i])) {
+            snprintf(tmp, sizeof(tmp), "%.15g", r->num[j][i]);
+            r->text[j][i] = pulse_xstrdup(tmp);
+        }
+    r->kind[j] = 1;
+}
+
+static int is_present(const pulse_mlrows_t *r, size_t j, size_t i)
+{
+    return r->text[j] ? r->text[j][i] != NULL : !isnan(r->num[j][i]);
+}
+
+typedef struct load_t {
+    pulse_mlrows_t *r;
+    size_t n, cap, hint;
+} load_t;
+
+static int on_customer(void *ud, const unsigned char *const *f, const int32_t *len)
+{
+    load_t *l = ud;
+    if (len[0] != 8)
+        return 0;
+    if (l->n == l->cap) {
+        l->cap = l->cap ? l->cap * 2 : 4096;
+        l->r->ids = pulse_xrealloc(l->r->ids, l->cap * sizeof(int64_t));
+        l->r->label = pulse_xrealloc(l->r->label, l->cap * sizeof(double));
+    }
+    l->r->ids[l->n] = (int64_t)pulse_be64(f[0]);
+    l->r->label[l->n] = len[1] == 1 ? (f[1][0] ? 1.0 : 0.0) : NAN;
+    l->n++;
+    return 0;
+}
+
+/* One attribute: customer id, key, is a number, value text. */
+static int on_attribute(void *ud, const unsigned char *const *f, const int32_t *len)
+{
+    load_t *l = ud;
+    pulse_mlrows_t *r = l->r;
+    if (len[0] != 8 || len[1] < 0 || len[3] < 0)
+        return 0;
+    long i = find_row(r, (int64_t)pulse_be64(f[0]));
+    char key[256], *v;
+    if (i < 0 || (size_t)len[1] >= sizeof(key))
+        return 0;
+    memcpy(key, f[1], (size_t)len[1]);
+    key[len[1]] = '\0';
+    if (is_label_name(key))
+        return 0;
+    long j = find_col_n(r, key, (size_t)len[1], l->hint);
+    if (j < 0)
+        j = (long)add_col(r, key, (size_t)len[1], &l->cap); /* a name first seen here */
+    l->hint = (size_t)j + 1;
+    v = pulse_xmalloc((size_t)len[3] + 1);
+    memcpy(v, f[3], (size_t)len[3]);
+    v[len[3]] = '\0';
+    int number = len[2] == 1 && f[2][0];
+    if (number)
+        r->num[j][i] = strtod(v, NULL);
+    if (!number || r->text[j] != NULL) {
+        make_text(r, (size_t)j);
+        free(r->text[j][i]);
+        r->text[j][i] = v;
+    } else {
+        free(v);
+    }
+    return 0;
+}
+
+/* The stored features: names per analytics run (runs), each row's run and real[] values. */
+typedef struct run_names_t {
+    char id[37];
+    size_t n;
+    long *col; /* the feature's column */
+} run_names_t;
+
+typedef struct features_t {
+    load_t *l;
+    run_names_t *runs;
+    size_t nruns;
+} features_t;
+
+static void uuid_text(const unsigned char *b, char out[37])
+{
+    static const char hex[] = "0123456789abcdef";
+    size_t k = 0;
+    for (int i = 0; i < 16; i++) {
+        if (i == 4 || i == 6 || i == 8 || i == 10)
+            out[k++] = '-';
+        out[k++] = hex[b[i] >> 4];
+        out[k++] = hex[b[i] & 15];
+    }
+    out[k] = '\0';
+}
+
+static int on_features(void *ud, const unsigned char *const *f, const int32_t *len)
+{
+    features_t *ft = ud;
+    pulse_mlrows_t *r = ft->l->r;
+    if (len[0] != 8 || len[1] != 16)
+        return 0;
+    long i = find_row(r, (int64_t)pulse_be64(f[0]));
+    if (i < 0)
+        return 0;
+    if (len[3] == 8)
+        r->clv[i] = pulse_be_float8(f[3]);
+    char run[37];
+    uuid_text(f[1], run);
+    const run_names_t *names = NULL;
+    for (size_t k = 0; k < ft->nruns && names == NULL; k++)
+        if (strcmp(ft->runs[k].id, run) == 0)
+            names = &ft->runs[k];
+    /* real[]: ndim, has nulls, element type, then per dimension size and lower bound */
+    if (names == NULL || len[2] < 12 || pulse_be32(f[2]) != 1 || len[2] < 20)
+        return 0;
+    size_t n = pulse_be32(f[2] + 12);
+    const unsigned char *p = f[2] + 20, *end = f[2] + len[2];
+    for (size_t k = 0; k < n && k < names->n && end - p >= 4; k++) {
+        int32_t el = (int32_t)pulse_be32(p);
+        p += 4;
+        if (el != 4 || end - p < 4)
+            break;
+        float v = pulse_be_float4(p);
+        p += 4;
+        if (names->col[k] >= 0 && !isnan(v))
+            r->num[names->col[k]][i] = v;
+    }
+    return 0;
+}
+
+/* Every analytics run of the tenant with its feature columns (added as "analytics.<name>"). */
+static int load_runs(PGconn *c, load_t *l, features_t *ft, char *err, size_t errlen)
+{
+    PGresult *res =
+        pulse_ajob_exec(c,
+                        "SELECT r.id, array_length(r.feature_names, 1), u.ord, u.name FROM analytics_runs r, "
+                        "unnest(r.feature_names) WITH ORDINALITY u(name, ord) WHERE u.name IS NOT NULL ORDER BY r.id, u.ord",
+                        0, NULL, err, errlen);
+    if (res == NULL)
+        return -1;
+    char name[300];
+    for (int t = 0; t < PQntuples(res); t++) {
+        const char *id = PQgetvalue(res, t, 0);
+        if (ft->nruns == 0 || strcmp(ft->runs[ft->nruns - 1].id, id) != 0) {
+            ft->runs = pulse_xrealloc(ft->runs, (ft->nruns + 1) * sizeof(*ft->runs));
+            run_names_t *rn = &ft->runs[ft->nruns++];
+            snprintf(rn->id, sizeof(rn->id), "%s", id);
+            rn->n = (size_t)atol(PQgetvalue(res, t, 1));
+            rn->col = pulse_xmalloc((rn->n ? rn->n : 1) * sizeof(long));
+            for (size_t k = 0; k < rn->n; k++)
+                rn->col[k] = -1;
+        }
+        run_names_t *rn = &ft->runs[ft->nruns - 1];
+        size_t k = (size_t)atol(PQgetvalue(res, t, 2)) - 1;
+        int len = snprintf(name, sizeof(name), "analytics.%s", PQgetvalue(res, t, 3));
+        if (k >= rn->n || len < 0 || (size_t)len >= sizeof(name))
+            continue;
+        long j = find_col(l->r, name, 0);
+        rn->col[k] = j >= 0 ? j : (long)add_col(l->r, name, (size_t)len, &l->cap);
+    }
+    PQclear(res);
+    return 0;
+}
+
+static int load_in_tx(PGconn *c, int labelled_only, const int64_t *ids, size_t n_ids, pulse_mlrows_t *out, char *err, size_t errlen)
+{
+    load_t l = {out, 0, 0, 0};
+    out->epoch = pulse_derived_epoch(c);
+    pulse_buf_t sql = PULSE_BUF_INIT;
+    pulse_buf_puts(&sql, "COPY (SELECT c.id, c.churned FROM customers c WHERE c.tenant_id = pulse_current_tenant()");
+    customer_filter(&sql, "c.id", labelled_only, ids, n_ids);
+    pulse_buf_puts(&sql, " ORDER BY c.id) TO STDOUT (FORMAT binary)");
+    int rc = pulse_copybin_read(c, sql.data, 2, on_customer, &l, "customers", err, errlen);
+    out->n_rows = l.n;
+    l.cap = 0;
+    if (rc == 0) {
+        out->clv = pulse_xmalloc((l.n ? l.n : 1) * sizeof(double));
+        for (size_t i = 0; i < l.n; i++)
+            out->clv[i] = NAN;
+        /* the header order of the last customers file first: the column order is part of what makes
+         * a training run reproducible (column subsampling draws by position) */
+        PGresult *res = pulse_ajob_exec(c,
+                                        "SELECT x.a->>'name' FROM (SELECT plan FROM imports WHERE kind = 'customers' "
+                                        "AND state = 'done' ORDER BY created_at DESC LIMIT 1) i, "
+                                        "jsonb_array_elements(CASE WHEN jsonb_typeof(i.plan->'attributes') = 'array' "
+                                        "THEN i.plan->'attributes' ELSE '[]' END) WITH ORDINALITY x(a, ord) ORDER BY x.ord",
+                                        0, NULL, err, errlen);
+        rc = res == NULL ? -1 : 0;
+        for (int i = 0; res && i < PQntuples(res); i++) {
+            const char *k = PQgetvalue(res, i, 0);
+            if (!PQgetisnull(res, i, 0) && !is_label_name(k) && find_col(out, k, 0) < 0)
+                add_col(out, k, strlen(k), &l.cap);
+        }
+        PQclear(res);
+    }
+    if (rc == 0 && l.n > 0) {
+        pulse_buf_reset(&sql);
+        pulse_buf_puts(&sql, "COPY (SELECT c.id, e.key, jsonb_typeof(e.value) = 'number', e.value #>> '{}' FROM customers c "
+                             "CROSS JOIN LATERAL jsonb_each(c.attributes) e WHERE c.tenant_id = pulse_current_tenant() "
+                             "AND jsonb_typeof(e.value) IN ('number', 'string', 'boolean')");
+        customer_filter(&sql, "c.id", labelled_only, ids, n_ids);
+        pulse_buf_puts(&sql, ") TO STDOUT (FORMAT binary)");
+        rc = pulse_copybin_read(c, sql.data, 4, on_attribute, &l, "customer attributes", err, errlen);
+    }
+    features_t ft = {&l, NULL, 0};
+    if (rc == 0 && l.n > 0)
+        rc = load_runs(c, &l, &ft, err, errlen);
+    if (rc == 0 && l.n > 0) {
+        pulse_buf_reset(&sql);
+        pulse_buf_puts(&sql, "COPY (SELECT a.customer_id, a.run_id, a.features, a.clv FROM customer_analytics a "
+                             "WHERE a.tenant_id = pulse_current_tenant()");
+        customer_filter(&sql, "a.customer_id", 0, ids, n_ids);
+        pulse_buf_puts(&sql, ") TO STDOUT (FORMAT binary)");
+        rc = pulse_copybin_read(c, sql.data, 4, on_features, &ft, "stored features", err, errlen);
+    }
+    for (size_t k = 0; k < ft.nruns; k++)
+        free(ft.runs[k].col);
+    free(ft.runs);
+    pulse_buf_free(&sql);
+    return rc;
+}
+
 int pulse_mlrows_load(PGconn *c, const char *tenant, int labelled_only, const int64_t *ids, size_t n_ids, pulse_mlrows_t *out,
                       char *err, size_t errlen)
 {
     memset(out, 0, sizeof(*out));
-    pulse_buf_t lit = PULSE_BUF_INIT;
-    if (n_ids > 0)
-        ids_literal(ids, n_ids, &lit);
-    const char *params[] = {tenant, labelled_only ? "t" : "f", n_ids > 0 ? lit.data : NULL};
-    PGresult *res = pulse_jobs_tenant_exec(c, tenant,
-                                           "SELECT id, CASE WHEN churned THEN 1 WHEN NOT churned THEN 0 END FROM customers "
-                                           "WHERE tenant_id = $1 AND ($2 = 'f' OR churned IS NOT NULL) "
-                                           "AND ($3::bigint[] IS NULL OR id = ANY($3::bigint[])) ORDER BY id",
-                                           3, params, err, errlen);
-    if (res == NULL) {
-        pulse_buf_free(&lit);
+    if (pulse_ajob_begin(c, tenant, err, errlen) != 0)
         return -1;
-    }
-    size_t n = (size_t)PQntuples(res);
-    out->n_rows = n;
-    out->ids = pulse_xmalloc((n ? n : 1) * sizeof(int64_t));
-    out->label = pulse_xmalloc((n ? n : 1) * sizeof(double));
-    for (size_t i = 0; i < n; i++) {
-        out->ids[i] = strtoll(PQgetvalue(res, (int)i, 0), NULL, 10);
-        out->label[i] = PQgetisnull(res, (int)i, 1) ? NAN : atof(PQgetvalue(res, (int)i, 1));
-    }
-    PQclear(res);
-    size_t cap = 0;
-    /* the header order of the last customers file first: the column order is part of what makes a
-     * training run reproducible (column subsampling draws by position) */
-    const char *p1[] = {tenant};
-    res = pulse_jobs_tenant_exec(c, tenant,
-                                 "SELECT x.a->>'name' FROM (SELECT plan FROM imports WHERE tenant_id = $1 AND kind = 'customers' "
-                                 "AND state = 'done' ORDER BY created_at DESC LIMIT 1) i, "
-                                 "jsonb_array_elements(CASE WHEN jsonb_typeof(i.plan->'attributes') = 'array' "
-                                 "THEN i.plan->'attributes' ELSE '[]' END) WITH ORDINALITY x(a, ord) ORDER BY x.ord",
-                                 1, p1, err, errlen);
-    if (res == NULL) {
-        pulse_buf_free(&lit);
+    int rc = load_in_tx(c, labelled_only, ids, n_ids, out, err, errlen);
+    PGresult *r = PQexec(c, rc == 0 ? "COMMIT" : "ROLLBACK");
+    PQclear(r);
+    if (rc != 0) {
         pulse_mlrows_free(out);
         return -1;
     }
-    for (int i = 0; i < PQntuples(res); i++) {
-        const char *k = PQgetvalue(res, i, 0);
-        if (!PQgetisnull(res, i, 0) && !is_label_name(k) && find_col(out, k, 0) < 0)
-            add_col(out, k, &cap);
-    }
-    PQclear(res);
-    if (n == 0) {
-        pulse_buf_free(&lit);
-        return 0;
-    }
-    res = pulse_jobs_tenant_exec(
-        c, tenant,
-        "SELECT c.id, e.key, jsonb_typeof(e.value) = 'number', e.value #>> '{}' FROM customers c "
-        "CROSS JOIN LATERAL jsonb_each(c.attributes) e WHERE c.tenant_id = $1 AND ($2 = 'f' OR c.churned IS NOT NULL) "
-        "AND ($3::bigint[] IS NULL OR c.id = ANY($3::bigint[])) AND jsonb_typeof(e.value) IN ('number', 'string', 'boolean') "
-        "UNION ALL "
-        "SELECT a.customer_id, 'analytics.' || u.name, true, u.v::text FROM customer_analytics a "
-        "JOIN analytics_runs r ON r.id = a.run_id JOIN customers c ON c.id = a.customer_id "
-        "CROSS JOIN LATERAL unnest(r.feature_names, a.features) u(name, v) "
-        "WHERE a.tenant_id = $1 AND ($2 = 'f' OR c.churned IS NOT NULL) AND ($3::bigint[] IS NULL OR c.id = ANY($3::bigint[])) "
-        "AND u.name IS NOT NULL",
-        3, params, err, errlen);
-    pulse_buf_free(&lit);
-    if (res == NULL) {
-        pulse_mlrows_free(out);
-        return -1;
-    }
-    size_t hint = 0;
-    for (int t = 0, nt = PQntuples(res); t < nt; t++) {
-        long i = find_row(out, strtoll(PQgetvalue(res, t, 0), NULL, 10));
-        const char *k = PQgetvalue(res, t, 1);
-        if (i < 0 || is_label_name(k) || PQgetisnull(res, t, 3))
-            continue;
-        long j = find_col(out, k, hint);
-        if (j < 0) {
-            /* a name first seen here: keep the arrays we write through valid */
-            j = (long)add_col(out, k, &cap);
-        }
-        hint = (size_t)j + 1;
-        const char *v = PQgetvalue(res, t, 3);
-        free(out->text[j][i]);
-        out->text[j][i] = pulse_xstrdup(v);
-        if (strcmp(PQgetvalue(res, t, 2), "t") == 0)
-            out->num[j][i] = strtod(v, NULL);
-        else
-            out->kind[j] = 1;
-    }
-    PQclear(res);
     return 0;
 }
 
 void pulse_mlrows_free(pulse_mlrows_t *r)
 {
     for (size_t j = 0; j < r->n_cols; j++) {
-        for (size_t i = 0; i < r->n_rows; i++)
+        for (size_t i = 0; r->text[j] && i < r->n_rows; i++)
             free(r->text[j][i]);
         free(r->text[j]);
         free(r->num[j]);
@@ -183,6 +350,7 @@ void pulse_mlrows_free(pulse_mlrows_t *r)
     free(r->kind);
     free(r->ids);
     free(r->label);
+    free(r->clv);
     memset(r, 0, sizeof(*r));
 }
 
@@ -193,7 +361,7 @@ int pulse_mlrows_table(const pulse_mlrows_t *r, pulse_ml_table_t **out, char *er
     for (size_t j = 0; j < r->n_cols; j++) {
         size_t present = 0;
         for (size_t i = 0; i < r->n_rows; i++)
-            present += r->text[j][i] != NULL;
+            present += (size_t)is_present(r, j, i);
         if (present == 0)
             continue; /* nothing to learn from, and the scorer would only see gaps */
         cols[k].name = r->names[j];
@@ -226,10 +394,16 @@ float *pulse_mlrows_matrix(const pulse_mlrows_t *r, const pulse_ml_model_t *m)
         long j = find_col(r, ft->name, f);
         for (size_t i = 0; i < n; i++) {
             col[i] = NAN;
-            if (j < 0 || r->text[j][i] == NULL)
+            if (j < 0 || !is_present(r, (size_t)j, i))
                 continue;
             if (ft->categorical) {
-                char **hit = bsearch(r->text[j][i], ft->levels, (size_t)ft->n_levels, sizeof(char *), cmp_level);
+                const char *v = r->text[j] ? r->text[j][i] : NULL;
+                char tmp[40];
+                if (v == NULL) { /* a number where the model learnt categories */
+                    snprintf(tmp, sizeof(tmp), "%.15g", r->num[j][i]);
+                    v = tmp;
+                }
+                char **hit = bsearch(v, ft->levels, (size_t)ft->n_levels, sizeof(char *), cmp_level);
                 if (hit != NULL)
                     col[i] = (float)(hit - ft->levels);
             } else if (!isnan(r->num[j][i])) {

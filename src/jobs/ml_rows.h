@@ -19,8 +19,11 @@ typedef struct pulse_mlrows_t {
     double *label;       /* 0/1 per row (NaN: unlabelled) */
     char **names;        /* n_cols column names: attribute names, "analytics.<feature>" */
     double **num;        /* per column: n_rows values, NaN = missing or not a number */
-    char ***text;        /* per column: n_rows strings or NULL (missing) */
+    char ***text;        /* per column: NULL while every value is a number (NaN: missing); else n_rows
+                            strings or NULL (missing), numbers included */
     unsigned char *kind; /* per column: 0 all present values are numbers, 1 some are text */
+    double *clv;         /* per row: the stored CLV (customer_analytics), NaN none */
+    int64_t epoch;       /* pulse_derived_epoch read before the ids (-1: unknown) */
 } pulse_mlrows_t;
 
 /* Reads the tenant's customers: labelled_only keeps those with a churned label; ids (n_ids > 0)

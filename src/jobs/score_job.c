@@ -1,11 +1,14 @@
-/* Churn scoring job (see score_job.h). Scores go to a TEMP staging table by COPY (COPY into the
- * RLS tables is refused), then one upsert into predictions and one update of customer_analytics,
- * all in the tenant's transaction: a failed run leaves the previous scores as they were. */
+/* Churn scoring job (see score_job.h). The scores replace the tenant's predictions through
+ * jobs/derived_write (binary COPY into a fresh table swapped in; a run over a list of customers
+ * keeps the others' rows), and customer_analytics is rewritten with the new churn probabilities
+ * and bands, all in one tenant transaction: a failed run leaves the previous scores as they were. */
 #include "jobs/score_job.h"
 
 #include "core/buf.h"
 #include "core/log.h"
+#include "jobs/analytics_job.h"
 #include "jobs/clv_values.h"
+#include "jobs/derived_write.h"
 #include "jobs/ml_rows.h"
 #include "ml/churn.h"
 #include "ml/reason_text.h"
@@ -63,24 +66,6 @@ static int64_t *requested_ids(PGconn *ctl, const char *params, size_t *n, int *a
     return ids;
 }
 
-/* COPY text format: backslash escapes for the characters it treats specially. */
-static void copy_text(pulse_buf_t *b, const char *s, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        char c = s[i];
-        if (c == '\\')
-            pulse_buf_puts(b, "\\\\");
-        else if (c == '\t')
-            pulse_buf_puts(b, "\\t");
-        else if (c == '\n')
-            pulse_buf_puts(b, "\\n");
-        else if (c == '\r')
-            pulse_buf_puts(b, "\\r");
-        else
-            pulse_buf_putc(b, c);
-    }
-}
-
 /* The feature's name as a marketer reads it: the stored features lose their "analytics." prefix. */
 static const char *plain_name(const char *name)
 {
@@ -117,65 +102,159 @@ static const char *band_of(double p, double medium, double high)
     return p >= high ? "high" : p >= medium ? "medium" : "low";
 }
 
-/* Writes the staged COPY data and merges it, in one tenant transaction on c. */
-static int write_scores(PGconn *c, const char *tenant, const char *model_id, const pulse_buf_t *copy, char *err, size_t errlen)
+/* What a scoring run writes, and what it counted. */
+typedef struct scores_t {
+    const pulse_ml_churn_t *churn;
+    const pulse_mlrows_t *rows;
+    const float *x;      /* the scoring matrix, column-major */
+    const double *prob;  /* the model's raw probabilities */
+    double medium, high; /* the band cut-offs */
+    unsigned char model[16];
+    size_t bands[3];
+    float *p;      /* per row: the calibrated probability written */
+    uint8_t *band; /* per row: 0 low, 1 medium, 2 high */
+} scores_t;
+
+static const char *const BAND_NAMES[] = {"low", "medium", "high"};
+
+/* Each customer's prediction row: the calibrated probability, its band, the reasons (the per-feature
+ * pushes on this customer's log-odds, strongest first). */
+static int write_predictions(pulse_derived_t *w, scores_t *s, char *err, size_t errlen)
 {
-    const char *steps[] = {
-        "BEGIN",
-        NULL, /* set_config */
-        "CREATE TEMP TABLE pulse_score_stage (customer_id bigint, p real, band text, reasons jsonb) ON COMMIT DROP",
-        NULL, /* COPY */
-        NULL, /* upsert */
-        NULL, /* analytics */
-        "COMMIT",
-    };
-    int ok = 1;
-    for (size_t s = 0; ok && s < sizeof(steps) / sizeof(steps[0]); s++) {
-        PGresult *r = NULL;
-        if (s == 1) {
-            const char *p[] = {tenant};
-            r = PQexecParams(c, "SELECT set_config('pulse.tenant_id', $1, true)", 1, NULL, p, NULL, NULL, 0);
-        } else if (s == 3) {
-            r = PQexec(c, "COPY pulse_score_stage FROM STDIN");
-            ok = PQresultStatus(r) == PGRES_COPY_IN;
-            PQclear(r);
-            if (!ok)
-                break;
-            ok = PQputCopyData(c, copy->data ? copy->data : "", (int)copy->len) == 1 && PQputCopyEnd(c, NULL) == 1;
-            r = PQgetResult(c);
-            ok = ok && PQresultStatus(r) == PGRES_COMMAND_OK;
-            PQclear(r);
-            while ((r = PQgetResult(c)) != NULL)
-                PQclear(r);
-            continue;
-        } else if (s == 4) {
-            const char *p[] = {tenant, model_id};
-            r = PQexecParams(c,
-                             "INSERT INTO predictions AS x (tenant_id, customer_id, model_id, churn_probability, risk_band, clv, "
-                             "reasons, scored_at) SELECT $1, s.customer_id, $2, s.p, s.band, a.clv, s.reasons, now() "
-                             "FROM pulse_score_stage s LEFT JOIN customer_analytics a ON a.tenant_id = $1 AND a.customer_id = "
-                             "s.customer_id ON CONFLICT (tenant_id, customer_id) DO UPDATE SET model_id = EXCLUDED.model_id, "
-                             "churn_probability = EXCLUDED.churn_probability, risk_band = EXCLUDED.risk_band, clv = EXCLUDED.clv, "
-                             "reasons = EXCLUDED.reasons, scored_at = EXCLUDED.scored_at",
-                             2, NULL, p, NULL, NULL, 0);
-        } else if (s == 5) {
-            const char *p[] = {tenant};
-            r = PQexecParams(c,
-                             "UPDATE customer_analytics a SET churn_probability = s.p, churn_band = s.band "
-                             "FROM pulse_score_stage s WHERE a.tenant_id = $1 AND a.customer_id = s.customer_id",
-                             1, NULL, p, NULL, NULL, 0);
-        } else
-            r = PQexec(c, steps[s]);
-        ok = PQresultStatus(r) == PGRES_COMMAND_OK || PQresultStatus(r) == PGRES_TUPLES_OK;
-        PQclear(r);
+    const pulse_ml_model_t *m = s->churn->model;
+    size_t n = s->rows->n_rows, nf = m->n_features;
+    pulse_buf_t js = PULSE_BUF_INIT;
+    double *contrib = pulse_xmalloc((nf + 1) * sizeof(double));
+    float *row = pulse_xmalloc((nf ? nf : 1) * sizeof(float));
+    pulse_ml_push_t *rk = pulse_xmalloc((nf ? nf : 1) * sizeof(*rk));
+    int rc = 0;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        for (size_t j = 0; j < nf; j++)
+            row[j] = s->x[j * n + i];
+        pulse_ml_churn_contributions(s->churn, row, contrib);
+        size_t nr = pulse_ml_reasons(contrib, nf, rk);
+        pulse_buf_reset(&js);
+        pulse_buf_putc(&js, '[');
+        for (size_t k = 0; k < nr; k++) {
+            if (k > 0)
+                pulse_buf_putc(&js, ',');
+            reason_json(&js, m, row, rk[k].j, rk[k].v);
+        }
+        pulse_buf_putc(&js, ']');
+        double p = pulse_ml_calibration_apply(&m->calibration, s->prob[i]);
+        if (!(p >= 0))
+            p = 0;
+        if (p > 1)
+            p = 1;
+        const char *band = band_of(p, s->medium, s->high);
+        s->band[i] = band[0] == 'h' ? 2 : band[0] == 'm' ? 1 : 0;
+        s->p[i] = (float)p;
+        s->bands[s->band[i]]++;
+        pulse_derived_row(w, 6);
+        pulse_derived_int8(w, s->rows->ids[i]);
+        pulse_derived_uuid(w, s->model);
+        pulse_derived_float4(w, (float)p);
+        pulse_derived_text(w, band, strlen(band));
+        if (isnan(s->rows->clv[i]))
+            pulse_derived_null(w);
+        else
+            pulse_derived_float8(w, s->rows->clv[i]);
+        pulse_derived_jsonb(w, js.data, js.len);
+        rc = pulse_derived_flush(w, 0, err, errlen);
     }
-    if (!ok) {
-        snprintf(err, errlen, "%s", PQerrorMessage(c));
-        PGresult *r = PQexec(c, "ROLLBACK");
-        PQclear(r);
+    free(rk), free(row), free(contrib);
+    pulse_buf_free(&js);
+    return rc;
+}
+
+#define ANALYTICS_COLUMNS                                                                                                          \
+    "customer_id, run_id, computed_at, recency_days, frequency, monetary, r, f, m, features, segment, segment_score, "             \
+    "churn_probability, churn_band, clv, behavior_score, trend, risk_signals, recommendations, cluster_id, cluster"
+
+/* This run's probabilities and bands in a narrow TEMP table for the rewrite below to join (joining
+ * the predictions themselves meant reading their reasons too: 3 GB on 3.5 M customers). */
+static int stage_churn(PGconn *c, const scores_t *s, char *err, size_t errlen)
+{
+    PGresult *r = PQexec(c, "CREATE TEMP TABLE pulse_churn_now (customer_id bigint, p real, band text) ON COMMIT DROP");
+    int ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+    PQclear(r);
+    if (!ok)
+        return pulse_fail(err, errlen, "cannot stage the churn probabilities: %s", PQerrorMessage(c));
+    pulse_derived_t w;
+    if (pulse_derived_open_copy(&w, c, "COPY pulse_churn_now FROM STDIN (FORMAT binary)", err, errlen) != 0)
+        return -1;
+    int rc = 0;
+    for (size_t i = 0; i < s->rows->n_rows && rc == 0; i++) {
+        pulse_derived_row(&w, 3);
+        pulse_derived_int8(&w, s->rows->ids[i]);
+        pulse_derived_float4(&w, s->p[i]);
+        pulse_derived_text(&w, BAND_NAMES[s->band[i]], strlen(BAND_NAMES[s->band[i]]));
+        rc = pulse_derived_flush(&w, 0, err, errlen);
+    }
+    if (rc != 0) {
+        pulse_derived_abort(&w);
         return -1;
     }
+    if (pulse_derived_end_copy(&w, err, errlen) != 0)
+        return -1;
+    r = PQexec(c, "ANALYZE pulse_churn_now");
+    PQclear(r);
     return 0;
+}
+
+/* customer_analytics with this run's churn probabilities and bands, rewritten in the server:
+ * cheaper than updating every row in place (a new version, index entries and a dead tuple each). */
+static int rewrite_analytics(PGconn *c, const scores_t *s, char *err, size_t errlen)
+{
+    PGresult *r = PQexec(c, "SELECT EXISTS (SELECT 1 FROM customer_analytics)");
+    int ok = PQresultStatus(r) == PGRES_TUPLES_OK, any = ok && strcmp(PQgetvalue(r, 0, 0), "t") == 0;
+    PQclear(r);
+    if (!ok)
+        return pulse_fail(err, errlen, "cannot read the analytics: %s", PQerrorMessage(c));
+    if (!any)
+        return 0;
+    if (stage_churn(c, s, err, errlen) != 0)
+        return -1;
+    return pulse_derived_rewrite(
+        c, "customer_analytics", ANALYTICS_COLUMNS,
+        "SELECT a.customer_id, a.run_id, a.computed_at, a.recency_days, a.frequency, a.monetary, a.r, a.f, a.m, a.features, "
+        "a.segment, a.segment_score, CASE WHEN p.customer_id IS NULL THEN a.churn_probability ELSE p.p END, "
+        "CASE WHEN p.customer_id IS NULL THEN a.churn_band ELSE p.band END, a.clv, a.behavior_score, a.trend, "
+        "a.risk_signals, a.recommendations, a.cluster_id, a.cluster FROM customer_analytics a LEFT JOIN pulse_churn_now p "
+        "ON p.customer_id = a.customer_id "
+        "WHERE a.tenant_id = pulse_current_tenant()",
+        0, NULL, NULL, err, errlen);
+}
+
+/* The whole write in one tenant transaction on c: a failure rolls all of it back. */
+static int write_scores(PGconn *c, const char *tenant, scores_t *s, int keep_others, double *t_streamed, char *err, size_t errlen)
+{
+    if (pulse_ajob_begin(c, tenant, err, errlen) != 0)
+        return -1;
+    pulse_derived_t w;
+    int rc = pulse_derived_open(&w, c, "predictions", "customer_id, model_id, churn_probability, risk_band, clv, reasons",
+                                s->rows->n_rows ? s->rows->epoch : -1, err, errlen);
+    if (rc == 0) {
+        rc = write_predictions(&w, s, err, errlen);
+        *t_streamed = now_s();
+        if (rc != 0)
+            pulse_derived_abort(&w);
+        else
+            rc = pulse_derived_commit_rows(&w, keep_others, NULL, err, errlen);
+    }
+    if (rc == 0)
+        rc = rewrite_analytics(c, s, err, errlen);
+    if (rc == 0) {
+        PGresult *r = PQexec(c, "COMMIT");
+        if (PQresultStatus(r) != PGRES_COMMAND_OK)
+            rc = pulse_fail(err, errlen, "%s", PQerrorMessage(c));
+        PQclear(r);
+    }
+    if (rc != 0) {
+        PGresult *r = PQexec(c, "ROLLBACK");
+        PQclear(r);
+    }
+    return rc;
 }
 
 int pulse_score_job_run(const pulse_config_t *cfg, PGconn *ctl, PGconn *work, const char *job_id, const char *tenant_id,
@@ -225,8 +304,8 @@ int pulse_score_job_run(const pulse_config_t *cfg, PGconn *ctl, PGconn *work, co
     int rc = (!all && n_ids == 0)
                  ? (memset(&rows, 0, sizeof(rows)), 0)
                  : pulse_mlrows_load(work, tenant_id, 0, all ? NULL : ids, all ? 0 : n_ids, &rows, err, sizeof(err));
-    free(ids);
     if (rc != 0) {
+        free(ids);
         pulse_ml_churn_close(&churn);
         return fail(ctl, tenant_id, job_id, out, "database", err);
     }
@@ -240,49 +319,24 @@ int pulse_score_job_run(const pulse_config_t *cfg, PGconn *ctl, PGconn *work, co
     double *prob = pulse_xmalloc((n ? n : 1) * sizeof(double));
     pulse_ml_churn_predict(&churn, &d, prob, cfg->threads > 1 ? 2 : 1);
     double t_pred = now_s();
-    size_t bands[3] = {0, 0, 0};
-    /* reasons: the per-feature pushes on this customer's log-odds, strongest first */
-    pulse_buf_t copy = PULSE_BUF_INIT, js = PULSE_BUF_INIT;
-    double *contrib = pulse_xmalloc((nf + 1) * sizeof(double));
-    float *row = pulse_xmalloc((nf ? nf : 1) * sizeof(float));
-    pulse_ml_push_t *rk = pulse_xmalloc((nf ? nf : 1) * sizeof(*rk));
-    for (size_t i = 0; i < n; i++) {
-        for (size_t j = 0; j < nf; j++)
-            row[j] = x[j * n + i];
-        pulse_ml_churn_contributions(&churn, row, contrib);
-        size_t nr = pulse_ml_reasons(contrib, nf, rk);
-        pulse_buf_reset(&js);
-        pulse_buf_putc(&js, '[');
-        for (size_t k = 0; k < nr; k++) {
-            if (k > 0)
-                pulse_buf_putc(&js, ',');
-            reason_json(&js, m, row, rk[k].j, rk[k].v);
-        }
-        pulse_buf_putc(&js, ']');
-        double p = pulse_ml_calibration_apply(&m->calibration, prob[i]);
-        if (!(p >= 0))
-            p = 0;
-        if (p > 1)
-            p = 1;
-        const char *band = band_of(p, medium, high);
-        bands[band[0] == 'h' ? 2 : band[0] == 'm' ? 1 : 0]++;
-        pulse_buf_printf(&copy, "%lld\t%.6f\t%s\t", (long long)rows.ids[i], p, band);
-        copy_text(&copy, js.data, js.len);
-        pulse_buf_putc(&copy, '\n');
-    }
-    double t_reasons = now_s();
-    free(rk), free(row), free(contrib), free(prob), free(x);
-    pulse_buf_free(&js);
-    pulse_ml_churn_close(&churn);
-    pulse_mlrows_free(&rows);
+    free(ids);
     if (pulse_mljob_progress(ctl, tenant_id, job_id, "storing predictions", 80, n)) {
-        pulse_buf_free(&copy);
+        free(prob), free(x);
+        pulse_ml_churn_close(&churn);
+        pulse_mlrows_free(&rows);
         snprintf(out->state, sizeof(out->state), "cancelled");
         pulse_mljob_finish(ctl, tenant_id, job_id, "cancelled", "cancelled", "cancelled by a user; nothing was stored", NULL);
         return -1;
     }
-    rc = write_scores(work, tenant_id, model_id, &copy, err, sizeof(err));
-    pulse_buf_free(&copy);
+    scores_t sc = {&churn, &rows, x, prob, medium, high, {0}, {0, 0, 0}, NULL, NULL};
+    sc.p = pulse_xmalloc((n ? n : 1) * sizeof(float));
+    sc.band = pulse_xmalloc(n ? n : 1);
+    pulse_derived_parse_uuid(model_id, sc.model);
+    double t_reasons = t_pred;
+    rc = write_scores(work, tenant_id, &sc, !all, &t_reasons, err, sizeof(err));
+    free(prob), free(x), free(sc.p), free(sc.band);
+    pulse_ml_churn_close(&churn);
+    pulse_mlrows_free(&rows);
     if (rc != 0)
         return fail(ctl, tenant_id, job_id, out, "database", err);
     /* lifetime values from the active CLV model, if any: a model that fails is reported, the churn
@@ -293,6 +347,7 @@ int pulse_score_job_run(const pulse_config_t *cfg, PGconn *ctl, PGconn *work, co
     int clv_rc = pulse_clv_values_refresh(work, tenant_id, &clv_version, &clv_written, clv_err, sizeof(clv_err));
     if (clv_rc < 0)
         pulse_log(PULSE_LOG_WARN, "jobs.score", "job %s: no CLV written: %s", job_id, clv_err);
+    size_t *bands = sc.bands;
     double t_end = now_s();
     pulse_buf_t result = PULSE_BUF_INIT;
     pulse_buf_printf(&result,

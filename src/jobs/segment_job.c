@@ -1,6 +1,7 @@
-/* The "segment" job (see jobs.h): the tenant's rows loaded with COPY (analytics/pgload), the churn
- * probabilities a model wrote kept, the pipeline (analytics/segment) and the results written back
- * through a TEMP staging table (COPY FROM is refused on RLS tables) in one transaction: a run
+/* The "segment" job (see jobs.h): the tenant's rows loaded with COPY (analytics/pgload), its
+ * customer ids and what the stored rows carry over read with one binary COPY, the pipeline
+ * (analytics/segment), and the results written as a replacement of the tenant's rows
+ * (jobs/derived_write: binary COPY into a fresh table swapped in), all in one transaction: a run
  * fails or is cancelled as a whole, and readers see the previous run until it commits. */
 #include <lauxlib.h>
 #include <math.h>
@@ -11,17 +12,13 @@
 #include "analytics/pgload.h"
 #include "analytics/segment.h"
 #include "core/buf.h"
+#include "db/copybin.h"
 #include "jobs/analytics_job.h"
 #include "jobs/churn_scores.h"
+#include "jobs/derived_write.h"
 #include "jobs/jobs.h"
 
-/* --- the churn probabilities already stored, by customer ref --- */
-
-typedef struct churn_map_t {
-    char **keys;
-    float *vals;
-    size_t mask, n;
-} churn_map_t;
+/* --- the tenant's customers and what a run carries over, by store customer --- */
 
 static uint64_t hash_str(const char *s, size_t n)
 {
@@ -31,99 +28,365 @@ static uint64_t hash_str(const char *s, size_t n)
     return h;
 }
 
-static void churn_put(churn_map_t *m, const char *k, float v)
+/* The store's customer refs by text (open addressing over the store's own strings: slot = index
+ * + 1), to find the store customer of each customers row. */
+typedef struct ref_index_t {
+    uint32_t *slot;
+    size_t mask;
+} ref_index_t;
+
+static void ref_index_build(ref_index_t *x, const pulse_strtab_t *t)
 {
-    if ((m->n + 1) * 2 > m->mask + 1) {
-        churn_map_t g = {NULL, NULL, m->mask ? m->mask * 2 + 1 : 1023, 0};
-        g.keys = calloc(g.mask + 1, sizeof(char *));
-        g.vals = pulse_xmalloc((g.mask + 1) * sizeof(float));
-        if (g.keys == NULL)
-            abort();
-        for (size_t i = 0; m->keys && i <= m->mask; i++)
-            if (m->keys[i]) {
-                size_t h = hash_str(m->keys[i], strlen(m->keys[i])) & g.mask;
-                while (g.keys[h])
-                    h = (h + 1) & g.mask;
-                g.keys[h] = m->keys[i];
-                g.vals[h] = m->vals[i];
-                g.n++;
+    size_t cap = 1024;
+    while (cap < (size_t)t->n * 2)
+        cap *= 2;
+    x->mask = cap - 1;
+    x->slot = calloc(cap, sizeof(uint32_t));
+    if (x->slot == NULL)
+        abort();
+    for (uint32_t i = 0; i < t->n; i++) {
+        size_t len;
+        const char *s = pulse_strtab_get(t, i, &len);
+        size_t h = hash_str(s, len) & x->mask;
+        while (x->slot[h])
+            h = (h + 1) & x->mask;
+        x->slot[h] = i + 1;
+    }
+}
+
+static uint32_t ref_index_find(const ref_index_t *x, const pulse_strtab_t *t, const char *s, size_t n)
+{
+    for (size_t h = hash_str(s, n) & x->mask; x->slot[h]; h = (h + 1) & x->mask) {
+        size_t len;
+        const char *k = pulse_strtab_get(t, x->slot[h] - 1, &len);
+        if (len == n && memcmp(k, s, n) == 0)
+            return x->slot[h] - 1;
+    }
+    return UINT32_MAX;
+}
+
+/* Per store customer: the customer id (0: no customers row, so no result row) and what the stored
+ * row has that this run does not compute (the churn probability a model wrote, the CLV, the cluster
+ * label): the replacement keeps them, as the upsert it replaced did. */
+typedef struct carried_t {
+    int64_t *id;
+    int64_t epoch;         /* pulse_derived_epoch, read before the ids */
+    float *churn;          /* NaN: none */
+    double *clv;           /* NaN: none */
+    int16_t *cluster;      /* -1: none */
+    uint16_t *cluster_run; /* 1 + index into runs, 0: none */
+    unsigned char (*runs)[16];
+    size_t nruns, nchurn, nids;
+} carried_t;
+
+static void carried_init(carried_t *k, uint32_t n)
+{
+    size_t m = (size_t)n + 1;
+    k->id = calloc(m, sizeof(int64_t));
+    k->churn = pulse_xmalloc(m * sizeof(float));
+    k->clv = pulse_xmalloc(m * sizeof(double));
+    k->cluster = pulse_xmalloc(m * sizeof(int16_t));
+    k->cluster_run = calloc(m, sizeof(uint16_t));
+    if (k->id == NULL || k->cluster_run == NULL)
+        abort();
+    for (size_t i = 0; i < m; i++) {
+        k->churn[i] = NAN;
+        k->clv[i] = NAN;
+        k->cluster[i] = -1;
+    }
+    k->runs = NULL;
+    k->nruns = k->nchurn = k->nids = 0;
+}
+
+static void carried_free(carried_t *k)
+{
+    free(k->id);
+    free(k->churn);
+    free(k->clv);
+    free(k->cluster);
+    free(k->cluster_run);
+    free(k->runs);
+}
+
+static uint16_t cluster_run_of(carried_t *k, const unsigned char *uuid)
+{
+    for (size_t r = 0; r < k->nruns; r++)
+        if (memcmp(k->runs[r], uuid, 16) == 0)
+            return (uint16_t)(r + 1);
+    if (k->nruns == UINT16_MAX)
+        return 0;
+    k->runs = pulse_xrealloc(k->runs, (k->nruns + 1) * sizeof(*k->runs));
+    memcpy(k->runs[k->nruns], uuid, 16);
+    return (uint16_t)++k->nruns;
+}
+
+typedef struct carried_read_t {
+    carried_t *k;
+    const ref_index_t *x;
+    const pulse_strtab_t *refs;
+} carried_read_t;
+
+/* One customers row: external_id, id, churn_probability, clv, cluster, cluster_id. */
+static int carried_row(void *ud, const unsigned char *const *f, const int32_t *len)
+{
+    carried_read_t *cr = ud;
+    carried_t *k = cr->k;
+    if (len[0] < 0 || len[1] != 8)
+        return 0;
+    uint32_t i = ref_index_find(cr->x, cr->refs, (const char *)f[0], (size_t)len[0]);
+    if (i == UINT32_MAX)
+        return 0; /* a customer without transactions or events: no result row, as before */
+    k->id[i] = (int64_t)pulse_be64(f[1]);
+    k->nids++;
+    if (len[2] == 4) {
+        k->churn[i] = pulse_be_float4(f[2]);
+        k->nchurn++;
+    }
+    if (len[3] == 8)
+        k->clv[i] = pulse_be_float8(f[3]);
+    if (len[4] == 2)
+        k->cluster[i] = (int16_t)(f[4][0] << 8 | f[4][1]);
+    if (len[5] == 16)
+        k->cluster_run[i] = cluster_run_of(k, f[5]);
+    return 0;
+}
+
+/* Reads the tenant's customers (id by external id) with their stored results, in one binary COPY
+ * (the bigint id travels to the write: no text join there). */
+static int carried_load(PGconn *c, const pulse_txstore_t *st, const ref_index_t *x, carried_t *k, char *err, size_t errlen)
+{
+    carried_init(k, pulse_txstore_ncustomers(st));
+    k->epoch = pulse_derived_epoch(c);
+    carried_read_t cr = {k, x, &st->customers};
+    int rc =
+        pulse_copybin_read(c,
+                           "COPY (SELECT c.external_id, c.id, a.churn_probability, a.clv, a.cluster, a.cluster_id FROM customers c "
+                           "LEFT JOIN customer_analytics a ON a.tenant_id = c.tenant_id AND a.customer_id = c.id "
+                           "WHERE c.tenant_id = pulse_current_tenant() AND c.external_id IS NOT NULL) TO STDOUT (FORMAT binary)",
+                           6, carried_row, &cr, "customers", err, errlen);
+    return rc;
+}
+
+/* --- an uploaded churn-score file (params.churn_scores: {file, id_column, score_column}) --- */
+
+typedef struct uploaded_scores_t {
+    const ref_index_t *x;
+    const pulse_strtab_t *refs;
+    float *p;         /* per store customer, NaN: not in the file */
+    int64_t rows;     /* scores in the file; -1: no file */
+    uint32_t matched; /* of the store's customers, how many the file scored */
+    int64_t unknown;  /* rows naming no customer of the store */
+} uploaded_scores_t;
+
+static int put_uploaded(void *ud, const char *ref, size_t len, float p)
+{
+    uploaded_scores_t *u = ud;
+    uint32_t i = ref_index_find(u->x, u->refs, ref, len);
+    if (i == UINT32_MAX)
+        u->unknown++;
+    else
+        u->p[i] = p;
+    return 0;
+}
+
+/* Reads the upload the route stored (if any) and lays its scores over the carried ones: the run
+ * bands and stores the uploaded probability. Returns 0, or -1 with err (a bad file fails the job). */
+static int read_uploaded_scores(lua_State *L, int params, uploaded_scores_t *u, carried_t *k, uint32_t n, char *err, size_t errlen)
+{
+    u->rows = -1;
+    lua_getfield(L, params, "churn_scores");
+    if (!lua_istable(L, -1)) {
+        lua_pop(L, 1);
+        return 0;
+    }
+    lua_getfield(L, -1, "file");
+    lua_getfield(L, -2, "id_column");
+    lua_getfield(L, -3, "score_column");
+    const char *file = lua_tostring(L, -3), *id = lua_tostring(L, -2), *score = lua_tostring(L, -1);
+    int rc = 0;
+    if (file == NULL || id == NULL || score == NULL) {
+        snprintf(err, errlen, "churn_scores: needs file, id_column and score_column");
+        rc = -1;
+    } else {
+        u->p = pulse_xmalloc(((size_t)n + 1) * sizeof(float));
+        for (uint32_t i = 0; i < n; i++)
+            u->p[i] = NAN;
+        u->rows = pulse_churn_scores_read(file, id, score, put_uploaded, u, err, errlen);
+        rc = u->rows < 0 ? -1 : 0;
+        for (uint32_t i = 0; rc == 0 && i < n; i++)
+            if (!isnan(u->p[i])) {
+                k->churn[i] = u->p[i];
+                k->nchurn++;
+                u->matched++;
             }
-        free(m->keys);
-        free(m->vals);
-        *m = g;
+        free(u->p);
+        u->p = NULL;
     }
-    size_t h = hash_str(k, strlen(k)) & m->mask;
-    while (m->keys[h] && strcmp(m->keys[h], k) != 0)
-        h = (h + 1) & m->mask;
-    if (!m->keys[h]) {
-        m->keys[h] = pulse_xstrdup(k);
-        m->n++;
-    }
-    m->vals[h] = v;
+    lua_pop(L, 4);
+    return rc;
 }
 
-static float churn_get(const churn_map_t *m, const char *k, size_t n)
+/* The upload serves one run: removed once the job has ended, kept when it goes back to the queue. */
+static void forget_uploaded_scores(lua_State *L, const pulse_job_outcome_t *out)
 {
-    if (m->n == 0)
-        return NAN;
-    size_t h = hash_str(k, n) & m->mask;
-    while (m->keys[h]) {
-        if (strlen(m->keys[h]) == n && memcmp(m->keys[h], k, n) == 0)
-            return m->vals[h];
-        h = (h + 1) & m->mask;
+    if (strcmp(out->state, "queued") == 0 || !lua_istable(L, 1))
+        return;
+    lua_getfield(L, 1, "churn_scores");
+    if (lua_istable(L, -1)) {
+        lua_getfield(L, -1, "file");
+        if (lua_type(L, -1) == LUA_TSTRING)
+            remove(lua_tostring(L, -1));
+        lua_pop(L, 1);
     }
-    return NAN;
+    lua_pop(L, 1);
 }
 
-static void churn_free(churn_map_t *m)
+/* --- the result rows --- */
+
+static void put_json_str(pulse_buf_t *b, const char *s)
 {
-    for (size_t i = 0; m->keys && i <= m->mask; i++)
-        free(m->keys[i]);
-    free(m->keys);
-    free(m->vals);
+    pulse_buf_putc(b, '"');
+    pulse_buf_json_escape(b, s, strlen(s));
+    pulse_buf_putc(b, '"');
 }
 
-/* --- COPY text output --- */
-
-/* Appends s as a COPY text field (backslash, tab, newline and CR escaped). */
-static void copy_text(pulse_buf_t *b, const char *s, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        char c = s[i];
-        if (c == '\\' || c == '\t' || c == '\n' || c == '\r') {
-            pulse_buf_putc(b, '\\');
-            c = c == '\t' ? 't' : c == '\n' ? 'n' : c == '\r' ? 'r' : c;
-        }
-        pulse_buf_putc(b, c);
-    }
-}
-
-static void put_float(pulse_buf_t *b, double v, const char *nan_text)
+static void put_opt_float4(pulse_derived_t *w, double v)
 {
     if (isnan(v))
-        pulse_buf_puts(b, nan_text);
-    else if (isinf(v))
-        pulse_buf_puts(b, v > 0 ? "Infinity" : "-Infinity");
+        pulse_derived_null(w);
     else
-        pulse_buf_printf(b, "%.7g", v);
+        pulse_derived_float4(w, (float)v);
 }
 
-/* JSON text of a string, then escaped for COPY. */
-static void copy_json_str(pulse_buf_t *b, pulse_buf_t *tmp, const char *s)
+static void put_opt_text(pulse_derived_t *w, const char *s)
 {
-    pulse_buf_reset(tmp);
-    pulse_buf_putc(tmp, '"');
-    pulse_buf_json_escape(tmp, s, strlen(s));
-    pulse_buf_putc(tmp, '"');
-    copy_text(b, tmp->data, tmp->len);
+    if (s)
+        pulse_derived_text(w, s, strlen(s));
+    else
+        pulse_derived_null(w);
 }
 
-static int flush_copy(PGconn *c, pulse_buf_t *b, char *err, size_t errlen)
+/* The customer's risk signals and recommendations as JSON arrays. */
+static void signals_json(const pulse_segment_result_t *r, const pulse_behaviour_t *bh, uint32_t i, pulse_buf_t *sig,
+                         pulse_buf_t *rec)
 {
-    if (b->len > 0 && PQputCopyData(c, b->data, (int)b->len) != 1)
-        return pulse_fail(err, errlen, "writing the results failed: %s", PQerrorMessage(c));
-    pulse_buf_reset(b);
-    return 0;
+    char msg[600], val[96];
+    pulse_buf_reset(sig);
+    pulse_buf_reset(rec);
+    pulse_buf_putc(sig, '[');
+    pulse_buf_putc(rec, '[');
+    for (size_t s = 0; s < bh->nsignals; s++) {
+        if (!(r->signals[i] >> s & 1))
+            continue;
+        const pulse_signal_t *sg = &bh->signals[s];
+        int col = r->sig_col[s];
+        double v = r->features[(size_t)col * r->n + i];
+        pulse_segment_signal_message(sg, v, r->info[col].unit, msg, sizeof(msg));
+        pulse_buf_puts(sig, sig->len > 1 ? ",{\"name\":" : "{\"name\":");
+        put_json_str(sig, sg->name);
+        pulse_buf_puts(sig, ",\"feature\":");
+        put_json_str(sig, sg->feature);
+        snprintf(val, sizeof(val), ",\"value\":%.6g,\"threshold\":%.6g,\"message\":", v, sg->threshold);
+        pulse_buf_puts(sig, val);
+        put_json_str(sig, msg);
+        pulse_buf_putc(sig, '}');
+        if (sg->recommendation) {
+            if (rec->len > 1)
+                pulse_buf_putc(rec, ',');
+            put_json_str(rec, sg->recommendation);
+        }
+    }
+    pulse_buf_putc(sig, ']');
+    pulse_buf_putc(rec, ']');
+}
+
+#define SEG_COLUMNS                                                                                                                \
+    "customer_id, run_id, recency_days, frequency, monetary, r, f, m, features, segment, segment_score, churn_probability, "       \
+    "churn_band, clv, behavior_score, trend, risk_signals, recommendations, cluster, cluster_id"
+#define SEG_NCOLUMNS 20
+
+static void write_row(pulse_derived_t *w, const pulse_segment_result_t *r, const pulse_segment_spec_t *spec, const carried_t *k,
+                      const unsigned char run[16], uint32_t i, pulse_buf_t *sig, pulse_buf_t *rec)
+{
+    pulse_derived_row(w, SEG_NCOLUMNS);
+    pulse_derived_int8(w, k->id[i]);
+    pulse_derived_uuid(w, run);
+    int seg = !isnan(r->recency[i]);
+    if (seg) {
+        pulse_derived_int4(w, (int32_t)lround(r->recency[i]));
+        pulse_derived_int4(w, (int32_t)lround(r->frequency[i]));
+    } else {
+        pulse_derived_null(w);
+        pulse_derived_null(w);
+    }
+    if (isnan(r->monetary[i]))
+        pulse_derived_null(w);
+    else
+        pulse_derived_float8(w, r->monetary[i]);
+    if (seg && r->r[i]) {
+        pulse_derived_int2(w, (int16_t)r->r[i]);
+        pulse_derived_int2(w, (int16_t)r->f[i]);
+        pulse_derived_int2(w, (int16_t)r->m[i]);
+    } else {
+        for (int q = 0; q < 3; q++)
+            pulse_derived_null(w);
+    }
+    pulse_derived_float4_array(w, r->features + i, r->ncols, r->n);
+    if (r->segment[i]) {
+        put_opt_text(w, spec->table.names[r->segment[i] - 1]);
+        put_opt_float4(w, r->segment_score[i]);
+    } else {
+        pulse_derived_null(w);
+        pulse_derived_null(w);
+    }
+    put_opt_float4(w, k->churn[i]);
+    put_opt_text(w, pulse_segment_band_name(r->band[i]));
+    if (isnan(k->clv[i]))
+        pulse_derived_null(w);
+    else
+        pulse_derived_float8(w, k->clv[i]);
+    put_opt_float4(w, r->behaviour_score[i]);
+    put_opt_text(w, pulse_segment_trend_name(r->trend[i]));
+    signals_json(r, &spec->behaviour, i, sig, rec);
+    pulse_derived_jsonb(w, sig->data, sig->len);
+    pulse_derived_jsonb(w, rec->data, rec->len);
+    if (k->cluster[i] >= 0)
+        pulse_derived_int2(w, k->cluster[i]);
+    else
+        pulse_derived_null(w);
+    if (k->cluster_run[i])
+        pulse_derived_uuid(w, k->runs[k->cluster_run[i] - 1]);
+    else
+        pulse_derived_null(w);
+}
+
+/* Writes one row per store customer that is a customer of the tenant, replacing the tenant's rows. */
+static int write_results(PGconn *c, const pulse_segment_result_t *r, const pulse_segment_spec_t *spec, const carried_t *k,
+                         const char *run_id, pulse_ajob_t *j, uint64_t *stored, char *err, size_t errlen)
+{
+    unsigned char run[16];
+    if (pulse_derived_parse_uuid(run_id, run) != 0)
+        return pulse_fail(err, errlen, "the run id '%s' is not a uuid", run_id);
+    pulse_derived_t w;
+    if (pulse_derived_open(&w, c, "customer_analytics", SEG_COLUMNS, k->epoch, err, errlen) != 0)
+        return -1;
+    pulse_buf_t sig = PULSE_BUF_INIT, rec = PULSE_BUF_INIT;
+    int rc = 0;
+    for (uint32_t i = 0; i < r->n && rc == 0; i++) {
+        if (k->id[i] == 0)
+            continue;
+        write_row(&w, r, spec, k, run, i, &sig, &rec);
+        rc = pulse_derived_flush(&w, 0, err, errlen);
+        if (rc == 0 && (i & 0xffff) == 0 && pulse_ajob_progress(j, "writing", 70 + 20.0 * i / (r->n ? r->n : 1), i, 0) != 0)
+            rc = 1;
+    }
+    pulse_buf_free(&sig);
+    pulse_buf_free(&rec);
+    if (rc != 0) {
+        pulse_derived_abort(&w);
+        return rc;
+    }
+    return pulse_derived_commit_rows(&w, 0, stored, err, errlen);
 }
 
 static void day_to_date(int32_t day, char out[32])
@@ -159,170 +422,6 @@ static int on_rows(void *ud, uint64_t rows)
 {
     load_ctx_t *c = ud;
     return pulse_ajob_progress(c->j, "loading rows", 5, rows, 0);
-}
-
-/* Writes the staging rows: one per store customer. */
-static int write_staging(PGconn *c, const pulse_txstore_t *st, const pulse_segment_result_t *r, const float *churn,
-                         const pulse_segment_spec_t *spec, pulse_ajob_t *j, char *err, size_t errlen)
-{
-    PGresult *x = PQexec(c, "COPY seg_stage FROM STDIN");
-    if (PQresultStatus(x) != PGRES_COPY_IN) {
-        pulse_fail(err, errlen, "cannot write the results: %s", PQerrorMessage(c));
-        PQclear(x);
-        return -1;
-    }
-    PQclear(x);
-    pulse_buf_t b = PULSE_BUF_INIT, tmp = PULSE_BUF_INIT;
-    const pulse_behaviour_t *bh = &spec->behaviour;
-    char msg[600], val[96];
-    int rc = 0;
-    for (uint32_t i = 0; i < r->n && rc == 0; i++) {
-        size_t len;
-        const char *ref = pulse_strtab_get(&st->customers, i, &len);
-        copy_text(&b, ref, len);
-        pulse_buf_putc(&b, '\t');
-        int seg = !isnan(r->recency[i]);
-        if (seg)
-            pulse_buf_printf(&b, "%.0f\t%.0f\t", r->recency[i], r->frequency[i]);
-        else
-            pulse_buf_puts(&b, "\\N\t\\N\t");
-        put_float(&b, r->monetary[i], "\\N");
-        if (seg && r->r[i])
-            pulse_buf_printf(&b, "\t%u\t%u\t%u\t", r->r[i], r->f[i], r->m[i]);
-        else
-            pulse_buf_puts(&b, "\t\\N\t\\N\t\\N\t");
-        pulse_buf_putc(&b, '{');
-        for (size_t k = 0; k < r->ncols; k++) {
-            if (k)
-                pulse_buf_putc(&b, ',');
-            put_float(&b, r->features[k * r->n + i], "NaN");
-        }
-        pulse_buf_puts(&b, "}\t");
-        if (r->segment[i]) {
-            const char *name = spec->table.names[r->segment[i] - 1];
-            copy_text(&b, name, strlen(name));
-            pulse_buf_putc(&b, '\t');
-            put_float(&b, r->segment_score[i], "\\N");
-        } else {
-            pulse_buf_puts(&b, "\\N\t\\N");
-        }
-        pulse_buf_putc(&b, '\t');
-        const char *band = pulse_segment_band_name(r->band[i]);
-        pulse_buf_puts(&b, band ? band : "\\N");
-        pulse_buf_putc(&b, '\t');
-        put_float(&b, churn ? churn[i] : NAN, "\\N");
-        pulse_buf_putc(&b, '\t');
-        put_float(&b, r->behaviour_score[i], "\\N");
-        pulse_buf_putc(&b, '\t');
-        const char *trend = pulse_segment_trend_name(r->trend[i]);
-        pulse_buf_puts(&b, trend ? trend : "\\N");
-        pulse_buf_puts(&b, "\t[");
-        int first = 1;
-        for (size_t s = 0; s < bh->nsignals; s++) {
-            if (!(r->signals[i] >> s & 1))
-                continue;
-            const pulse_signal_t *sg = &bh->signals[s];
-            int col = r->sig_col[s];
-            double v = r->features[(size_t)col * r->n + i];
-            pulse_segment_signal_message(sg, v, r->info[col].unit, msg, sizeof(msg));
-            pulse_buf_puts(&b, first ? "{\"name\":" : ",{\"name\":");
-            first = 0;
-            copy_json_str(&b, &tmp, sg->name);
-            pulse_buf_puts(&b, ",\"feature\":");
-            copy_json_str(&b, &tmp, sg->feature);
-            snprintf(val, sizeof(val), ",\"value\":%.6g,\"threshold\":%.6g,\"message\":", v, sg->threshold);
-            pulse_buf_puts(&b, val);
-            copy_json_str(&b, &tmp, msg);
-            pulse_buf_putc(&b, '}');
-        }
-        pulse_buf_puts(&b, "]\t[");
-        first = 1;
-        for (size_t s = 0; s < bh->nsignals; s++) {
-            if (!(r->signals[i] >> s & 1) || bh->signals[s].recommendation == NULL)
-                continue;
-            if (!first)
-                pulse_buf_putc(&b, ',');
-            first = 0;
-            copy_json_str(&b, &tmp, bh->signals[s].recommendation);
-        }
-        pulse_buf_puts(&b, "]\n");
-        if (b.len > (1u << 20)) {
-            rc = flush_copy(c, &b, err, errlen);
-            if (rc == 0 && pulse_ajob_progress(j, "writing", 70 + 25.0 * i / (r->n ? r->n : 1), i, 0) != 0)
-                rc = 1;
-        }
-    }
-    if (rc == 0)
-        rc = flush_copy(c, &b, err, errlen);
-    pulse_buf_free(&b);
-    pulse_buf_free(&tmp);
-    if (PQputCopyEnd(c, rc == 0 ? NULL : "cancelled") != 1 && rc == 0)
-        rc = pulse_fail(err, errlen, "writing the results failed: %s", PQerrorMessage(c));
-    while ((x = PQgetResult(c)) != NULL) {
-        if (PQresultStatus(x) != PGRES_COMMAND_OK && rc == 0)
-            rc = pulse_fail(err, errlen, "writing the results failed: %s", PQerrorMessage(c));
-        PQclear(x);
-    }
-    return rc;
-}
-
-/* --- an uploaded churn-score file (params.churn_scores: {file, id_column, score_column}) --- */
-
-typedef struct uploaded_scores_t {
-    int64_t rows;     /* scores in the file */
-    uint32_t matched; /* of the segmented customers, how many the file scored */
-} uploaded_scores_t;
-
-static int put_uploaded(void *ud, const char *ref, size_t len, float p)
-{
-    char key[512];
-    if (len >= sizeof(key))
-        return 0; /* longer than any stored customer id: it cannot match */
-    memcpy(key, ref, len);
-    key[len] = '\0';
-    churn_put(ud, key, p);
-    return 0;
-}
-
-/* Reads the upload the route stored (if any) into m. Returns 0, or -1 with err (a bad file fails
- * the job). */
-static int read_uploaded_scores(lua_State *L, int params, churn_map_t *m, uploaded_scores_t *u, char *err, size_t errlen)
-{
-    u->rows = -1;
-    lua_getfield(L, params, "churn_scores");
-    if (!lua_istable(L, -1)) {
-        lua_pop(L, 1);
-        return 0;
-    }
-    lua_getfield(L, -1, "file");
-    lua_getfield(L, -2, "id_column");
-    lua_getfield(L, -3, "score_column");
-    const char *file = lua_tostring(L, -3), *id = lua_tostring(L, -2), *score = lua_tostring(L, -1);
-    int rc = 0;
-    if (file == NULL || id == NULL || score == NULL) {
-        snprintf(err, errlen, "churn_scores: needs file, id_column and score_column");
-        rc = -1;
-    } else {
-        u->rows = pulse_churn_scores_read(file, id, score, put_uploaded, m, err, errlen);
-        rc = u->rows < 0 ? -1 : 0;
-    }
-    lua_pop(L, 4);
-    return rc;
-}
-
-/* The upload serves one run: removed once the job has ended, kept when it goes back to the queue. */
-static void forget_uploaded_scores(lua_State *L, const pulse_job_outcome_t *out)
-{
-    if (strcmp(out->state, "queued") == 0 || !lua_istable(L, 1))
-        return;
-    lua_getfield(L, 1, "churn_scores");
-    if (lua_istable(L, -1)) {
-        lua_getfield(L, -1, "file");
-        if (lua_type(L, -1) == LUA_TSTRING)
-            remove(lua_tostring(L, -1));
-        lua_pop(L, 1);
-    }
-    lua_pop(L, 1);
 }
 
 static void rollback(PGconn *c)
@@ -368,9 +467,10 @@ int pulse_segment_job_run(const pulse_config_t *cfg, PGconn *ctl, PGconn *work, 
     pulse_txstore_init(&st);
     pulse_segment_result_t res;
     memset(&res, 0, sizeof(res));
-    churn_map_t churn = {NULL, NULL, 0, 0}, uploaded_churn = {NULL, NULL, 0, 0};
-    uploaded_scores_t uploaded = {-1, 0};
-    float *churn_arr = NULL;
+    carried_t carried;
+    memset(&carried, 0, sizeof(carried));
+    ref_index_t refx = {NULL, 0};
+    uploaded_scores_t uploaded = {&refx, &st.customers, NULL, -1, 0, 0};
     pulse_buf_t result = PULSE_BUF_INIT;
     const char *state = "failed", *code = "database";
     pulse_pgload_stats_t ls;
@@ -391,36 +491,20 @@ int pulse_segment_job_run(const pulse_config_t *cfg, PGconn *ctl, PGconn *work, 
         goto end;
     }
     pulse_txstore_finish(&st);
-    /* churn probabilities a model wrote survive re-segmentation */
-    PGresult *x = pulse_ajob_exec(work,
-                                  "SELECT c.external_id, ca.churn_probability FROM customer_analytics ca JOIN customers c "
-                                  "ON c.id = ca.customer_id WHERE ca.churn_probability IS NOT NULL AND c.external_id IS NOT NULL",
-                                  0, NULL, err, sizeof(err));
-    if (x == NULL) {
+    /* the customer ids, and what the stored rows carry over (churn probabilities a model wrote
+     * survive re-segmentation) */
+    ref_index_build(&refx, &st.customers);
+    if (carried_load(work, &st, &refx, &carried, err, sizeof(err)) != 0) {
         rollback(work);
         goto end;
     }
-    for (int i = 0; i < PQntuples(x); i++)
-        churn_put(&churn, PQgetvalue(x, i, 0), (float)strtod(PQgetvalue(x, i, 1), NULL));
-    PQclear(x);
-    if (read_uploaded_scores(L, p, &uploaded_churn, &uploaded, err, sizeof(err)) != 0) {
-        rollback(work);
+    /* The reads end here: a transaction that read customer_analytics holds a lock that every
+     * tenant's swap must wait for (ACCESS EXCLUSIVE on the shared parent), so it must not stay open
+     * through the computation. The write below is a transaction of its own, whole or not at all. */
+    rollback(work);
+    if (read_uploaded_scores(L, p, &uploaded, &carried, pulse_txstore_ncustomers(&st), err, sizeof(err)) != 0) {
         code = "bad_churn_scores";
         goto end;
-    }
-    uint32_t n = pulse_txstore_ncustomers(&st);
-    if (churn.n > 0 || uploaded_churn.n > 0) {
-        churn_arr = pulse_xmalloc(((size_t)n + 1) * sizeof(float));
-        for (uint32_t i = 0; i < n; i++) {
-            size_t len;
-            const char *ref = pulse_strtab_get(&st.customers, i, &len);
-            float v = churn_get(&uploaded_churn, ref, len);
-            if (isnan(v))
-                v = churn_get(&churn, ref, len);
-            else
-                uploaded.matched++;
-            churn_arr[i] = v;
-        }
     }
     double t1 = pulse_ajob_now();
     if (pulse_ajob_progress(&j, "computing", 40, ls.transactions + ls.events, 1) != 0) {
@@ -432,7 +516,7 @@ int pulse_segment_job_run(const pulse_config_t *cfg, PGconn *ctl, PGconn *work, 
     so.as_of = as_of;
     so.table = &spec->table;
     so.behaviour = &spec->behaviour;
-    so.churn = churn_arr;
+    so.churn = carried.nchurn > 0 ? carried.churn : NULL;
     so.keep_features = 1;
     if (pulse_segment_run(&st, &so, &res, err, sizeof(err)) != 0) {
         rollback(work);
@@ -446,6 +530,8 @@ int pulse_segment_job_run(const pulse_config_t *cfg, PGconn *ctl, PGconn *work, 
     }
 
     /* the run row first: its id goes on every customer row */
+    if (pulse_ajob_begin(work, tenant_id, err, sizeof(err)) != 0)
+        goto end;
     char as_of_s[32], ntx[32], nev[32], ver[32];
     day_to_date(res.as_of, as_of_s);
     snprintf(ntx, sizeof(ntx), "%llu", (unsigned long long)ls.transactions);
@@ -469,7 +555,8 @@ int pulse_segment_job_run(const pulse_config_t *cfg, PGconn *ctl, PGconn *work, 
     pulse_buf_putc(&names, '}');
     pulse_buf_putc(&info, ']');
     const char *rp[] = {tenant_id, job_id, as_of_s, ntx, nev, names.data, info.data, ver};
-    x = pulse_ajob_exec(work,
+    PGresult *x =
+        pulse_ajob_exec(work,
                         "INSERT INTO analytics_runs (tenant_id, job_id, as_of, transactions, events, feature_names, feature_info, "
                         "segments_rule, snapshot) VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8, "
                         "jsonb_build_object('transactions', $4::bigint, 'events', $5::bigint, 'last_import_id', "
@@ -484,49 +571,16 @@ int pulse_segment_job_run(const pulse_config_t *cfg, PGconn *ctl, PGconn *work, 
     char run_id[40];
     snprintf(run_id, sizeof(run_id), "%s", PQgetvalue(x, 0, 0));
     PQclear(x);
-    x = pulse_ajob_exec(
-        work,
-        "CREATE TEMP TABLE seg_stage (ref text, recency_days integer, frequency integer, monetary double precision, "
-        "r smallint, f smallint, m smallint, features real[], segment text, segment_score real, churn_band text, "
-        "churn_probability real, behavior_score real, trend text, risk_signals jsonb, recommendations jsonb) ON COMMIT DROP",
-        0, NULL, err, sizeof(err));
-    if (x == NULL) {
-        rollback(work);
-        goto end;
-    }
-    PQclear(x);
-    rc = write_staging(work, &st, &res, churn_arr, spec, &j, err, sizeof(err));
+    uint64_t stored = 0;
+    rc = write_results(work, &res, spec, &carried, run_id, &j, &stored, err, sizeof(err));
     if (rc != 0) {
         rollback(work);
         if (rc > 0)
             goto interrupted;
         goto end;
     }
-    const char *ip[] = {tenant_id, run_id};
-    x = pulse_ajob_exec(
-        work,
-        "INSERT INTO customer_analytics (tenant_id, customer_id, run_id, computed_at, recency_days, frequency, "
-        "monetary, r, f, m, features, segment, segment_score, churn_band, churn_probability, behavior_score, trend, "
-        "risk_signals, "
-        "recommendations) SELECT $1, c.id, $2, now(), s.recency_days, s.frequency, s.monetary, s.r, s.f, s.m, "
-        "s.features, s.segment, s.segment_score, s.churn_band, s.churn_probability, s.behavior_score, s.trend, "
-        "s.risk_signals, "
-        "s.recommendations FROM seg_stage s JOIN customers c ON c.tenant_id = $1 AND c.external_id = s.ref "
-        "ON CONFLICT (tenant_id, customer_id) DO UPDATE SET run_id = EXCLUDED.run_id, computed_at = now(), "
-        "recency_days = EXCLUDED.recency_days, frequency = EXCLUDED.frequency, monetary = EXCLUDED.monetary, "
-        "r = EXCLUDED.r, f = EXCLUDED.f, m = EXCLUDED.m, features = EXCLUDED.features, segment = EXCLUDED.segment, "
-        "segment_score = EXCLUDED.segment_score, churn_band = EXCLUDED.churn_band, "
-        "churn_probability = EXCLUDED.churn_probability, "
-        "behavior_score = EXCLUDED.behavior_score, trend = EXCLUDED.trend, risk_signals = EXCLUDED.risk_signals, "
-        "recommendations = EXCLUDED.recommendations",
-        2, ip, err, sizeof(err));
-    if (x == NULL) {
-        rollback(work);
-        goto end;
-    }
-    char written[32]; /* the count outlives x */
-    snprintf(written, sizeof(written), "%s", PQcmdTuples(x));
-    PQclear(x);
+    char written[32];
+    snprintf(written, sizeof(written), "%llu", (unsigned long long)stored);
     const char *up[] = {run_id, written};
     x = pulse_ajob_exec(work, "UPDATE analytics_runs SET customers = $2 WHERE id = $1", 2, up, err, sizeof(err));
     if (x == NULL) {
@@ -547,7 +601,7 @@ int pulse_segment_job_run(const pulse_config_t *cfg, PGconn *ctl, PGconn *work, 
     pulse_buf_putc(&result, '}');
     if (uploaded.rows >= 0)
         pulse_buf_printf(&result, ",\"churn_scores\":{\"rows\":%lld,\"matched\":%u,\"not_matched\":%lld}", (long long)uploaded.rows,
-                         uploaded.matched, (long long)(uploaded_churn.n - uploaded.matched));
+                         uploaded.matched, (long long)uploaded.unknown);
     pulse_buf_printf(&result, ",\"timings_ms\":{\"load\":%.0f,\"compute\":%.0f,\"write\":%.0f}}", (t1 - t0) * 1e3, (t2 - t1) * 1e3,
                      (t3 - t2) * 1e3);
     char timings[200];
@@ -582,9 +636,8 @@ end:
     pulse_job_beat_stop(beat);
     pulse_buf_free(&result);
     pulse_segment_result_free(&res);
-    free(churn_arr);
-    churn_free(&churn);
-    churn_free(&uploaded_churn);
+    carried_free(&carried);
+    free(refx.slot);
     pulse_txstore_free(&st);
 out_lua:
     forget_uploaded_scores(L, out);

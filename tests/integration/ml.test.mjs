@@ -155,10 +155,34 @@ describe('churn models over HTTP', { timeout: 300000 }, () => {
         assert.equal(s.json.data.labelled, 400);
     });
 
-    it('scores a list of customers', async () => {
+    it('scores a list of customers, keeping the others\' predictions', async () => {
+        const others = () => ctx.sql(`SELECT md5(string_agg(x::text, ',' ORDER BY customer_id)) FROM predictions x
+            WHERE tenant_id = '${a.tenant}' AND customer_id <> ${customerId}`);
+        const before = await others();
         const r = await call(a, 'POST', '/api/v1/ml/predict/batch', { customer_ids: [customerId] });
         const j = await done(a, r.json.job_id);
         assert.equal(j.result.scored, 1);
+        assert.deepEqual(await others(), before);
+        const [mine] = await ctx.sql(`SELECT count(*) || ' ' || bool_and(scored_at > now() - interval '1 minute')
+            FROM predictions WHERE customer_id = ${customerId}`);
+        assert.equal(mine, '1 true');
+        const p = await call(a, 'GET', '/api/v1/ml/predictions?limit=1');
+        assert.equal(p.json.total, 400);
+    });
+
+    it('a run over every customer replaces the predictions whole: a stale row goes', async () => {
+        const [ghost] = await ctx.sql(`INSERT INTO customers (tenant_id, external_id) VALUES ('${a.tenant}', 'gone-soon') RETURNING id`);
+        await ctx.sql(`INSERT INTO predictions (tenant_id, customer_id, churn_probability, risk_band)
+            VALUES ('${a.tenant}', ${ghost}, 0.5, 'medium')`);
+        await ctx.sql(`DELETE FROM customers WHERE id = ${ghost}`); // the trigger takes the prediction with it
+        assert.deepEqual(await ctx.sql(`SELECT count(*) FROM predictions WHERE customer_id = ${ghost}`), ['0']);
+        // a row the foreign key used to refuse (no such customer): the next full run drops it
+        await ctx.sql(`INSERT INTO predictions (tenant_id, customer_id, churn_probability, risk_band)
+            VALUES ('${a.tenant}', ${ghost}, 0.5, 'medium')`);
+        const r = await call(a, 'POST', '/api/v1/ml/predict/batch', { customer_ids: ['all'] });
+        const j = await done(a, r.json.job_id);
+        assert.equal(j.result.scored, 400);
+        assert.deepEqual(await ctx.sql(`SELECT count(*) FROM predictions WHERE tenant_id = '${a.tenant}'`), ['400']);
     });
 
     it('pulse train and pulse score run the same jobs from the command line', async () => {

@@ -170,6 +170,48 @@ describe('segmentation', () => {
         assert.deepEqual(left, []);
     });
 
+    it('replaces the tenant\'s rows as a whole: a customer the new run does not compute loses their stale row', async () => {
+        const [ghost] = await ctx.sql(`INSERT INTO customers (tenant_id, external_id) VALUES ('${shop.tenant}', 'no-purchases')
+            RETURNING id`);
+        const [run] = await ctx.sql(`SELECT run_id FROM customer_analytics WHERE tenant_id = '${shop.tenant}' LIMIT 1`);
+        await ctx.sql(`INSERT INTO customer_analytics (tenant_id, customer_id, run_id, segment)
+            VALUES ('${shop.tenant}', ${ghost}, '${run}', 'Champions')`);
+        const r = await ctx.pulse(['segment', '--tenant', shop.tenant]);
+        assert.equal(r.code, 0, r.stderr);
+        assert.equal(jobResult(r.stdout, 'segment').result.customers, 300);
+        assert.deepEqual(await ctx.sql(`SELECT count(*) FROM customer_analytics WHERE customer_id = ${ghost}`), ['0']);
+        assert.deepEqual(await ctx.sql(`SELECT count(*) || ' ' || count(DISTINCT run_id) FROM customer_analytics
+            WHERE tenant_id = '${shop.tenant}'`), ['300 1']);
+        // the tenant's rows are one partition, behind the same policy as every tenant table
+        const [part] = await ctx.sql(`SELECT c.relname || ' ' || c.relrowsecurity FROM pg_inherits i
+            JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = 'customer_analytics'::regclass
+            AND pg_get_expr(c.relpartbound, c.oid) LIKE '%${shop.tenant}%'`);
+        assert.equal(part, `customer_analytics_${shop.tenant.replaceAll('-', '')} true`);
+        // deleting a customer deletes their derived rows (what the foreign key's cascade did)
+        await ctx.sql(`INSERT INTO customer_analytics (tenant_id, customer_id, run_id) VALUES ('${shop.tenant}', ${ghost}, '${run}')`);
+        await ctx.sql(`DELETE FROM customers WHERE id = ${ghost}`);
+        assert.deepEqual(await ctx.sql(`SELECT count(*) FROM customer_analytics WHERE customer_id = ${ghost}`), ['0']);
+        // and tells the next swap to check its ids against the customers (derived_epochs)
+        assert.deepEqual(await ctx.sql(`SELECT customers_deleted FROM derived_epochs WHERE tenant_id = '${shop.tenant}'`), ['1']);
+    });
+
+    it('leaves the previous results whole when a run fails after writing its rows', async () => {
+        const digest = () => ctx.sql(`SELECT md5(string_agg(x::text, ',' ORDER BY customer_id)) || ' ' || count(*)
+            FROM customer_analytics x WHERE tenant_id = '${shop.tenant}'`);
+        const before = await digest();
+        const runs = await ctx.sql(`SELECT count(*) FROM analytics_runs WHERE tenant_id = '${shop.tenant}'`);
+        // a reader holding the shared table past the swap's retries (about 10 s): the swap gives up
+        const reader = ctx.sql('BEGIN; LOCK TABLE customer_analytics IN ACCESS SHARE MODE; SELECT pg_sleep(14); COMMIT');
+        await sleep(500);
+        const r = await ctx.pulse(['segment', '--tenant', shop.tenant]);
+        await reader;
+        assert.equal(r.code, 1, r.stdout);
+        assert.match(r.stderr, /customer_analytics stayed busy for 10 s \(long-running readers\); run the job again/);
+        assert.deepEqual(await digest(), before);
+        assert.deepEqual(await ctx.sql(`SELECT count(*) FROM analytics_runs WHERE tenant_id = '${shop.tenant}'`), runs);
+        assert.deepEqual(await ctx.sql(`SELECT count(*) FROM pg_class WHERE relname LIKE '%\\_next'`), ['0']);
+    });
+
     it('fails clearly with nothing to segment', async () => {
         const r = await ctx.pulse(['segment', '--tenant', telco.tenant]);
         assert.equal(r.code, 1);
