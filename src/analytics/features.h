@@ -105,7 +105,7 @@ const pulse_feature_info_t *pulse_features_info(pulse_feat_t f);
  * the 0-based rank of the FIRST member of its group of equal values: equal values always share a
  * score, and the result depends on nothing but the values. NaN ranks as the worst value (score 1
  * side). Integer values in a range under 1 M (recency, frequency) are ranked by counting; others
- * by an in-place MSD radix sort on the float bits (one 8-byte entry per value). Both linear. */
+ * by a radix selection of the four quintile boundaries on the float bits (no n-sized buffer). Both linear. */
 void pulse_features_quintiles(const float *v, size_t n, int higher_is_better, uint8_t *score);
 
 /* R, F and M scores of every row of m (which must hold the fixed columns): R from recency (lower is

@@ -2,6 +2,7 @@
 #include "analytics/segment.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,7 +10,10 @@
 
 #include "core/buf.h"
 
-#define BLOCK 262144u /* customers per feature block: the matrix of 3.5 M customers never exists at once */
+/* Customers per feature block of a thread (1.5 MB of scratch with 24 columns). Not a power of two:
+ * the block is column-major, and columns 2^k floats apart fall in the same cache sets, so the 24
+ * stores of each customer evicted one another (the features pass took twice the CPU). */
+#define BLOCK 16000u
 
 static double now_s(void)
 {
@@ -139,6 +143,158 @@ void pulse_segment_result_free(pulse_segment_result_t *r)
     memset(r, 0, sizeof(*r));
 }
 
+/* ---------------------------------------------------------------------------------------------
+ * The per-customer passes, over contiguous ranges of customers on threads (each customer's
+ * outputs depend on its own rows only, so the split changes nothing in the results). */
+
+#define MAX_PARTS 8
+
+typedef struct seg_part_t {
+    uint32_t lo, hi; /* customers of this part */
+    const pulse_txstore_t *st;
+    const pulse_features_opts_t *fo;
+    const pulse_behaviour_t *bh;
+    const int *score_col;
+    size_t nscore, nsig, ncols;
+    int trend_col;
+    const pulse_segment_table_t *table;
+    const float *churn;
+    pulse_segment_result_t *out;
+    size_t counts[PULSE_SEGMENT_MAX_NAMES + 1]; /* lookup: customers per segment in this part */
+    int rc;
+    char err[256];
+} seg_part_t;
+
+/* Cuts the customers into parts of about as many rows (transactions + events: the work is per
+ * row); fewer than 1,024 customers stay in one part. Returns the number of parts. */
+static int split_customers(const pulse_txstore_t *st, int threads, seg_part_t *parts)
+{
+    uint32_t n = pulse_txstore_ncustomers(st);
+    int np = threads > 0 ? threads : 2;
+    if (np > MAX_PARTS)
+        np = MAX_PARTS;
+    if (n < 1024)
+        np = 1;
+    uint64_t rows = (uint64_t)st->tx_first[n] + st->ev_first[n];
+    uint32_t c = 0;
+    for (int p = 0; p < np; p++) {
+        memset(&parts[p], 0, sizeof(parts[p]));
+        parts[p].lo = c;
+        if (p == np - 1) {
+            c = n;
+        } else {
+            uint64_t target = rows * (uint64_t)(p + 1) / (uint64_t)np;
+            uint32_t lo = c, hi = n; /* the first customer whose rows start at or past target */
+            while (lo < hi) {
+                uint32_t mid = lo + (hi - lo) / 2;
+                if ((uint64_t)st->tx_first[mid] + st->ev_first[mid] < target)
+                    lo = mid + 1;
+                else
+                    hi = mid;
+            }
+            c = lo;
+        }
+        parts[p].hi = c;
+    }
+    return np;
+}
+
+/* Runs fn on every part, parts 1.. on threads and part 0 on this one; a part whose thread could
+ * not be created runs here afterwards (the same result, later). */
+static void run_parts(void *(*fn)(void *), seg_part_t *parts, int nparts)
+{
+    pthread_t tid[MAX_PARTS];
+    int started[MAX_PARTS] = {0};
+    for (int p = 1; p < nparts; p++)
+        started[p] = pthread_create(&tid[p], NULL, fn, &parts[p]) == 0;
+    fn(&parts[0]);
+    for (int p = 1; p < nparts; p++) {
+        if (started[p])
+            pthread_join(tid[p], NULL);
+        else
+            fn(&parts[p]);
+    }
+}
+
+/* Behaviour score, trend and signals of customers c0..c0+cnt-1 from their feature block. */
+static void behaviour_rows(const seg_part_t *w, const float *block, uint32_t c0, uint32_t cnt)
+{
+    const pulse_behaviour_t *bh = w->bh;
+    pulse_segment_result_t *out = w->out;
+    double xv[64];
+    for (uint32_t i = 0; i < cnt; i++) {
+        for (size_t t = 0; t < w->nscore; t++)
+            xv[t] = block[(size_t)w->score_col[t] * cnt + i];
+        out->behaviour_score[c0 + i] = (float)pulse_segment_behaviour_score(bh ? bh->score : NULL, w->nscore, xv);
+        int8_t tr = PULSE_TREND_NONE;
+        if (w->trend_col >= 0) {
+            float v = block[(size_t)w->trend_col * cnt + i];
+            if (!isnan(v))
+                tr = v >= bh->trend_increasing  ? PULSE_TREND_INCREASING
+                     : v <= bh->trend_declining ? PULSE_TREND_DECLINING
+                                                : PULSE_TREND_STABLE;
+        }
+        out->trend[c0 + i] = tr;
+        uint32_t fired = 0;
+        for (size_t s = 0; s < w->nsig; s++) {
+            float v = block[(size_t)out->sig_col[s] * cnt + i];
+            const pulse_signal_t *sg = &bh->signals[s];
+            if (sg->below ? (double)v < sg->threshold : (double)v > sg->threshold) /* NaN compares false */
+                fired |= (uint32_t)1 << s;
+        }
+        out->signals[c0 + i] = fired;
+    }
+}
+
+/* Features of a part block by block into one scratch block (the matrix of 3.5 M customers never
+ * exists at once), keeping R, F, M, the behaviour outputs and, when asked, every column. */
+static void *features_part(void *arg)
+{
+    seg_part_t *w = arg;
+    pulse_segment_result_t *out = w->out;
+    uint32_t n = out->n;
+    float *block = pulse_xmalloc((size_t)BLOCK * w->ncols * sizeof(float));
+    for (uint32_t c0 = w->lo; c0 < w->hi; c0 += BLOCK) {
+        uint32_t cnt = w->hi - c0 < BLOCK ? w->hi - c0 : BLOCK;
+        if (pulse_features_compute_into(w->st, w->fo, c0, cnt, block, NULL, w->err, sizeof(w->err)) != 0) {
+            w->rc = -1;
+            break;
+        }
+        memcpy(out->recency + c0, block + (size_t)PULSE_FEAT_RECENCY * cnt, cnt * sizeof(float));
+        memcpy(out->frequency + c0, block + (size_t)PULSE_FEAT_FREQUENCY * cnt, cnt * sizeof(float));
+        memcpy(out->monetary + c0, block + (size_t)PULSE_FEAT_MONETARY * cnt, cnt * sizeof(float));
+        behaviour_rows(w, block, c0, cnt);
+        if (out->features)
+            for (size_t j = 0; j < w->ncols; j++)
+                memcpy(out->features + j * n + c0, block + j * cnt, cnt * sizeof(float));
+    }
+    free(block);
+    return NULL;
+}
+
+/* Churn band, segment and its score of a part's customers, counting them per segment. */
+static void *lookup_part(void *arg)
+{
+    seg_part_t *w = arg;
+    const pulse_segment_table_t *tab = w->table;
+    pulse_segment_result_t *out = w->out;
+    for (uint32_t i = w->lo; i < w->hi; i++) {
+        unsigned band = w->churn ? pulse_segment_band(tab, w->churn[i]) : 0;
+        out->band[i] = (uint8_t)band;
+        if (isnan(out->recency[i])) {
+            out->r[i] = out->f[i] = out->m[i] = 0;
+            out->segment[i] = 0;
+            out->segment_score[i] = NAN;
+        } else {
+            unsigned key = pulse_segment_key(band, out->r[i], out->f[i], out->m[i]);
+            out->segment[i] = tab->segment[key];
+            out->segment_score[i] = out->segment[i] ? tab->score[key] : NAN;
+        }
+        w->counts[out->segment[i]]++;
+    }
+    return NULL;
+}
+
 int pulse_segment_run(const pulse_txstore_t *st, const pulse_segment_opts_t *opt, pulse_segment_result_t *out, char *err,
                       size_t errlen)
 {
@@ -214,58 +370,35 @@ int pulse_segment_run(const pulse_txstore_t *st, const pulse_segment_opts_t *opt
     out->monetary = pulse_xmalloc(nn * sizeof(float));
     out->behaviour_score = pulse_xmalloc(nn * sizeof(float));
     out->trend = pulse_xmalloc(nn);
-    out->signals = pulse_xmalloc(nn * sizeof(uint64_t));
+    out->signals = pulse_xmalloc(nn * sizeof(uint32_t));
     if (opt->keep_features)
         out->features = pulse_xmalloc(ncols * nn * sizeof(float));
 
-    /* 1. features, block by block; behaviour needs only the customer's own row */
+    /* 1. features and behaviour, each thread over its own range of customers, block by block */
     double t0 = now_s();
-    float *x = opt->keep_features ? NULL : pulse_xmalloc((size_t)BLOCK * ncols * sizeof(float));
-    float *block = x;
-    for (uint32_t c0 = 0; c0 < n; c0 += BLOCK) {
-        uint32_t cnt = n - c0 < BLOCK ? n - c0 : BLOCK;
-        if (opt->keep_features)
-            block = pulse_xmalloc((size_t)cnt * ncols * sizeof(float));
-        if (pulse_features_compute_into(st, &fo, c0, cnt, block, NULL, err, errlen) != 0) {
-            if (opt->keep_features)
-                free(block);
-            free(x);
+    seg_part_t parts[MAX_PARTS];
+    int nparts = split_customers(st, opt->threads, parts);
+    fo.threads = 1; /* the parts are the parallelism */
+    for (int p = 0; p < nparts; p++) {
+        seg_part_t *w = &parts[p];
+        w->st = st;
+        w->fo = &fo;
+        w->bh = bh;
+        w->score_col = score_col;
+        w->nscore = nscore;
+        w->trend_col = trend_col;
+        w->nsig = nsig;
+        w->ncols = ncols;
+        w->out = out;
+        w->rc = 0;
+    }
+    run_parts(features_part, parts, nparts);
+    for (int p = 0; p < nparts; p++)
+        if (parts[p].rc != 0) {
+            snprintf(err, errlen, "%s", parts[p].err);
             pulse_segment_result_free(out);
             return -1;
         }
-        memcpy(out->recency + c0, block + (size_t)PULSE_FEAT_RECENCY * cnt, cnt * sizeof(float));
-        memcpy(out->frequency + c0, block + (size_t)PULSE_FEAT_FREQUENCY * cnt, cnt * sizeof(float));
-        memcpy(out->monetary + c0, block + (size_t)PULSE_FEAT_MONETARY * cnt, cnt * sizeof(float));
-        double xv[64];
-        for (uint32_t i = 0; i < cnt; i++) {
-            for (size_t t = 0; t < nscore; t++)
-                xv[t] = block[(size_t)score_col[t] * cnt + i];
-            out->behaviour_score[c0 + i] = (float)pulse_segment_behaviour_score(bh ? bh->score : NULL, nscore, xv);
-            int8_t tr = PULSE_TREND_NONE;
-            if (trend_col >= 0) {
-                float v = block[(size_t)trend_col * cnt + i];
-                if (!isnan(v))
-                    tr = v >= bh->trend_increasing  ? PULSE_TREND_INCREASING
-                         : v <= bh->trend_declining ? PULSE_TREND_DECLINING
-                                                    : PULSE_TREND_STABLE;
-            }
-            out->trend[c0 + i] = tr;
-            uint64_t fired = 0;
-            for (size_t s = 0; s < nsig; s++) {
-                float v = block[(size_t)out->sig_col[s] * cnt + i];
-                const pulse_signal_t *sg = &bh->signals[s];
-                if (sg->below ? (double)v < sg->threshold : (double)v > sg->threshold) /* NaN compares false */
-                    fired |= (uint64_t)1 << s;
-            }
-            out->signals[c0 + i] = fired;
-        }
-        if (opt->keep_features) {
-            for (size_t j = 0; j < ncols; j++)
-                memcpy(out->features + j * n + c0, block + j * cnt, cnt * sizeof(float));
-            free(block);
-        }
-    }
-    free(x);
     double t1 = now_s();
     out->features_seconds = t1 - t0;
 
@@ -277,24 +410,18 @@ int pulse_segment_run(const pulse_txstore_t *st, const pulse_segment_opts_t *opt
     double t2 = now_s();
     out->rfm_seconds = t2 - t1;
 
-    /* 3. churn band, segment by lookup */
+    /* 3. churn band, segment by lookup (same parts; counts summed in part order) */
     out->band = pulse_xmalloc(nn);
     out->segment = pulse_xmalloc(nn);
     out->segment_score = pulse_xmalloc(nn * sizeof(float));
-    for (uint32_t i = 0; i < n; i++) {
-        unsigned band = opt->churn ? pulse_segment_band(tab, opt->churn[i]) : 0;
-        out->band[i] = (uint8_t)band;
-        if (isnan(out->recency[i])) {
-            out->r[i] = out->f[i] = out->m[i] = 0;
-            out->segment[i] = 0;
-            out->segment_score[i] = NAN;
-        } else {
-            unsigned key = pulse_segment_key(band, out->r[i], out->f[i], out->m[i]);
-            out->segment[i] = tab->segment[key];
-            out->segment_score[i] = out->segment[i] ? tab->score[key] : NAN;
-        }
-        out->counts[out->segment[i]]++;
+    for (int p = 0; p < nparts; p++) {
+        parts[p].table = tab;
+        parts[p].churn = opt->churn;
     }
+    run_parts(lookup_part, parts, nparts);
+    for (int p = 0; p < nparts; p++)
+        for (size_t s = 0; s <= PULSE_SEGMENT_MAX_NAMES; s++)
+            out->counts[s] += parts[p].counts[s];
     out->segmented = (uint32_t)(n - out->counts[0]);
     out->segment_seconds = now_s() - t2;
     return 0;

@@ -12,9 +12,9 @@
 #include "analytics/features.h"
 #include "analytics/txstore.h"
 
-#define PULSE_SEGMENT_KEYS 500     /* 4 churn bands x 5 x 5 x 5 RFM scores */
-#define PULSE_SEGMENT_MAX_NAMES 64 /* segment indexes fit a byte */
-#define PULSE_SEGMENT_MAX_SIGNALS 64
+#define PULSE_SEGMENT_KEYS 500       /* 4 churn bands x 5 x 5 x 5 RFM scores */
+#define PULSE_SEGMENT_MAX_NAMES 64   /* segment indexes fit a byte */
+#define PULSE_SEGMENT_MAX_SIGNALS 32 /* a customer's fired signals fit 4 bytes (14 MB at 3.5 M customers) */
 
 /* The segments rule as a lookup table: key = band * 125 + (r-1) * 25 + (f-1) * 5 + (m-1) with band
  * 0 none, 1 low, 2 medium, 3 high (lua/rules.lua rules.segment_key). segment[key] is a 1-based index
@@ -80,7 +80,7 @@ typedef struct pulse_segment_result_t {
     float *segment_score; /* NaN without a segment */
     float *behaviour_score;
     int8_t *trend;     /* PULSE_TREND_* */
-    uint64_t *signals; /* bit s: signal s fired (its value is feature column sig_col[s]) */
+    uint32_t *signals; /* bit s: signal s fired (its value is feature column sig_col[s]) */
     int sig_col[PULSE_SEGMENT_MAX_SIGNALS];
     size_t counts[PULSE_SEGMENT_MAX_NAMES + 1]; /* customers per segment index (0: none) */
     uint32_t segmented;

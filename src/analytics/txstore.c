@@ -2,6 +2,7 @@
 #include "analytics/txstore.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -628,14 +629,6 @@ void pulse_txstore_merge(pulse_txstore_t *dst, pulse_txstore_t *src)
 /* ---------------------------------------------------------------------------------------------
  * Finish: group by customer, day order inside */
 
-static int rows_in_order(const uint32_t *cust, const int32_t *day, uint32_t n)
-{
-    for (uint32_t i = 1; i < n; i++)
-        if (cust[i] < cust[i - 1] || (cust[i] == cust[i - 1] && day[i] < day[i - 1]))
-            return 0;
-    return 1;
-}
-
 static void permute(void *col, const uint32_t *perm, uint32_t n, size_t size, void *scratch)
 {
     if (col == NULL)
@@ -677,18 +670,76 @@ static int cmp_day_pos(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
+#define GROUP_THREAD_ROWS ((uint32_t)1 << 20) /* below this, one thread checks the order */
+
+/* Rows lo..hi-1 of a store checked for customer-then-day order (with the row before lo), first[]
+ * filled on the way as if they are: first[c] for each customer c whose rows start in the range
+ * (customers between two row customers start where the second one does). */
+typedef struct order_part_t {
+    const uint32_t *cust;
+    const int32_t *day;
+    uint32_t lo, hi, n, ncust;
+    uint32_t *first;
+    int in_order;
+} order_part_t;
+
+static void *order_fill(void *arg)
+{
+    order_part_t *o = arg;
+    const uint32_t *cust = o->cust;
+    o->in_order = 0; /* the fill stops at the first row out of order: up to there it is monotone,
+                        so it writes each entry at most once */
+    for (uint32_t i = o->lo > 0 ? o->lo : 1; i < o->hi; i++) {
+        if (cust[i] < cust[i - 1] || (cust[i] == cust[i - 1] && o->day[i] < o->day[i - 1]))
+            return NULL;
+        for (uint32_t c = cust[i - 1] + 1; c <= cust[i]; c++)
+            o->first[c] = i;
+    }
+    if (o->hi == o->n && o->n > 0)
+        for (uint32_t c = cust[o->n - 1] + 1; c <= o->ncust; c++)
+            o->first[c] = o->n;
+    o->in_order = 1;
+    return NULL;
+}
+
+/* first[] of rows already in order, on two threads past GROUP_THREAD_ROWS rows (first[0..cust[0]]
+ * stay 0); returns 0 when the rows are not in order (first[] is then to be rebuilt). The same
+ * first[] as counting: first[c] is the number of rows of customers below c. */
+static int first_of_ordered(const uint32_t *cust, const int32_t *day, uint32_t n, uint32_t ncust, uint32_t *first)
+{
+    order_part_t part[2];
+    int np = n >= GROUP_THREAD_ROWS ? 2 : 1;
+    for (int t = 0; t < np; t++)
+        part[t] =
+            (order_part_t){cust, day, (uint32_t)((uint64_t)n * t / np), (uint32_t)((uint64_t)n * (t + 1) / np), n, ncust, first, 0};
+    pthread_t tid;
+    int threaded = np == 2 && pthread_create(&tid, NULL, order_fill, &part[1]) == 0;
+    order_fill(&part[0]);
+    if (threaded)
+        pthread_join(tid, NULL);
+    else if (np == 2)
+        order_fill(&part[1]);
+    return part[0].in_order && (np == 1 || part[1].in_order);
+}
+
 /* Builds first[] (ncust+1) and, unless the rows are already in order, reorders the given columns. */
 static uint32_t *group_rows(uint32_t *cust, int32_t *day, uint32_t n, uint32_t ncust, void **cols, const size_t *sizes,
                             size_t ncols)
 {
-    uint32_t *first = pulse_xmalloc(((size_t)ncust + 1) * sizeof(uint32_t));
+    /* calloc, and nothing written without rows: a store without events keeps its all-zero
+     * ev_first on untouched (not resident) pages, 14 MB less at 3.5 M customers */
+    uint32_t *first = calloc((size_t)ncust + 1, sizeof(uint32_t));
+    if (first == NULL) {
+        fprintf(stderr, "pulse: out of memory (grouping %u customers)\n", ncust);
+        abort();
+    }
+    if (n == 0 || first_of_ordered(cust, day, n, ncust, first))
+        return first;
     memset(first, 0, ((size_t)ncust + 1) * sizeof(uint32_t));
     for (uint32_t i = 0; i < n; i++)
         first[cust[i] + 1]++;
     for (uint32_t c = 0; c < ncust; c++)
         first[c + 1] += first[c];
-    if (n == 0 || rows_in_order(cust, day, n))
-        return first;
     uint32_t *perm = pulse_xmalloc((size_t)n * sizeof(uint32_t));
     uint32_t *next = pulse_xmalloc(((size_t)ncust + 1) * sizeof(uint32_t));
     memcpy(next, first, ((size_t)ncust + 1) * sizeof(uint32_t));

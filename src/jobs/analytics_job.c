@@ -158,9 +158,9 @@ int pulse_segment_spec_from_lua(lua_State *L, int seg, int beh, pulse_segment_sp
     if (lua_getfield(L, beh, "signals") == LUA_TTABLE) {
         int t = lua_gettop(L);
         size_t n = (size_t)luaL_len(L, t);
-        if (n > PULSE_SPEC_MAX) {
+        if (n > PULSE_SEGMENT_MAX_SIGNALS) { /* a customer's fired signals are a 32-bit mask */
             lua_pop(L, 1);
-            return pulse_fail(err, errlen, "behaviour.signals: at most %d", PULSE_SPEC_MAX);
+            return pulse_fail(err, errlen, "behaviour.signals: %zu signals, at most %d", n, PULSE_SEGMENT_MAX_SIGNALS);
         }
         for (size_t i = 0; i < n; i++) {
             lua_geti(L, t, (lua_Integer)i + 1);

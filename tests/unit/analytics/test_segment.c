@@ -1,7 +1,7 @@
 /* Unit tests for src/analytics/segment.c: a hand-made store and lookup table through the whole
  * pipeline; every boundary (churn bands, signals above/below, trend thresholds, score clamping);
  * customers without a purchase; and the rule reaching the pipeline only as a table (no Lua call
- * per customer: this test links no Lua state at all). */
+ * per customer: this test links no Lua state at all); the thread count changes nothing. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -301,11 +301,87 @@ static void test_empty_store(void **state)
     pulse_txstore_free(&st);
 }
 
+/* Customers split over 1, 2 or 3 threads (40,000 customers: several feature blocks per thread)
+ * give byte-identical results, features, counts included. */
+static void test_threads_change_nothing(void **state)
+{
+    (void)state;
+    enum { NC = 40000 };
+    pulse_txstore_t st;
+    pulse_txstore_init(&st);
+    uint64_t rng = 12345;
+    char id[16];
+    for (uint32_t c = 0; c < NC; c++) {
+        snprintf(id, sizeof(id), "c%u", c);
+        rng = rng * 6364136223846793005ull + 1442695040888963407ull;
+        unsigned rows = (unsigned)(rng >> 60); /* 0-15: some customers only have events */
+        for (unsigned k = 0; k < rows; k++) {
+            rng = rng * 6364136223846793005ull + 1442695040888963407ull;
+            add_tx(&st, id, (int32_t)(rng >> 55), (double)((rng >> 20) % 20000) / 100.0 - 10.0);
+        }
+        if ((rng >> 40) % 3 == 0)
+            add_ev(&st, id, (int32_t)((rng >> 30) % 512), "cart_abandoned");
+    }
+    pulse_txstore_finish(&st);
+    pulse_segment_table_t t;
+    band_table(&t);
+    pulse_agg_spec_t aggs[] = {{"carts_30d", "cart_abandoned", PULSE_AGG_COUNT, PULSE_AGG_VALUE, 30}};
+    pulse_score_term_t terms[] = {{"frequency", 2, 1, 1}, {"carts_30d", 1, 1, -1}};
+    pulse_signal_t sigs[] = {{"many_days", "frequency", 0, 2, "{value} days", NULL},
+                             {"carts", "carts_30d", 0, 0, "{value} carts", NULL}};
+    pulse_behaviour_t bh = {aggs, 1, terms, 2, "frequency", 3, 1, sigs, 2};
+    float *churn = malloc(NC * sizeof(float));
+    for (uint32_t c = 0; c < NC; c++)
+        churn[c] = c % 7 == 0 ? NAN : (float)(c % 100) / 100.0f;
+    pulse_segment_result_t r[3];
+    char err[256];
+    for (int k = 0; k < 3; k++) {
+        pulse_segment_opts_t o;
+        memset(&o, 0, sizeof(o));
+        o.as_of = 520;
+        o.threads = k + 1;
+        o.table = &t;
+        o.behaviour = &bh;
+        o.churn = churn;
+        o.keep_features = 1;
+        assert_int_equal(pulse_segment_run(&st, &o, &r[k], err, sizeof(err)), 0);
+    }
+    assert_int_equal(r[0].n, pulse_txstore_ncustomers(&st)); /* some customers have no row at all */
+    assert_true(r[0].n > NC * 9 / 10);
+    assert_true(r[0].segmented > NC / 2 && r[0].segmented < r[0].n);
+    for (int k = 1; k < 3; k++) {
+        size_t n = r[0].n, nc = r[0].ncols;
+        assert_memory_equal(r[k].features, r[0].features, nc * n * sizeof(float));
+        assert_memory_equal(r[k].recency, r[0].recency, n * sizeof(float));
+        assert_memory_equal(r[k].monetary, r[0].monetary, n * sizeof(float));
+        assert_memory_equal(r[k].r, r[0].r, n);
+        assert_memory_equal(r[k].f, r[0].f, n);
+        assert_memory_equal(r[k].m, r[0].m, n);
+        assert_memory_equal(r[k].band, r[0].band, n);
+        assert_memory_equal(r[k].segment, r[0].segment, n);
+        assert_memory_equal(r[k].segment_score, r[0].segment_score, n * sizeof(float));
+        assert_memory_equal(r[k].behaviour_score, r[0].behaviour_score, n * sizeof(float));
+        assert_memory_equal(r[k].trend, r[0].trend, n);
+        assert_memory_equal(r[k].signals, r[0].signals, n * sizeof(uint32_t));
+        assert_memory_equal(r[k].counts, r[0].counts, sizeof(r[0].counts));
+        assert_int_equal(r[k].segmented, r[0].segmented);
+    }
+    for (int k = 0; k < 3; k++)
+        pulse_segment_result_free(&r[k]);
+    free(churn);
+    pulse_txstore_free(&st);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_bands),    cmocka_unit_test(test_score_clamp),       cmocka_unit_test(test_messages),
-        cmocka_unit_test(test_pipeline), cmocka_unit_test(test_rules_are_a_table), cmocka_unit_test(test_empty_store),
+        cmocka_unit_test(test_bands),
+        cmocka_unit_test(test_score_clamp),
+        cmocka_unit_test(test_messages),
+        cmocka_unit_test(test_pipeline),
+        cmocka_unit_test(test_rules_are_a_table),
+        cmocka_unit_test(test_empty_store),
+        cmocka_unit_test(test_threads_change_nothing),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -195,12 +195,63 @@ static void test_merge_equals_single_pass(void **state)
     pulse_txstore_free(&m);
 }
 
+/* A store already in customer and day order, past the size where two threads fill tx_first, with
+ * customers without a transaction at the start, inside and at the end; and the same with the
+ * very last row out of day order (found by the second thread after both filled): tx_first is
+ * the count of the rows before each customer either way. */
+static void check_ordered_store(int last_out_of_order)
+{
+    enum { NC = 800000 };
+    pulse_txstore_t st;
+    pulse_txstore_init(&st);
+    char ref[16];
+    uint32_t *expect = malloc((NC + 1) * sizeof(uint32_t));
+    uint32_t rows = 0;
+    for (uint32_t c = 0; c < NC; c++) {
+        snprintf(ref, sizeof(ref), "k%u", c);
+        unsigned k = c % 5 == 0 || c >= NC - 3 ? 0 : 1 + c % 3; /* 0-3 rows */
+        expect[c] = rows;
+        if (k == 0)
+            pulse_txstore_add_event(&st, ref, strlen(ref), 10, "visit", 5, 1.0, NAN);
+        for (unsigned i = 0; i < k; i++)
+            add(&st, ref, (int32_t)(100 + i), (double)rows++, NULL, 0);
+    }
+    expect[NC] = rows;
+    assert_true(rows > (1u << 20));
+    if (last_out_of_order) { /* the last transaction row moves before its predecessor's day */
+        snprintf(ref, sizeof(ref), "k%u", NC - 4);
+        add(&st, ref, 50, (double)rows, NULL, 0);
+        expect[NC - 3] = ++rows;
+        expect[NC - 2] = expect[NC - 1] = expect[NC] = rows;
+    }
+    assert_int_equal(st.customers.n, NC);
+    pulse_txstore_finish(&st);
+    assert_memory_equal(st.tx_first, expect, (NC + 1) * sizeof(uint32_t));
+    for (uint32_t c = 0; c < NC; c++)
+        for (uint32_t i = st.tx_first[c] + 1; i < st.tx_first[c + 1]; i++)
+            assert_true(st.tx_day[i] >= st.tx_day[i - 1]);
+    if (last_out_of_order)
+        assert_float_equal(st.tx_amount[st.tx_first[NC - 4]], (double)(rows - 1), 0); /* day 50 comes first */
+    assert_int_equal(st.ev_first[0], 0);
+    assert_int_equal(st.ev_first[1], 1);
+    assert_int_equal(st.ev_first[NC], st.nev);
+    free(expect);
+    pulse_txstore_free(&st);
+}
+
+static void test_finish_ordered_rows_on_threads(void **state)
+{
+    (void)state;
+    check_ordered_store(0);
+    check_ordered_store(1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_days_from_civil),          cmocka_unit_test(test_intern_first_appearance),
         cmocka_unit_test(test_intern_numeric_paths),     cmocka_unit_test(test_finish_groups_and_orders),
-        cmocka_unit_test(test_merge_equals_single_pass),
+        cmocka_unit_test(test_merge_equals_single_pass), cmocka_unit_test(test_finish_ordered_rows_on_threads),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
