@@ -48,7 +48,7 @@ static void synth(pulse_txstore_t *st, size_t n, uint64_t seed)
     rng_state = seed;
     pulse_txstore_init(st);
     for (size_t i = 0; i < n; i++) {
-        char who[16];
+        char who[32];
         snprintf(who, sizeof(who), "c%zu", i);
         double rate = -log(uniform()) / 30.0, mean_spend = 20 + 60 * uniform(), drop = 1 - pow(uniform(), 0.25);
         double t = floor(200 * uniform());
