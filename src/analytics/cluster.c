@@ -1100,6 +1100,7 @@ void pulse_cluster_opts_init(pulse_cluster_opts_t *o)
     o->k_max = 8;
     o->restarts = 4;
     o->max_iter = 300;
+    o->refine_iter = 2;
     o->tol = 1e-4;
     o->gmm_tol = 1e-6;
     o->var_floor = 1e-4;
@@ -1163,6 +1164,8 @@ static int check_opts(const pulse_cluster_opts_t *o, size_t n, size_t d, char *e
         return pulse_fail(err, errlen, "%zu rows cannot make %zu clusters", n, need);
     if (o->max_iter < 1)
         return pulse_fail(err, errlen, "max_iter must be at least 1");
+    if (o->refine_iter < 0)
+        return pulse_fail(err, errlen, "refine_iter must be at least 0 (0: max_iter)");
     if (o->method == PULSE_CLUSTER_WARD && o->ward_sample < need)
         return pulse_fail(err, errlen, "ward_sample %zu is smaller than k = %zu", o->ward_sample, need);
     if (!(o->tol >= 0) || !(o->gmm_tol >= 0) || !(o->var_floor > 0))
@@ -1248,8 +1251,11 @@ int pulse_cluster_run(const double *x, size_t n, size_t d, const char *const *na
         }
         for (size_t i = 0; i < n; i++)
             r->labels[i] = -1;
-        /* Refine the sample's best on every row: few iterations, as it starts near the answer. */
-        lloyd(z, n, da, best_k, best_c, r->labels, o->max_iter, o->tol, threads, &iters);
+        /* Refine the sample's best on every row. It starts at converged centres: the first
+         * iterations move them most of the way, later ones relabel a handful of border rows for a
+         * full pass each (on CDNOW x 150: 2 instead of 6 iterations, inertia +0.0002 %). */
+        int refine = nf < n && o->refine_iter > 0 && o->refine_iter < o->max_iter ? o->refine_iter : o->max_iter;
+        lloyd(z, n, da, best_k, best_c, r->labels, refine, o->tol, threads, &iters);
         fallback = best_c;
     } else if (o->method == PULSE_CLUSTER_GMM) {
         gmm_t best = {0};
