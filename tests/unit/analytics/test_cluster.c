@@ -341,6 +341,27 @@ static void test_constant_column_ignored(void **state)
     free(truth);
 }
 
+/* More columns than a preparation pass takes at once (8): taken in groups, same answer; the first
+ * bad value in row order is reported even when a later group holds it. */
+static void test_wide(void **state)
+{
+    int *truth;
+    size_t n = 4000, d = 11;
+    double *x = blobs(n, d, 4, 21, &truth);
+    pulse_cluster_opts_t o = opts(PULSE_CLUSTER_KMEANS, 4);
+    pulse_cluster_result_t r;
+    char err[256];
+    assert_int_equal(pulse_cluster_run(x, n, d, NULL, &o, &r, err, sizeof(err)), 0);
+    assert_true(pulse_cluster_adjusted_rand(r.labels, truth, n) >= 0.9);
+    pulse_cluster_result_free(&r);
+    x[5 * d + 9] = NAN;
+    x[7 * d + 0] = NAN;
+    assert_int_equal(pulse_cluster_run(x, n, d, NULL, &o, &r, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "row 5, feature 'feature_10'"));
+    free(x);
+    free(truth);
+}
+
 static void test_bad_input(void **state)
 {
     double x[6 * 2] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12};
@@ -413,6 +434,7 @@ int main(void)
         cmocka_unit_test(test_persona_direct),
         cmocka_unit_test(test_gmm_loglik_monotone),
         cmocka_unit_test(test_constant_column_ignored),
+        cmocka_unit_test(test_wide),
         cmocka_unit_test(test_bad_input),
         cmocka_unit_test(test_adjusted_rand),
     };
