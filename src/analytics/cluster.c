@@ -100,7 +100,11 @@ static void par_blocks(int threads, size_t n, block_fn fn, void *ctx)
 /* ---------------------------------------------------------------------------------------------
  * Preparation: finite check, skewness, log1p, standardisation into the working matrix z. */
 
+#define SMALL_LOG 1024         /* whole numbers below this (orders, items) take their log1p from a table */
+#define PREP_MAX_D ((size_t)8) /* columns a preparation pass takes at a time (sums in registers) */
+
 typedef struct prep_t {
+    double small_log[SMALL_LOG]; /* log1p(i), computed as transform_log computes it */
     const double *x;
     size_t n, d, da; /* da: active (non-constant) columns */
     const size_t *active;
@@ -112,50 +116,123 @@ typedef struct prep_t {
     int stage;
 } prep_t;
 
+/* log1p of a value >= 0: log is several times cheaper than log1p, and as exact once 1 + v is. */
+static inline double log1p_nonneg(double v)
+{
+    return v < 1e-3 ? log1p(v) : log(1.0 + v);
+}
+
+/* The same, bit for bit, with whole numbers (counts are most of them) looked up. */
+static inline double transform_log(const prep_t *p, double v)
+{
+    if (v < SMALL_LOG) {
+        size_t i = (size_t)v;
+        if ((double)i == v)
+            return p->small_log[i];
+    }
+    return log1p_nonneg(v);
+}
+
+/* The stages on columns j0 .. j0 + w - 1 (raw columns for stages 0 and 1, active ones for 2 and
+ * 3). Always inlined so that each width gets a copy with w a constant: the per-column sums then
+ * live in registers rather than going through memory every row (through p->acc, which the
+ * compiler cannot tell apart from z). Each sum adds the same values in the same order as a
+ * row-by-row pass: the results are the same to the bit. */
+static inline __attribute__((always_inline)) void prep_cols(prep_t *p, size_t b, size_t lo, size_t hi, size_t j0, size_t w)
+{
+    const double *x = p->x;
+    double *z = p->z, *a = p->acc + b * 3 * p->d;
+    size_t d = p->d, da = p->da;
+    double s1[PREP_MAX_D], s2[PREP_MAX_D], tm[PREP_MAX_D], sd[PREP_MAX_D];
+    size_t col[PREP_MAX_D];
+    int lg[PREP_MAX_D];
+    for (size_t j = 0; j < w; j++) {
+        s1[j] = 0;
+        s2[j] = p->stage == 0 ? INFINITY : 0;
+    }
+    if (p->stage == 0) { /* finite, sum, min */
+        size_t bad = p->bad[b];
+        for (size_t i = lo; i < hi; i++)
+#pragma GCC unroll 8
+            for (size_t j = 0; j < w; j++) {
+                double v = x[i * d + j0 + j];
+                if (!isfinite(v)) {
+                    if (i * d + j0 + j < bad)
+                        bad = i * d + j0 + j;
+                    continue;
+                }
+                s1[j] += v;
+                if (v < s2[j])
+                    s2[j] = v;
+            }
+        p->bad[b] = bad;
+    } else if (p->stage == 1) { /* central moments 2 and 3 of the raw columns */
+        for (size_t j = 0; j < w; j++)
+            tm[j] = p->mean[j0 + j];
+        for (size_t i = lo; i < hi; i++)
+#pragma GCC unroll 8
+            for (size_t j = 0; j < w; j++) {
+                double c = x[i * d + j0 + j] - tm[j], c2 = c * c;
+                s1[j] += c2;
+                s2[j] += c2 * c;
+            }
+    } else if (p->stage == 2) { /* transform into z; sums around the transformed raw mean */
+        for (size_t j = 0; j < w; j++) {
+            tm[j] = p->tmean[j0 + j];
+            col[j] = p->active[j0 + j];
+            lg[j] = p->logc[col[j]];
+        }
+        for (size_t i = lo; i < hi; i++)
+#pragma GCC unroll 8
+            for (size_t j = 0; j < w; j++) {
+                double v = x[i * d + col[j]];
+                if (lg[j])
+                    v = transform_log(p, v);
+                z[i * da + j0 + j] = v;
+                v -= tm[j];
+                s1[j] += v;
+                s2[j] += v * v;
+            }
+    } else { /* standardise */
+        for (size_t j = 0; j < w; j++) {
+            tm[j] = p->tmean[j0 + j];
+            sd[j] = p->tsd[j0 + j];
+        }
+        for (size_t i = lo; i < hi; i++)
+#pragma GCC unroll 8
+            for (size_t j = 0; j < w; j++)
+                z[i * da + j0 + j] = (z[i * da + j0 + j] - tm[j]) / sd[j];
+    }
+    for (size_t j = 0; j < w; j++) {
+        a[j0 + j] = s1[j];
+        a[d + j0 + j] = s2[j];
+    }
+}
+
 static void prep_block(void *ctx, size_t b, size_t lo, size_t hi)
 {
     prep_t *p = ctx;
-    size_t d = p->d;
-    double *a = p->acc + b * 3 * d;
-    if (p->stage == 0) { /* finite, min, sum */
+    size_t w = p->stage < 2 ? p->d : p->da;
+    if (p->stage == 0)
         p->bad[b] = SIZE_MAX;
-        for (size_t j = 0; j < d; j++)
-            a[d + j] = INFINITY;
-        for (size_t i = lo; i < hi; i++)
-            for (size_t j = 0; j < d; j++) {
-                double v = p->x[i * d + j];
-                if (!isfinite(v)) {
-                    if (p->bad[b] == SIZE_MAX)
-                        p->bad[b] = i * d + j;
-                    continue;
-                }
-                a[j] += v;
-                if (v < a[d + j])
-                    a[d + j] = v;
-            }
-    } else if (p->stage == 1) { /* central moments 2 and 3 of the raw columns */
-        for (size_t i = lo; i < hi; i++)
-            for (size_t j = 0; j < d; j++) {
-                double c = p->x[i * d + j] - p->mean[j], c2 = c * c;
-                a[j] += c2;
-                a[d + j] += c2 * c;
-            }
-    } else if (p->stage == 2) { /* transform into z; sums around the transformed raw mean */
-        for (size_t i = lo; i < hi; i++)
-            for (size_t j = 0; j < p->da; j++) {
-                size_t c = p->active[j];
-                double v = p->x[i * d + c];
-                if (p->logc[c]) /* log is several times cheaper than log1p, and as exact once 1 + v is */
-                    v = v < 1e-3 ? log1p(v) : log(1.0 + v);
-                p->z[i * p->da + j] = v;
-                v -= p->tmean[j];
-                a[j] += v;
-                a[d + j] += v * v;
-            }
-    } else { /* standardise */
-        for (size_t i = lo; i < hi; i++)
-            for (size_t j = 0; j < p->da; j++)
-                p->z[i * p->da + j] = (p->z[i * p->da + j] - p->tmean[j]) / p->tsd[j];
+    for (size_t j0 = 0; j0 < w; j0 += PREP_MAX_D) {
+        size_t cw = w - j0 < PREP_MAX_D ? w - j0 : PREP_MAX_D;
+        switch (cw) {
+        case 1:
+            prep_cols(p, b, lo, hi, j0, 1);
+            break;
+        case 2:
+            prep_cols(p, b, lo, hi, j0, 2);
+            break;
+        case 3:
+            prep_cols(p, b, lo, hi, j0, 3);
+            break;
+        case 4:
+            prep_cols(p, b, lo, hi, j0, 4);
+            break;
+        default:
+            prep_cols(p, b, lo, hi, j0, cw);
+        }
     }
 }
 
@@ -173,6 +250,8 @@ static double *prepare(const double *x, size_t n, size_t d, pulse_cluster_result
 {
     size_t nb = nblocks(n), da = 0;
     prep_t p = {.x = x, .n = n, .d = d, .active = active};
+    for (size_t i = 0; i < SMALL_LOG; i++)
+        p.small_log[i] = log1p_nonneg((double)i);
     p.acc = xcalloc(nb * 3 * d, sizeof(double));
     p.bad = xcalloc(nb, sizeof(size_t));
     double *mean = xcalloc(d, sizeof(double)), *mn = xcalloc(d, sizeof(double));
@@ -1100,6 +1179,7 @@ void pulse_cluster_opts_init(pulse_cluster_opts_t *o)
     o->k_max = 8;
     o->restarts = 4;
     o->max_iter = 300;
+    o->refine_iter = 2;
     o->tol = 1e-4;
     o->gmm_tol = 1e-6;
     o->var_floor = 1e-4;
@@ -1163,6 +1243,8 @@ static int check_opts(const pulse_cluster_opts_t *o, size_t n, size_t d, char *e
         return pulse_fail(err, errlen, "%zu rows cannot make %zu clusters", n, need);
     if (o->max_iter < 1)
         return pulse_fail(err, errlen, "max_iter must be at least 1");
+    if (o->refine_iter < 0)
+        return pulse_fail(err, errlen, "refine_iter must be at least 0 (0: max_iter)");
     if (o->method == PULSE_CLUSTER_WARD && o->ward_sample < need)
         return pulse_fail(err, errlen, "ward_sample %zu is smaller than k = %zu", o->ward_sample, need);
     if (!(o->tol >= 0) || !(o->gmm_tol >= 0) || !(o->var_floor > 0))
@@ -1248,8 +1330,11 @@ int pulse_cluster_run(const double *x, size_t n, size_t d, const char *const *na
         }
         for (size_t i = 0; i < n; i++)
             r->labels[i] = -1;
-        /* Refine the sample's best on every row: few iterations, as it starts near the answer. */
-        lloyd(z, n, da, best_k, best_c, r->labels, o->max_iter, o->tol, threads, &iters);
+        /* Refine the sample's best on every row. It starts at converged centres: the first
+         * iterations move them most of the way, later ones relabel a handful of border rows for a
+         * full pass each (on CDNOW x 150: 2 instead of 6 iterations, inertia +0.0002 %). */
+        int refine = nf < n && o->refine_iter > 0 && o->refine_iter < o->max_iter ? o->refine_iter : o->max_iter;
+        lloyd(z, n, da, best_k, best_c, r->labels, refine, o->tol, threads, &iters);
         fallback = best_c;
     } else if (o->method == PULSE_CLUSTER_GMM) {
         gmm_t best = {0};

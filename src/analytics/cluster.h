@@ -18,6 +18,10 @@ typedef struct pulse_cluster_opts_t {
     int k_min, k_max; /* default 2..8 */
     int restarts;     /* k-means++ restarts, best inertia kept (default 4) */
     int max_iter;     /* Lloyd and EM iterations (default 300) */
+    int refine_iter;  /* k-means: Lloyd iterations of the refine on all rows after a sample fit
+                         (default 2; 0: max_iter). It starts at the sample's converged centres, so
+                         further ones move labels of a few hundredths of a percent of the rows;
+                         the labels are those of the nearest final centre either way. */
     double tol;       /* k-means: stop when no centre moves more than this, standardised units (1e-4) */
     double gmm_tol;   /* EM: stop when the log-likelihood gains less than this, relative (1e-6) */
     double var_floor; /* EM: smallest variance, standardised units (1e-4) */

@@ -1,6 +1,6 @@
 /* Unit tests for src/analytics/cluster.c and persona.c: planted Gaussian blobs recovered by
  * k-means, the mixture and Ward (given k and chosen k, Ward below and above its sample limit),
- * determinism across runs and thread counts, the log transform of a skewed column and centroids
+ * the capped refine on all rows, determinism across runs and thread counts, the log transform of a skewed column and centroids
  * back in original units, a non-decreasing EM log-likelihood, personas, and refused input. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -92,6 +92,39 @@ static void test_kmeans_auto_k_sampled(void **state)
 {
     /* above fit_sample: restarts and the choice of k on a sample, refined on every row */
     recover(PULSE_CLUSTER_KMEANS, 0, 150000, 0);
+}
+
+/* The refine on all rows after a sample fit stops after refine_iter Lloyd iterations: the labels
+ * stay within a few border rows of full convergence, the inertia a hair above it. */
+static void test_refine_capped(void **state)
+{
+    int *truth;
+    size_t n = 150000;
+    double *x = blobs(n, 3, 4, 5, &truth);
+    pulse_rng_t rng;
+    pulse_rng_seed(&rng, 11, 7, 0);
+    for (size_t i = 0; i < n * 3; i++) /* blobs that overlap: borders the refine keeps moving */
+        x[i] += 8.0 * pulse_rng_normal(&rng);
+    pulse_cluster_opts_t o = opts(PULSE_CLUSTER_KMEANS, 4);
+    o.fit_sample = 2000;
+    pulse_cluster_result_t capped, full;
+    char err[256];
+    assert_int_equal(o.refine_iter, 2);
+    assert_int_equal(pulse_cluster_run(x, n, 3, NULL, &o, &capped, err, sizeof(err)), 0);
+    o.refine_iter = 0;
+    assert_int_equal(pulse_cluster_run(x, n, 3, NULL, &o, &full, err, sizeof(err)), 0);
+    assert_true(capped.iterations <= 2);
+    assert_true(full.iterations > capped.iterations); /* the data needs more than the cap */
+    assert_true(pulse_cluster_adjusted_rand(capped.labels, full.labels, n) >= 0.99);
+    assert_true(capped.inertia >= full.inertia * (1 - 1e-12));
+    assert_true(capped.inertia <= full.inertia * (1 + 1e-3));
+    pulse_cluster_result_free(&capped);
+    pulse_cluster_result_free(&full);
+    o.refine_iter = -1;
+    assert_int_equal(pulse_cluster_run(x, n, 3, NULL, &o, &full, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "refine_iter"));
+    free(x);
+    free(truth);
 }
 
 static void test_gmm_given_k(void **state)
@@ -308,6 +341,27 @@ static void test_constant_column_ignored(void **state)
     free(truth);
 }
 
+/* More columns than a preparation pass takes at once (8): taken in groups, same answer; the first
+ * bad value in row order is reported even when a later group holds it. */
+static void test_wide(void **state)
+{
+    int *truth;
+    size_t n = 4000, d = 11;
+    double *x = blobs(n, d, 4, 21, &truth);
+    pulse_cluster_opts_t o = opts(PULSE_CLUSTER_KMEANS, 4);
+    pulse_cluster_result_t r;
+    char err[256];
+    assert_int_equal(pulse_cluster_run(x, n, d, NULL, &o, &r, err, sizeof(err)), 0);
+    assert_true(pulse_cluster_adjusted_rand(r.labels, truth, n) >= 0.9);
+    pulse_cluster_result_free(&r);
+    x[5 * d + 9] = NAN;
+    x[7 * d + 0] = NAN;
+    assert_int_equal(pulse_cluster_run(x, n, d, NULL, &o, &r, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "row 5, feature 'feature_10'"));
+    free(x);
+    free(truth);
+}
+
 static void test_bad_input(void **state)
 {
     double x[6 * 2] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12};
@@ -370,6 +424,7 @@ int main(void)
         cmocka_unit_test(test_kmeans_given_k),
         cmocka_unit_test(test_kmeans_auto_k),
         cmocka_unit_test(test_kmeans_auto_k_sampled),
+        cmocka_unit_test(test_refine_capped),
         cmocka_unit_test(test_gmm_given_k),
         cmocka_unit_test(test_gmm_auto_k),
         cmocka_unit_test(test_ward_below_limit),
@@ -379,6 +434,7 @@ int main(void)
         cmocka_unit_test(test_persona_direct),
         cmocka_unit_test(test_gmm_loglik_monotone),
         cmocka_unit_test(test_constant_column_ignored),
+        cmocka_unit_test(test_wide),
         cmocka_unit_test(test_bad_input),
         cmocka_unit_test(test_adjusted_rand),
     };
