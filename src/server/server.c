@@ -10,6 +10,7 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <semaphore.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -290,10 +291,10 @@ static void *loop_main(void *arg)
     return NULL;
 }
 
+/* Runs on the loop's own thread (see loop_thread); loop is zeroed memory except its thread id. */
 static int loop_init(pulse_loop_t *loop, int index, const pulse_config_t *cfg, const char *conninfo, int fd,
                      pulse_workers_t *workers, char *err, size_t errlen)
 {
-    memset(loop, 0, sizeof(*loop));
     loop->index = index;
     loop->cfg = cfg;
     loop->listen_fd = fd;
@@ -317,6 +318,58 @@ static int loop_init(pulse_loop_t *loop, int index, const pulse_config_t *cfg, c
     loop->listener->data = loop;
     h2o_socket_read_start(loop->listener, on_accept);
     return 0;
+}
+
+/* What a loop thread needs to set itself up, and how it went (the main thread waits on done). */
+typedef struct loop_start_t {
+    pulse_loop_t *loop;
+    int index, fd;
+    const pulse_config_t *cfg;
+    const char *conninfo;
+    pulse_workers_t *workers;
+    sem_t done;
+    int rc;
+    char err[2048];
+} loop_start_t;
+
+/* A loop is built on the thread that runs it: h2o's event loop keeps per-thread state (the
+ * allocator behind every socket's read buffer is thread-local), so sockets and the context made
+ * on the main thread would have the loops share the main thread's allocator without a lock, which
+ * AddressSanitizer caught as a use-after-free when every loop woke at once (SIGHUP). */
+static void *loop_thread(void *arg)
+{
+    loop_start_t *s = arg;
+    pulse_loop_t *loop = s->loop;
+    int ok = loop_init(loop, s->index, s->cfg, s->conninfo, s->fd, s->workers, s->err, sizeof(s->err)) == 0;
+    s->rc = ok ? 0 : -1;
+    sem_post(&s->done); /* s belongs to the main thread from here */
+    return ok ? loop_main(loop) : NULL;
+}
+
+/* Starts the n loop threads and waits until each has built its loop. 0, or -1 with the first
+ * failure in err (the threads that did start die with the process). */
+static int start_loops(pulse_loop_t *loops, int n, const pulse_config_t *cfg, const char *conninfo, const int *fds,
+                       pulse_workers_t *workers, char *err, size_t errlen)
+{
+    loop_start_t *starts = calloc((size_t)n, sizeof(*starts));
+    int rc = 0;
+    for (int i = 0; i < n; i++) {
+        starts[i] =
+            (loop_start_t){.loop = &loops[i], .index = i, .fd = fds[i], .cfg = cfg, .conninfo = conninfo, .workers = workers};
+        sem_init(&starts[i].done, 0, 0);
+        pthread_create(&loops[i].thread, NULL, loop_thread, &starts[i]);
+    }
+    for (int i = 0; i < n; i++) {
+        while (sem_wait(&starts[i].done) != 0 && errno == EINTR)
+            ;
+        if (starts[i].rc != 0 && rc == 0) {
+            snprintf(err, errlen, "%s", starts[i].err);
+            rc = -1;
+        }
+        sem_destroy(&starts[i].done);
+    }
+    free(starts);
+    return rc;
 }
 
 /* A positive integer from the environment within [1, max], or fallback when unset. */
@@ -393,15 +446,11 @@ int pulse_server_run(const pulse_config_t *cfg, const char *conninfo)
         fprintf(stderr, "pulse serve: %s\n", err);
         return 1;
     }
-    for (int i = 0; i < n; i++) {
-        if (loop_init(&loops[i], i, cfg, conninfo, fds[i], workers, err, sizeof(err)) != 0) {
-            pulse_log(PULSE_LOG_ERROR, "startup_failed", "%s", err);
-            fprintf(stderr, "pulse serve: %s\n", err);
-            return 1;
-        }
+    if (start_loops(loops, n, cfg, conninfo, fds, workers, err, sizeof(err)) != 0) {
+        pulse_log(PULSE_LOG_ERROR, "startup_failed", "%s", err);
+        fprintf(stderr, "pulse serve: %s\n", err);
+        return 1;
     }
-    for (int i = 0; i < n; i++)
-        pthread_create(&loops[i].thread, NULL, loop_main, &loops[i]);
     pulse_jobs_t *jobs = pulse_jobs_start(cfg, conninfo, err, sizeof(err));
     if (jobs == NULL) {
         pulse_log(PULSE_LOG_ERROR, "startup_failed", "%s", err);
