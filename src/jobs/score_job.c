@@ -279,9 +279,8 @@ static int needs_segmentation(PGconn *c, const char *tenant, const pulse_ml_mode
     return have ? 0 : -1;
 }
 
-int pulse_score_job_run(const pulse_config_t *cfg, PGconn *ctl, PGconn *work, const char *job_id, const char *tenant_id,
-                        const char *params_json, volatile int *stop, pulse_job_observer observer, void *ud,
-                        pulse_job_outcome_t *out)
+static int run_score(const pulse_config_t *cfg, PGconn *ctl, PGconn *work, const char *job_id, const char *tenant_id,
+                     const char *params_json, volatile int *stop, pulse_job_observer observer, void *ud, pulse_job_outcome_t *out)
 {
     memset(out, 0, sizeof(*out));
     pulse_jobrun_t run;
@@ -408,4 +407,16 @@ int pulse_score_job_run(const pulse_config_t *cfg, PGconn *ctl, PGconn *work, co
               t_end - t0);
     pulse_buf_free(&result);
     return 0;
+}
+
+/* The job with a heartbeat on its own connection, as the other kinds have: a scoring run waiting on a
+ * lock or a long statement must not look like a dead worker's job to the next claim. */
+int pulse_score_job_run(const pulse_config_t *cfg, PGconn *ctl, PGconn *work, const char *job_id, const char *tenant_id,
+                        const char *params_json, volatile int *stop, pulse_job_observer observer, void *ud,
+                        pulse_job_outcome_t *out)
+{
+    pulse_job_beat_t *beat = pulse_job_beat_start(cfg, ctl, job_id, tenant_id);
+    int rc = run_score(cfg, ctl, work, job_id, tenant_id, params_json, stop, observer, ud, out);
+    pulse_job_beat_stop(beat);
+    return rc;
 }

@@ -309,9 +309,8 @@ static int between_candidates(void *ud, const char *candidate)
     return pulse_jobrun_step(tr->run, "training", 20, tr->rows, 1);
 }
 
-int pulse_train_job_run(const pulse_config_t *cfg, PGconn *ctl, PGconn *work, const char *job_id, const char *tenant_id,
-                        const char *params_json, volatile int *stop, pulse_job_observer observer, void *ud,
-                        pulse_job_outcome_t *out)
+static int run_train(const pulse_config_t *cfg, PGconn *ctl, PGconn *work, const char *job_id, const char *tenant_id,
+                     const char *params_json, volatile int *stop, pulse_job_observer observer, void *ud, pulse_job_outcome_t *out)
 {
     (void)cfg;
     memset(out, 0, sizeof(*out));
@@ -445,4 +444,16 @@ int pulse_train_job_run(const pulse_config_t *cfg, PGconn *ctl, PGconn *work, co
     pulse_ml_train_result_free(&res);
     pulse_ml_table_free(t);
     return 0;
+}
+
+/* The job with a heartbeat on its own connection, as the other kinds have: a training run waiting on a
+ * lock or a long statement must not look like a dead worker's job to the next claim. */
+int pulse_train_job_run(const pulse_config_t *cfg, PGconn *ctl, PGconn *work, const char *job_id, const char *tenant_id,
+                        const char *params_json, volatile int *stop, pulse_job_observer observer, void *ud,
+                        pulse_job_outcome_t *out)
+{
+    pulse_job_beat_t *beat = pulse_job_beat_start(cfg, ctl, job_id, tenant_id);
+    int rc = run_train(cfg, ctl, work, job_id, tenant_id, params_json, stop, observer, ud, out);
+    pulse_job_beat_stop(beat);
+    return rc;
 }

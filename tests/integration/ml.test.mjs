@@ -14,7 +14,9 @@ import { createContext, FIXTURES, REPO, assertProblem, tenantHelpers, sleep } fr
 const TOKEN_ROUTES = path.join(FIXTURES, 'token_routes.lua');
 const TELCO = path.resolve(REPO, '..', 'shared', 'data', 'telco_churn.csv');
 
-const SERVER = { env: { PULSE_APP_EXTRA: TOKEN_ROUTES, PULSE_JOB_THREADS: '1', PULSE_MAX_UPLOAD_BYTES: String(16 << 20) } };
+// a short stale time: heartbeats every half second, so the test can see a waiting job's beat
+const SERVER = { env: { PULSE_APP_EXTRA: TOKEN_ROUTES, PULSE_JOB_THREADS: '1', PULSE_MAX_UPLOAD_BYTES: String(16 << 20),
+    PULSE_JOB_STALE_SECONDS: '3' } };
 
 describe('churn models over HTTP', { timeout: 300000 }, () => {
     let ctx, srv, a, b;
@@ -239,6 +241,12 @@ describe('churn models over HTTP', { timeout: 300000 }, () => {
         const r = await call(a, 'POST', '/api/v1/ml/train', { seed: 11, activate: true });
         assert.equal(r.status, 202, r.text);
         await runningIn(a, r.json.job_id, 'storing the model');
+        // waiting on the lock, the job keeps its heartbeat (no other worker may take it for dead)
+        const beat = () => ctx.sql(`SELECT extract(epoch FROM heartbeat_at) FROM jobs WHERE id = '${r.json.job_id}'`);
+        const [b1] = await beat();
+        await sleep(1200);
+        const [b2] = await beat();
+        assert.ok(Number(b2) > Number(b1), `heartbeat ${b1} -> ${b2}`);
         await cancelRunning(a, r.json.job_id);
         await holder;
         const j = await finished(a, r.json.job_id);
