@@ -335,16 +335,7 @@ int pulse_features_compute_into(const pulse_txstore_t *st, const pulse_features_
         if (t == threads - 1) {
             c = first + count;
         } else {
-            uint64_t target = r0 + rows * (uint64_t)(t + 1) / (uint64_t)threads;
-            uint32_t lo = c, hi = first + count; /* first customer whose rows start at or past target */
-            while (lo < hi) {
-                uint32_t mid = lo + (hi - lo) / 2;
-                if ((uint64_t)st->tx_first[mid] + st->ev_first[mid] < target)
-                    lo = mid + 1;
-                else
-                    hi = mid;
-            }
-            c = lo;
+            c = pulse_txstore_customer_at_row(st, c, first + count, r0 + rows * (uint64_t)(t + 1) / (uint64_t)threads);
         }
         j->hi = c;
     }

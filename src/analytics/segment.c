@@ -183,16 +183,7 @@ static int split_customers(const pulse_txstore_t *st, int threads, seg_part_t *p
         if (p == np - 1) {
             c = n;
         } else {
-            uint64_t target = rows * (uint64_t)(p + 1) / (uint64_t)np;
-            uint32_t lo = c, hi = n; /* the first customer whose rows start at or past target */
-            while (lo < hi) {
-                uint32_t mid = lo + (hi - lo) / 2;
-                if ((uint64_t)st->tx_first[mid] + st->ev_first[mid] < target)
-                    lo = mid + 1;
-                else
-                    hi = mid;
-            }
-            c = lo;
+            c = pulse_txstore_customer_at_row(st, c, n, rows * (uint64_t)(p + 1) / (uint64_t)np);
         }
         parts[p].hi = c;
     }

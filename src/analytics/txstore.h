@@ -108,6 +108,21 @@ void pulse_txstore_merge(pulse_txstore_t *dst, pulse_txstore_t *src);
  * (redundant with them), drops the indexes of the string tables and trims their arrays. */
 void pulse_txstore_finish(pulse_txstore_t *st);
 
+/* After finish: the first customer in [lo, hi) whose rows (transactions and events together)
+ * start at or past row number target, hi if none. Splits customers into ranges of about equal
+ * work for threads. */
+static inline uint32_t pulse_txstore_customer_at_row(const pulse_txstore_t *st, uint32_t lo, uint32_t hi, uint64_t target)
+{
+    while (lo < hi) {
+        uint32_t mid = lo + (hi - lo) / 2;
+        if ((uint64_t)st->tx_first[mid] + st->ev_first[mid] < target)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
 static inline uint32_t pulse_txstore_ncustomers(const pulse_txstore_t *st)
 {
     return st->customers.n;
