@@ -1,6 +1,7 @@
 /* Growable byte buffer and aborting allocators. */
 #include "core/buf.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -94,6 +95,14 @@ void pulse_buf_printf(pulse_buf_t *b, const char *fmt, ...)
     va_start(ap, fmt);
     pulse_buf_vprintf(b, fmt, ap);
     va_end(ap);
+}
+
+void pulse_buf_json_number(pulse_buf_t *b, double v)
+{
+    if (isfinite(v))
+        pulse_buf_printf(b, "%.10g", v);
+    else
+        pulse_buf_puts(b, "null");
 }
 
 void pulse_buf_json_escape(pulse_buf_t *b, const char *s, size_t n)

@@ -26,6 +26,9 @@ void pulse_buf_printf(pulse_buf_t *b, const char *fmt, ...) __attribute__((forma
 void pulse_buf_vprintf(pulse_buf_t *b, const char *fmt, va_list ap);
 /* Appends s as the inside of a JSON string (escapes quotes, backslashes, control bytes). */
 void pulse_buf_json_escape(pulse_buf_t *b, const char *s, size_t n);
+/* Appends v as a JSON number (10 significant digits), or null when it is not finite (JSON has no
+ * NaN nor infinity). */
+void pulse_buf_json_number(pulse_buf_t *b, double v);
 /* Appends v in decimal (no printf: this is on the per-request path). */
 void pulse_buf_put_uint(pulse_buf_t *b, uint64_t v);
 void pulse_buf_reset(pulse_buf_t *b);

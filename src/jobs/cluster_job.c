@@ -29,14 +29,6 @@ static void json_str(pulse_buf_t *b, const char *s)
     pulse_buf_putc(b, '"');
 }
 
-static void json_num(pulse_buf_t *b, double v)
-{
-    if (isfinite(v))
-        pulse_buf_printf(b, "%.10g", v);
-    else
-        pulse_buf_puts(b, "null");
-}
-
 /* The clusterings.result document. */
 static void result_json(pulse_buf_t *b, const pulse_cluster_result_t *r, const char *const *names, size_t d, size_t left_out)
 {
@@ -56,7 +48,7 @@ static void result_json(pulse_buf_t *b, const pulse_cluster_result_t *r, const c
         pulse_buf_puts(b, ",\"action\":");
         json_str(b, r->personas[c].action);
         pulse_buf_printf(b, ",\"size\":%zu,\"share\":", r->sizes[c]);
-        json_num(b, r->n ? (double)r->sizes[c] / (double)r->n : 0);
+        pulse_buf_json_number(b, r->n ? (double)r->sizes[c] / (double)r->n : 0);
         const char *what[] = {"centroid", "mean"};
         const double *m[] = {r->centroids, r->means};
         for (int w = 0; w < 2; w++) {
@@ -66,24 +58,24 @@ static void result_json(pulse_buf_t *b, const pulse_cluster_result_t *r, const c
                     pulse_buf_putc(b, ',');
                 json_str(b, names[j]);
                 pulse_buf_putc(b, ':');
-                json_num(b, m[w][c * d + j]);
+                pulse_buf_json_number(b, m[w][c * d + j]);
             }
             pulse_buf_putc(b, '}');
         }
         pulse_buf_putc(b, '}');
     }
     pulse_buf_puts(b, "],\"quality\":{\"inertia\":");
-    json_num(b, r->inertia);
+    pulse_buf_json_number(b, r->inertia);
     pulse_buf_puts(b, ",\"silhouette\":");
-    json_num(b, r->silhouette);
+    pulse_buf_json_number(b, r->silhouette);
     pulse_buf_puts(b, ",\"log_likelihood\":");
-    json_num(b, r->method == PULSE_CLUSTER_GMM ? r->loglik : NAN);
+    pulse_buf_json_number(b, r->method == PULSE_CLUSTER_GMM ? r->loglik : NAN);
     pulse_buf_puts(b, ",\"bic\":");
-    json_num(b, r->method == PULSE_CLUSTER_GMM ? r->bic : NAN);
+    pulse_buf_json_number(b, r->method == PULSE_CLUSTER_GMM ? r->bic : NAN);
     pulse_buf_puts(b, "},\"k_scores\":[");
     for (int i = 0; i < r->n_scores; i++) {
         pulse_buf_printf(b, "%s{\"k\":%d,\"%s\":", i ? "," : "", r->k_first + i, r->criterion ? r->criterion : "score");
-        json_num(b, r->scores[i]);
+        pulse_buf_json_number(b, r->scores[i]);
         pulse_buf_putc(b, '}');
     }
     pulse_buf_puts(b, "],\"preparation\":[");
@@ -91,13 +83,13 @@ static void result_json(pulse_buf_t *b, const pulse_cluster_result_t *r, const c
         pulse_buf_printf(b, "%s{\"feature\":", j ? "," : "");
         json_str(b, names[j]);
         pulse_buf_printf(b, ",\"log\":%s,\"mean\":", r->features[j].log1p ? "true" : "false");
-        json_num(b, r->features[j].mean);
+        pulse_buf_json_number(b, r->features[j].mean);
         pulse_buf_puts(b, ",\"sd\":");
-        json_num(b, r->features[j].sd);
+        pulse_buf_json_number(b, r->features[j].sd);
         pulse_buf_putc(b, '}');
     }
     pulse_buf_puts(b, "],\"seconds\":");
-    json_num(b, r->seconds);
+    pulse_buf_json_number(b, r->seconds);
     pulse_buf_putc(b, '}');
 }
 

@@ -326,14 +326,6 @@ void pulse_ml_train_result_free(pulse_ml_train_result_t *r)
 /* ---------------------------------------------------------------------------------------------
  * JSON: a flat emitter; NaN and infinities (an AUC over one class) become null. */
 
-static void num(pulse_buf_t *b, double v)
-{
-    if (!isfinite(v))
-        pulse_buf_puts(b, "null");
-    else
-        pulse_buf_printf(b, "%.10g", v);
-}
-
 static void key(pulse_buf_t *b, const char *k)
 {
     pulse_buf_putc(b, '"');
@@ -344,15 +336,15 @@ static void key(pulse_buf_t *b, const char *k)
 void pulse_ml_metrics_json(const pulse_ml_metrics_t *m, pulse_buf_t *b)
 {
     pulse_buf_putc(b, '{');
-    key(b, "roc_auc"), num(b, m->roc_auc), pulse_buf_putc(b, ',');
-    key(b, "pr_auc"), num(b, m->pr_auc), pulse_buf_putc(b, ',');
-    key(b, "log_loss"), num(b, m->log_loss), pulse_buf_putc(b, ',');
-    key(b, "brier"), num(b, m->brier), pulse_buf_putc(b, ',');
-    key(b, "accuracy"), num(b, m->accuracy), pulse_buf_putc(b, ',');
-    key(b, "precision"), num(b, m->precision), pulse_buf_putc(b, ',');
-    key(b, "recall"), num(b, m->recall), pulse_buf_putc(b, ',');
-    key(b, "f1"), num(b, m->f1), pulse_buf_putc(b, ',');
-    key(b, "threshold"), num(b, m->threshold), pulse_buf_putc(b, ',');
+    key(b, "roc_auc"), pulse_buf_json_number(b, m->roc_auc), pulse_buf_putc(b, ',');
+    key(b, "pr_auc"), pulse_buf_json_number(b, m->pr_auc), pulse_buf_putc(b, ',');
+    key(b, "log_loss"), pulse_buf_json_number(b, m->log_loss), pulse_buf_putc(b, ',');
+    key(b, "brier"), pulse_buf_json_number(b, m->brier), pulse_buf_putc(b, ',');
+    key(b, "accuracy"), pulse_buf_json_number(b, m->accuracy), pulse_buf_putc(b, ',');
+    key(b, "precision"), pulse_buf_json_number(b, m->precision), pulse_buf_putc(b, ',');
+    key(b, "recall"), pulse_buf_json_number(b, m->recall), pulse_buf_putc(b, ',');
+    key(b, "f1"), pulse_buf_json_number(b, m->f1), pulse_buf_putc(b, ',');
+    key(b, "threshold"), pulse_buf_json_number(b, m->threshold), pulse_buf_putc(b, ',');
     key(b, "n"), pulse_buf_put_uint(b, m->n), pulse_buf_putc(b, ',');
     key(b, "positives"), pulse_buf_put_uint(b, m->positives), pulse_buf_putc(b, ',');
     key(b, "confusion");
@@ -363,11 +355,11 @@ void pulse_ml_metrics_json(const pulse_ml_metrics_t *m, pulse_buf_t *b)
     for (int k = 0; k < 10; k++) {
         const pulse_ml_decile_t *d = &m->deciles[k];
         pulse_buf_printf(b, "%s{\"decile\":%d,\"n\":%zu,\"positives\":%zu,\"rate\":", k ? "," : "", k + 1, d->n, d->positives);
-        num(b, d->rate);
+        pulse_buf_json_number(b, d->rate);
         pulse_buf_puts(b, ",\"lift\":");
-        num(b, d->lift);
+        pulse_buf_json_number(b, d->lift);
         pulse_buf_puts(b, ",\"cumulative_gain\":");
-        num(b, d->cum_gain);
+        pulse_buf_json_number(b, d->cum_gain);
         pulse_buf_putc(b, '}');
     }
     pulse_buf_puts(b, "],");
@@ -377,9 +369,9 @@ void pulse_ml_metrics_json(const pulse_ml_metrics_t *m, pulse_buf_t *b)
         const pulse_ml_calbin_t *c = &m->calibration[k];
         pulse_buf_printf(b, "%s{\"bin\":%d,\"lower\":%.1f,\"upper\":%.1f,\"n\":%zu,\"mean_predicted\":", k ? "," : "", k, k / 10.0,
                          (k + 1) / 10.0, c->n);
-        num(b, c->mean_predicted);
+        pulse_buf_json_number(b, c->mean_predicted);
         pulse_buf_puts(b, ",\"observed\":");
-        num(b, c->observed);
+        pulse_buf_json_number(b, c->observed);
         pulse_buf_putc(b, '}');
     }
     pulse_buf_puts(b, "]}");
@@ -408,7 +400,7 @@ void pulse_ml_train_json(const pulse_ml_train_result_t *r, pulse_buf_t *b)
     key(b, "chosen");
     pulse_buf_printf(b, "\"%s\",", r->n_cand ? r->cand[r->chosen].name : "");
     key(b, "chosen_by"), pulse_buf_puts(b, "\"validation roc_auc\",");
-    key(b, "seconds"), num(b, r->seconds), pulse_buf_putc(b, ',');
+    key(b, "seconds"), pulse_buf_json_number(b, r->seconds), pulse_buf_putc(b, ',');
     key(b, "models");
     pulse_buf_putc(b, '{');
     for (size_t k = 0; k < r->n_cand; k++) {
@@ -419,23 +411,23 @@ void pulse_ml_train_json(const pulse_ml_train_result_t *r, pulse_buf_t *b)
         pulse_buf_putc(b, '{');
         key(b, "kind");
         pulse_buf_printf(b, "\"%s\",", pulse_ml_model_kind_name(c->kind));
-        key(b, "train_seconds"), num(b, c->train_seconds), pulse_buf_putc(b, ',');
-        key(b, "train_cpu_seconds"), num(b, c->train_cpu_seconds), pulse_buf_putc(b, ',');
+        key(b, "train_seconds"), pulse_buf_json_number(b, c->train_seconds), pulse_buf_putc(b, ',');
+        key(b, "train_cpu_seconds"), pulse_buf_json_number(b, c->train_cpu_seconds), pulse_buf_putc(b, ',');
         key(b, "iterations"), pulse_buf_printf(b, "%d,", c->iterations);
         if (c->kind == PULSE_ML_CHURN_BLEND)
-            key(b, "logreg_weight"), num(b, c->blend_logreg_weight), pulse_buf_putc(b, ',');
-        key(b, "validation_roc_auc"), num(b, c->valid_auc), pulse_buf_putc(b, ',');
-        key(b, "test_roc_auc_uncalibrated"), num(b, c->test_auc_raw), pulse_buf_putc(b, ',');
+            key(b, "logreg_weight"), pulse_buf_json_number(b, c->blend_logreg_weight), pulse_buf_putc(b, ',');
+        key(b, "validation_roc_auc"), pulse_buf_json_number(b, c->valid_auc), pulse_buf_putc(b, ',');
+        key(b, "test_roc_auc_uncalibrated"), pulse_buf_json_number(b, c->test_auc_raw), pulse_buf_putc(b, ',');
         key(b, "calibration");
         pulse_buf_printf(b,
                          "{\"method\":\"%s\",\"chosen_by\":\"validation log_loss (out-of-fold for the fitted "
                          "curves)\",\"log_loss_uncalibrated\":",
                          pulse_ml_calibration_name(c->calibration.kind));
-        num(b, c->calibration.cv_log_loss[PULSE_ML_CAL_NONE]);
+        pulse_buf_json_number(b, c->calibration.cv_log_loss[PULSE_ML_CAL_NONE]);
         pulse_buf_puts(b, ",\"log_loss_platt\":");
-        num(b, c->calibration.cv_log_loss[PULSE_ML_CAL_PLATT]);
+        pulse_buf_json_number(b, c->calibration.cv_log_loss[PULSE_ML_CAL_PLATT]);
         pulse_buf_puts(b, ",\"log_loss_isotonic\":");
-        num(b, c->calibration.cv_log_loss[PULSE_ML_CAL_ISOTONIC]);
+        pulse_buf_json_number(b, c->calibration.cv_log_loss[PULSE_ML_CAL_ISOTONIC]);
         pulse_buf_puts(b, "},");
         key(b, "metrics");
         pulse_ml_metrics_json(&c->test, b);
@@ -452,7 +444,7 @@ void pulse_ml_train_json(const pulse_ml_train_result_t *r, pulse_buf_t *b)
                 pulse_buf_puts(b, j ? ",{\"feature\":\"" : "{\"feature\":\"");
                 pulse_buf_json_escape(b, nm, strlen(nm));
                 pulse_buf_puts(b, "\",\"share\":");
-                num(b, rk[j].v);
+                pulse_buf_json_number(b, rk[j].v);
                 pulse_buf_putc(b, '}');
             }
             free(rk);
