@@ -43,11 +43,11 @@ CREATE FUNCTION pulse_derived_protect(p_rel text) RETURNS void
     LANGUAGE plpgsql SET search_path = public, pg_temp
 AS $$
 BEGIN
-    EXECUTE format('ALTER TABLE %I ENABLE ROW LEVEL SECURITY', p_rel);
-    EXECUTE format('CREATE POLICY tenant_isolation ON %I USING (tenant_id = pulse_current_tenant()) '
+    EXECUTE format('ALTER TABLE public.%I ENABLE ROW LEVEL SECURITY', p_rel);
+    EXECUTE format('CREATE POLICY tenant_isolation ON public.%I USING (tenant_id = pulse_current_tenant()) '
                    'WITH CHECK (tenant_id = pulse_current_tenant())', p_rel);
-    EXECUTE format('REVOKE ALL ON %I FROM pulse_app', p_rel);
-    EXECUTE format('GRANT SELECT, UPDATE, DELETE ON %I TO pulse_app', p_rel);
+    EXECUTE format('REVOKE ALL ON public.%I FROM pulse_app', p_rel);
+    EXECUTE format('GRANT SELECT, UPDATE, DELETE ON public.%I TO pulse_app', p_rel);
 END
 $$;
 
@@ -168,11 +168,14 @@ DECLARE
     tenant uuid := pulse_derived_check(p_table);
     stage text := pulse_derived_partition(p_table, tenant) || '_next';
 BEGIN
-    EXECUTE format('CREATE TABLE %I (LIKE %I INCLUDING DEFAULTS INCLUDING CONSTRAINTS, CHECK (tenant_id = %L))',
+    -- every name schema-qualified: with pg_temp on the path, a bare name missing from public would
+    -- resolve to a temporary table the caller made (and whose triggers would run as the owner)
+    EXECUTE format('DROP TABLE IF EXISTS public.%I', stage); -- a leftover of a stage made outside a transaction
+    EXECUTE format('CREATE TABLE public.%I (LIKE public.%I INCLUDING DEFAULTS INCLUDING CONSTRAINTS, CHECK (tenant_id = %L))',
                    stage, p_table, tenant);
-    EXECUTE format('ALTER TABLE %I ALTER COLUMN tenant_id SET DEFAULT %L', stage, tenant);
-    EXECUTE format('REVOKE ALL ON %I FROM pulse_app', stage);
-    EXECUTE format('GRANT INSERT ON %I TO pulse_app', stage);
+    EXECUTE format('ALTER TABLE public.%I ALTER COLUMN tenant_id SET DEFAULT %L', stage, tenant);
+    EXECUTE format('REVOKE ALL ON public.%I FROM pulse_app', stage);
+    EXECUTE format('GRANT INSERT ON public.%I TO pulse_app', stage);
     RETURN stage;
 END
 $$;
@@ -195,13 +198,18 @@ DECLARE
     n bigint := p_staged;
     k bigint;
     tries int := 0;
+    caller_lock_timeout text := current_setting('lock_timeout');
 BEGIN
-    IF to_regclass(stage) IS NULL THEN
+    -- every name schema-qualified (see pulse_derived_stage); the stage must be the one that
+    -- function made: a permanent table of this function's owner
+    IF NOT EXISTS (SELECT 1 FROM pg_class WHERE oid = to_regclass('public.' || quote_ident(stage)) AND relpersistence = 'p'
+                   AND relowner = (SELECT oid FROM pg_roles WHERE rolname = current_user)) THEN
         RAISE EXCEPTION 'derived results: nothing staged for % (call pulse_derived_stage first)', p_table;
     END IF;
     PERFORM pulse_derived_lock(tenant);
-    IF p_keep_others AND to_regclass(live) IS NOT NULL THEN
-        EXECUTE format('INSERT INTO %I SELECT o.* FROM %I o WHERE NOT EXISTS (SELECT 1 FROM %I s WHERE s.customer_id = o.customer_id)',
+    IF p_keep_others AND to_regclass('public.' || quote_ident(live)) IS NOT NULL THEN
+        EXECUTE format('INSERT INTO public.%I SELECT o.* FROM public.%I o WHERE NOT EXISTS '
+                       '(SELECT 1 FROM public.%I s WHERE s.customer_id = o.customer_id)',
                        stage, live, stage);
         GET DIAGNOSTICS k = ROW_COUNT;
         n := n + k;
@@ -210,25 +218,32 @@ BEGIN
     -- when customers were deleted since the caller read its ids (the lock above orders the rest)
     IF p_epoch IS NULL OR p_epoch IS DISTINCT FROM
             coalesce((SELECT customers_deleted FROM derived_epochs WHERE tenant_id = tenant), 0) THEN
-        EXECUTE format('DELETE FROM %I s WHERE NOT EXISTS (SELECT 1 FROM customers c WHERE c.tenant_id = %L AND c.id = s.customer_id)',
+        EXECUTE format('DELETE FROM public.%I s WHERE NOT EXISTS '
+                       '(SELECT 1 FROM public.customers c WHERE c.tenant_id = %L AND c.id = s.customer_id)',
                        stage, tenant);
         GET DIAGNOSTICS k = ROW_COUNT;
         n := n - k;
     END IF;
     -- the parent's indexes, built sorted now; ATTACH adopts them instead of building its own
-    EXECUTE format('ALTER TABLE %I ADD PRIMARY KEY (tenant_id, customer_id)', stage);
+    EXECUTE format('ALTER TABLE public.%I ADD PRIMARY KEY (tenant_id, customer_id)', stage);
     IF p_table = 'customer_analytics' THEN
-        EXECUTE format('CREATE INDEX ON %I (tenant_id, segment)', stage);
+        EXECUTE format('CREATE INDEX ON public.%I (tenant_id, segment)', stage);
     ELSE
-        EXECUTE format('CREATE INDEX ON %I (tenant_id, risk_band, churn_probability DESC)', stage);
+        EXECUTE format('CREATE INDEX ON public.%I (tenant_id, risk_band, churn_probability DESC)', stage);
     END IF;
-    EXECUTE format('ANALYZE %I', stage);
+    EXECUTE format('ANALYZE public.%I', stage);
     PERFORM pulse_derived_protect(stage);
     -- short lock waits, retried: a swap waiting behind a long reader must not hold up the others
     LOOP
         BEGIN
             PERFORM set_config('lock_timeout', '100ms', true);
-            EXECUTE format('LOCK TABLE %I IN ACCESS EXCLUSIVE MODE', p_table);
+            -- the parent and this tenant's partition only: LOCK without ONLY would take every
+            -- tenant's partition too, and wait behind any tenant's reader or autovacuum
+            IF to_regclass('public.' || quote_ident(live)) IS NULL THEN
+                EXECUTE format('LOCK TABLE ONLY public.%I IN ACCESS EXCLUSIVE MODE', p_table);
+            ELSE
+                EXECUTE format('LOCK TABLE ONLY public.%I, public.%I IN ACCESS EXCLUSIVE MODE', p_table, live);
+            END IF;
             EXIT;
         EXCEPTION WHEN lock_not_available THEN
             tries := tries + 1;
@@ -238,13 +253,13 @@ BEGIN
             PERFORM pg_sleep(0.1);
         END;
     END LOOP;
-    PERFORM set_config('lock_timeout', '0', true);
-    IF to_regclass(live) IS NOT NULL THEN
-        EXECUTE format('ALTER TABLE %I DETACH PARTITION %I', p_table, live);
-        EXECUTE format('DROP TABLE %I', live);
+    PERFORM set_config('lock_timeout', caller_lock_timeout, true);
+    IF to_regclass('public.' || quote_ident(live)) IS NOT NULL THEN
+        EXECUTE format('ALTER TABLE public.%I DETACH PARTITION public.%I', p_table, live);
+        EXECUTE format('DROP TABLE public.%I', live);
     END IF;
-    EXECUTE format('ALTER TABLE %I ATTACH PARTITION %I FOR VALUES IN (%L)', p_table, stage, tenant);
-    EXECUTE format('ALTER TABLE %I RENAME TO %I', stage, live);
+    EXECUTE format('ALTER TABLE public.%I ATTACH PARTITION public.%I FOR VALUES IN (%L)', p_table, stage, tenant);
+    EXECUTE format('ALTER TABLE public.%I RENAME TO %I', stage, live);
     RETURN n;
 END
 $$;
@@ -266,4 +281,10 @@ CREATE TRIGGER customers_derived_rows AFTER DELETE ON customers REFERENCING OLD 
     FOR EACH STATEMENT EXECUTE FUNCTION pulse_customers_deleted();
 
 REVOKE ALL ON FUNCTION pulse_derived_stage(text), pulse_derived_swap(text, boolean, bigint, bigint) FROM PUBLIC;
+-- the helpers run inside the functions above (as their owner); nobody else needs them (the lock
+-- would let any session hold up another tenant's swaps)
+REVOKE ALL ON FUNCTION pulse_derived_lock(uuid), pulse_derived_check(text), pulse_derived_protect(text),
+    pulse_derived_partition(text, uuid) FROM PUBLIC;
+-- rows reach these tables only through a staged swap (which checks the customers)
+REVOKE INSERT ON customer_analytics, predictions FROM pulse_app;
 GRANT EXECUTE ON FUNCTION pulse_derived_stage(text), pulse_derived_swap(text, boolean, bigint, bigint) TO pulse_app;

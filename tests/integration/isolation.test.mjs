@@ -285,6 +285,20 @@ describe('isolation', { timeout: 120000 }, () => {
         }
     });
 
+    it('gives the application role no way around the derived-results swap', async () => {
+        const asB = `SET ROLE pulse_app; SELECT set_config('pulse.tenant_id', '${B.tenant}', false);`;
+        const stage = `customer_analytics_${B.tenant.replaceAll('-', '')}_next`;
+        // a temporary table standing in for the stage (its triggers would run as the functions' owner)
+        await assert.rejects(ctx.sql(`${asB} CREATE TEMP TABLE ${stage} (LIKE customer_analytics);
+            SELECT pulse_derived_swap('customer_analytics', false, 0, NULL)`), /nothing staged/);
+        // rows only through a checked swap; the helpers are not callable (the lock would stall swaps)
+        await assert.rejects(ctx.sql(`${asB} INSERT INTO customer_analytics (customer_id, run_id)
+            VALUES (1, gen_random_uuid())`), /permission denied/);
+        await assert.rejects(ctx.sql(`${asB} SELECT pulse_derived_lock('${A.tenant}')`), /permission denied/);
+        const bypass = await ctx.sql(`SELECT rolbypassrls OR rolsuper FROM pg_roles WHERE rolname = 'pulse_app'`);
+        assert.deepEqual(bypass, ['f']);
+    });
+
     it('lets the application role neither see nor write another tenant\'s rows with a tenant set', async () => {
         const asB = `SET ROLE pulse_app; SELECT set_config('pulse.tenant_id', '${B.tenant}', false);`;
         const seen = await ctx.sql(`${asB} SELECT count(*) FROM customers WHERE tenant_id = '${A.tenant}'`);
