@@ -65,17 +65,9 @@ int pulse_features_bench(int argc, char **argv, FILE *out)
         fprintf(stderr, "Usage: pulse bench features FILE [--threads N]\n");
         return 2;
     }
-    char err[256], head[65536];
-    int fd = open(path, O_RDONLY);
-    ssize_t hn = fd >= 0 ? read(fd, head, sizeof(head)) : -1;
-    if (fd >= 0)
-        close(fd);
-    if (hn <= 0) {
-        fprintf(stderr, "pulse bench features: cannot read %s\n", path);
-        return 1;
-    }
+    char err[256];
     pulse_txfile_plan_t plan;
-    if (pulse_txfile_plan_guess(head, (size_t)hn, &plan, err, sizeof(err)) != 0) {
+    if (pulse_txfile_plan_guess_file(path, &plan, err, sizeof(err)) != 0) {
         fprintf(stderr, "pulse bench features: %s\n", err);
         return 1;
     }

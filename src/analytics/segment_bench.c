@@ -72,17 +72,9 @@ int pulse_segment_bench(int argc, char **argv, const pulse_segment_table_t *tabl
         fprintf(stderr, "Usage: pulse bench segment FILE [--threads N] [--k K]\n");
         return 2;
     }
-    char err[256], head[65536];
-    int fd = open(path, O_RDONLY);
-    ssize_t hn = fd >= 0 ? read(fd, head, sizeof(head)) : -1;
-    if (fd >= 0)
-        close(fd);
-    if (hn <= 0) {
-        fprintf(stderr, "pulse bench segment: cannot read %s\n", path);
-        return 1;
-    }
+    char err[256];
     pulse_txfile_plan_t plan;
-    if (pulse_txfile_plan_guess(head, (size_t)hn, &plan, err, sizeof(err)) != 0) {
+    if (pulse_txfile_plan_guess_file(path, &plan, err, sizeof(err)) != 0) {
         fprintf(stderr, "pulse bench segment: %s\n", err);
         return 1;
     }

@@ -704,3 +704,15 @@ int pulse_txfile_plan_guess(const char *buf, size_t len, pulse_txfile_plan_t *pl
         return pulse_fail(err, errlen, "cannot guess the date format of '%s'", v);
     return 0;
 }
+
+int pulse_txfile_plan_guess_file(const char *path, pulse_txfile_plan_t *plan, char *err, size_t errlen)
+{
+    char head[65536];
+    FILE *f = fopen(path, "rb");
+    size_t n = f ? fread(head, 1, sizeof(head), f) : 0;
+    if (f)
+        fclose(f);
+    if (n == 0)
+        return pulse_fail(err, errlen, "cannot read %s", path);
+    return pulse_txfile_plan_guess(head, n, plan, err, errlen);
+}

@@ -51,6 +51,8 @@ void pulse_txfile_plan_init(pulse_txfile_plan_t *plan);
  * ecommerce` writes; or CDNOW's headerless `customer_id date(YYYYMMDD) quantity amount` separated
  * by blanks. The date format is the first that reads the first data row. Returns 0 or -1. */
 int pulse_txfile_plan_guess(const char *buf, size_t len, pulse_txfile_plan_t *plan, char *err, size_t errlen);
+/* The same from the first 64 KiB of the file at path ("cannot read PATH" when it cannot). */
+int pulse_txfile_plan_guess_file(const char *path, pulse_txfile_plan_t *plan, char *err, size_t errlen);
 
 /* Reads buf[0..len) into st (initialised, not finished; rows are appended). stats may be NULL.
  * Returns 0 (bad rows counted in stats), or -1 with a message (bad plan, CSV error). */

@@ -125,15 +125,8 @@ static double cpu_s(void)
 /* A transactions file (as pulse bench features reads it) into a finished store. */
 static int read_transactions(const char *path, pulse_txstore_t *st, char *err, size_t errlen)
 {
-    char head[65536];
-    FILE *f = fopen(path, "rb");
-    size_t hn = f ? fread(head, 1, sizeof(head), f) : 0;
-    if (f)
-        fclose(f);
-    if (hn == 0)
-        return pulse_fail(err, errlen, "cannot read %s", path);
     pulse_txfile_plan_t plan;
-    if (pulse_txfile_plan_guess(head, hn, &plan, err, errlen) != 0)
+    if (pulse_txfile_plan_guess_file(path, &plan, err, errlen) != 0)
         return -1;
     pulse_txstore_init(st);
     if (pulse_txfile_read(path, &plan, st, NULL, err, errlen) != 0) {
