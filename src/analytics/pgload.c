@@ -41,11 +41,6 @@ typedef struct load_t {
     uint64_t *rows, base;
 } load_t;
 
-static int32_t int4_of(const unsigned char *p, int32_t len)
-{
-    return len == 4 ? (int32_t)pulse_be32(p) : 0;
-}
-
 static double float8_of(const unsigned char *p, int32_t len, double dflt)
 {
     return len == 8 ? pulse_be_float8(p) : dflt;
@@ -56,8 +51,10 @@ static void add_transaction(load_t *l, const unsigned char *const *f, const int3
     pulse_tx_row_t row;
     row.customer = (const char *)f[0];
     row.customer_len = (size_t)len[0];
-    row.day = int4_of(f[1], len[1]);
-    row.amount = float8_of(f[2], len[2], 0);
+    row.day = len[1] == 8 ? pulse_be_timestamptz_days(f[1]) : 0;
+    row.amount = len[2] >= 0 ? pulse_be_numeric_float8(f[2], len[2]) : 0;
+    if (isnan(row.amount))
+        row.amount = 0;
     row.quantity = float8_of(f[3], len[3], NAN);
     row.category = len[4] >= 0 ? (const char *)f[4] : NULL;
     row.category_len = len[4] >= 0 ? (size_t)len[4] : 0;
@@ -69,8 +66,8 @@ static void add_transaction(load_t *l, const unsigned char *const *f, const int3
 
 static void add_event(load_t *l, const unsigned char *const *f, const int32_t *len)
 {
-    int32_t day = int4_of(f[1], len[1]);
-    double value = float8_of(f[3], len[3], NAN), qty = float8_of(f[4], len[4], NAN);
+    int32_t day = len[1] == 8 ? pulse_be_timestamptz_days(f[1]) : 0;
+    double value = len[3] >= 0 ? pulse_be_numeric_float8(f[3], len[3]) : NAN, qty = float8_of(f[4], len[4], NAN);
     pulse_txstore_add_event(l->st, (const char *)f[0], (size_t)len[0], day, (const char *)f[2], (size_t)len[2],
                             isnan(value) ? 0.0 : value, qty);
     if (l->events_as_activity) {
@@ -115,11 +112,12 @@ int pulse_pgload_tenant(PGconn *c, const char *tenant, pulse_txstore_t *st, puls
         return pulse_fail(err, errlen, "not an organization id: '%s'", tenant);
     double t0 = now_s();
     char sql[1024];
-    /* whole days since 1970-01-01 in UTC computed by the server (no timestamp parsing here), amounts
-     * as float8 (numeric's output is costly), binary: no number formatting in the server nor
-     * parsing here (on 10.4 M rows the server's side of the COPY took 11.4 s instead of 21.9 s) */
+    /* the columns as stored, in binary: the days since 1970 and the amount as a double are worked
+     * out here from the timestamp's microseconds and numeric's base-10000 digits, because the
+     * server's conversions cost it more than sending them (on 10.4 M rows its side of the COPY took
+     * 5.7 s instead of 9.7 s with the casts, and 21.9 s in text format) */
     snprintf(sql, sizeof(sql),
-             "COPY (SELECT customer_ref, (occurred_at AT TIME ZONE 'UTC')::date - date '1970-01-01', amount::float8, quantity, "
+             "COPY (SELECT customer_ref, occurred_at, amount, quantity, "
              "product_category, product, is_return FROM transactions WHERE tenant_id = '%s') TO STDOUT (FORMAT binary)",
              tenant);
     int rc = copy_out(c, sql, 0, 0, st, cb, ud, &stats->transactions, 0, err, errlen);
@@ -127,8 +125,7 @@ int pulse_pgload_tenant(PGconn *c, const char *tenant, pulse_txstore_t *st, puls
         return rc;
     stats->events_as_activity = stats->transactions == 0;
     snprintf(sql, sizeof(sql),
-             "COPY (SELECT customer_ref, (occurred_at AT TIME ZONE 'UTC')::date - date '1970-01-01', event_type, "
-             "revenue_impact::float8, "
+             "COPY (SELECT customer_ref, occurred_at, event_type, revenue_impact, "
              "quantity FROM events WHERE tenant_id = '%s') TO STDOUT (FORMAT binary)",
              tenant);
     rc = copy_out(c, sql, 1, stats->events_as_activity, st, cb, ud, &stats->events, stats->transactions, err, errlen);

@@ -44,4 +44,21 @@ static inline double pulse_be_float8(const unsigned char *p)
     return d;
 }
 
+/* A timestamptz in binary send format (microseconds since 2000-01-01 00:00 UTC; integer
+ * datetimes, the only kind since PostgreSQL 10) as whole days since 1970-01-01 in UTC, rounded
+ * down: what (ts AT TIME ZONE 'UTC')::date - date '1970-01-01' gives, without the server's work. */
+static inline int32_t pulse_be_timestamptz_days(const unsigned char *p)
+{
+    const int64_t us_per_day = 86400000000LL, days_1970_to_2000 = 10957;
+    int64_t us = (int64_t)pulse_be64(p);
+    int64_t day = us / us_per_day - (us % us_per_day < 0);
+    return (int32_t)(day + days_1970_to_2000);
+}
+
+/* A numeric in binary send format (len bytes) as a double, or NaN for NaN, infinities or a
+ * malformed value. Equal to the server's numeric::float8 (a correctly rounded conversion of the
+ * decimal): the base-10000 digits are gathered into an exact integer (up to 18 decimal digits)
+ * and divided or multiplied once by an exact power of ten. Longer values fall back to summing. */
+double pulse_be_numeric_float8(const unsigned char *p, int32_t len);
+
 #endif
