@@ -17,6 +17,7 @@
 
 #include "analytics/persona.h"
 #include "core/buf.h"
+#include "core/clock.h"
 #include "gen/rng.h"
 
 #define BLOCK ((size_t)16384)
@@ -26,13 +27,6 @@
 #define LOG_2PI 1.8378770664093453
 
 enum { STREAM_FIT = 1, STREAM_SIL, STREAM_WARD, STREAM_INIT };
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static void *xcalloc(size_t n, size_t size)
 {
@@ -1255,7 +1249,7 @@ static int check_opts(const pulse_cluster_opts_t *o, size_t n, size_t d, char *e
 int pulse_cluster_run(const double *x, size_t n, size_t d, const char *const *names, const pulse_cluster_opts_t *o,
                       pulse_cluster_result_t *out, char *err, size_t errlen)
 {
-    double t0 = now_s();
+    double t0 = pulse_now_s();
     memset(out, 0, sizeof(*out));
     if (x == NULL && n > 0)
         return pulse_fail(err, errlen, "no data");
@@ -1279,7 +1273,7 @@ int pulse_cluster_run(const double *x, size_t n, size_t d, const char *const *na
         pulse_cluster_result_free(r);
         return -1;
     }
-    r->prep_seconds = now_s() - t0;
+    r->prep_seconds = pulse_now_s() - t0;
 
     /* The silhouette sample, and the fitting sample the restarts and the choice of k run on. */
     size_t ns = o->silhouette_sample < n ? o->silhouette_sample : n;
@@ -1424,7 +1418,7 @@ int pulse_cluster_run(const double *x, size_t n, size_t d, const char *const *na
     free(sil_lab);
     free(best_c);
     free(c);
-    r->seconds = now_s() - t0;
+    r->seconds = pulse_now_s() - t0;
     return 0;
 }
 

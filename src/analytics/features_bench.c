@@ -12,24 +12,11 @@
 #include "analytics/features.h"
 #include "analytics/txfile.h"
 #include "core/buf.h"
+#include "core/clock.h"
 
 #define BLOCK 262144u /* customers per feature block: 19 columns x 1 MB */
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 /* Process CPU seconds (all threads): on a shared machine wall time alone says little. */
-static double cpu_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 static long minflt(void)
 {
     struct rusage ru;
@@ -80,12 +67,12 @@ int pulse_features_bench(int argc, char **argv, FILE *out)
     pulse_txstore_init(&st);
     pulse_txfile_stats_t stats;
     long f0 = minflt();
-    double t0 = now_s(), c0 = cpu_s();
+    double t0 = pulse_now_s(), c0 = pulse_cpu_s();
     if (pulse_txfile_read(path, &plan, &st, &stats, err, sizeof(err)) != 0) {
         fprintf(stderr, "pulse bench features: %s\n", err);
         return 1;
     }
-    double t1 = now_s(), c1 = cpu_s();
+    double t1 = pulse_now_s(), c1 = pulse_cpu_s();
     fprintf(out, "read:     %7.3f s (cpu %.3f)  %7.1f MB/s  %llu rows, %u customers, %llu bad rows%s  (RSS %.0f MB)\n", t1 - t0,
             c1 - c0, (double)stats.bytes / 1048576.0 / (t1 - t0), (unsigned long long)stats.rows, st.customers.n,
             (unsigned long long)stats.bad_rows, stats.csv_fallback ? ", CSV parser (quotes)" : "", rss_mb());
@@ -94,7 +81,7 @@ int pulse_features_bench(int argc, char **argv, FILE *out)
     for (size_t k = 0; k < stats.nbad; k++)
         fprintf(out, "  bad line %llu: %s: %s\n", (unsigned long long)stats.bad[k].line, stats.bad[k].reason, stats.bad[k].text);
     pulse_txstore_finish(&st);
-    double t2 = now_s(), c2 = cpu_s();
+    double t2 = pulse_now_s(), c2 = pulse_cpu_s();
     fprintf(out, "group:    %7.3f s (cpu %.3f)  (RSS %.0f MB)\n", t2 - t1, c2 - c1, rss_mb());
 
     uint32_t nc = st.customers.n;
@@ -119,7 +106,7 @@ int pulse_features_bench(int argc, char **argv, FILE *out)
                 checksum += x[k];
     }
     free(x);
-    double t3 = now_s(), c3 = cpu_s();
+    double t3 = pulse_now_s(), c3 = pulse_cpu_s();
     fprintf(out, "features: %7.3f s (cpu %.3f)  %7.1f M customers/s, %d columns  (RSS %.0f MB, checksum %.6g)\n", t3 - t2, c3 - c2,
             nc / 1e6 / (t3 - t2), PULSE_FEAT_COUNT, rss_mb(), checksum);
 
@@ -128,7 +115,7 @@ int pulse_features_bench(int argc, char **argv, FILE *out)
      * by counting on one thread while M is sorted on the other) */
     pulse_feature_matrix_t whole = {0, nc, 3, rfm, NULL, 0};
     pulse_features_rfm_scores(&whole, scores, scores + nc, scores + 2 * (size_t)nc);
-    double t4 = now_s(), c4 = cpu_s();
+    double t4 = pulse_now_s(), c4 = pulse_cpu_s();
     size_t hist[3][6] = {{0}};
     for (int k = 0; k < 3; k++)
         for (uint32_t c = 0; c < nc; c++)

@@ -9,16 +9,10 @@
 #include <time.h>
 
 #include "core/buf.h"
+#include "core/clock.h"
 #include "db/copybin.h"
 
 #define PROGRESS_ROWS 262144u
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static int is_uuid(const char *s)
 {
@@ -110,7 +104,7 @@ int pulse_pgload_tenant(PGconn *c, const char *tenant, pulse_txstore_t *st, puls
     memset(stats, 0, sizeof(*stats));
     if (!is_uuid(tenant))
         return pulse_fail(err, errlen, "not an organization id: '%s'", tenant);
-    double t0 = now_s();
+    double t0 = pulse_now_s();
     char sql[1024];
     /* the columns as stored, in binary: the days since 1970 and the amount as a double are worked
      * out here from the timestamp's microseconds and numeric's base-10000 digits, because the
@@ -131,6 +125,6 @@ int pulse_pgload_tenant(PGconn *c, const char *tenant, pulse_txstore_t *st, puls
     rc = copy_out(c, sql, 1, stats->events_as_activity, st, cb, ud, &stats->events, stats->transactions, err, errlen);
     if (rc == 0 && stats->events == 0)
         stats->events_as_activity = 0;
-    stats->seconds = now_s() - t0;
+    stats->seconds = pulse_now_s() - t0;
     return rc;
 }

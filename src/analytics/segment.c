@@ -9,18 +9,12 @@
 #include <time.h>
 
 #include "core/buf.h"
+#include "core/clock.h"
 
 /* Customers per feature block of a thread (1.5 MB of scratch with 24 columns). Not a power of two:
  * the block is column-major, and columns 2^k floats apart fall in the same cache sets, so the 24
  * stores of each customer evicted one another (the features pass took twice the CPU). */
 #define BLOCK 16000u
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 unsigned pulse_segment_band(const pulse_segment_table_t *t, double p)
 {
@@ -366,7 +360,7 @@ int pulse_segment_run(const pulse_txstore_t *st, const pulse_segment_opts_t *opt
         out->features = pulse_xmalloc(ncols * nn * sizeof(float));
 
     /* 1. features and behaviour, each thread over its own range of customers, block by block */
-    double t0 = now_s();
+    double t0 = pulse_now_s();
     seg_part_t parts[MAX_PARTS];
     int nparts = split_customers(st, opt->threads, parts);
     fo.threads = 1; /* the parts are the parallelism */
@@ -390,7 +384,7 @@ int pulse_segment_run(const pulse_txstore_t *st, const pulse_segment_opts_t *opt
             pulse_segment_result_free(out);
             return -1;
         }
-    double t1 = now_s();
+    double t1 = pulse_now_s();
     out->features_seconds = t1 - t0;
 
     /* 2. RFM quintiles over all customers (a block would rank within itself) */
@@ -398,7 +392,7 @@ int pulse_segment_run(const pulse_txstore_t *st, const pulse_segment_opts_t *opt
     out->f = pulse_xmalloc(nn);
     out->m = pulse_xmalloc(nn);
     pulse_features_rfm_scores_of(out->recency, out->frequency, out->monetary, n, out->r, out->f, out->m);
-    double t2 = now_s();
+    double t2 = pulse_now_s();
     out->rfm_seconds = t2 - t1;
 
     /* 3. churn band, segment by lookup (same parts; counts summed in part order) */
@@ -414,6 +408,6 @@ int pulse_segment_run(const pulse_txstore_t *st, const pulse_segment_opts_t *opt
         for (size_t s = 0; s <= PULSE_SEGMENT_MAX_NAMES; s++)
             out->counts[s] += parts[p].counts[s];
     out->segmented = (uint32_t)(n - out->counts[0]);
-    out->segment_seconds = now_s() - t2;
+    out->segment_seconds = pulse_now_s() - t2;
     return 0;
 }

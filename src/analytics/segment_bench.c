@@ -12,20 +12,7 @@
 #include "analytics/cluster.h"
 #include "analytics/txfile.h"
 #include "core/buf.h"
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static double cpu_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
+#include "core/clock.h"
 
 /* VmHWM: the peak resident set so far (the phase that sets the run's peak is the one to shrink). */
 static double hwm_mb(void)
@@ -84,18 +71,18 @@ int pulse_segment_bench(int argc, char **argv, const pulse_segment_table_t *tabl
     pulse_txstore_t st;
     pulse_txstore_init(&st);
     pulse_txfile_stats_t stats;
-    double t0 = now_s(), c0 = cpu_s();
+    double t0 = pulse_now_s(), c0 = pulse_cpu_s();
     if (pulse_txfile_read(path, &plan, &st, &stats, err, sizeof(err)) != 0) {
         fprintf(stderr, "pulse bench segment: %s\n", err);
         return 1;
     }
-    double t1 = now_s(), c1 = cpu_s();
+    double t1 = pulse_now_s(), c1 = pulse_cpu_s();
     fprintf(out, "parse:    %7.3f s  %7.1f MB/s  %llu rows, %u customers  (cpu %.3f s, RSS %.0f MB, peak %.0f MB)\n", t1 - t0,
             (double)stats.bytes / 1048576.0 / (t1 - t0), (unsigned long long)stats.rows, st.customers.n, c1 - c0, rss_mb(),
             hwm_mb());
     fprintf(out, "          threads %.3f s, ordered merge %.3f s\n", stats.parse_seconds, stats.merge_seconds);
     pulse_txstore_finish(&st);
-    double t2 = now_s(), c2 = cpu_s();
+    double t2 = pulse_now_s(), c2 = pulse_cpu_s();
     fprintf(out, "group:    %7.3f s  (cpu %.3f s, RSS %.0f MB, peak %.0f MB)\n", t2 - t1, c2 - c1, rss_mb(), hwm_mb());
     pulse_segment_opts_t so;
     memset(&so, 0, sizeof(so));
@@ -107,7 +94,7 @@ int pulse_segment_bench(int argc, char **argv, const pulse_segment_table_t *tabl
         fprintf(stderr, "pulse bench segment: %s\n", err);
         return 1;
     }
-    double t3 = now_s(), c3 = cpu_s();
+    double t3 = pulse_now_s(), c3 = pulse_cpu_s();
     fprintf(out, "features: %7.3f s  (with behaviour score, trend, signals; RSS %.0f MB, peak %.0f MB)\n", res.features_seconds,
             rss_mb(), hwm_mb());
     fprintf(out, "          features + rfm + segments: cpu %.3f s\n", c3 - c2);
@@ -129,7 +116,7 @@ int pulse_segment_bench(int argc, char **argv, const pulse_segment_table_t *tabl
         n++;
     }
     pulse_segment_result_free(&res);
-    double t4 = now_s(), c4 = cpu_s();
+    double t4 = pulse_now_s(), c4 = pulse_cpu_s();
     pulse_cluster_opts_t co;
     pulse_cluster_opts_init(&co);
     co.k = k;
@@ -141,7 +128,7 @@ int pulse_segment_bench(int argc, char **argv, const pulse_segment_table_t *tabl
         free(x);
         return 1;
     }
-    double t5 = now_s(), c5 = cpu_s();
+    double t5 = pulse_now_s(), c5 = pulse_cpu_s();
     fprintf(out, "kmeans:   %7.3f s  k = %zu on %zu customers (prepare %.3f s)  (cpu %.3f s, RSS %.0f MB, peak %.0f MB)\n", t5 - t4,
             cr.k, n, cr.prep_seconds, c5 - c4, rss_mb(), hwm_mb());
     for (size_t c = 0; c < cr.k; c++)

@@ -4,6 +4,7 @@
  * stored. */
 #include "cli/cli.h"
 #include "core/buf.h"
+#include "core/clock.h"
 #include "db/conninfo.h"
 #include "jobs/jobs.h"
 #include "script/script.h"
@@ -127,19 +128,12 @@ typedef struct bar_t {
     double last;
 } bar_t;
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
 static int draw(void *ud, const pulse_job_progress_t *p)
 {
     bar_t *b = ud;
     if (b->quiet)
         return interrupted;
-    double now = now_s();
+    double now = pulse_now_s();
     if (!b->tty && now - b->last < 5.0 && strcmp(p->phase, "reading") == 0)
         return interrupted; /* a log line every few seconds when not on a terminal */
     b->last = now;
@@ -185,11 +179,11 @@ int pulse_cli_import(int argc, char **argv)
     bar_t bar = {isatty(2), a.quiet, 0};
     pulse_import_request_t rq = {a.file, a.file, a.kind, a.mapping, a.date_formats, a.sheet, a.sep, a.max_error_rate};
     pulse_job_outcome_t out;
-    double t0 = now_s();
+    double t0 = pulse_now_s();
     pulse_import_file(&cfg, conninfo, tenant, industry, &rq, draw, &bar, &out, id, "pulse import", stderr);
     if (id[0] == '\0')
         return 1; /* refused before a job existed: the reasons are printed */
-    double secs = now_s() - t0;
+    double secs = pulse_now_s() - t0;
     if (bar.tty && !bar.quiet)
         fputc('\n', stderr);
     int ok = strcmp(out.state, "done") == 0;

@@ -16,6 +16,7 @@
 #include "analytics/segment.h"
 #include "analytics/segment_bench.h"
 #include "analytics/txfile.h"
+#include "core/clock.h"
 #include "db/conninfo.h"
 #include "jobs/jobs.h"
 #include "core/buf.h"
@@ -40,11 +41,6 @@ static void usage(FILE *f)
                "With --tenant: runs the segment job on the organization's data in PostgreSQL (as POST\n"
                "/api/v1/segmentation/organizations/{id}/segment does) and, with --k or --method, a cluster job\n"
                "after it; prints each job's result. Exit codes: 0 ok, 1 failure, 2 usage.\n");
-}
-
-static double now_s(void)
-{
-    return pulse_jobrun_now();
 }
 
 /* import_plan.for_file's plan for the file, as a txfile plan. */
@@ -387,7 +383,7 @@ int pulse_cli_segment(int argc, char **argv)
     int *label = NULL;
     FILE *out = NULL;
 
-    double t0 = now_s();
+    double t0 = pulse_now_s();
     pulse_txfile_plan_t plan;
     if (file_plan(L, path, industry, &plan, err, sizeof(err)) != 0) {
         fprintf(stderr, "pulse segment: %s\n", err);
@@ -416,7 +412,7 @@ int pulse_cli_segment(int argc, char **argv)
         fprintf(stderr, "pulse segment: %s\n", err);
         goto done;
     }
-    double t_plan = now_s();
+    double t_plan = pulse_now_s();
 
     pulse_txfile_stats_t stats;
     if (pulse_txfile_read(path, &plan, &st, &stats, err, sizeof(err)) != 0) {
@@ -424,7 +420,7 @@ int pulse_cli_segment(int argc, char **argv)
         goto done;
     }
     pulse_txstore_finish(&st);
-    double t_read = now_s();
+    double t_read = pulse_now_s();
     pulse_segment_opts_t so;
     memset(&so, 0, sizeof(so));
     so.as_of = as_of;
@@ -434,7 +430,7 @@ int pulse_cli_segment(int argc, char **argv)
         fprintf(stderr, "pulse segment: %s\n", err);
         goto done;
     }
-    double t_seg = now_s();
+    double t_seg = pulse_now_s();
 
     /* clusters of the customers with a purchase */
     size_t n = 0;
@@ -461,7 +457,7 @@ int pulse_cli_segment(int argc, char **argv)
                 label[rows[i]] = cr.labels[i];
         }
     }
-    double t_cluster = now_s();
+    double t_cluster = pulse_now_s();
 
     out = fopen(out_path, "w");
     if (out == NULL) {
@@ -508,7 +504,7 @@ int pulse_cli_segment(int argc, char **argv)
     int werr = ferror(out);
     werr |= fclose(out);
     out = NULL;
-    double t_write = now_s();
+    double t_write = pulse_now_s();
     if (werr) {
         fprintf(stderr, "pulse segment: writing %s failed\n", out_path);
         free(revenue);
@@ -575,9 +571,9 @@ int pulse_cli_segment_bench(int argc, char **argv)
 {
     for (int i = 1; i + 1 < argc; i++)
         if (strcmp(argv[i], "--tenant") == 0) {
-            double t0 = now_s();
+            double t0 = pulse_now_s();
             int rc = segment_tenant(argv[i + 1], NULL, NULL, 0, "kmeans", 4);
-            printf("total: %.3f s (job result above: timings_ms load / compute / write)\n", now_s() - t0);
+            printf("total: %.3f s (job result above: timings_ms load / compute / write)\n", pulse_now_s() - t0);
             return rc;
         }
     pulse_config_t cfg;

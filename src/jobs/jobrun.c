@@ -1,6 +1,8 @@
 /* The job row bookkeeping of every job kind (see jobrun.h). */
 #include "jobs/jobrun.h"
 
+#include "core/clock.h"
+
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -13,9 +15,7 @@
 
 double pulse_jobrun_now(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+    return pulse_now_s();
 }
 
 void pulse_jobrun_init(pulse_jobrun_t *r, PGconn *ctl, const char *job_id, const char *tenant, volatile int *stop,

@@ -7,6 +7,7 @@
 #include "jobs/train_job.h"
 
 #include "core/buf.h"
+#include "core/clock.h"
 #include "core/log.h"
 #include "jobs/clv_values.h"
 #include "jobs/jobrun.h"
@@ -113,13 +114,6 @@ static int store_model(pulse_jobrun_t *run, PGconn *c, const char *tenant, const
     return interrupted ? 1 : ok ? 0 : -1;
 }
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
 static double param_num(PGconn *ctl, const char *params, const char *path, double dflt)
 {
     char *v = pulse_mljob_param(ctl, params, path);
@@ -212,7 +206,7 @@ static void clv_documents(const pulse_ml_clv_result_t *res, const pulse_ml_clv_o
 static int run_clv(pulse_jobrun_t *run, PGconn *ctl, PGconn *work, const char *job_id, const char *tenant_id,
                    const char *params_json, pulse_job_outcome_t *out)
 {
-    double t0 = now_s();
+    double t0 = pulse_now_s();
     char err[512];
     pulse_jobrun_step(run, "reading transactions", 5, 0, 1);
     pulse_txstore_t st;
@@ -277,7 +271,7 @@ static int run_clv(pulse_jobrun_t *run, PGconn *ctl, PGconn *work, const char *j
         pulse_buf_printf(&result,
                          "{\"model_id\":\"%s\",\"version\":%d,\"active\":%s,\"algorithm\":\"%s\",\"kind\":\"clv\",\"rows\":%zu,"
                          "\"clv_written\":%ld,\"fit_seconds\":%.4f,\"seconds\":%.4f,\"metrics\":%s,\"candidates\":{",
-                         id, version, active ? "true" : "false", algorithm, res.n_full, written, res.seconds, now_s() - t0,
+                         id, version, active ? "true" : "false", algorithm, res.n_full, written, res.seconds, pulse_now_s() - t0,
                          metrics.data);
         candidate_errors("bgnbd", &res.bgnbd, &result);
         pulse_buf_putc(&result, ',');
@@ -321,7 +315,7 @@ static int run_train(const pulse_config_t *cfg, PGconn *ctl, PGconn *work, const
     free(kind);
     if (is_clv)
         return run_clv(run, ctl, work, job_id, tenant_id, params_json, out);
-    double t0 = now_s();
+    double t0 = pulse_now_s();
     char err[512];
     char *label_mode = pulse_mljob_param(ctl, params_json, "{label}");
     int behavioural = label_mode != NULL && strcmp(label_mode, "behavioural") == 0;
@@ -353,7 +347,7 @@ static int run_train(const pulse_config_t *cfg, PGconn *ctl, PGconn *work, const
         info.customer = NULL;
         out->rows_read = info.n_customers;
     }
-    double read_s = now_s() - t0;
+    double read_s = pulse_now_s() - t0;
 
     pulse_ml_train_options_t o;
     pulse_ml_train_options_init(&o);
@@ -368,14 +362,14 @@ static int run_train(const pulse_config_t *cfg, PGconn *ctl, PGconn *work, const
     o.interrupt_ud = &training;
     pulse_ml_train_result_t res;
     memset(&res, 0, sizeof(res));
-    double t1 = now_s();
+    double t1 = pulse_now_s();
     int trained =
         pulse_jobrun_step(run, "training", 20, t->data.n_rows, 1) != 0 ? 1 : pulse_ml_train_churn(t, &o, &res, err, sizeof(err));
     if (trained != 0) {
         pulse_ml_table_free(t);
         return trained > 0 ? pulse_jobrun_interrupted(run, out) : pulse_jobrun_fail(run, out, "requirements", err);
     }
-    double train_s = now_s() - t1;
+    double train_s = pulse_now_s() - t1;
     if (pulse_jobrun_step(run, "storing the model", 90, t->data.n_rows, 1) != 0) {
         pulse_ml_train_result_free(&res);
         pulse_ml_table_free(t);
@@ -432,7 +426,7 @@ static int run_train(const pulse_config_t *cfg, PGconn *ctl, PGconn *work, const
     pulse_buf_printf(&result, "{\"model_id\":\"%s\",\"version\":%d,\"active\":%s,\"algorithm\":\"%s\",\"rows\":%zu,", id, version,
                      active ? "true" : "false", algorithm, res.n_rows);
     pulse_buf_printf(&result, "\"label\":\"%s\",\"train_seconds\":%.4f,\"seconds\":%.4f,\"metrics\":",
-                     behavioural ? "behavioural" : "explicit", train_s, now_s() - t0);
+                     behavioural ? "behavioural" : "explicit", train_s, pulse_now_s() - t0);
     pulse_ml_metrics_json(&res.cand[res.chosen].test, &result);
     pulse_buf_putc(&result, '}');
     out->rows_accepted = res.n_rows;

@@ -11,6 +11,7 @@
 
 #include "analytics/txfile.h"
 #include "core/buf.h"
+#include "core/clock.h"
 #include "ingest/csv.h"
 #include "ml/clv.h"
 #include "ml/clvsum.h"
@@ -115,13 +116,6 @@ static int read_summary(const char *path, summary_t *s)
     return rc == 0 && s->n > 0 ? 0 : -1;
 }
 
-static double cpu_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 /* A transactions file (as pulse bench features reads it) into a finished store. */
 static int read_transactions(const char *path, pulse_txstore_t *st, char *err, size_t errlen)
 {
@@ -165,9 +159,9 @@ static int bench_transactions(const char *path, int32_t horizon, FILE *out)
     o.terms.horizon = horizon;
     o.threads = 1;
     pulse_ml_clv_result_t r;
-    double t0 = now_ms(), c0 = cpu_s();
+    double t0 = now_ms(), c0 = pulse_cpu_s();
     int rc = pulse_ml_clv_train(&st, &o, &r, err, sizeof(err));
-    double ms = now_ms() - t0, cpu = cpu_s() - c0;
+    double ms = now_ms() - t0, cpu = pulse_cpu_s() - c0;
     if (rc != 0) {
         fprintf(stderr, "pulse bench clv: %s\n", err);
     } else {

@@ -4,6 +4,7 @@
  * summaries, so both candidates are measured on exactly the same held-out customers. */
 #include "ml/clvtrain.h"
 
+#include "core/clock.h"
 #include "ml/churnlabel.h"
 #include "ml/clvsum.h"
 #include "ml/split.h"
@@ -24,13 +25,6 @@ void pulse_ml_clv_options_init(pulse_ml_clv_options_t *o)
     o->seed = 42;
     o->min_customers = 50;
     o->threads = 2;
-}
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
 static void day_str(int32_t day, char out[16])
@@ -277,7 +271,7 @@ static int tree_table(const pulse_txstore_t *st, const pulse_clvsum_t *cal, cons
 int pulse_ml_clv_train(const pulse_txstore_t *st, const pulse_ml_clv_options_t *o, pulse_ml_clv_result_t *out, char *err,
                        size_t errlen)
 {
-    double t0 = now_s();
+    double t0 = pulse_now_s();
     memset(out, 0, sizeof(*out));
     if (check_store(st, o, err, errlen) != 0)
         return -1;
@@ -327,7 +321,7 @@ int pulse_ml_clv_train(const pulse_txstore_t *st, const pulse_ml_clv_options_t *
     }
     if (rc == 0) {
         pulse_buf_t rep = PULSE_BUF_INIT;
-        out->seconds = now_s() - t0;
+        out->seconds = pulse_now_s() - t0;
         pulse_ml_clv_report_json(out, &rep);
         pulse_ml_model_set_meta(out->model, rep.data);
         pulse_buf_free(&rep);

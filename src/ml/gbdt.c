@@ -21,6 +21,7 @@
 #endif
 
 #include "core/buf.h"
+#include "core/clock.h"
 
 #define GBDT_MAGIC "PGBT"
 #define GBDT_VERSION 1u
@@ -737,13 +738,6 @@ static int check_params(const pulse_gbdt_params_t *p, char *err, size_t errlen)
 
 static void compile_model(pulse_gbdt_t *m);
 
-static double now_seconds(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
 static int cmp_u32(const void *a, const void *b)
 {
     uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
@@ -753,7 +747,7 @@ static int cmp_u32(const void *a, const void *b)
 int pulse_gbdt_train(const pulse_ml_data_t *train, const pulse_ml_data_t *valid, const pulse_gbdt_params_t *p, pulse_gbdt_t **out,
                      pulse_gbdt_report_t *rep, char *err, size_t errlen)
 {
-    double t0 = now_seconds();
+    double t0 = pulse_now_s();
     *out = NULL;
     if (check_params(p, err, errlen) < 0 || check_data(train, "train", p->objective, err, errlen) < 0)
         return -1;
@@ -939,7 +933,7 @@ int pulse_gbdt_train(const pulse_ml_data_t *train, const pulse_ml_data_t *valid,
     compile_model(m);
     *out = m;
     if (rep)
-        rep->train_seconds = now_seconds() - t0;
+        rep->train_seconds = pulse_now_s() - t0;
     return 0;
 }
 

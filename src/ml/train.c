@@ -6,6 +6,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "core/clock.h"
 #include "ml/churn.h"
 #include "ml/logreg.h"
 #include "ml/split.h"
@@ -33,20 +34,6 @@ void pulse_ml_train_options_init(pulse_ml_train_options_t *o)
 int pulse_ml_train_have_gbdt(void)
 {
     return PULSE_ML_HAVE_GBDT;
-}
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static double cpu_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
 static void shares(double *v, size_t n)
@@ -102,11 +89,11 @@ static int run_logreg(pulse_ml_candidate_t *c, scores_t *sc, const pulse_ml_data
     pulse_ml_logreg_params_init(&p);
     p.lambda = o->logreg_lambda;
     pulse_ml_logreg_t *m;
-    double t0 = now_s(), c0 = cpu_s();
+    double t0 = pulse_now_s(), c0 = pulse_cpu_s();
     if (pulse_ml_logreg_train(tr, &p, &m, err, errlen) != 0)
         return -1;
-    c->train_seconds = now_s() - t0;
-    c->train_cpu_seconds = cpu_s() - c0;
+    c->train_seconds = pulse_now_s() - t0;
+    c->train_cpu_seconds = pulse_cpu_s() - c0;
     c->iterations = pulse_ml_logreg_iterations(m);
     sc->valid = pulse_xmalloc((va->n_rows + 1) * sizeof(double));
     sc->test = pulse_xmalloc((te->n_rows + 1) * sizeof(double));
@@ -132,11 +119,11 @@ static int run_gbdt(pulse_ml_candidate_t *c, scores_t *sc, const pulse_ml_data_t
     p.threads = o->gbdt_threads > 0 ? o->gbdt_threads : 1;
     pulse_gbdt_t *m;
     pulse_gbdt_report_t rep;
-    double t0 = now_s(), c0 = cpu_s();
+    double t0 = pulse_now_s(), c0 = pulse_cpu_s();
     if (pulse_gbdt_train(tr, va, &p, &m, &rep, err, errlen) != 0)
         return -1;
-    c->train_seconds = now_s() - t0;
-    c->train_cpu_seconds = cpu_s() - c0;
+    c->train_seconds = pulse_now_s() - t0;
+    c->train_cpu_seconds = pulse_cpu_s() - c0;
     c->iterations = rep.best_iteration;
     sc->valid = pulse_xmalloc((va->n_rows + 1) * sizeof(double));
     sc->test = pulse_xmalloc((te->n_rows + 1) * sizeof(double));
@@ -228,7 +215,7 @@ int pulse_ml_train_churn(const pulse_ml_table_t *t, const pulse_ml_train_options
     if (d->n_cols == 0)
         return pulse_fail(err, errlen, "the table has no feature columns besides the label");
 
-    double t0 = now_s();
+    double t0 = pulse_now_s();
     pulse_ml_split_t sp;
     if (pulse_ml_split_stratified(d->y, n, o->test_fraction, o->valid_fraction, o->seed, &sp, err, errlen) != 0)
         return -1;
@@ -304,7 +291,7 @@ int pulse_ml_train_churn(const pulse_ml_table_t *t, const pulse_ml_train_options
         memcpy(m->calibration.y, ch->calibration.y, np * sizeof(double));
     }
     out->model = m;
-    out->seconds = now_s() - t0;
+    out->seconds = pulse_now_s() - t0;
     pulse_buf_t js = PULSE_BUF_INIT;
     pulse_ml_train_json(out, &js);
     pulse_ml_model_set_meta(m, js.data);

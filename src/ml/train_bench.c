@@ -6,17 +6,11 @@
 #include <string.h>
 #include <time.h>
 
+#include "core/clock.h"
 #include "ml/table.h"
 #include "ml/train.h"
 
 #define SEEDS 5
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static int usage(void)
 {
@@ -50,12 +44,12 @@ int pulse_train_bench(int argc, char **argv, FILE *out)
 
     char err[256];
     pulse_ml_table_t *t;
-    double t0 = now_s();
+    double t0 = pulse_now_s();
     if (pulse_ml_table_load_csv(file, &topt, &t, err, sizeof(err)) != 0) {
         fprintf(stderr, "pulse bench train: %s\n", err);
         return 1;
     }
-    double load_s = now_s() - t0;
+    double load_s = pulse_now_s() - t0;
     size_t n_cat = 0;
     for (size_t j = 0; j < t->data.n_cols; j++)
         n_cat += t->data.categorical[j];

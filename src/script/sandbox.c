@@ -7,6 +7,7 @@
  *   box:stats() -> { memory, peak, calls, failures, last_instructions };  box:close()
  * err = { kind =, source =, line =, message = } (kinds as pulse_sandbox_error_t). */
 #include "script/sandbox.h"
+#include "core/clock.h"
 #include "script/sandbox_pattern.h"
 #include "script/script.h"
 
@@ -43,13 +44,6 @@ struct pulse_sandbox_t {
     char err_source[128];
     int err_line;
 };
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static pulse_sandbox_t *box_of(lua_State *L)
 {
@@ -115,7 +109,7 @@ static void check_budget(lua_State *L, pulse_sandbox_t *b)
     if (!b->killed) {
         if (b->count > b->limits.instruction_limit)
             b->killed = KILL_BUDGET;
-        else if (now_s() > b->deadline)
+        else if (pulse_now_s() > b->deadline)
             b->killed = KILL_TIMEOUT;
         else
             return;
@@ -500,7 +494,7 @@ static void begin_run(pulse_sandbox_t *b, uint64_t seed)
     b->count = 0;
     b->err_source[0] = '\0';
     b->err_line = 0;
-    b->deadline = now_s() + b->limits.wall_ms / 1000.0;
+    b->deadline = pulse_now_s() + b->limits.wall_ms / 1000.0;
     rng_seed(b->rng, seed);
     lua_sethook(b->L, box_hook, LUA_MASKCOUNT, HOOK_EVERY);
 }

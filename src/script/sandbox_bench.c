@@ -1,6 +1,7 @@
 /* Benchmark of rule calls through the sandbox (see sandbox_bench.h). The caller's state plays the
  * request handler's VM: its tables are deep-copied into the box and the results copied back. */
 #include "script/sandbox_bench.h"
+#include "core/clock.h"
 #include "script/sandbox.h"
 
 #include <lauxlib.h>
@@ -29,13 +30,6 @@ static const char RULES[] = "local M = {}\n"
 static const char PROFILE[] = "return { customer_id = 123456, tier = 'gold', churn_risk = 0.72, ltv = 1830.5, orders = 14,"
                               " days_since_last = 41, avg_basket = 62.3, email_opt_in = true, country = 'FR', segment = 'loyal' }";
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 static int fail(FILE *out, const char *what, const pulse_sandbox_error_t *e)
 {
     fprintf(out, "sandbox bench: %s failed: %s: %s\n", what, e->kind, e->message);
@@ -60,7 +54,7 @@ int pulse_sandbox_bench(FILE *out)
     luaL_dostring(H, PROFILE); /* 1: the profile */
     const int n = 200000;
 
-    double t0 = now_s();
+    double t0 = pulse_now_s();
     for (int i = 0; i < n; i++) {
         if (pulse_sandbox_call(b, H, "rules", "noop", 0, 1, 0, &e) != 0) {
             rc = fail(out, "noop", &e);
@@ -68,10 +62,10 @@ int pulse_sandbox_bench(FILE *out)
         }
         lua_pop(H, 1);
     }
-    double t1 = now_s();
+    double t1 = pulse_now_s();
     fprintf(out, "trivial function          %8.2f us/call\n", (t1 - t0) * 1e6 / n);
 
-    t0 = now_s();
+    t0 = pulse_now_s();
     for (int i = 0; i < n; i++) {
         lua_pushvalue(H, 1);
         if (pulse_sandbox_call(b, H, "rules", "offer", 1, 1, (uint64_t)i, &e) != 0) {
@@ -80,11 +74,11 @@ int pulse_sandbox_bench(FILE *out)
         }
         lua_pop(H, 1);
     }
-    t1 = now_s();
+    t1 = pulse_now_s();
     fprintf(out, "profile in, offer out     %8.2f us/call (10-field table in, 3-field table out)\n", (t1 - t0) * 1e6 / n);
 
     const int rounds = 2000;
-    t0 = now_s();
+    t0 = pulse_now_s();
     for (int k = 0; k < rounds; k++) {
         for (int r = 1; r <= 5; r++)
             for (int f = 1; f <= 5; f++)
@@ -103,7 +97,7 @@ int pulse_sandbox_bench(FILE *out)
                     lua_pop(H, 1);
                 }
     }
-    t1 = now_s();
+    t1 = pulse_now_s();
     fprintf(out, "segments over 5x5x5 RFM   %8.2f us for the 125 calls (%.2f us/call)\n", (t1 - t0) * 1e6 / rounds,
             (t1 - t0) * 1e6 / rounds / 125);
     pulse_sandbox_stats_t s;

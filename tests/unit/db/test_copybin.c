@@ -65,10 +65,23 @@ static void assert_decodes_like_strtod(const char *text)
 static void numeric_hand_picked(void **state)
 {
     (void)state;
-    const char *cases[] = {"0",       "12.3400",           "-0.0001",          "123456789012.3456",     "9999999999999999",
-                           "1",       "10000",             "0.5",              "-2.25",                 "99999999.9999",
-                           "1e0",     "900719925474.0993", "900719925474.0992", "1234567890123456789.0123", "0.0000000001",
-                           "100000000000000000000000000000", "3.1416"};
+    const char *cases[] = {"0",
+                           "12.3400",
+                           "-0.0001",
+                           "123456789012.3456",
+                           "9999999999999999",
+                           "1",
+                           "10000",
+                           "0.5",
+                           "-2.25",
+                           "99999999.9999",
+                           "1e0",
+                           "900719925474.0993",
+                           "900719925474.0992",
+                           "1234567890123456789.0123",
+                           "0.0000000001",
+                           "100000000000000000000000000000",
+                           "3.1416"};
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
         if (strchr(cases[i], 'e') == NULL)
             assert_decodes_like_strtod(cases[i]);
@@ -107,8 +120,8 @@ static void numeric_special_and_malformed(void **state)
     assert_true(isnan(pulse_be_numeric_float8(infinity, 8)));
     unsigned char one[10] = {0, 1, 0, 0, 0, 0, 0, 0, 0, 1};
     assert_true(pulse_be_numeric_float8(one, 10) == 1.0);
-    assert_true(isnan(pulse_be_numeric_float8(one, 9)));  /* digit count and length disagree */
-    assert_true(isnan(pulse_be_numeric_float8(one, 4)));  /* shorter than the header */
+    assert_true(isnan(pulse_be_numeric_float8(one, 9))); /* digit count and length disagree */
+    assert_true(isnan(pulse_be_numeric_float8(one, 4))); /* shorter than the header */
     unsigned char negative_count[8] = {0xff, 0xff, 0, 0, 0, 0, 0, 0};
     assert_true(isnan(pulse_be_numeric_float8(negative_count, 8)));
 }
@@ -125,11 +138,11 @@ static void timestamptz_days(void **state)
 {
     (void)state;
     const int64_t day = 86400000000LL;
-    assert_int_equal(days_of(0), 10957);                      /* 2000-01-01 */
-    assert_int_equal(days_of(day - 1), 10957);                /* its last microsecond */
-    assert_int_equal(days_of(-1), 10956);                     /* 1999-12-31 23:59:59.999999: down, not toward 0 */
-    assert_int_equal(days_of(-10957 * day), 0);               /* 1970-01-01 */
-    assert_int_equal(days_of(-10957 * day - 1), -1);          /* 1969-12-31 */
+    assert_int_equal(days_of(0), 10957);                         /* 2000-01-01 */
+    assert_int_equal(days_of(day - 1), 10957);                   /* its last microsecond */
+    assert_int_equal(days_of(-1), 10956);                        /* 1999-12-31 23:59:59.999999: down, not toward 0 */
+    assert_int_equal(days_of(-10957 * day), 0);                  /* 1970-01-01 */
+    assert_int_equal(days_of(-10957 * day - 1), -1);             /* 1969-12-31 */
     assert_int_equal(days_of(9862 * day + 3600000000LL), 20819); /* 2027-01-01 01:00 */
 }
 
