@@ -91,12 +91,14 @@ void pulse_segment_signal_message(const pulse_signal_t *s, double value, const c
     while (*p && o + 1 < outlen) {
         const char *rep = NULL;
         size_t skip = 0;
-        if (strncmp(p, "{value}", 7) == 0)
-            rep = v, skip = 7;
-        else if (strncmp(p, "{threshold}", 11) == 0)
-            rep = th, skip = 11;
-        else if (strncmp(p, "{abs}", 5) == 0)
-            rep = mag, skip = 5;
+        if (*p == '{') { /* the only character a placeholder starts with: the others are copied */
+            if (strncmp(p, "{value}", 7) == 0)
+                rep = v, skip = 7;
+            else if (strncmp(p, "{threshold}", 11) == 0)
+                rep = th, skip = 11;
+            else if (strncmp(p, "{abs}", 5) == 0)
+                rep = mag, skip = 5;
+        }
         if (rep) {
             for (; *rep && o + 1 < outlen; rep++)
                 out[o++] = *rep;
