@@ -5,11 +5,12 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <time.h>
 
 #include "analytics/cluster.h"
 #include "core/buf.h"
+#include "core/clock.h"
+#include "core/procstat.h"
 #include "gen/rng.h"
 
 #define SEGMENTS 4
@@ -47,13 +48,6 @@ static double *generate(size_t n, size_t d, int *truth)
         }
     }
     return x;
-}
-
-static double peak_mb(void)
-{
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    return (double)ru.ru_maxrss / 1024.0;
 }
 
 static int run(FILE *out, const double *x, size_t n, size_t d, const char *const *names, const int *truth, pulse_cluster_method_t m,
@@ -101,7 +95,7 @@ static int run(FILE *out, const double *x, size_t n, size_t d, const char *const
     if (labels_out)
         memcpy(labels_out, r.labels, n * sizeof(int));
     pulse_cluster_result_free(&r);
-    fprintf(out, "       peak RSS so far: %.1f MB\n", peak_mb());
+    fprintf(out, "       peak RSS so far: %.1f MB\n", pulse_peak_rss_mb());
     return 0;
 }
 
@@ -136,19 +130,10 @@ int pulse_cluster_bench(int argc, char **argv, FILE *out)
         names[j] = j < 7 ? names7[j] : extra[j];
     }
     int *truth = pulse_xmalloc(n * sizeof(int)), *a = pulse_xmalloc(n * sizeof(int)), *b = pulse_xmalloc(n * sizeof(int));
-    double t0 = 0;
-    {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        t0 = (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-    }
+    double t0 = pulse_now_s();
     double *x = generate(n, d, truth);
-    {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        fprintf(out, "data: %zu customers x %zu features (%.1f MB), %d planted segments, generated in %.2f s\n", n, d,
-                (double)(n * d * sizeof(double)) / 1e6, SEGMENTS, (double)ts.tv_sec + (double)ts.tv_nsec / 1e9 - t0);
-    }
+    fprintf(out, "data: %zu customers x %zu features (%.1f MB), %d planted segments, generated in %.2f s\n", n, d,
+            (double)(n * d * sizeof(double)) / 1e6, SEGMENTS, pulse_now_s() - t0);
     int rc = 0;
     rc |= run(out, x, n, d, names, truth, PULSE_CLUSTER_KMEANS, k, 1, a);
     rc |= run(out, x, n, d, names, truth, PULSE_CLUSTER_KMEANS, k, 2, b);
@@ -157,7 +142,7 @@ int pulse_cluster_bench(int argc, char **argv, FILE *out)
     rc |= run(out, x, n, d, names, truth, PULSE_CLUSTER_KMEANS, 0, 0, NULL);
     rc |= run(out, x, n, d, names, truth, PULSE_CLUSTER_GMM, 0, 0, NULL);
     rc |= run(out, x, n, d, names, truth, PULSE_CLUSTER_WARD, 0, 0, NULL);
-    fprintf(out, "peak RSS: %.1f MB\n", peak_mb());
+    fprintf(out, "peak RSS: %.1f MB\n", pulse_peak_rss_mb());
     free(x);
     free(truth);
     free(a);

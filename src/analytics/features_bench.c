@@ -13,28 +13,9 @@
 #include "analytics/txfile.h"
 #include "core/buf.h"
 #include "core/clock.h"
+#include "core/procstat.h"
 
 #define BLOCK 262144u /* customers per feature block: 19 columns x 1 MB */
-
-/* Process CPU seconds (all threads): on a shared machine wall time alone says little. */
-static long minflt(void)
-{
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    return ru.ru_minflt;
-}
-
-static double rss_mb(void)
-{
-    long pages = 0, res = 0;
-    FILE *f = fopen("/proc/self/statm", "r");
-    if (f) {
-        if (fscanf(f, "%ld %ld", &pages, &res) != 2)
-            res = 0;
-        fclose(f);
-    }
-    return (double)res * (double)sysconf(_SC_PAGESIZE) / 1048576.0;
-}
 
 int pulse_features_bench(int argc, char **argv, FILE *out)
 {
@@ -66,7 +47,7 @@ int pulse_features_bench(int argc, char **argv, FILE *out)
     pulse_txstore_t st;
     pulse_txstore_init(&st);
     pulse_txfile_stats_t stats;
-    long f0 = minflt();
+    long f0 = pulse_minor_faults();
     double t0 = pulse_now_s(), c0 = pulse_cpu_s();
     if (pulse_txfile_read(path, &plan, &st, &stats, err, sizeof(err)) != 0) {
         fprintf(stderr, "pulse bench features: %s\n", err);
@@ -75,14 +56,14 @@ int pulse_features_bench(int argc, char **argv, FILE *out)
     double t1 = pulse_now_s(), c1 = pulse_cpu_s();
     fprintf(out, "read:     %7.3f s (cpu %.3f)  %7.1f MB/s  %llu rows, %u customers, %llu bad rows%s  (RSS %.0f MB)\n", t1 - t0,
             c1 - c0, (double)stats.bytes / 1048576.0 / (t1 - t0), (unsigned long long)stats.rows, st.customers.n,
-            (unsigned long long)stats.bad_rows, stats.csv_fallback ? ", CSV parser (quotes)" : "", rss_mb());
+            (unsigned long long)stats.bad_rows, stats.csv_fallback ? ", CSV parser (quotes)" : "", pulse_rss_mb());
     fprintf(out, "  of which parse %.3f s, merge of the per-thread tables %.3f s; %ld page faults\n", stats.parse_seconds,
-            stats.merge_seconds, minflt() - f0);
+            stats.merge_seconds, pulse_minor_faults() - f0);
     for (size_t k = 0; k < stats.nbad; k++)
         fprintf(out, "  bad line %llu: %s: %s\n", (unsigned long long)stats.bad[k].line, stats.bad[k].reason, stats.bad[k].text);
     pulse_txstore_finish(&st);
     double t2 = pulse_now_s(), c2 = pulse_cpu_s();
-    fprintf(out, "group:    %7.3f s (cpu %.3f)  (RSS %.0f MB)\n", t2 - t1, c2 - c1, rss_mb());
+    fprintf(out, "group:    %7.3f s (cpu %.3f)  (RSS %.0f MB)\n", t2 - t1, c2 - c1, pulse_rss_mb());
 
     uint32_t nc = st.customers.n;
     float *rfm = pulse_xmalloc(((size_t)nc + 1) * 3 * sizeof(float));
@@ -108,7 +89,7 @@ int pulse_features_bench(int argc, char **argv, FILE *out)
     free(x);
     double t3 = pulse_now_s(), c3 = pulse_cpu_s();
     fprintf(out, "features: %7.3f s (cpu %.3f)  %7.1f M customers/s, %d columns  (RSS %.0f MB, checksum %.6g)\n", t3 - t2, c3 - c2,
-            nc / 1e6 / (t3 - t2), PULSE_FEAT_COUNT, rss_mb(), checksum);
+            nc / 1e6 / (t3 - t2), PULSE_FEAT_COUNT, pulse_rss_mb(), checksum);
 
     uint8_t *scores = pulse_xmalloc(((size_t)nc + 1) * 3);
     /* R, F, M are the matrix's first three columns: a 3-column matrix over rfm scores them (R and F
@@ -120,7 +101,7 @@ int pulse_features_bench(int argc, char **argv, FILE *out)
     for (int k = 0; k < 3; k++)
         for (uint32_t c = 0; c < nc; c++)
             hist[k][scores[(size_t)k * nc + c]]++;
-    fprintf(out, "rfm:      %7.3f s (cpu %.3f)  (RSS %.0f MB)\n", t4 - t3, c4 - c3, rss_mb());
+    fprintf(out, "rfm:      %7.3f s (cpu %.3f)  (RSS %.0f MB)\n", t4 - t3, c4 - c3, pulse_rss_mb());
     for (int k = 0; k < 3; k++)
         fprintf(out, "  %c scores 1-5: %zu %zu %zu %zu %zu\n", "RFM"[k], hist[k][1], hist[k][2], hist[k][3], hist[k][4],
                 hist[k][5]);

@@ -13,33 +13,7 @@
 #include "analytics/txfile.h"
 #include "core/buf.h"
 #include "core/clock.h"
-
-/* VmHWM: the peak resident set so far (the phase that sets the run's peak is the one to shrink). */
-static double hwm_mb(void)
-{
-    char line[128];
-    double kb = 0;
-    FILE *f = fopen("/proc/self/status", "r");
-    if (f) {
-        while (fgets(line, sizeof(line), f))
-            if (sscanf(line, "VmHWM: %lf", &kb) == 1)
-                break;
-        fclose(f);
-    }
-    return kb / 1024.0;
-}
-
-static double rss_mb(void)
-{
-    long pages = 0, res = 0;
-    FILE *f = fopen("/proc/self/statm", "r");
-    if (f) {
-        if (fscanf(f, "%ld %ld", &pages, &res) != 2)
-            res = 0;
-        fclose(f);
-    }
-    return (double)res * (double)sysconf(_SC_PAGESIZE) / 1048576.0;
-}
+#include "core/procstat.h"
 
 int pulse_segment_bench(int argc, char **argv, const pulse_segment_table_t *table, const pulse_behaviour_t *behaviour, FILE *out)
 {
@@ -78,12 +52,13 @@ int pulse_segment_bench(int argc, char **argv, const pulse_segment_table_t *tabl
     }
     double t1 = pulse_now_s(), c1 = pulse_cpu_s();
     fprintf(out, "parse:    %7.3f s  %7.1f MB/s  %llu rows, %u customers  (cpu %.3f s, RSS %.0f MB, peak %.0f MB)\n", t1 - t0,
-            (double)stats.bytes / 1048576.0 / (t1 - t0), (unsigned long long)stats.rows, st.customers.n, c1 - c0, rss_mb(),
-            hwm_mb());
+            (double)stats.bytes / 1048576.0 / (t1 - t0), (unsigned long long)stats.rows, st.customers.n, c1 - c0, pulse_rss_mb(),
+            pulse_peak_rss_mb());
     fprintf(out, "          threads %.3f s, ordered merge %.3f s\n", stats.parse_seconds, stats.merge_seconds);
     pulse_txstore_finish(&st);
     double t2 = pulse_now_s(), c2 = pulse_cpu_s();
-    fprintf(out, "group:    %7.3f s  (cpu %.3f s, RSS %.0f MB, peak %.0f MB)\n", t2 - t1, c2 - c1, rss_mb(), hwm_mb());
+    fprintf(out, "group:    %7.3f s  (cpu %.3f s, RSS %.0f MB, peak %.0f MB)\n", t2 - t1, c2 - c1, pulse_rss_mb(),
+            pulse_peak_rss_mb());
     pulse_segment_opts_t so;
     memset(&so, 0, sizeof(so));
     so.threads = threads;
@@ -96,7 +71,7 @@ int pulse_segment_bench(int argc, char **argv, const pulse_segment_table_t *tabl
     }
     double t3 = pulse_now_s(), c3 = pulse_cpu_s();
     fprintf(out, "features: %7.3f s  (with behaviour score, trend, signals; RSS %.0f MB, peak %.0f MB)\n", res.features_seconds,
-            rss_mb(), hwm_mb());
+            pulse_rss_mb(), pulse_peak_rss_mb());
     fprintf(out, "          features + rfm + segments: cpu %.3f s\n", c3 - c2);
     fprintf(out, "rfm:      %7.3f s\n", res.rfm_seconds);
     fprintf(out, "segments: %7.3f s  (lookup; %u segmented)\n", res.segment_seconds, res.segmented);
@@ -130,7 +105,7 @@ int pulse_segment_bench(int argc, char **argv, const pulse_segment_table_t *tabl
     }
     double t5 = pulse_now_s(), c5 = pulse_cpu_s();
     fprintf(out, "kmeans:   %7.3f s  k = %zu on %zu customers (prepare %.3f s)  (cpu %.3f s, RSS %.0f MB, peak %.0f MB)\n", t5 - t4,
-            cr.k, n, cr.prep_seconds, c5 - c4, rss_mb(), hwm_mb());
+            cr.k, n, cr.prep_seconds, c5 - c4, pulse_rss_mb(), pulse_peak_rss_mb());
     for (size_t c = 0; c < cr.k; c++)
         fprintf(out, "  %zu %9zu  %s\n", c, cr.sizes[c], cr.personas[c].label);
     struct rusage ru;

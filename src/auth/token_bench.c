@@ -10,15 +10,9 @@
 #include <openssl/rand.h>
 
 #include "auth/token.h"
+#include "core/clock.h"
 
 #define BENCH_ITERATIONS 200000
-
-static double bench_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 /* A two-key ring with fresh random secrets: "bench2" current, "bench1" in its grace period. */
 static pulse_token_keys_t *bench_keys(int64_t now, unsigned char secret[32], char *err, size_t errlen)
@@ -36,13 +30,13 @@ static pulse_token_keys_t *bench_keys(int64_t now, unsigned char secret[32], cha
 static void bench_sign(FILE *out, const pulse_token_keys_t *keys, const pulse_token_claims_t *claims, int64_t now)
 {
     char err[256];
-    double t0 = bench_now();
+    double t0 = pulse_now_s();
     for (int i = 0; i < BENCH_ITERATIONS; i++) {
         char *tok = NULL;
         if (pulse_token_sign(keys, claims, now, 900, &tok, err, sizeof(err)) == 0)
             free(tok);
     }
-    fprintf(out, "token sign (libjwt)     %8.3f us/op\n", (bench_now() - t0) / BENCH_ITERATIONS * 1e6);
+    fprintf(out, "token sign (libjwt)     %8.3f us/op\n", (pulse_now_s() - t0) / BENCH_ITERATIONS * 1e6);
 }
 
 static int bench_verify(FILE *out, const pulse_token_keys_t *keys, const char *tok, int64_t now)
@@ -50,23 +44,23 @@ static int bench_verify(FILE *out, const pulse_token_keys_t *keys, const char *t
     pulse_token_claims_t c;
     char err[256];
     int failures = 0;
-    double t0 = bench_now();
+    double t0 = pulse_now_s();
     for (int i = 0; i < BENCH_ITERATIONS; i++)
         failures += pulse_token_verify(keys, tok, now, &c, err, sizeof(err)) != 0;
-    fprintf(out, "token verify (pulse)    %8.3f us/op\n", (bench_now() - t0) / BENCH_ITERATIONS * 1e6);
+    fprintf(out, "token verify (pulse)    %8.3f us/op\n", (pulse_now_s() - t0) / BENCH_ITERATIONS * 1e6);
     return failures == 0 ? 0 : -1;
 }
 
 /* Only the signature check and JSON parse; claims would still have to be checked on top. */
 static void bench_libjwt_decode(FILE *out, const char *tok, const unsigned char secret[32])
 {
-    double t0 = bench_now();
+    double t0 = pulse_now_s();
     for (int i = 0; i < BENCH_ITERATIONS; i++) {
         jwt_t *j = NULL;
         if (jwt_decode(&j, tok, secret, 32) == 0)
             jwt_free(j);
     }
-    fprintf(out, "token jwt_decode (libjwt, for comparison) %8.3f us/op\n", (bench_now() - t0) / BENCH_ITERATIONS * 1e6);
+    fprintf(out, "token jwt_decode (libjwt, for comparison) %8.3f us/op\n", (pulse_now_s() - t0) / BENCH_ITERATIONS * 1e6);
 }
 
 int pulse_token_bench(FILE *out)

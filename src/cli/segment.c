@@ -10,16 +10,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 
 #include "analytics/cluster.h"
 #include "analytics/segment.h"
 #include "analytics/segment_bench.h"
 #include "analytics/txfile.h"
+#include "core/buf.h"
 #include "core/clock.h"
+#include "core/procstat.h"
 #include "db/conninfo.h"
 #include "jobs/jobs.h"
-#include "core/buf.h"
 #include "ingest/load.h"
 #include "jobs/analytics_job.h"
 #include "jobs/jobrun.h"
@@ -543,12 +543,10 @@ int pulse_cli_segment(int argc, char **argv)
             printf("  %zu  %8zu  %-48s recency %.0f d, frequency %.1f, monetary %.2f  -> %s\n", c, cr.sizes[c],
                    cr.personas[c].label, cr.means[c * 3], cr.means[c * 3 + 1], cr.means[c * 3 + 2], cr.personas[c].action);
     }
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
     printf("\ntime: plan %.3f s, read %.3f s, segment %.3f s (features %.3f, rfm %.3f, lookup %.3f), cluster %.3f s, "
            "write %.3f s; total %.3f s, peak RSS %.0f MB\nwrote %s\n",
            t_plan - t0, t_read - t_plan, t_seg - t_read, res.features_seconds, res.rfm_seconds, res.segment_seconds,
-           t_cluster - t_seg, t_write - t_cluster, t_write - t0, ru.ru_maxrss / 1024.0, out_path);
+           t_cluster - t_seg, t_write - t_cluster, t_write - t0, pulse_peak_rss_mb(), out_path);
     rc = 0;
 done:
     if (out)

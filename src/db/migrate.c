@@ -2,6 +2,7 @@
  * pending one transaction per file. */
 #include "db/migrate.h"
 #include "core/buf.h"
+#include "core/clock.h"
 #include "db/conninfo.h"
 
 #include <dirent.h>
@@ -325,13 +326,6 @@ static int fail_problems(const history_t *h, const char *dir, char *err, size_t 
 
 /* ---- applying ---- */
 
-static double now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
-
 static int exec_ok(PGconn *conn, const char *sql, const char *what, char *err, size_t errlen)
 {
     PGresult *r = PQexec(conn, sql);
@@ -423,7 +417,7 @@ static int apply_one(PGconn *conn, const pulse_migration_t *m, FILE *progress, c
 {
     if (exec_ok(conn, "BEGIN", "cannot begin a transaction", err, errlen) != 0)
         return -1;
-    double t0 = now_ms();
+    double t0 = 1e3 * pulse_now_s();
     PGresult *r = PQexec(conn, m->sql);
     ExecStatusType st = PQresultStatus(r);
     if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK && st != PGRES_EMPTY_QUERY) {
@@ -438,7 +432,7 @@ static int apply_one(PGconn *conn, const pulse_migration_t *m, FILE *progress, c
                           "migration %s.sql ended the transaction itself (COMMIT or ROLLBACK): what ran before that is now "
                           "committed but not recorded; remove the COMMIT/ROLLBACK and check the database by hand",
                           m->name);
-    long ms = (long)(now_ms() - t0 + 0.5);
+    long ms = (long)(1e3 * pulse_now_s() - t0 + 0.5);
     char version[24], duration[24];
     snprintf(version, sizeof(version), "%" PRId64, m->version);
     snprintf(duration, sizeof(duration), "%ld", ms > INT_MAX ? (long)INT_MAX : ms);

@@ -6,6 +6,7 @@
 #include <time.h>
 
 #include "core/buf.h"
+#include "core/clock.h"
 #include "ingest/csv.h"
 
 #define BENCH_BYTES (100u << 20)
@@ -14,13 +15,6 @@
 #ifndef PULSE_SOURCE_DIR
 #define PULSE_SOURCE_DIR "."
 #endif
-
-static double bench_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 typedef struct {
     size_t rows, fields, bytes;
@@ -40,13 +34,13 @@ static double bench_parse(FILE *out, const pulse_csv_dialect_t *d, const char *d
 {
     memset(sink, 0, sizeof(*sink));
     pulse_csv_parser_t *p = pulse_csv_parser_new(d, bench_row, sink);
-    double t0 = bench_now();
+    double t0 = pulse_now_s();
     int rc = 0;
     for (size_t off = 0; off < len && rc == 0; off += BENCH_CHUNK)
         rc = pulse_csv_feed(p, data + off, len - off < BENCH_CHUNK ? len - off : BENCH_CHUNK);
     if (rc == 0)
         rc = pulse_csv_finish(p);
-    double t = bench_now() - t0;
+    double t = pulse_now_s() - t0;
     if (rc != 0)
         fprintf(out, "csv bench: parse failed: %s\n", pulse_csv_error(p));
     pulse_csv_free(p);
@@ -119,13 +113,13 @@ static int bench_file(FILE *out, const char *name)
     fclose(f);
     pulse_csv_dialect_t d;
     char err[256];
-    double t0 = bench_now();
+    double t0 = pulse_now_s();
     if (pulse_csv_sniff(b.data, b.len < 65536 ? b.len : 65536, &d, err, sizeof(err)) != 0) {
         fprintf(out, "csv bench %s: sniff failed: %s\n", name, err);
         pulse_buf_free(&b);
         return -1;
     }
-    double ts = bench_now() - t0;
+    double ts = pulse_now_s() - t0;
     bench_sink_t sink;
     double best = best_parse(out, &d, b.data, b.len, &sink, 5);
     if (best < 0) {

@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "core/buf.h"
+#include "core/clock.h"
 #include "ml/gbdt.h"
 
 #define BENCH_COLS 40
@@ -15,21 +16,6 @@
 #ifndef PULSE_SOURCE_DIR
 #define PULSE_SOURCE_DIR "."
 #endif
-
-static double bench_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-/* CPU seconds of the whole process: on a shared machine, the figure other jobs do not distort. */
-static double bench_cpu(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static uint64_t bench_rng(uint64_t *s)
 {
@@ -266,9 +252,9 @@ static void bench_score(const pulse_gbdt_t *m, const pulse_ml_data_t *d, double 
 {
     double best = 1e9, best_cpu = 1e9;
     for (int run = 0; run < 3; run++) {
-        double t0 = bench_now(), c0 = bench_cpu();
+        double t0 = pulse_now_s(), c0 = pulse_cpu_s();
         pulse_gbdt_predict_threads(m, d, o, 1, threads);
-        double t = bench_now() - t0, c = bench_cpu() - c0;
+        double t = pulse_now_s() - t0, c = pulse_cpu_s() - c0;
         if (t < best)
             best = t;
         if (c < best_cpu)
@@ -311,13 +297,13 @@ static int bench_scoring(FILE *out, size_t rows, int trees, int depth)
     bench_score(m, &sc.d, o, 2, &r2, &r2c);
     size_t nrow = rows < 100000 ? rows : 100000;
     float row[BENCH_COLS];
-    double t0 = bench_cpu(), sink = 0;
+    double t0 = pulse_cpu_s(), sink = 0;
     for (size_t i = 0; i < nrow; i++) {
         for (size_t j = 0; j < BENCH_COLS; j++)
             row[j] = sc.d.x[j * rows + i];
         sink += pulse_gbdt_predict_row(m, row, 1);
     }
-    double rrow = (double)nrow / (bench_cpu() - t0);
+    double rrow = (double)nrow / (pulse_cpu_s() - t0);
     const char *isa =
 #if defined(__x86_64__)
         __builtin_cpu_supports("avx512f") ? "AVX-512"

@@ -5,6 +5,7 @@
 #include "ml/churn.h"
 
 #include "core/buf.h"
+#include "core/clock.h"
 #include "ml/calibrate.h"
 #include "ml/gbdt.h"
 #include "ml/model.h"
@@ -16,21 +17,6 @@
 #include <time.h>
 
 #define COLS 19 /* Telco-sized */
-
-static double now_wall(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-/* CPU seconds of the process: the per-core figure other jobs on a shared machine do not distort. */
-static double now_cpu(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static uint64_t rng(uint64_t *s)
 {
@@ -114,19 +100,19 @@ typedef struct run_t {
 static int score_once(const unsigned char *bytes, size_t len, const pulse_ml_data_t *d, double *o, int threads, run_t *r, char *err,
                       size_t errlen)
 {
-    double t0 = now_wall();
+    double t0 = pulse_now_s();
     pulse_ml_churn_t churn; /* as the scoring job opens the active model */
     if (pulse_ml_churn_open(&churn, bytes, len, err, errlen) != 0)
         return -1;
-    double t1 = now_wall(), c1 = now_cpu();
+    double t1 = pulse_now_s(), c1 = pulse_cpu_s();
     pulse_ml_churn_predict(&churn, d, o, threads);
     double sum = 0;
     for (size_t i = 0; i < d->n_rows; i++) {
         o[i] = pulse_ml_calibration_apply(&churn.model->calibration, o[i]);
         sum += o[i];
     }
-    r->wall_s = now_wall() - t1;
-    r->cpu_s = now_cpu() - c1;
+    r->wall_s = pulse_now_s() - t1;
+    r->cpu_s = pulse_cpu_s() - c1;
     r->load_s = t1 - t0;
     r->checksum = sum / (double)d->n_rows;
     pulse_ml_churn_close(&churn);
@@ -156,13 +142,13 @@ int pulse_score_bench(int argc, char **argv, FILE *out)
     char err[256];
     unsigned char *bytes = NULL;
     size_t len = 0;
-    double t0 = now_wall();
+    double t0 = pulse_now_s();
     if (build_container(trees, depth, &bytes, &len, err, sizeof(err)) != 0) {
         fprintf(stderr, "pulse bench score: %s\n", err);
         return 1;
     }
     fprintf(out, "model   %d trees depth %d, %d columns, calibrated; PMDL container %zu bytes (built in %.2f s)\n", trees, depth,
-            COLS, len, now_wall() - t0);
+            COLS, len, pulse_now_s() - t0);
     pulse_ml_data_t d;
     synth(&d, rows, 4);
     double *o = pulse_xmalloc(rows * sizeof(double));
