@@ -164,6 +164,8 @@ typedef struct mem_t {
 
 static void mem_flush(mem_t *s)
 {
+    if (s->m != NULL)
+        pulse_import_map_settle(s->m);
     s->copy_bytes += s->copy.len;
     if (s->copy_out != NULL)
         fwrite(s->copy.data, 1, s->copy.len, s->copy_out);
@@ -205,6 +207,8 @@ static double mem_pass(const char *path, const pulse_import_plan_t *plan, int ma
         fprintf(out, "import bench: %s\n", err);
         return -1;
     }
+    if (map)
+        pulse_import_map_defer(s->m); /* as pulse_import_run does; settled in mem_flush */
     pulse_csv_dialect_t d = plan->dialect;
     d.has_header = 0;
     s->header_pending = plan->has_header;

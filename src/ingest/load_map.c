@@ -210,6 +210,7 @@ typedef struct value_t {
 } value_t;
 
 #define RESERVOIR 100000
+#define BLOOM_LAG 8 /* rows mapped between a key's prefetch and its probe: the miss is hidden */
 
 struct pulse_import_mapper_t {
     pulse_import_plan_t plan;
@@ -235,6 +236,15 @@ struct pulse_import_mapper_t {
     char outlier_rule[256];
     char copy_columns[600];
     uint64_t *bloom; /* keys seen, for the maybe_dup flag (records kinds) */
+    /* pulse_import_map_defer: accepted rows whose flag waits for its Bloom word (oldest first) */
+    int defer;
+    struct bloom_wait_t {
+        size_t off;  /* of the flag's placeholder in wait_buf */
+        size_t word; /* of the filter */
+        uint64_t bits;
+    } wait[BLOOM_LAG];
+    unsigned nwait, wait_head;
+    pulse_buf_t *wait_buf;
 };
 
 #define BLOOM_BITS_LOG2 27 /* 16 MiB: about 1% false positives at 11 M keys, 3 probes */
@@ -459,6 +469,8 @@ static inline void trim(const char **p, size_t *n)
 {
     const char *s = *p;
     size_t k = *n;
+    if (k > 0 && (unsigned char)s[0] > ' ' && (unsigned char)s[k - 1] > ' ')
+        return; /* most values: nothing to trim, every byte trimmed is a blank or below */
     while (k > 0 && (*s == ' ' || *s == '\t'))
         s++, k--;
     while (k > 0 && (s[k - 1] == ' ' || s[k - 1] == '\t' || s[k - 1] == '\r' || s[k - 1] == '\n'))
@@ -484,35 +496,76 @@ static const unsigned char SPECIAL[256] = {
     [0] = 2, ['\\'] = 1, ['\t'] = 1, ['\n'] = 1, ['\r'] = 1, [11] = 1, [12] = 1, [8] = 1,
 };
 
-/* 0 plain, 1 needs escaping, 2 holds a NUL. Eight bytes at a time: a byte below 0x20 or a
- * backslash sends the value to the exact (rare) path. */
-static inline int text_scan(const char *p, size_t n)
+/* High bit of each byte of x that is below 0x20 or a backslash (and maybe of a byte after one:
+ * borrows; never a miss). */
+static inline uint64_t ctl_or_backslash(uint64_t x)
 {
     const uint64_t ones = UINT64_C(0x0101010101010101), highs = UINT64_C(0x8080808080808080);
-    uint64_t any = 0;
-    size_t i = 0;
-    for (; i + 8 <= n; i += 8) {
-        uint64_t x;
-        memcpy(&x, p + i, 8);
-        uint64_t y = x ^ (ones * '\\');
-        any |= ((x - ones * 0x20) & ~x & highs) | ((y - ones) & ~y & highs);
+    uint64_t y = x ^ (ones * '\\');
+    return ((x - ones * 0x20) & ~x & highs) | ((y - ones) & ~y & highs);
+}
+
+/* 0 plain, 1 needs escaping, 2 holds a NUL. Eight bytes at a time (short values: two overlapping
+ * words, padded with letters): a byte below 0x20 or a backslash sends the value to the exact
+ * (rare) path. */
+static inline int text_scan(const char *p, size_t n)
+{
+    uint64_t any = 0, x;
+    if (n >= 8) {
+        for (size_t i = 0; i + 8 <= n; i += 8) {
+            memcpy(&x, p + i, 8);
+            any |= ctl_or_backslash(x);
+        }
+        memcpy(&x, p + n - 8, 8);
+        any |= ctl_or_backslash(x);
+    } else if (n >= 4) {
+        uint32_t a, b;
+        memcpy(&a, p, 4);
+        memcpy(&b, p + n - 4, 4);
+        any = ctl_or_backslash(a | ((uint64_t)b << 32));
+    } else {
+        for (size_t i = 0; i < n; i++)
+            any |= ctl_or_backslash((unsigned char)p[i] | UINT64_C(0x6161616161616100));
     }
+    if (any == 0)
+        return 0;
     const unsigned char *u = (const unsigned char *)p;
     int r = 0;
-    for (; i < n; i++)
-        r |= SPECIAL[u[i]];
-    if (any == 0)
-        return r & 2 ? 2 : r;
-    r = 0;
-    for (i = 0; i < n; i++)
+    for (size_t i = 0; i < n; i++)
         r |= SPECIAL[u[i]];
     return r & 2 ? 2 : r;
+}
+
+/* memcpy for the short values of a row, inline: two overlapping moves instead of a call. The
+ * caller's buffer has room for n bytes; only n are read and written. */
+static inline void copy_bytes(void *dst, const void *src, size_t n)
+{
+    char *o = dst;
+    const char *p = src;
+    if (n >= 8 && n <= 16) {
+        uint64_t a, b;
+        memcpy(&a, p, 8);
+        memcpy(&b, p + n - 8, 8);
+        memcpy(o, &a, 8);
+        memcpy(o + n - 8, &b, 8);
+    } else if (n >= 4 && n < 8) {
+        uint32_t a, b;
+        memcpy(&a, p, 4);
+        memcpy(&b, p + n - 4, 4);
+        memcpy(o, &a, 4);
+        memcpy(o + n - 4, &b, 4);
+    } else if (n > 0 && n < 4) {
+        o[0] = p[0];
+        o[n / 2] = p[n / 2];
+        o[n - 1] = p[n - 1];
+    } else if (n > 16)
+        memcpy(o, p, n);
 }
 
 static inline char *put_text(char *o, const char *p, size_t n, int special)
 {
     if (!special) {
-        memcpy(o, p, n);
+        copy_bytes(o, p, n);
         return o + n;
     }
     for (size_t i = 0; i < n; i++) {
@@ -551,23 +604,46 @@ static const char DIGITS2[] = "0001020304050607080910111213141516171819202122232
                               "40414243444546474849505152535455565758596061626364656667686970717273747576777879"
                               "8081828384858687888990919293949596979899";
 
+static inline unsigned decimal_digits(uint64_t v)
+{
+    unsigned n = 1;
+    for (;;) {
+        if (v < 10)
+            return n;
+        if (v < 100)
+            return n + 1;
+        if (v < 1000)
+            return n + 2;
+        if (v < 10000)
+            return n + 3;
+        v /= 10000;
+        n += 4;
+    }
+}
+
+/* Written from the last digit back, two at a time, straight into o (32-bit arithmetic once the
+ * rest fits: a cheaper division). */
 static inline char *put_u64(char *o, uint64_t v)
 {
-    char tmp[24];
-    char *e = tmp + sizeof(tmp), *q = e;
-    while (v >= 100) {
+    char *e = o + decimal_digits(v), *q = e;
+    while (v > UINT32_MAX) {
         unsigned r = (unsigned)(v % 100);
         v /= 100;
         q -= 2;
         memcpy(q, DIGITS2 + 2 * r, 2);
     }
-    if (v >= 10) {
+    uint32_t w = (uint32_t)v;
+    while (w >= 100) {
+        unsigned r = w % 100;
+        w /= 100;
         q -= 2;
-        memcpy(q, DIGITS2 + 2 * v, 2);
-    } else
-        *--q = (char)('0' + v);
-    memcpy(o, q, (size_t)(e - q));
-    return o + (e - q);
+        memcpy(q, DIGITS2 + 2 * r, 2);
+    }
+    if (w >= 10)
+        memcpy(q - 2, DIGITS2 + 2 * w, 2);
+    else
+        q[-1] = (char)('0' + w);
+    return e;
 }
 
 static inline char *put_i64(char *o, int64_t v)
@@ -589,12 +665,9 @@ static inline char *put_scaled4(char *o, int64_t v)
     unsigned f = (unsigned)(u % 10000);
     if (f != 0) {
         *o++ = '.';
-        char d[4] = {(char)('0' + f / 1000), (char)('0' + f / 100 % 10), (char)('0' + f / 10 % 10), (char)('0' + f % 10)};
-        int k = 4;
-        while (d[k - 1] == '0')
-            k--;
-        memcpy(o, d, (size_t)k);
-        o += k;
+        memcpy(o, DIGITS2 + 2 * (f / 100), 2);
+        memcpy(o + 2, DIGITS2 + 2 * (f % 100), 2);
+        o += f % 10 ? 4 : f % 100 ? 3 : f % 1000 ? 2 : 1; /* the buffer has room for all four */
     }
     return o;
 }
@@ -672,7 +745,7 @@ static void hash128(const unsigned char *p, size_t n, uint64_t out[2])
         n -= 16;
     }
     unsigned char tail[16] = {0};
-    memcpy(tail, p, n);
+    copy_bytes(tail, p, n);
     uint64_t a = rd64(tail) ^ (uint64_t)n, b = rd64(tail + 8);
     h1 = mum(a ^ P1, b ^ h1 ^ P2);
     h2 = mum(b ^ P3, a ^ h2 ^ P0);
@@ -688,8 +761,50 @@ static inline unsigned char *key_put(unsigned char *k, int field, const void *p,
     k[2] = (unsigned char)(n >> 16);
     k[3] = (unsigned char)(n >> 8);
     k[4] = (unsigned char)n;
-    memcpy(k + 5, p, n);
+    copy_bytes(k + 5, p, n);
     return k + 5 + n;
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * The Bloom filter's probes. */
+
+/* Sets *flag to 't' when the key's bits were all there already, and adds them. */
+static inline void bloom_probe(pulse_import_mapper_t *m, size_t word, uint64_t bits, char *flag)
+{
+    uint64_t w = m->bloom[word];
+    *flag = (w & bits) == bits ? 't' : 'f';
+    m->bloom[word] = w | bits;
+}
+
+/* The oldest waiting row's flag. */
+static inline void bloom_settle_one(pulse_import_mapper_t *m)
+{
+    const struct bloom_wait_t *w = &m->wait[m->wait_head];
+    bloom_probe(m, w->word, w->bits, m->wait_buf->data + w->off);
+    m->wait_head = (m->wait_head + 1) % BLOOM_LAG;
+    m->nwait--;
+}
+
+/* A row whose flag is at off in copy waits; the oldest is probed when BLOOM_LAG are waiting. */
+static inline void bloom_wait(pulse_import_mapper_t *m, pulse_buf_t *copy, size_t off, size_t word, uint64_t bits)
+{
+    if (m->wait_buf != copy)
+        pulse_import_map_settle(m);
+    if (m->nwait == BLOOM_LAG)
+        bloom_settle_one(m);
+    m->wait_buf = copy;
+    m->wait[(m->wait_head + m->nwait++) % BLOOM_LAG] = (struct bloom_wait_t){off, word, bits};
+}
+
+void pulse_import_map_defer(pulse_import_mapper_t *m)
+{
+    m->defer = m->bloom != NULL;
+}
+
+void pulse_import_map_settle(pulse_import_mapper_t *m)
+{
+    while (m->nwait > 0)
+        bloom_settle_one(m);
 }
 
 /* ---------------------------------------------------------------------------------------------
@@ -1012,7 +1127,7 @@ int pulse_import_map_row(pulse_import_mapper_t *m, uint64_t line, const pulse_im
     }
     hash128(kb, (size_t)(ko - kb), m->key);
     /* Blocked Bloom filter: the key's three bits lie in one 64-bit word, so one cache miss per row,
-     * prefetched now and looked at after the row's text is written. */
+     * prefetched now and looked at after the row's text is written (deferred: BLOOM_LAG rows later). */
     size_t bw = (size_t)(m->key[0] >> (64 - (BLOOM_BITS_LOG2 - 6)));
     uint64_t bmask =
         ((uint64_t)1 << (m->key[1] & 63)) | ((uint64_t)1 << ((m->key[1] >> 6) & 63)) | ((uint64_t)1 << ((m->key[1] >> 12) & 63));
@@ -1026,6 +1141,7 @@ int pulse_import_map_row(pulse_import_mapper_t *m, uint64_t line, const pulse_im
     if (m->outlier_field >= 0 && v[m->outlier_field].present)
         reservoir_add(m, v[m->outlier_field].d);
     if (copy == NULL) {
+        pulse_import_map_settle(m); /* the filter sees the keys in file order */
         m->bloom[bw] |= bmask;
         m->rows_accepted++;
         return 1;
@@ -1064,8 +1180,12 @@ int pulse_import_map_row(pulse_import_mapper_t *m, uint64_t line, const pulse_im
         *o++ = is_return ? 't' : 'f';
     }
     *o++ = '\t';
-    *o++ = (m->bloom[bw] & bmask) == bmask ? 't' : 'f';
-    m->bloom[bw] |= bmask;
+    if (m->defer) {
+        bloom_wait(m, copy, (size_t)(o - copy->data), bw, bmask);
+        *o++ = 'f'; /* until settled */
+    } else {
+        bloom_probe(m, bw, bmask, o++);
+    }
     *o++ = '\n';
     *o = '\0'; /* pulse_buf_t keeps its data NUL-terminated */
     copy->len = (size_t)(o - copy->data);
