@@ -290,23 +290,16 @@ static int utf8_valid(const unsigned char *s, size_t n)
     return 1;
 }
 
-/* Ends the current record (blank when it has no field); calls back; -> 0 or 1 (stop). may_be_utf8:
- * 0 when the caller knows every field byte is ASCII. */
-static int csv_end_record_known(pulse_csv_parser_t *p, int may_be_utf8)
+/* Counts a record that has ended (blank when it has no field) and hands its fields, all pointing
+ * at their bytes, to the callback; -> 0 or 1 (stop). may_be_utf8: 0 when the caller knows every
+ * field byte is ASCII; copied: some field lies in the buffer. */
+static int csv_deliver(pulse_csv_parser_t *p, int may_be_utf8, int copied)
 {
     p->stats.records++;
     p->line++;
     p->state = ST_REC_START;
     if (p->nfields == 0)
         return 0;
-    int copied = 0;
-    for (size_t i = 0; i < p->nfields; i++) {
-        pulse_csv_field_t *f = &p->fields[i];
-        if (f->ptr == NULL) {
-            f->ptr = p->buf + p->foff[i];
-            copied = 1;
-        }
-    }
     if (may_be_utf8 && has_high_bit_fields(p, copied)) {
         int bad = 0;
         for (size_t i = 0; i < p->nfields; i++)
@@ -326,9 +319,18 @@ static int csv_end_record_known(pulse_csv_parser_t *p, int may_be_utf8)
     return 0;
 }
 
+/* Ends the current record of the state machine: copied fields get their pointers. */
 static int csv_end_record(pulse_csv_parser_t *p)
 {
-    return csv_end_record_known(p, 1);
+    int copied = 0;
+    for (size_t i = 0; i < p->nfields; i++) {
+        pulse_csv_field_t *f = &p->fields[i];
+        if (f->ptr == NULL) {
+            f->ptr = p->buf + p->foff[i];
+            copied = 1;
+        }
+    }
+    return csv_deliver(p, 1, copied);
 }
 
 static void fields_reserve(pulse_csv_parser_t *p, size_t n)
@@ -408,7 +410,7 @@ static const unsigned char *fast_records(pulse_csv_parser_t *p, const unsigned c
             p->rec_line = p->line;
             p->nfields = nf;
             const unsigned char *next = at + 1 + ((crlf & bit) != 0);
-            if (csv_end_record_known(p, rec_high) != 0) {
+            if (csv_deliver(p, rec_high, 0) != 0) {
                 *rc = 1;
                 return next;
             }

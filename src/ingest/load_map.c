@@ -8,6 +8,9 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <time.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 /* ---------------------------------------------------------------------------------------------
  * Canonical fields. */
@@ -199,6 +202,15 @@ typedef struct slot_t {
     pulse_date_format_t date_format;
 } slot_t;
 
+/* A slot in staging order, for the per-row loops (no id -> slot -> spec chain per value). */
+typedef struct step_t {
+    int id, col;
+    ftype_t type;
+    pulse_date_format_t date_format;
+    size_t maxlen;
+    const fspec_t *spec;
+} step_t;
+
 /* One row's values, by field id. */
 typedef struct value_t {
     int present; /* 0: NULL */
@@ -217,9 +229,10 @@ struct pulse_import_mapper_t {
     slot_t slots[F_COUNT];
     int order[F_COUNT]; /* staged field ids in column order */
     int norder;
-    int max_col;       /* highest column read */
-    int outlier_field; /* F_AMOUNT / F_REVENUE_IMPACT, or -1 */
-    int cancel_field;  /* F_*, or -1 */
+    step_t steps[F_COUNT]; /* the same, with what the row loops need */
+    int max_col;           /* highest column read */
+    int outlier_field;     /* F_AMOUNT / F_REVENUE_IMPACT, or -1 */
+    int cancel_field;      /* F_*, or -1 */
     size_t cancel_prefix_len;
     int64_t future_limit;
     char columns[512];
@@ -413,6 +426,10 @@ pulse_import_mapper_t *pulse_import_mapper_new(const pulse_import_plan_t *plan, 
         pulse_buf_puts(&ddl, ", attributes jsonb NOT NULL");
     }
     pulse_buf_puts(&ddl, ") ON COMMIT DROP");
+    for (int k = 0; k < m->norder; k++) {
+        const slot_t *sl = &m->slots[m->order[k]];
+        m->steps[k] = (step_t){m->order[k], sl->col, sl->spec->type, sl->date_format, sl->spec->maxlen, sl->spec};
+    }
     snprintf(m->columns, sizeof(m->columns), "%s", cols.data);
     snprintf(m->copy_columns, sizeof(m->copy_columns), "line, %s%s", cols.data, m->bloom ? ", maybe_dup" : "");
     snprintf(m->ddl, sizeof(m->ddl), "%s", ddl.data);
@@ -697,13 +714,33 @@ static inline void hex8(uint32_t x, char *o)
     memcpy(o, &v, 8);
 }
 
-void pulse_import_key_uuid(const uint64_t key[2], char out[37])
+/* The 32 hex digits of the key, most significant first. SSE2: the 16 bytes (big-endian) split
+ * into high and low nibbles, interleaved, and turned into digits in one go. */
+static inline void hex32(const uint64_t key[2], char h[32])
 {
-    char h[32];
+#if defined(__SSE2__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    const __m128i x = _mm_set_epi64x((long long)__builtin_bswap64(key[1]), (long long)__builtin_bswap64(key[0]));
+    const __m128i low4 = _mm_set1_epi8(0x0F), nine = _mm_set1_epi8(9), zero = _mm_set1_epi8('0');
+    const __m128i letters = _mm_set1_epi8('a' - '0' - 10);
+    __m128i lo = _mm_and_si128(x, low4), hi = _mm_and_si128(_mm_srli_epi16(x, 4), low4);
+    __m128i a = _mm_unpacklo_epi8(hi, lo), b = _mm_unpackhi_epi8(hi, lo);
+    a = _mm_add_epi8(_mm_add_epi8(a, zero), _mm_and_si128(_mm_cmpgt_epi8(a, nine), letters));
+    b = _mm_add_epi8(_mm_add_epi8(b, zero), _mm_and_si128(_mm_cmpgt_epi8(b, nine), letters));
+    _mm_storeu_si128((__m128i *)(void *)h, a);
+    _mm_storeu_si128((__m128i *)(void *)(h + 16), b);
+#else
     hex8((uint32_t)(key[0] >> 32), h);
     hex8((uint32_t)key[0], h + 8);
     hex8((uint32_t)(key[1] >> 32), h + 16);
     hex8((uint32_t)key[1], h + 24);
+#endif
+}
+
+/* 36 characters, no NUL. */
+static inline void key_uuid(const uint64_t key[2], char *out)
+{
+    char h[32];
+    hex32(key, h);
     memcpy(out, h, 8);
     out[8] = '-';
     memcpy(out + 9, h + 8, 4);
@@ -713,6 +750,11 @@ void pulse_import_key_uuid(const uint64_t key[2], char out[37])
     memcpy(out + 19, h + 16, 4);
     out[23] = '-';
     memcpy(out + 24, h + 20, 12);
+}
+
+void pulse_import_key_uuid(const uint64_t key[2], char out[37])
+{
+    key_uuid(key, out);
     out[36] = '\0';
 }
 
@@ -994,8 +1036,8 @@ int pulse_import_map_row(pulse_import_mapper_t *m, uint64_t line, const pulse_im
     int is_return = 0;
     int dc = m->plan.dialect.decimal_comma;
     for (int k = 0; k < m->norder; k++) {
-        int id = m->order[k];
-        const slot_t *s = &m->slots[id];
+        const step_t *s = &m->steps[k];
+        int id = s->id;
         value_t *x = &v[id];
         x->present = 0;
         x->n = 0;
@@ -1007,13 +1049,13 @@ int pulse_import_map_row(pulse_import_mapper_t *m, uint64_t line, const pulse_im
         const char *p = c->p;
         size_t n = c->n;
         trim(&p, &n);
-        switch (s->spec->type) {
+        switch (s->type) {
         case T_ID:
             if (maybe_null(p, n))
                 return reject(m, "missing_customer_id", NULL, "rows without a customer id", line);
             if (c->bad_utf8 || (x->special = text_scan(p, n)) == 2)
                 return reject(m, "bad_encoding", s->spec->name, "values that are not valid UTF-8 text (or hold NUL bytes)", line);
-            if (n > s->spec->maxlen)
+            if (n > s->maxlen)
                 return reject(m, "too_long", s->spec->name, "values longer than the column allows", line);
             break;
         case T_DATE: {
@@ -1036,7 +1078,7 @@ int pulse_import_map_row(pulse_import_mapper_t *m, uint64_t line, const pulse_im
                 continue;
             }
             if (scale4(x->d, &x->i) != 0 ||
-                (s->spec->type == T_MONEY && (x->i >= INT64_C(10000000000000000) || x->i <= -INT64_C(10000000000000000))))
+                (s->type == T_MONEY && (x->i >= INT64_C(10000000000000000) || x->i <= -INT64_C(10000000000000000))))
                 return reject(m, "bad_number", s->spec->name, "numbers too large to store", line);
             if ((id == F_QUANTITY || id == F_AMOUNT) && x->d < 0)
                 is_return = 1;
@@ -1049,7 +1091,7 @@ int pulse_import_map_row(pulse_import_mapper_t *m, uint64_t line, const pulse_im
             }
             if (c->bad_utf8 || (x->special = text_scan(p, n)) == 2)
                 return reject(m, "bad_encoding", s->spec->name, "values that are not valid UTF-8 text (or hold NUL bytes)", line);
-            if (s->spec->maxlen && n > s->spec->maxlen)
+            if (s->maxlen && n > s->maxlen)
                 return reject(m, "too_long", s->spec->name, "values longer than the column allows", line);
             break;
         case T_BOOL: {
@@ -1097,7 +1139,7 @@ int pulse_import_map_row(pulse_import_mapper_t *m, uint64_t line, const pulse_im
     for (int k = 0; k < m->norder; k++) {
         const value_t *x = &v[m->order[k]];
         if (x->present) {
-            ftype_t ty = m->slots[m->order[k]].spec->type;
+            ftype_t ty = m->steps[k].type;
             klen += 5 + (ty == T_DATE || ty == T_MONEY || ty == T_FLOAT ? 8 : x->n);
             need += 2 * x->n + 40;
         }
@@ -1115,7 +1157,7 @@ int pulse_import_map_row(pulse_import_mapper_t *m, uint64_t line, const pulse_im
         const value_t *x = &v[id];
         if (!x->present)
             continue;
-        switch (m->slots[id].spec->type) {
+        switch (m->steps[k].type) {
         case T_DATE:
         case T_MONEY:
         case T_FLOAT:
@@ -1150,7 +1192,7 @@ int pulse_import_map_row(pulse_import_mapper_t *m, uint64_t line, const pulse_im
     char *o = copy->data + copy->len;
     o = put_u64(o, line);
     *o++ = '\t';
-    pulse_import_key_uuid(m->key, o); /* writes a NUL after, overwritten next */
+    key_uuid(m->key, o);
     o += 36;
     for (int k = 0; k < m->norder; k++) {
         int id = m->order[k];
@@ -1161,7 +1203,7 @@ int pulse_import_map_row(pulse_import_mapper_t *m, uint64_t line, const pulse_im
             *o++ = 'N';
             continue;
         }
-        switch (m->slots[id].spec->type) {
+        switch (m->steps[k].type) {
         case T_DATE:
             o = put_i64(o, x->i);
             break;
