@@ -642,6 +642,14 @@ static inline unsigned decimal_digits(uint64_t v)
  * straight into o; 32-bit arithmetic once the rest fits. */
 static inline char *put_u64(char *o, uint64_t v)
 {
+    if (v < 100) { /* quantities, most amounts' units */
+        if (v < 10) {
+            *o = (char)('0' + v);
+            return o + 1;
+        }
+        memcpy(o, DIGITS2 + 2 * v, 2);
+        return o + 2;
+    }
     char *e = o + decimal_digits(v), *q = e;
     while (v > UINT32_MAX) {
         unsigned r = (unsigned)(v % 10000);
