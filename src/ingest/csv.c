@@ -4,7 +4,12 @@
  * is delivered in place (a pointer into the chunk: no copy); quoted fields, and fields of a record
  * that straddles chunks, are copied into one growing buffer (at a chunk's end, the in-place fields of
  * an unfinished record are copied there too). Unquoted runs are found with a 256-entry table,
- * quoted runs with memchr. Decisions:
+ * quoted runs with memchr. In front of it, at each record start, a fast path takes the plain
+ * records that follow (no quote, no CR but in a CRLF, whole in the chunk, within max_row) off
+ * 64-byte bit masks (csv_blocks.h): their fields are the spans between separator bits, delivered in
+ * place, exactly as the state machine would; at the first record it cannot take it hands over (and
+ * after a record that it could not take at all it waits a few records before trying again).
+ * Decisions:
  * - a quote opens a quoted field only at the start of a field; elsewhere it is data. Lenient mode
  *   (the default) keeps it and counts it in stats.stray_quotes, as it does for text after a closing
  *   quote ("ab"c gives abc); strict mode makes both a fatal error;
