@@ -356,11 +356,11 @@ static void fields_reserve(pulse_csv_parser_t *p, size_t n)
  * split on the bits of csv_blocks (separator, or runs of blanks) and delivered in place, as the
  * state machine would deliver them. Returns the start of the first record left to the state
  * machine (or end); *rc is 1 when the callback stopped the parse (the return is then just past
- * its record). */
-static const unsigned char *fast_records(pulse_csv_parser_t *p, const unsigned char *s, const unsigned char *end, int *rc)
+ * its record). ws (p->ws) is a constant in each of the two copies below. */
+__attribute__((always_inline)) static inline const unsigned char *fast_records(pulse_csv_parser_t *p, const unsigned char *s,
+                                                                               const unsigned char *end, int *rc, const int ws)
 {
     const unsigned char *rec = s, *fstart = s;
-    const int ws = p->ws;
     size_t nf = 0, bytes = 0;
     int rec_high = 0;
     uint64_t prev_blank = 1; /* whitespace layouts: a record starts as if after a blank */
@@ -428,6 +428,18 @@ static const unsigned char *fast_records(pulse_csv_parser_t *p, const unsigned c
     return rec;
 }
 
+__attribute__((noinline)) static const unsigned char *fast_records_sep(pulse_csv_parser_t *p, const unsigned char *s,
+                                                                       const unsigned char *end, int *rc)
+{
+    return fast_records(p, s, end, rc, 0);
+}
+
+__attribute__((noinline)) static const unsigned char *fast_records_ws(pulse_csv_parser_t *p, const unsigned char *s,
+                                                                      const unsigned char *end, int *rc)
+{
+    return fast_records(p, s, end, rc, 1);
+}
+
 static void stray_quote(pulse_csv_parser_t *p)
 {
     if (p->stats.stray_quotes++ == 0)
@@ -463,7 +475,7 @@ static int csv_parse(pulse_csv_parser_t *p, const char *chunk, size_t n)
             if (p->fast_skip > 0) {
                 p->fast_skip--;
             } else {
-                const unsigned char *f = fast_records(p, s, end, &rc);
+                const unsigned char *f = ws ? fast_records_ws(p, s, end, &rc) : fast_records_sep(p, s, end, &rc);
                 if (f == s)
                     p->fast_skip = FAST_BACKOFF;
                 s = f;
