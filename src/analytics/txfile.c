@@ -13,12 +13,10 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
-#ifdef __SSE2__
-#include <emmintrin.h>
-#endif
 
 #include "core/buf.h"
 #include "ingest/csv.h"
+#include "ingest/csv_blocks.h"
 
 #define CHUNK ((size_t)4 << 20) /* parsed between page releases: 4 MiB a thread resident */
 #define MAX_THREADS 16
@@ -183,39 +181,18 @@ static void take_row(part_t *pt, const fld_t *f, int nf, uint64_t line, const ch
     pt->rows++;
 }
 
-/* Bit i of *sepm: byte i of the 64-byte block separates fields (whitespace layouts: any byte up to
- * 0x20, the newline included; otherwise the separator or the newline); of *nlm: it is a newline.
- * Nonzero when the block holds a quote (the file then goes to the CSV parser). */
-static inline int block_masks(const char *p, char sep, int ws, uint64_t *sepm, uint64_t *nlm)
+/* Bit i of *sepm: byte i of the n (<= 64) bytes at p separates fields (whitespace layouts: any
+ * byte up to 0x20, the newline included; otherwise the separator or the newline); of *nlm: it is
+ * a newline. Past n, whitespace layouts read blanks, the others nothing. Nonzero when the bytes
+ * hold a quote (the file then goes to the CSV parser). */
+static inline int block_masks(const pulse_csv_scanner_t *sc, const char *p, size_t n, uint64_t *sepm, uint64_t *nlm)
 {
-#ifdef __SSE2__
-    uint64_t sm = 0, nm = 0;
-    const __m128i nl = _mm_set1_epi8('\n'), sp = _mm_set1_epi8(0x20), sc = _mm_set1_epi8(sep), qu = _mm_set1_epi8('"');
-    __m128i quotes = _mm_setzero_si128();
-    for (int k = 0; k < 4; k++) {
-        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(p + 16 * k));
-        __m128i n = _mm_cmpeq_epi8(v, nl);
-        __m128i m = ws ? _mm_cmpeq_epi8(_mm_min_epu8(v, sp), v) : _mm_or_si128(_mm_cmpeq_epi8(v, sc), n);
-        quotes = _mm_or_si128(quotes, _mm_cmpeq_epi8(v, qu));
-        sm |= (uint64_t)(uint16_t)_mm_movemask_epi8(m) << (16 * k);
-        nm |= (uint64_t)(uint16_t)_mm_movemask_epi8(n) << (16 * k);
-    }
-    *sepm = sm;
-    *nlm = nm;
-    return _mm_movemask_epi8(quotes);
-#else
-    uint64_t sm = 0, nm = 0;
-    int quote = 0;
-    for (int i = 0; i < 64; i++) {
-        unsigned char c = (unsigned char)p[i];
-        sm |= (uint64_t)(ws ? c <= 0x20 : (c == (unsigned char)sep || c == '\n')) << i;
-        nm |= (uint64_t)(c == '\n') << i;
-        quote |= c == '"';
-    }
-    *sepm = sm;
-    *nlm = nm;
-    return quote;
-#endif
+    pulse_csv_masks_t m;
+    pulse_csv_scan(sc, p, n, &m);
+    uint64_t past = n == 64 ? 0 : ~UINT64_C(0) << n;
+    *sepm = sc->sep == PULSE_CSV_SEP_WHITESPACE ? m.ctl | past : m.sep | m.nl;
+    *nlm = m.nl;
+    return m.quote != 0;
 }
 
 typedef struct tok_t {
@@ -261,21 +238,11 @@ static void parse_lines(part_t *pt, const char *p, const char *e)
     t.nf = 0;
     t.line = t.start = p;
     uint64_t prev_sep = 1; /* a line starts as if after a separator */
-    char pad[64];
+    pulse_csv_scanner_t sc;
+    pulse_csv_scanner_init(&sc, sep, '"');
     for (const char *b = p; b < e; b += 64) {
         uint64_t sm, nm;
-        int quote;
-        if (e - b >= 64) {
-            quote = block_masks(b, sep, ws, &sm, &nm);
-        } else {
-            /* the tail: padded with blanks (whitespace) or treated as ending at e */
-            size_t n = (size_t)(e - b);
-            memcpy(pad, b, n);
-            memset(pad + n, ws ? ' ' : sep, 64 - n);
-            quote = block_masks(pad, sep, ws, &sm, &nm);
-            if (!ws)
-                sm &= n ? (~0ULL >> (64 - n)) : 0; /* no empty fields out of the padding */
-        }
+        int quote = block_masks(&sc, b, (size_t)(e - b) < 64 ? (size_t)(e - b) : 64, &sm, &nm);
         if (quote) {
             pt->saw_quote = 1; /* the whole file goes to the CSV parser: this part's rows are dropped */
             return;

@@ -65,44 +65,46 @@ static int database_is_migrated(const pulse_config_t *cfg, const char *conninfo)
 int pulse_cli_bench(int argc, char **argv)
 {
     if (argc < 2 || pulse_cli_wants_help(argc, argv)) {
-        printf("Usage: pulse bench "
-               "http|tokens|logins|csv|types|import|clv|cluster|train|score|rules|sandbox|features|gbdt|segment|dryrun\n\n"
-               "  http   req/s, latency and memory of the server: a JSON handler on one loop thread and a\n"
-               "         handler doing one primary-key query (wrk on this machine; needs the wrk package).\n"
-               "         BENCH_SECONDS, BENCH_CONNECTIONS, BENCH_THREADS_PK tune it.\n"
-               "  tokens access-token signing and verification, microseconds per operation.\n"
-               "  logins one login's cost, and a burst of failed logins: rate limit and /health latency.\n"
-               "  csv    CSV sniffing and parsing, MB/s (generated files, and ../shared/data when present).\n"
-               "  types  column type and date inference, values per second.\n"
-               "  import FILE [--plan PLAN.json] [--kind K]: the import loader, in memory (MB/s) and end to end\n"
-               "         into PostgreSQL against a plain COPY of the same rows, and peak memory.\n"
-               "  clv    SUMMARY.csv: BG/NBD (and Gamma-Gamma when a zbar column is there) fits on a customer\n"
-               "         summary (ID,frequency,recency,T or ID,x,t_x,T[,zbar]): parameters, best fit time in ms.\n"
-               "  clv    TRANSACTIONS [--horizon DAYS]: the time-split comparison of the CLV models (holdout = the\n"
-               "         last DAYS, 90): BG/NBD + Gamma-Gamma against boosted trees of holdout spend, MAE, RMSE and\n"
-               "         the calibration-vs-holdout table by repeat purchases; the chosen model's parameters.\n"
-               "  cluster [--n N] [--d D] [--k K]: customer clustering on N (3,500,000) synthetic RFM-like rows:\n"
-               "         k-means with k = K (4) on 1 and 2 threads, then k-means, GMM and Ward choosing k; seconds,\n"
-               "         iterations, scores, personas and peak memory.\n"
-               "  dryrun a segments rule dry run over every customer of a generated 1 M-customer tenant (BENCH_CUSTOMERS).\n"
-               "  rules  the rules layer: an offer rule call from the application (copy in, call, output check),\n"
-               "         validating a rule, and the 500-call segment lookup table.\n"
-               "  train  FILE.csv --label COLUMN [--id COLUMN] [--seed S]: the churn training pipeline on a\n"
-               "         stratified 80/20 split: test ROC AUC, PR AUC, log-loss and training time per model,\n"
-               "         the chosen model, and the test ROC AUC over 5 seeds.\n"
-               "  score  [--rows N] [--trees 200] [--depth 4]: batch churn scoring through the registry container\n"
-               "         (load and validate, predict, calibrate) of a calibrated GBDT on N (1,000,000) rows: rows/s\n"
-               "         wall and per core on 1 and 2 threads.\n"
-               "  sandbox tenant-rule calls through the sandbox, microseconds per call: a trivial function, a\n"
-               "         profile in and an offer out (deep copies), and a segments rule over the 125 RFM cells.\n"
-               "  features FILE [--threads N]: transactions file -> store -> per-customer features -> RFM\n"
-               "         scores (CDNOW layout or the e-commerce CSV): time per stage, MB/s, peak memory.\n"
-               "  gbdt   [--rows N] [--trees 200] [--depth 4]: boosted-trees training time on a Telco-sized\n"
-               "         synthetic table (early stopping), batch scoring rows/s on 1 and 2 threads.\n"
-               "  segment FILE [--threads N] [--k K]: parse -> features -> RFM -> the shipped rule's segments (table\n"
-               "         lookup) with e-commerce behaviour -> k-means (K = 4): time per stage, total, peak memory.\n"
-               "  segment --tenant ORG: the segment job on the organization's data in PostgreSQL (load, compute\n"
-               "         and write times; it writes the results, as the job does).\n");
+        printf(
+            "Usage: pulse bench "
+            "http|tokens|logins|csv|types|import|clv|cluster|train|score|rules|sandbox|features|gbdt|segment|dryrun\n\n"
+            "  http   req/s, latency and memory of the server: a JSON handler on one loop thread and a\n"
+            "         handler doing one primary-key query (wrk on this machine; needs the wrk package).\n"
+            "         BENCH_SECONDS, BENCH_CONNECTIONS, BENCH_THREADS_PK tune it.\n"
+            "  tokens access-token signing and verification, microseconds per operation.\n"
+            "  logins one login's cost, and a burst of failed logins: rate limit and /health latency.\n"
+            "  csv    CSV sniffing and parsing, MB/s (generated files, and ../shared/data when present).\n"
+            "  types  column type and date inference, values per second.\n"
+            "  import FILE [--plan PLAN.json] [--kind K] [--memory-only] [--copy-out FILE]: the import loader, in memory (MB/s)\n"
+            "         and end to end into PostgreSQL against a plain COPY of the same rows, and peak memory\n"
+            "         (--memory-only: no database; --copy-out: the COPY text of the last pass, to compare builds).\n"
+            "  clv    SUMMARY.csv: BG/NBD (and Gamma-Gamma when a zbar column is there) fits on a customer\n"
+            "         summary (ID,frequency,recency,T or ID,x,t_x,T[,zbar]): parameters, best fit time in ms.\n"
+            "  clv    TRANSACTIONS [--horizon DAYS]: the time-split comparison of the CLV models (holdout = the\n"
+            "         last DAYS, 90): BG/NBD + Gamma-Gamma against boosted trees of holdout spend, MAE, RMSE and\n"
+            "         the calibration-vs-holdout table by repeat purchases; the chosen model's parameters.\n"
+            "  cluster [--n N] [--d D] [--k K]: customer clustering on N (3,500,000) synthetic RFM-like rows:\n"
+            "         k-means with k = K (4) on 1 and 2 threads, then k-means, GMM and Ward choosing k; seconds,\n"
+            "         iterations, scores, personas and peak memory.\n"
+            "  dryrun a segments rule dry run over every customer of a generated 1 M-customer tenant (BENCH_CUSTOMERS).\n"
+            "  rules  the rules layer: an offer rule call from the application (copy in, call, output check),\n"
+            "         validating a rule, and the 500-call segment lookup table.\n"
+            "  train  FILE.csv --label COLUMN [--id COLUMN] [--seed S]: the churn training pipeline on a\n"
+            "         stratified 80/20 split: test ROC AUC, PR AUC, log-loss and training time per model,\n"
+            "         the chosen model, and the test ROC AUC over 5 seeds.\n"
+            "  score  [--rows N] [--trees 200] [--depth 4]: batch churn scoring through the registry container\n"
+            "         (load and validate, predict, calibrate) of a calibrated GBDT on N (1,000,000) rows: rows/s\n"
+            "         wall and per core on 1 and 2 threads.\n"
+            "  sandbox tenant-rule calls through the sandbox, microseconds per call: a trivial function, a\n"
+            "         profile in and an offer out (deep copies), and a segments rule over the 125 RFM cells.\n"
+            "  features FILE [--threads N]: transactions file -> store -> per-customer features -> RFM\n"
+            "         scores (CDNOW layout or the e-commerce CSV): time per stage, MB/s, peak memory.\n"
+            "  gbdt   [--rows N] [--trees 200] [--depth 4]: boosted-trees training time on a Telco-sized\n"
+            "         synthetic table (early stopping), batch scoring rows/s on 1 and 2 threads.\n"
+            "  segment FILE [--threads N] [--k K]: parse -> features -> RFM -> the shipped rule's segments (table\n"
+            "         lookup) with e-commerce behaviour -> k-means (K = 4): time per stage, total, peak memory.\n"
+            "  segment --tenant ORG: the segment job on the organization's data in PostgreSQL (load, compute\n"
+            "         and write times; it writes the results, as the job does).\n");
         return argc < 2 ? 2 : 0;
     }
     pulse_config_t cfg;
@@ -133,7 +135,11 @@ int pulse_cli_bench(int argc, char **argv)
         return pulse_gbdt_bench(argc - 1, argv + 1, stdout);
     if (strcmp(argv[1], "import") == 0) {
         char conninfo[2048];
-        int have_db = pulse_cli_database("bench", &cfg, conninfo, sizeof(conninfo)) == 0 && database_is_migrated(&cfg, conninfo);
+        int memory_only = 0; /* no database is looked for (or started) */
+        for (int i = 2; i < argc; i++)
+            memory_only |= strcmp(argv[i], "--memory-only") == 0;
+        int have_db = !memory_only && pulse_cli_database("bench", &cfg, conninfo, sizeof(conninfo)) == 0 &&
+                      database_is_migrated(&cfg, conninfo);
         return pulse_import_bench(argc - 1, argv + 1, have_db ? conninfo : NULL, stdout);
     }
     if (strcmp(argv[1], "rules") == 0)

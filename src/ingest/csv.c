@@ -4,7 +4,12 @@
  * is delivered in place (a pointer into the chunk: no copy); quoted fields, and fields of a record
  * that straddles chunks, are copied into one growing buffer (at a chunk's end, the in-place fields of
  * an unfinished record are copied there too). Unquoted runs are found with a 256-entry table,
- * quoted runs with memchr. Decisions:
+ * quoted runs with memchr. In front of it, at each record start, a fast path takes the plain
+ * records that follow (no quote, no CR but in a CRLF, whole in the chunk, within max_row) off
+ * 64-byte bit masks (csv_blocks.h): their fields are the spans between separator bits, delivered in
+ * place, exactly as the state machine would; at the first record it cannot take it hands over (and
+ * after a record that it could not take at all it waits a few records before trying again).
+ * Decisions:
  * - a quote opens a quoted field only at the start of a field; elsewhere it is data. Lenient mode
  *   (the default) keeps it and counts it in stats.stray_quotes, as it does for text after a closing
  *   quote ("ab"c gives abc); strict mode makes both a fatal error;
@@ -19,6 +24,7 @@
 #include <string.h>
 
 #include "core/buf.h"
+#include "ingest/csv_blocks.h"
 
 void pulse_csv_dialect_init(pulse_csv_dialect_t *d)
 {
@@ -40,6 +46,8 @@ struct pulse_csv_parser_t {
     pulse_csv_row_cb cb;
     void *ud;
     unsigned char special[256]; /* bytes that end an unquoted run */
+    pulse_csv_scanner_t scan;   /* the fast path's structural bits */
+    unsigned fast_skip;         /* records left to the state machine before the fast path is tried again */
     int ws;
     int state;
     int skip_lf;
@@ -76,6 +84,7 @@ pulse_csv_parser_t *pulse_csv_parser_new(const pulse_csv_dialect_t *d, pulse_csv
         p->special[(unsigned char)d->sep] = 1;
     if (d->quote)
         p->special[(unsigned char)d->quote] = 1;
+    pulse_csv_scanner_init(&p->scan, d->sep, d->quote);
     p->line = 1;
     p->cap = 256; /* never NULL: empty fields point into it too */
     p->buf = pulse_xmalloc(p->cap);
@@ -286,23 +295,17 @@ static int utf8_valid(const unsigned char *s, size_t n)
     return 1;
 }
 
-/* Ends the current record (blank when it has no field); calls back; -> 0 or 1 (stop). */
-static int csv_end_record(pulse_csv_parser_t *p)
+/* Counts a record that has ended (blank when it has no field) and hands its fields, all pointing
+ * at their bytes, to the callback; -> 0 or 1 (stop). may_be_utf8: 0 when the caller knows every
+ * field byte is ASCII; copied: some field lies in the buffer. */
+static int csv_deliver(pulse_csv_parser_t *p, int may_be_utf8, int copied)
 {
     p->stats.records++;
     p->line++;
     p->state = ST_REC_START;
     if (p->nfields == 0)
         return 0;
-    int copied = 0;
-    for (size_t i = 0; i < p->nfields; i++) {
-        pulse_csv_field_t *f = &p->fields[i];
-        if (f->ptr == NULL) {
-            f->ptr = p->buf + p->foff[i];
-            copied = 1;
-        }
-    }
-    if (has_high_bit_fields(p, copied)) {
+    if (may_be_utf8 && has_high_bit_fields(p, copied)) {
         int bad = 0;
         for (size_t i = 0; i < p->nfields; i++)
             if (!utf8_valid((const unsigned char *)p->fields[i].ptr, p->fields[i].len))
@@ -319,6 +322,122 @@ static int csv_end_record(pulse_csv_parser_t *p)
         return 1;
     }
     return 0;
+}
+
+/* Ends the current record of the state machine: copied fields get their pointers. */
+static int csv_end_record(pulse_csv_parser_t *p)
+{
+    int copied = 0;
+    for (size_t i = 0; i < p->nfields; i++) {
+        pulse_csv_field_t *f = &p->fields[i];
+        if (f->ptr == NULL) {
+            f->ptr = p->buf + p->foff[i];
+            copied = 1;
+        }
+    }
+    return csv_deliver(p, 1, copied);
+}
+
+static void fields_reserve(pulse_csv_parser_t *p, size_t n)
+{
+    if (n <= p->fcap)
+        return;
+    while (p->fcap < n)
+        p->fcap = p->fcap ? p->fcap * 2 : 32;
+    p->fields = pulse_xrealloc(p->fields, p->fcap * sizeof(*p->fields));
+    p->foff = pulse_xrealloc(p->foff, p->fcap * sizeof(*p->foff));
+}
+
+/* After this many records the state machine had to take, the fast path waits as many again. */
+#define FAST_BACKOFF 64
+
+/* The fast path: the records from s (a record start) that need none of the state machine — no
+ * quote, no '\r' but in a CRLF, ending with '\n' or CRLF inside the chunk, within max_row — are
+ * split on the bits of csv_blocks (separator, or runs of blanks) and delivered in place, as the
+ * state machine would deliver them. Returns the start of the first record left to the state
+ * machine (or end); *rc is 1 when the callback stopped the parse (the return is then just past
+ * its record). ws (p->ws) is a constant in each of the two copies below. */
+__attribute__((always_inline)) static inline const unsigned char *fast_records(pulse_csv_parser_t *p, const unsigned char *s,
+                                                                               const unsigned char *end, int *rc, const int ws)
+{
+    const unsigned char *rec = s, *fstart = s;
+    size_t nf = 0, bytes = 0;
+    int rec_high = 0;
+    uint64_t prev_blank = 1; /* whitespace layouts: a record starts as if after a blank */
+    uint64_t lf_carry = 0;   /* the block starts with the '\n' of a CRLF */
+    for (const unsigned char *b = s; b < end; b += 64) {
+        size_t n = (size_t)(end - b) < 64 ? (size_t)(end - b) : 64;
+        pulse_csv_masks_t m;
+        pulse_csv_scan(&p->scan, (const char *)b, n, &m);
+        const uint64_t keep = n == 64 ? ~UINT64_C(0) : (UINT64_C(1) << n) - 1;
+        /* a '\r' ends a record when a '\n' follows (that '\n' is then no event); a lone one, or
+         * one whose next byte is not in the chunk, goes to the state machine */
+        uint64_t crlf = m.cr & (m.nl >> 1);
+        if ((m.cr >> 63) && n == 64 && b + 64 < end && b[64] == '\n')
+            crlf |= UINT64_C(1) << 63;
+        const uint64_t lf_skip = (crlf << 1) | lf_carry, eol = (m.nl & ~lf_skip) | crlf;
+        const uint64_t stop = m.quote | (m.cr & ~crlf);
+        lf_carry = crlf >> 63;
+        rec_high |= m.high != 0;
+        uint64_t ev, starts = 0, ends = 0;
+        if (ws) {
+            uint64_t blank = m.sep | m.nl | m.cr, after = (blank << 1) | prev_blank;
+            starts = ~blank & after & keep;
+            ends = blank & ~after;
+            prev_blank = blank >> 63;
+            ev = starts | ends | eol | stop;
+        } else
+            ev = m.sep | eol | stop;
+        while (ev) {
+            int i = __builtin_ctzll(ev);
+            uint64_t bit = UINT64_C(1) << i;
+            const unsigned char *at = b + i;
+            ev &= ev - 1;
+            if (stop & bit)
+                return rec;
+            if (starts & bit) {
+                fstart = at;
+                continue;
+            }
+            if ((!ws || (ends & bit)) && !(at == rec && (eol & bit))) {
+                fields_reserve(p, nf + 1);
+                pulse_csv_field_t *f = &p->fields[nf++];
+                f->ptr = (const char *)fstart;
+                f->len = (size_t)(at - fstart);
+                f->quoted = f->bad_utf8 = 0;
+                bytes += f->len;
+            }
+            fstart = at + 1;
+            if (!(eol & bit))
+                continue;
+            if (bytes + nf > p->d.max_row)
+                return rec; /* the state machine reports it */
+            p->rec_line = p->line;
+            p->nfields = nf;
+            const unsigned char *next = at + 1 + ((crlf & bit) != 0);
+            if (csv_deliver(p, rec_high, 0) != 0) {
+                *rc = 1;
+                return next;
+            }
+            rec = fstart = next;
+            nf = bytes = 0;
+            int past = (int)(next - b); /* 1..65 */
+            rec_high = past < 64 && (m.high >> past) != 0;
+        }
+    }
+    return rec;
+}
+
+__attribute__((noinline)) static const unsigned char *fast_records_sep(pulse_csv_parser_t *p, const unsigned char *s,
+                                                                       const unsigned char *end, int *rc)
+{
+    return fast_records(p, s, end, rc, 0);
+}
+
+__attribute__((noinline)) static const unsigned char *fast_records_ws(pulse_csv_parser_t *p, const unsigned char *s,
+                                                                      const unsigned char *end, int *rc)
+{
+    return fast_records(p, s, end, rc, 1);
 }
 
 static void stray_quote(pulse_csv_parser_t *p)
@@ -352,6 +471,18 @@ static int csv_parse(pulse_csv_parser_t *p, const char *chunk, size_t n)
                     s++;
                     continue;
                 }
+            }
+            if (p->fast_skip > 0) {
+                p->fast_skip--;
+            } else {
+                const unsigned char *f = ws ? fast_records_ws(p, s, end, &rc) : fast_records_sep(p, s, end, &rc);
+                if (f == s)
+                    p->fast_skip = FAST_BACKOFF;
+                s = f;
+                if (rc != 0)
+                    goto out;
+                if (s == end)
+                    continue;
             }
             p->rec_line = p->line;
             p->rec_off = OFF(s);

@@ -73,6 +73,7 @@ static int progress(run_t *r, const char *phase)
 
 static int flush_copy(run_t *r)
 {
+    pulse_import_map_settle(r->m);
     if (r->copy.len == 0 || r->conn == NULL) {
         pulse_buf_reset(&r->copy);
         return 0;
@@ -481,6 +482,7 @@ int pulse_import_run(PGconn *conn, const char *tenant_id, const char *import_id,
         set_error(out, PULSE_IMPORT_FAILED, "bad_plan", "%s", err);
         return out->status;
     }
+    pulse_import_map_defer(r.m); /* flags settled in flush_copy */
     for (int i = 0; i < plan->n_fields; i++)
         if ((size_t)plan->fields[i].column + 1 > r.pad_to)
             r.pad_to = (size_t)plan->fields[i].column + 1;

@@ -146,6 +146,15 @@ const char *pulse_import_stage_copy_columns(const pulse_import_mapper_t *m);
 int pulse_import_map_row(pulse_import_mapper_t *m, uint64_t line, const pulse_import_cell_t *cells, size_t ncells,
                          pulse_buf_t *copy);
 
+/* From now on the maybe_dup flag of the last few accepted rows (at most 8) is left as a
+ * placeholder in their COPY text, so that the Bloom filter's memory for a row is fetched while the
+ * next rows are mapped instead of stalling this one: the caller must call pulse_import_map_settle
+ * before it sends, reads or resets that buffer (and before it passes another one). Kinds without
+ * the flag (customers): no effect. */
+void pulse_import_map_defer(pulse_import_mapper_t *m);
+/* Writes the flags still pending. */
+void pulse_import_map_settle(pulse_import_mapper_t *m);
+
 /* The natural key of the last accepted row (two 64-bit halves), as written in its COPY line. */
 void pulse_import_last_key(const pulse_import_mapper_t *m, uint64_t key[2]);
 

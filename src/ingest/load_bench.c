@@ -159,7 +159,18 @@ typedef struct mem_t {
     int header_pending;
     uint64_t rows, copy_bytes;
     double cpu_seconds; /* of the pass: steadier than wall time on a shared machine */
+    FILE *copy_out;     /* NULL, or where the COPY text goes (--copy-out: to compare two builds) */
 } mem_t;
+
+static void mem_flush(mem_t *s)
+{
+    if (s->m != NULL)
+        pulse_import_map_settle(s->m);
+    s->copy_bytes += s->copy.len;
+    if (s->copy_out != NULL)
+        fwrite(s->copy.data, 1, s->copy.len, s->copy_out);
+    pulse_buf_reset(&s->copy);
+}
 
 static int mem_row(void *ud, size_t row, const pulse_csv_field_t *f, size_t n)
 {
@@ -181,22 +192,23 @@ static int mem_row(void *ud, size_t row, const pulse_csv_field_t *f, size_t n)
         s->cells[i].bad_utf8 = f[i].bad_utf8;
     }
     pulse_import_map_row(s->m, pulse_csv_line(s->csv), s->cells, n, &s->copy);
-    if (s->copy.len >= CHUNK) {
-        s->copy_bytes += s->copy.len;
-        pulse_buf_reset(&s->copy);
-    }
+    if (s->copy.len >= CHUNK)
+        mem_flush(s);
     return 0;
 }
 
 /* One pass over the file (read() in 256 KiB chunks from the page cache). Seconds, or -1. */
-static double mem_pass(const char *path, const pulse_import_plan_t *plan, int map, mem_t *s, FILE *out)
+static double mem_pass(const char *path, const pulse_import_plan_t *plan, int map, mem_t *s, FILE *copy_out, FILE *out)
 {
     memset(s, 0, sizeof(*s));
+    s->copy_out = copy_out;
     char err[256];
     if (map && (s->m = pulse_import_mapper_new(plan, err, sizeof(err))) == NULL) {
         fprintf(out, "import bench: %s\n", err);
         return -1;
     }
+    if (map)
+        pulse_import_map_defer(s->m); /* as pulse_import_run does; settled in mem_flush */
     pulse_csv_dialect_t d = plan->dialect;
     d.has_header = 0;
     s->header_pending = plan->has_header;
@@ -210,7 +222,7 @@ static double mem_pass(const char *path, const pulse_import_plan_t *plan, int ma
         rc = pulse_csv_feed(s->csv, buf, (size_t)got);
     if (rc == 0)
         rc = pulse_csv_finish(s->csv);
-    s->copy_bytes += s->copy.len;
+    mem_flush(s);
     double t = now_s() - t0;
     s->cpu_seconds = cpu_s() - c0;
     if (rc != 0)
@@ -450,10 +462,15 @@ done:
 
 int pulse_import_bench(int argc, char **argv, const char *conninfo, FILE *out)
 {
-    const char *file = NULL, *plan_path = NULL, *kind = NULL;
+    const char *file = NULL, *plan_path = NULL, *kind = NULL, *copy_path = NULL;
+    int memory_only = 0;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--plan") == 0 && i + 1 < argc)
             plan_path = argv[++i];
+        else if (strcmp(argv[i], "--copy-out") == 0 && i + 1 < argc)
+            copy_path = argv[++i];
+        else if (strcmp(argv[i], "--memory-only") == 0)
+            memory_only = 1;
         else if (strcmp(argv[i], "--kind") == 0 && i + 1 < argc)
             kind = argv[++i];
         else if (argv[i][0] != '-' && file == NULL)
@@ -464,7 +481,8 @@ int pulse_import_bench(int argc, char **argv, const char *conninfo, FILE *out)
         }
     }
     if (file == NULL) {
-        fprintf(stderr, "Usage: pulse bench import FILE [--plan PLAN.json] [--kind transactions|events|customers]\n");
+        fprintf(stderr, "Usage: pulse bench import FILE [--plan PLAN.json] [--kind transactions|events|customers] [--memory-only]\n"
+                        "                         [--copy-out FILE (the COPY text of the last in-memory pass)]\n");
         return 2;
     }
     pulse_import_plan_t plan;
@@ -489,7 +507,7 @@ int pulse_import_bench(int argc, char **argv, const char *conninfo, FILE *out)
         mem_t s;
         double best_parse = -1, best_map = -1, cpu_parse = -1, cpu_map = -1;
         for (int i = 0; i < 3; i++) {
-            double t = mem_pass(file, &plan, 0, &s, out);
+            double t = mem_pass(file, &plan, 0, &s, NULL, out);
             if (t < 0)
                 return 1;
             if (best_parse < 0 || t < best_parse)
@@ -499,8 +517,13 @@ int pulse_import_bench(int argc, char **argv, const char *conninfo, FILE *out)
         }
         uint64_t rows = s.rows, copy_bytes = 0;
         pulse_import_counts_t c = {0};
+        FILE *copy_out = NULL;
+        if (copy_path != NULL && (copy_out = fopen(copy_path, "wb")) == NULL) {
+            fprintf(stderr, "pulse bench import: cannot write %s: %s\n", copy_path, strerror(errno));
+            return 1;
+        }
         for (int i = 0; i < 3; i++) {
-            double t = mem_pass(file, &plan, 1, &s, out);
+            double t = mem_pass(file, &plan, 1, &s, i == 2 ? copy_out : NULL, out);
             if (t < 0)
                 return 1;
             if (best_map < 0 || t < best_map)
@@ -511,6 +534,8 @@ int pulse_import_bench(int argc, char **argv, const char *conninfo, FILE *out)
             copy_bytes = s.copy_bytes;
             pulse_import_mapper_free(s.m);
         }
+        if (copy_out != NULL)
+            fclose(copy_out);
         fprintf(out, "rows: %llu (accepted %llu, rejected %llu)\n", (unsigned long long)rows, (unsigned long long)c.rows_accepted,
                 (unsigned long long)c.rows_rejected);
         fprintf(out, "in memory, CSV parse only:            %7.1f MB/s, %.2f M rows/s; per CPU second %.1f MB/s\n",
@@ -522,7 +547,9 @@ int pulse_import_bench(int argc, char **argv, const char *conninfo, FILE *out)
                 (double)bytes / 1e6 / cpu_map);
     }
     int rc = 0;
-    if (conninfo != NULL)
+    if (memory_only)
+        fprintf(out, "database: --memory-only, end-to-end skipped\n");
+    else if (conninfo != NULL)
         rc = bench_db(conninfo, file, &plan, bytes, out);
     else
         fprintf(out, "database: none, end-to-end skipped\n");

@@ -8,6 +8,9 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <time.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 /* ---------------------------------------------------------------------------------------------
  * Canonical fields. */
@@ -199,6 +202,15 @@ typedef struct slot_t {
     pulse_date_format_t date_format;
 } slot_t;
 
+/* A slot in staging order, for the per-row loops (no id -> slot -> spec chain per value). */
+typedef struct step_t {
+    int id, col;
+    ftype_t type;
+    pulse_date_format_t date_format;
+    size_t maxlen;
+    const fspec_t *spec;
+} step_t;
+
 /* One row's values, by field id. */
 typedef struct value_t {
     int present; /* 0: NULL */
@@ -210,15 +222,17 @@ typedef struct value_t {
 } value_t;
 
 #define RESERVOIR 100000
+#define BLOOM_LAG 8 /* rows mapped between a key's prefetch and its probe: the miss is hidden */
 
 struct pulse_import_mapper_t {
     pulse_import_plan_t plan;
     slot_t slots[F_COUNT];
     int order[F_COUNT]; /* staged field ids in column order */
     int norder;
-    int max_col;       /* highest column read */
-    int outlier_field; /* F_AMOUNT / F_REVENUE_IMPACT, or -1 */
-    int cancel_field;  /* F_*, or -1 */
+    step_t steps[F_COUNT]; /* the same, with what the row loops need */
+    int max_col;           /* highest column read */
+    int outlier_field;     /* F_AMOUNT / F_REVENUE_IMPACT, or -1 */
+    int cancel_field;      /* F_*, or -1 */
     size_t cancel_prefix_len;
     int64_t future_limit;
     char columns[512];
@@ -235,6 +249,15 @@ struct pulse_import_mapper_t {
     char outlier_rule[256];
     char copy_columns[600];
     uint64_t *bloom; /* keys seen, for the maybe_dup flag (records kinds) */
+    /* pulse_import_map_defer: accepted rows whose flag waits for its Bloom word (oldest first) */
+    int defer;
+    struct bloom_wait_t {
+        size_t off;  /* of the flag's placeholder in wait_buf */
+        size_t word; /* of the filter */
+        uint64_t bits;
+    } wait[BLOOM_LAG];
+    unsigned nwait, wait_head;
+    pulse_buf_t *wait_buf;
 };
 
 #define BLOOM_BITS_LOG2 27 /* 16 MiB: about 1% false positives at 11 M keys, 3 probes */
@@ -403,6 +426,10 @@ pulse_import_mapper_t *pulse_import_mapper_new(const pulse_import_plan_t *plan, 
         pulse_buf_puts(&ddl, ", attributes jsonb NOT NULL");
     }
     pulse_buf_puts(&ddl, ") ON COMMIT DROP");
+    for (int k = 0; k < m->norder; k++) {
+        const slot_t *sl = &m->slots[m->order[k]];
+        m->steps[k] = (step_t){m->order[k], sl->col, sl->spec->type, sl->date_format, sl->spec->maxlen, sl->spec};
+    }
     snprintf(m->columns, sizeof(m->columns), "%s", cols.data);
     snprintf(m->copy_columns, sizeof(m->copy_columns), "line, %s%s", cols.data, m->bloom ? ", maybe_dup" : "");
     snprintf(m->ddl, sizeof(m->ddl), "%s", ddl.data);
@@ -459,6 +486,8 @@ static inline void trim(const char **p, size_t *n)
 {
     const char *s = *p;
     size_t k = *n;
+    if (k > 0 && (unsigned char)s[0] > ' ' && (unsigned char)s[k - 1] > ' ')
+        return; /* most values: nothing to trim, every byte trimmed is a blank or below */
     while (k > 0 && (*s == ' ' || *s == '\t'))
         s++, k--;
     while (k > 0 && (s[k - 1] == ' ' || s[k - 1] == '\t' || s[k - 1] == '\r' || s[k - 1] == '\n'))
@@ -484,35 +513,76 @@ static const unsigned char SPECIAL[256] = {
     [0] = 2, ['\\'] = 1, ['\t'] = 1, ['\n'] = 1, ['\r'] = 1, [11] = 1, [12] = 1, [8] = 1,
 };
 
-/* 0 plain, 1 needs escaping, 2 holds a NUL. Eight bytes at a time: a byte below 0x20 or a
- * backslash sends the value to the exact (rare) path. */
-static inline int text_scan(const char *p, size_t n)
+/* High bit of each byte of x that is below 0x20 or a backslash (and maybe of a byte after one:
+ * borrows; never a miss). */
+static inline uint64_t ctl_or_backslash(uint64_t x)
 {
     const uint64_t ones = UINT64_C(0x0101010101010101), highs = UINT64_C(0x8080808080808080);
-    uint64_t any = 0;
-    size_t i = 0;
-    for (; i + 8 <= n; i += 8) {
-        uint64_t x;
-        memcpy(&x, p + i, 8);
-        uint64_t y = x ^ (ones * '\\');
-        any |= ((x - ones * 0x20) & ~x & highs) | ((y - ones) & ~y & highs);
+    uint64_t y = x ^ (ones * '\\');
+    return ((x - ones * 0x20) & ~x & highs) | ((y - ones) & ~y & highs);
+}
+
+/* 0 plain, 1 needs escaping, 2 holds a NUL. Eight bytes at a time (short values: two overlapping
+ * words, padded with letters): a byte below 0x20 or a backslash sends the value to the exact
+ * (rare) path. */
+__attribute__((always_inline)) static inline int text_scan(const char *p, size_t n)
+{
+    uint64_t any = 0, x;
+    if (n >= 8) {
+        for (size_t i = 0; i + 8 <= n; i += 8) {
+            memcpy(&x, p + i, 8);
+            any |= ctl_or_backslash(x);
+        }
+        memcpy(&x, p + n - 8, 8);
+        any |= ctl_or_backslash(x);
+    } else if (n >= 4) {
+        uint32_t a, b;
+        memcpy(&a, p, 4);
+        memcpy(&b, p + n - 4, 4);
+        any = ctl_or_backslash(a | ((uint64_t)b << 32));
+    } else {
+        for (size_t i = 0; i < n; i++)
+            any |= ctl_or_backslash((unsigned char)p[i] | UINT64_C(0x6161616161616100));
     }
+    if (any == 0)
+        return 0;
     const unsigned char *u = (const unsigned char *)p;
     int r = 0;
-    for (; i < n; i++)
-        r |= SPECIAL[u[i]];
-    if (any == 0)
-        return r & 2 ? 2 : r;
-    r = 0;
-    for (i = 0; i < n; i++)
+    for (size_t i = 0; i < n; i++)
         r |= SPECIAL[u[i]];
     return r & 2 ? 2 : r;
+}
+
+/* memcpy for the short values of a row, inline: two overlapping moves instead of a call. The
+ * caller's buffer has room for n bytes; only n are read and written. */
+static inline void copy_bytes(void *dst, const void *src, size_t n)
+{
+    char *o = dst;
+    const char *p = src;
+    if (n >= 8 && n <= 16) {
+        uint64_t a, b;
+        memcpy(&a, p, 8);
+        memcpy(&b, p + n - 8, 8);
+        memcpy(o, &a, 8);
+        memcpy(o + n - 8, &b, 8);
+    } else if (n >= 4 && n < 8) {
+        uint32_t a, b;
+        memcpy(&a, p, 4);
+        memcpy(&b, p + n - 4, 4);
+        memcpy(o, &a, 4);
+        memcpy(o + n - 4, &b, 4);
+    } else if (n > 0 && n < 4) {
+        o[0] = p[0];
+        o[n / 2] = p[n / 2];
+        o[n - 1] = p[n - 1];
+    } else if (n > 16)
+        memcpy(o, p, n);
 }
 
 static inline char *put_text(char *o, const char *p, size_t n, int special)
 {
     if (!special) {
-        memcpy(o, p, n);
+        copy_bytes(o, p, n);
         return o + n;
     }
     for (size_t i = 0; i < n; i++) {
@@ -551,23 +621,61 @@ static const char DIGITS2[] = "0001020304050607080910111213141516171819202122232
                               "40414243444546474849505152535455565758596061626364656667686970717273747576777879"
                               "8081828384858687888990919293949596979899";
 
+static inline unsigned decimal_digits(uint64_t v)
+{
+    unsigned n = 1;
+    for (;;) {
+        if (v < 10)
+            return n;
+        if (v < 100)
+            return n + 1;
+        if (v < 1000)
+            return n + 2;
+        if (v < 10000)
+            return n + 3;
+        v /= 10000;
+        n += 4;
+    }
+}
+
+/* Written from the last digit back, four at a time (two table pairs from one division by 10^4),
+ * straight into o; 32-bit arithmetic once the rest fits. */
 static inline char *put_u64(char *o, uint64_t v)
 {
-    char tmp[24];
-    char *e = tmp + sizeof(tmp), *q = e;
-    while (v >= 100) {
-        unsigned r = (unsigned)(v % 100);
-        v /= 100;
-        q -= 2;
-        memcpy(q, DIGITS2 + 2 * r, 2);
+    if (v < 100) { /* quantities, most amounts' units */
+        if (v < 10) {
+            *o = (char)('0' + v);
+            return o + 1;
+        }
+        memcpy(o, DIGITS2 + 2 * v, 2);
+        return o + 2;
     }
-    if (v >= 10) {
+    char *e = o + decimal_digits(v), *q = e;
+    while (v > UINT32_MAX) {
+        unsigned r = (unsigned)(v % 10000);
+        v /= 10000;
+        q -= 4;
+        memcpy(q, DIGITS2 + 2 * (r / 100), 2);
+        memcpy(q + 2, DIGITS2 + 2 * (r % 100), 2);
+    }
+    uint32_t w = (uint32_t)v;
+    while (w >= 10000) {
+        unsigned r = w % 10000;
+        w /= 10000;
+        q -= 4;
+        memcpy(q, DIGITS2 + 2 * (r / 100), 2);
+        memcpy(q + 2, DIGITS2 + 2 * (r % 100), 2);
+    }
+    if (w >= 100) {
+        memcpy(q - 2, DIGITS2 + 2 * (w % 100), 2);
         q -= 2;
-        memcpy(q, DIGITS2 + 2 * v, 2);
-    } else
-        *--q = (char)('0' + v);
-    memcpy(o, q, (size_t)(e - q));
-    return o + (e - q);
+        w /= 100;
+    }
+    if (w >= 10)
+        memcpy(q - 2, DIGITS2 + 2 * w, 2);
+    else
+        q[-1] = (char)('0' + w);
+    return e;
 }
 
 static inline char *put_i64(char *o, int64_t v)
@@ -580,7 +688,7 @@ static inline char *put_i64(char *o, int64_t v)
 }
 
 /* v / 10^4 in decimal, trailing zeros of the fraction dropped. */
-static inline char *put_scaled4(char *o, int64_t v)
+__attribute__((always_inline)) static inline char *put_scaled4(char *o, int64_t v)
 {
     uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
     if (v < 0)
@@ -589,12 +697,9 @@ static inline char *put_scaled4(char *o, int64_t v)
     unsigned f = (unsigned)(u % 10000);
     if (f != 0) {
         *o++ = '.';
-        char d[4] = {(char)('0' + f / 1000), (char)('0' + f / 100 % 10), (char)('0' + f / 10 % 10), (char)('0' + f % 10)};
-        int k = 4;
-        while (d[k - 1] == '0')
-            k--;
-        memcpy(o, d, (size_t)k);
-        o += k;
+        memcpy(o, DIGITS2 + 2 * (f / 100), 2);
+        memcpy(o + 2, DIGITS2 + 2 * (f % 100), 2);
+        o += f % 10 ? 4 : f % 100 ? 3 : f % 1000 ? 2 : 1; /* the buffer has room for all four */
     }
     return o;
 }
@@ -624,13 +729,52 @@ static inline void hex8(uint32_t x, char *o)
     memcpy(o, &v, 8);
 }
 
-void pulse_import_key_uuid(const uint64_t key[2], char out[37])
+/* The 32 hex digits of the key, most significant first, as four words of eight characters (in
+ * memory order). SSE2: the 16 bytes (big-endian) split into high and low nibbles, interleaved and
+ * turned into digits in one go, and taken out of the register as words (storing the vector and
+ * reading parts of it back stalled store forwarding: a tenth of the row's time). */
+static inline void hex32(const uint64_t key[2], uint64_t w[4])
 {
+#if defined(__SSE2__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    const __m128i x = _mm_set_epi64x((long long)__builtin_bswap64(key[1]), (long long)__builtin_bswap64(key[0]));
+    const __m128i low4 = _mm_set1_epi8(0x0F), nine = _mm_set1_epi8(9), zero = _mm_set1_epi8('0');
+    const __m128i letters = _mm_set1_epi8('a' - '0' - 10);
+    __m128i lo = _mm_and_si128(x, low4), hi = _mm_and_si128(_mm_srli_epi16(x, 4), low4);
+    __m128i a = _mm_unpacklo_epi8(hi, lo), b = _mm_unpackhi_epi8(hi, lo);
+    a = _mm_add_epi8(_mm_add_epi8(a, zero), _mm_and_si128(_mm_cmpgt_epi8(a, nine), letters));
+    b = _mm_add_epi8(_mm_add_epi8(b, zero), _mm_and_si128(_mm_cmpgt_epi8(b, nine), letters));
+    w[0] = (uint64_t)_mm_cvtsi128_si64(a);
+    w[1] = (uint64_t)_mm_cvtsi128_si64(_mm_unpackhi_epi64(a, a));
+    w[2] = (uint64_t)_mm_cvtsi128_si64(b);
+    w[3] = (uint64_t)_mm_cvtsi128_si64(_mm_unpackhi_epi64(b, b));
+#else
     char h[32];
     hex8((uint32_t)(key[0] >> 32), h);
     hex8((uint32_t)key[0], h + 8);
     hex8((uint32_t)(key[1] >> 32), h + 16);
     hex8((uint32_t)key[1], h + 24);
+    memcpy(w, h, 32);
+#endif
+}
+
+/* 36 characters (8-4-4-4-12), no NUL: the words with the dashes shifted in, little-endian. */
+static inline void key_uuid(const uint64_t key[2], char *out)
+{
+    uint64_t w[4];
+    hex32(key, w);
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    const uint64_t dash = '-';
+    uint64_t y1 = dash | (w[1] & 0xFFFFFFFFu) << 8 | dash << 40 | ((w[1] >> 32) & 0xFFFFu) << 48;
+    uint32_t y2 = (uint32_t)(w[1] >> 48) | (uint32_t)dash << 16 | (uint32_t)(w[2] & 0xFF) << 24;
+    uint32_t y3 = (uint32_t)((w[2] >> 8) & 0xFFFFFFu) | (uint32_t)dash << 24, y4 = (uint32_t)(w[2] >> 32);
+    memcpy(out, &w[0], 8);
+    memcpy(out + 8, &y1, 8);
+    memcpy(out + 16, &y2, 4);
+    memcpy(out + 20, &y3, 4);
+    memcpy(out + 24, &y4, 4);
+    memcpy(out + 28, &w[3], 8);
+#else
+    const char *h = (const char *)w;
     memcpy(out, h, 8);
     out[8] = '-';
     memcpy(out + 9, h + 8, 4);
@@ -640,6 +784,12 @@ void pulse_import_key_uuid(const uint64_t key[2], char out[37])
     memcpy(out + 19, h + 16, 4);
     out[23] = '-';
     memcpy(out + 24, h + 20, 12);
+#endif
+}
+
+void pulse_import_key_uuid(const uint64_t key[2], char out[37])
+{
+    key_uuid(key, out);
     out[36] = '\0';
 }
 
@@ -672,7 +822,7 @@ static void hash128(const unsigned char *p, size_t n, uint64_t out[2])
         n -= 16;
     }
     unsigned char tail[16] = {0};
-    memcpy(tail, p, n);
+    copy_bytes(tail, p, n);
     uint64_t a = rd64(tail) ^ (uint64_t)n, b = rd64(tail + 8);
     h1 = mum(a ^ P1, b ^ h1 ^ P2);
     h2 = mum(b ^ P3, a ^ h2 ^ P0);
@@ -688,8 +838,50 @@ static inline unsigned char *key_put(unsigned char *k, int field, const void *p,
     k[2] = (unsigned char)(n >> 16);
     k[3] = (unsigned char)(n >> 8);
     k[4] = (unsigned char)n;
-    memcpy(k + 5, p, n);
+    copy_bytes(k + 5, p, n);
     return k + 5 + n;
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * The Bloom filter's probes. */
+
+/* Sets *flag to 't' when the key's bits were all there already, and adds them. */
+static inline void bloom_probe(pulse_import_mapper_t *m, size_t word, uint64_t bits, char *flag)
+{
+    uint64_t w = m->bloom[word];
+    *flag = (w & bits) == bits ? 't' : 'f';
+    m->bloom[word] = w | bits;
+}
+
+/* The oldest waiting row's flag. */
+static inline void bloom_settle_one(pulse_import_mapper_t *m)
+{
+    const struct bloom_wait_t *w = &m->wait[m->wait_head];
+    bloom_probe(m, w->word, w->bits, m->wait_buf->data + w->off);
+    m->wait_head = (m->wait_head + 1) % BLOOM_LAG;
+    m->nwait--;
+}
+
+/* A row whose flag is at off in copy waits; the oldest is probed when BLOOM_LAG are waiting. */
+static inline void bloom_wait(pulse_import_mapper_t *m, pulse_buf_t *copy, size_t off, size_t word, uint64_t bits)
+{
+    if (m->wait_buf != copy)
+        pulse_import_map_settle(m);
+    if (m->nwait == BLOOM_LAG)
+        bloom_settle_one(m);
+    m->wait_buf = copy;
+    m->wait[(m->wait_head + m->nwait++) % BLOOM_LAG] = (struct bloom_wait_t){off, word, bits};
+}
+
+void pulse_import_map_defer(pulse_import_mapper_t *m)
+{
+    m->defer = m->bloom != NULL;
+}
+
+void pulse_import_map_settle(pulse_import_mapper_t *m)
+{
+    while (m->nwait > 0)
+        bloom_settle_one(m);
 }
 
 /* ---------------------------------------------------------------------------------------------
@@ -878,9 +1070,10 @@ int pulse_import_map_row(pulse_import_mapper_t *m, uint64_t line, const pulse_im
     value_t v[F_COUNT];
     int is_return = 0;
     int dc = m->plan.dialect.decimal_comma;
+    size_t need = 128, klen = 1; /* COPY text room, key bytes: of the present values */
     for (int k = 0; k < m->norder; k++) {
-        int id = m->order[k];
-        const slot_t *s = &m->slots[id];
+        const step_t *s = &m->steps[k];
+        int id = s->id;
         value_t *x = &v[id];
         x->present = 0;
         x->n = 0;
@@ -892,13 +1085,13 @@ int pulse_import_map_row(pulse_import_mapper_t *m, uint64_t line, const pulse_im
         const char *p = c->p;
         size_t n = c->n;
         trim(&p, &n);
-        switch (s->spec->type) {
+        switch (s->type) {
         case T_ID:
             if (maybe_null(p, n))
                 return reject(m, "missing_customer_id", NULL, "rows without a customer id", line);
             if (c->bad_utf8 || (x->special = text_scan(p, n)) == 2)
                 return reject(m, "bad_encoding", s->spec->name, "values that are not valid UTF-8 text (or hold NUL bytes)", line);
-            if (n > s->spec->maxlen)
+            if (n > s->maxlen)
                 return reject(m, "too_long", s->spec->name, "values longer than the column allows", line);
             break;
         case T_DATE: {
@@ -921,7 +1114,7 @@ int pulse_import_map_row(pulse_import_mapper_t *m, uint64_t line, const pulse_im
                 continue;
             }
             if (scale4(x->d, &x->i) != 0 ||
-                (s->spec->type == T_MONEY && (x->i >= INT64_C(10000000000000000) || x->i <= -INT64_C(10000000000000000))))
+                (s->type == T_MONEY && (x->i >= INT64_C(10000000000000000) || x->i <= -INT64_C(10000000000000000))))
                 return reject(m, "bad_number", s->spec->name, "numbers too large to store", line);
             if ((id == F_QUANTITY || id == F_AMOUNT) && x->d < 0)
                 is_return = 1;
@@ -934,7 +1127,7 @@ int pulse_import_map_row(pulse_import_mapper_t *m, uint64_t line, const pulse_im
             }
             if (c->bad_utf8 || (x->special = text_scan(p, n)) == 2)
                 return reject(m, "bad_encoding", s->spec->name, "values that are not valid UTF-8 text (or hold NUL bytes)", line);
-            if (s->spec->maxlen && n > s->spec->maxlen)
+            if (s->maxlen && n > s->maxlen)
                 return reject(m, "too_long", s->spec->name, "values longer than the column allows", line);
             break;
         case T_BOOL: {
@@ -950,6 +1143,8 @@ int pulse_import_map_row(pulse_import_mapper_t *m, uint64_t line, const pulse_im
         x->present = 1;
         x->p = p;
         x->n = n;
+        klen += 5 + (s->type == T_DATE || s->type == T_MONEY || s->type == T_FLOAT ? 8 : n);
+        need += 2 * n + 40;
     }
     if (m->plan.kind == PULSE_IMPORT_CUSTOMERS)
         return map_customer(m, line, cells, ncells, v, copy);
@@ -962,6 +1157,8 @@ int pulse_import_map_row(pulse_import_mapper_t *m, uint64_t line, const pulse_im
         if (scale4(amt->d, &amt->i) != 0 || amt->i >= INT64_C(10000000000000000) || amt->i <= -INT64_C(10000000000000000))
             return reject(m, "bad_number", "amount", "numbers too large to store", line);
         amt->present = 1;
+        klen += 5 + 8;
+        need += 40;
     }
     if (m->cancel_field >= 0) {
         const value_t *c = &v[m->cancel_field];
@@ -978,15 +1175,6 @@ int pulse_import_map_row(pulse_import_mapper_t *m, uint64_t line, const pulse_im
     }
 
     /* the natural key: kind, then every staged field (canonical order) as id + length + bytes */
-    size_t need = 128, klen = 1;
-    for (int k = 0; k < m->norder; k++) {
-        const value_t *x = &v[m->order[k]];
-        if (x->present) {
-            ftype_t ty = m->slots[m->order[k]].spec->type;
-            klen += 5 + (ty == T_DATE || ty == T_MONEY || ty == T_FLOAT ? 8 : x->n);
-            need += 2 * x->n + 40;
-        }
-    }
     unsigned char stackkey[512], *kb = stackkey;
     if (klen > sizeof(stackkey)) {
         pulse_buf_reset(&m->scratch);
@@ -1000,7 +1188,7 @@ int pulse_import_map_row(pulse_import_mapper_t *m, uint64_t line, const pulse_im
         const value_t *x = &v[id];
         if (!x->present)
             continue;
-        switch (m->slots[id].spec->type) {
+        switch (m->steps[k].type) {
         case T_DATE:
         case T_MONEY:
         case T_FLOAT:
@@ -1012,7 +1200,7 @@ int pulse_import_map_row(pulse_import_mapper_t *m, uint64_t line, const pulse_im
     }
     hash128(kb, (size_t)(ko - kb), m->key);
     /* Blocked Bloom filter: the key's three bits lie in one 64-bit word, so one cache miss per row,
-     * prefetched now and looked at after the row's text is written. */
+     * prefetched now and looked at after the row's text is written (deferred: BLOOM_LAG rows later). */
     size_t bw = (size_t)(m->key[0] >> (64 - (BLOOM_BITS_LOG2 - 6)));
     uint64_t bmask =
         ((uint64_t)1 << (m->key[1] & 63)) | ((uint64_t)1 << ((m->key[1] >> 6) & 63)) | ((uint64_t)1 << ((m->key[1] >> 12) & 63));
@@ -1026,6 +1214,7 @@ int pulse_import_map_row(pulse_import_mapper_t *m, uint64_t line, const pulse_im
     if (m->outlier_field >= 0 && v[m->outlier_field].present)
         reservoir_add(m, v[m->outlier_field].d);
     if (copy == NULL) {
+        pulse_import_map_settle(m); /* the filter sees the keys in file order */
         m->bloom[bw] |= bmask;
         m->rows_accepted++;
         return 1;
@@ -1034,7 +1223,7 @@ int pulse_import_map_row(pulse_import_mapper_t *m, uint64_t line, const pulse_im
     char *o = copy->data + copy->len;
     o = put_u64(o, line);
     *o++ = '\t';
-    pulse_import_key_uuid(m->key, o); /* writes a NUL after, overwritten next */
+    key_uuid(m->key, o);
     o += 36;
     for (int k = 0; k < m->norder; k++) {
         int id = m->order[k];
@@ -1045,7 +1234,7 @@ int pulse_import_map_row(pulse_import_mapper_t *m, uint64_t line, const pulse_im
             *o++ = 'N';
             continue;
         }
-        switch (m->slots[id].spec->type) {
+        switch (m->steps[k].type) {
         case T_DATE:
             o = put_i64(o, x->i);
             break;
@@ -1064,8 +1253,12 @@ int pulse_import_map_row(pulse_import_mapper_t *m, uint64_t line, const pulse_im
         *o++ = is_return ? 't' : 'f';
     }
     *o++ = '\t';
-    *o++ = (m->bloom[bw] & bmask) == bmask ? 't' : 'f';
-    m->bloom[bw] |= bmask;
+    if (m->defer) {
+        bloom_wait(m, copy, (size_t)(o - copy->data), bw, bmask);
+        *o++ = 'f'; /* until settled */
+    } else {
+        bloom_probe(m, bw, bmask, o++);
+    }
     *o++ = '\n';
     *o = '\0'; /* pulse_buf_t keeps its data NUL-terminated */
     copy->len = (size_t)(o - copy->data);

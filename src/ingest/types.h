@@ -119,14 +119,15 @@ static inline int pulse_number_parse_fast(const char *s, size_t n, int decimal_c
     const char *p = s, *e = s + n;
     int neg = p < e && *p == '-';
     p += neg;
-    const char *int0 = p;
+    const char *int0 = p, *lim = e - p > 19 ? p + 19 : e; /* at most 19 digits in all */
     uint64_t v = 0;
-    while (p < e && (unsigned)(*p - '0') < 10u && p - int0 < 19)
+    while (p < lim && (unsigned)(*p - '0') < 10u)
         v = v * 10 + (uint64_t)(*p++ - '0');
     size_t nint = (size_t)(p - int0), nfrac = 0;
     if (p < e && *p == (decimal_comma ? ',' : '.')) {
         const char *frac0 = ++p;
-        while (p < e && (unsigned)(*p - '0') < 10u && (size_t)(p - frac0) + nint < 19)
+        lim = (size_t)(e - p) > 19 - nint ? p + (19 - nint) : e;
+        while (p < lim && (unsigned)(*p - '0') < 10u)
             v = v * 10 + (uint64_t)(*p++ - '0');
         nfrac = (size_t)(p - frac0);
         if (nfrac == 0)

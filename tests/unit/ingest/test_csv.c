@@ -10,6 +10,7 @@
 
 #include "core/buf.h"
 #include "ingest/csv.h"
+#include "ingest/csv_blocks.h"
 
 /* Rows rendered as text: "<record>:" then per field "[" ("q" if quoted) ("!" if bad UTF-8) bytes "]". */
 typedef struct {
@@ -495,6 +496,140 @@ static void test_sniff_then_parse_large_generated(void **state)
     pulse_buf_free(&b);
 }
 
+/* ---------------------------------------------------------------------------------------------
+ * The fast path (plain records read off 64-byte bit masks) against the state machine: a document
+ * parsed in one piece takes the fast path for its plain records; fed one byte at a time, no record
+ * is ever whole in a chunk and the state machine reads everything. Both must give the same rows,
+ * line numbers, flags, stats, status and error, with every scanner implementation. */
+
+typedef struct {
+    pulse_buf_t b;
+    pulse_csv_parser_t *p;
+    size_t stop_after, rows;
+} trace_t;
+
+static int trace_row(void *ud, size_t row, const pulse_csv_field_t *f, size_t n)
+{
+    trace_t *t = ud;
+    pulse_buf_printf(&t->b, "%zu@%llu:", row, (unsigned long long)pulse_csv_line(t->p));
+    for (size_t i = 0; i < n; i++) {
+        pulse_buf_printf(&t->b, "[%s%s", f[i].quoted ? "q" : "", f[i].bad_utf8 ? "!" : "");
+        pulse_buf_append(&t->b, f[i].ptr, f[i].len);
+        pulse_buf_putc(&t->b, ']');
+    }
+    pulse_buf_putc(&t->b, '\n');
+    return t->stop_after && ++t->rows >= t->stop_after;
+}
+
+/* The trace of a parse fed in chunks of `step` bytes (0: one piece). Caller frees. */
+static char *trace_parse(const pulse_csv_dialect_t *d, const char *s, size_t len, size_t step, size_t stop_after)
+{
+    trace_t t = {PULSE_BUF_INIT, NULL, stop_after, 0};
+    t.p = pulse_csv_parser_new(d, trace_row, &t);
+    int rc = 0;
+    for (size_t pos = 0; rc == 0 && pos < len;) {
+        size_t n = step == 0 || len - pos < step ? len - pos : step;
+        rc = pulse_csv_feed(t.p, s + pos, n);
+        pos += n;
+    }
+    if (rc == 0)
+        rc = pulse_csv_finish(t.p);
+    const pulse_csv_stats_t *st = pulse_csv_stats(t.p);
+    /* bytes: a stopped or failed parse counts the whole chunk it stopped in, whatever the path */
+    pulse_buf_printf(&t.b, "rc %d err '%s' bytes %llu records %llu rows %llu stray %llu@%llu bad %llu@%llu\n", rc,
+                     pulse_csv_error(t.p), rc != 0 ? 0ull : (unsigned long long)st->bytes, (unsigned long long)st->records,
+                     (unsigned long long)st->rows, (unsigned long long)st->stray_quotes, (unsigned long long)st->first_stray_quote,
+                     (unsigned long long)st->bad_utf8_rows, (unsigned long long)st->first_bad_utf8);
+    pulse_csv_free(t.p);
+    pulse_buf_putc(&t.b, '\0');
+    return t.b.data;
+}
+
+static void assert_fast_matches_slow(const pulse_csv_dialect_t *d, const char *s, size_t len)
+{
+    for (size_t stop = 0; stop <= 3; stop += 3) {
+        char *fast = trace_parse(d, s, len, 0, stop), *slow = trace_parse(d, s, len, 1, stop);
+        if (strcmp(fast, slow) != 0)
+            fail_msg("sep %d quote %d strict %d max_row %zu, input:\n%.*s\nfast:\n%s\nslow:\n%s", d->sep, d->quote, d->strict,
+                     d->max_row, (int)len, s, fast, slow);
+        /* chunks that cut records at every place relative to the 64-byte blocks */
+        char *mid = trace_parse(d, s, len, 61, stop);
+        assert_string_equal(mid, slow);
+        free(mid);
+        free(fast);
+        free(slow);
+    }
+}
+
+static void test_fast_path_matches_state_machine(void **state)
+{
+    /* each snippet lands at every offset around a 64-byte block boundary, between plain rows */
+    static const char *snippets[] = {
+        "\"q,uo\"\"te\nd\",x\n",                   /* separator, doubled quote and newline inside quotes */
+        "a,b\r\nc,d\r\ne,f\r\n",                   /* CRLF: the CR may be a block's last byte, the LF the next's first */
+        "a,b\rc,d\n",                              /* a lone CR ends a record too */
+        "\n\n,\n,,\n",                             /* blank lines, empty fields */
+        "\xc3\xa9t\xc3\xa9,\xff\xfe,z\n",          /* valid and invalid UTF-8 */
+        "a\"b,c\"d\"\n",                           /* stray quotes */
+        "  a \t b  \n\t\n  \n c\n",                /* blanks around fields, blank-only lines */
+        "0123456789abcdefghij,klmnopqrstuvwxyz\n", /* longer than the small max_row */
+        "x;y|z\tw v\n",                            /* the other separators as data */
+    };
+    static const struct {
+        char sep, quote;
+    } dialects[] = {
+        {',', '"'}, {',', 0}, {';', '"'}, {'\t', '"'}, {'|', 0}, {PULSE_CSV_SEP_WHITESPACE, 0}, {PULSE_CSV_SEP_WHITESPACE, '"'}};
+    char doc[512];
+    for (int level = 0; level <= 2; level++) {
+        pulse_csv_scan_level(level);
+        for (size_t k = 0; k < sizeof(snippets) / sizeof(snippets[0]); k++) {
+            for (size_t off = 40; off <= 72; off++) {
+                /* plain rows up to off, the snippet, plain rows, a last row without a newline */
+                size_t n = 0;
+                while (n < off) {
+                    const char *row = n % 3 ? "1,22 2,333\n" : "ab,c d\n";
+                    size_t rl = strlen(row) < off - n ? strlen(row) : off - n;
+                    memcpy(doc + n, row, rl);
+                    n += rl;
+                }
+                doc[n - 1] = '\n';
+                n += (size_t)sprintf(doc + n, "%s%s", snippets[k], "p,q\nr,s\n\"t\",u\nlast,row");
+                for (size_t di = 0; di < sizeof(dialects) / sizeof(dialects[0]); di++) {
+                    for (int variant = 0; variant < 3; variant++) {
+                        pulse_csv_dialect_t d = dialect(dialects[di].sep, dialects[di].quote);
+                        d.strict = variant == 1;
+                        d.max_row = variant == 2 ? 24 : 0;
+                        assert_fast_matches_slow(&d, doc, n);
+                    }
+                }
+            }
+        }
+    }
+    pulse_csv_scan_level(-1);
+}
+
+/* A record whose CR ends one chunk and whose LF starts the next, and a document of only plain
+ * CRLF records: the same rows whatever the chunking. */
+static void test_fast_path_crlf_across_chunks(void **state)
+{
+    pulse_csv_dialect_t d = dialect(',', '"');
+    char doc[4096];
+    size_t n = 0;
+    for (int i = 0; n < sizeof(doc) - 64; i++)
+        n += (size_t)sprintf(doc + n, "%d,row %d,%d.%02d\r\n", i, i * 7, i, i % 100);
+    char *want = trace_parse(&d, doc, n, 1, 0);
+    for (size_t step = 2; step <= 130; step++) {
+        char *got = trace_parse(&d, doc, n, step, 0);
+        assert_string_equal(got, want);
+        free(got);
+    }
+    char *whole = trace_parse(&d, doc, n, 0, 0);
+    assert_string_equal(whole, want);
+    free(whole);
+    assert_non_null(strstr(want, "\n2@2:[1][row 7][1.01]\n"));
+    free(want);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -516,6 +651,8 @@ int main(void)
         cmocka_unit_test(test_parse_bad_utf8_flagged),
         cmocka_unit_test(test_parse_callback_stops),
         cmocka_unit_test(test_parse_line_numbers),
+        cmocka_unit_test(test_fast_path_matches_state_machine),
+        cmocka_unit_test(test_fast_path_crlf_across_chunks),
         cmocka_unit_test(test_sniff_then_parse_large_generated),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -438,13 +438,116 @@ static void test_outliers_and_notes(void **state)
     pulse_import_mapper_free(m);
 }
 
+/* Deferred Bloom probes (pulse_import_map_defer): once settled, the COPY text is byte for byte
+ * that of immediate probes, keys repeating near and far (inside and beyond the 8 waiting rows),
+ * across buffer resets, and with a decide-only call (copy NULL) in between. */
+static void test_deferred_flags_match_immediate(void **state)
+{
+    (void)state;
+    pulse_import_plan_t p;
+    char err[256];
+    tx_plan(&p);
+    pulse_import_mapper_t *a = pulse_import_mapper_new(&p, err, sizeof(err)), *b = pulse_import_mapper_new(&p, err, sizeof(err));
+    assert_non_null(a);
+    assert_non_null(b);
+    pulse_import_map_defer(b);
+    pulse_buf_t ca = PULSE_BUF_INIT, cb = PULSE_BUF_INIT, all_a = PULSE_BUF_INIT, all_b = PULSE_BUF_INIT;
+    char row[128];
+    size_t dups = 0, want_dups = 0;
+    unsigned char seen[300] = {0};
+    for (int i = 0; i < 300; i++) {
+        int key = i % 7 == 3 ? i - 3 : i % 11 == 5 ? i - 50 : i; /* repeats 3 and 50 rows back */
+        key = key < 0 ? 0 : key;
+        snprintf(row, sizeof(row), "C%d|2024-03-%02d|%d.5|%d|%d", key, 1 + key % 28, key, 1 + key % 4, key);
+        pulse_buf_t *copy_b = i % 97 == 13 ? NULL : &cb;
+        want_dups += copy_b != NULL && seen[key];
+        seen[key] = 1;
+        assert_int_equal(map(a, (uint64_t)i + 1, row, copy_b ? &ca : NULL), 1);
+        assert_int_equal(map(b, (uint64_t)i + 1, row, copy_b), 1);
+        if (i % 40 == 39) { /* what the import does at COPY_FLUSH */
+            pulse_import_map_settle(b);
+            pulse_buf_append(&all_a, ca.data, ca.len);
+            pulse_buf_append(&all_b, cb.data, cb.len);
+            pulse_buf_reset(&ca);
+            pulse_buf_reset(&cb);
+        }
+    }
+    pulse_import_map_settle(b);
+    pulse_buf_append(&all_a, ca.data, ca.len);
+    pulse_buf_append(&all_b, cb.data, cb.len);
+    assert_string_equal(all_b.data, all_a.data);
+    for (const char *q = all_a.data; (q = strstr(q, "\tt\n")) != NULL; q++)
+        dups++;
+    assert_true(want_dups >= 40);
+    assert_int_equal(dups, want_dups); /* every repeat flagged (300 keys in the filter: no false positive) */
+    pulse_buf_free(&ca);
+    pulse_buf_free(&cb);
+    pulse_buf_free(&all_a);
+    pulse_buf_free(&all_b);
+    pulse_import_mapper_free(a);
+    pulse_import_mapper_free(b);
+}
+
+/* Line numbers, epoch seconds and amounts as the COPY text writes them: every digit count, the
+ * 32-bit boundary, fractions with trailing zeros dropped, negatives. */
+static void test_copy_numbers(void **state)
+{
+    (void)state;
+    pulse_import_plan_t p;
+    char err[256];
+    tx_plan(&p);
+    pulse_import_mapper_t *m = pulse_import_mapper_new(&p, err, sizeof(err));
+    assert_non_null(m);
+    static const struct {
+        uint64_t line;
+        const char *amount, *want_amount, *qty, *want_qty;
+    } cases[] = {
+        {1, "0.0001", "0.0001", "0", "0"},
+        {9, "1.1", "-1.1", "-1", "-1"}, /* a negative quantity: a return, the amount negated */
+        {10, "10.50", "10.5", "2.25", "2.25"},
+        {99, "100", "100", "0.001", "0.001"},
+        {100, "-0.5", "-0.5", "1e2", "100"},
+        {4294967295u, "123456789.1234", "123456789.1234", "007", "7"},
+        {4294967296u, "99999999999.99", "99999999999.99", "+3", "3"},
+        {18446744073709551615u, "0.12346", "0.1235", "123456789012", "123456789012"},
+        {1000000000000000000u, "1,234.5", "1234.5", "0.123456", NULL}, /* more than 4 decimals: %.17g */
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char row[128], want[256];
+        snprintf(row, sizeof(row), "C|2024-03-05|%s|%s|%zu", cases[i].amount, cases[i].qty, i);
+        pulse_buf_t copy = PULSE_BUF_INIT;
+        if (map(m, cases[i].line, row, &copy) != 1)
+            fail_msg("row %s rejected", row);
+        uint64_t k[2];
+        char uuid[37];
+        pulse_import_last_key(m, k);
+        pulse_import_key_uuid(k, uuid);
+        char qty[40];
+        snprintf(qty, sizeof(qty), "%s", cases[i].want_qty ? cases[i].want_qty : "");
+        if (cases[i].want_qty == NULL)
+            snprintf(qty, sizeof(qty), "%.17g", strtod(cases[i].qty, NULL));
+        int neg = cases[i].want_amount[0] == '-' || qty[0] == '-';
+        snprintf(want, sizeof(want), "%llu\t%s\tC\t1709596800\t%s\t%s\t%zu\t%s\tf\n", (unsigned long long)cases[i].line, uuid,
+                 cases[i].want_amount, qty, i, neg ? "t" : "f");
+        assert_string_equal(copy.data, want);
+        pulse_buf_free(&copy);
+    }
+    pulse_import_mapper_free(m);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_plan_checks),   cmocka_unit_test(test_row_key_stability),
-        cmocka_unit_test(test_key_uuid_text), cmocka_unit_test(test_copy_text),
-        cmocka_unit_test(test_cleaning),      cmocka_unit_test(test_derived_and_first_lines),
-        cmocka_unit_test(test_customers),     cmocka_unit_test(test_outliers_and_notes),
+        cmocka_unit_test(test_plan_checks),
+        cmocka_unit_test(test_row_key_stability),
+        cmocka_unit_test(test_key_uuid_text),
+        cmocka_unit_test(test_copy_text),
+        cmocka_unit_test(test_cleaning),
+        cmocka_unit_test(test_derived_and_first_lines),
+        cmocka_unit_test(test_customers),
+        cmocka_unit_test(test_outliers_and_notes),
+        cmocka_unit_test(test_deferred_flags_match_immediate),
+        cmocka_unit_test(test_copy_numbers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
