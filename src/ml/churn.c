@@ -142,6 +142,53 @@ void pulse_ml_churn_contributions(const pulse_ml_churn_t *c, const float *row, d
     }
 }
 
+struct pulse_ml_explainer_t {
+    const pulse_ml_churn_t *c;
+    pulse_gbdt_paths_t *paths; /* NULL: the trees are walked row by row */
+};
+
+pulse_ml_explainer_t *pulse_ml_explainer_new(const pulse_ml_churn_t *c)
+{
+    pulse_ml_explainer_t *e = pulse_xmalloc(sizeof(*e));
+    e->c = c;
+    e->paths = c->gbdt ? pulse_gbdt_paths_new(c->gbdt) : NULL;
+    return e;
+}
+
+void pulse_ml_explainer_free(pulse_ml_explainer_t *e)
+{
+    if (e == NULL)
+        return;
+    pulse_gbdt_paths_free(e->paths);
+    free(e);
+}
+
+void pulse_ml_explain_block(const pulse_ml_explainer_t *e, const pulse_ml_data_t *d, size_t row0, size_t nr, double *contrib)
+{
+    const pulse_ml_churn_t *c = e->c;
+    size_t n = c->model->n_features;
+    float *row = pulse_xmalloc((n + 1) * sizeof(float));
+    double *lr = pulse_xmalloc((n + 1) * sizeof(double));
+    if (e->paths)
+        pulse_gbdt_paths_contributions(e->paths, d, row0, nr, contrib);
+    for (size_t r = 0; r < nr; r++) {
+        double *out = contrib + r * (n + 1);
+        if (e->paths && !c->logreg)
+            continue;
+        for (size_t j = 0; j < n; j++)
+            row[j] = d->x[j * d->n_rows + row0 + r];
+        if (!e->paths) {
+            pulse_ml_churn_contributions(c, row, out);
+            continue;
+        }
+        lr[n] = pulse_ml_logreg_contributions(c->logreg, row, lr); /* a blend, as pulse_ml_churn_contributions */
+        for (size_t j = 0; j <= n; j++)
+            out[j] = c->logreg_weight * lr[j] + (1 - c->logreg_weight) * out[j];
+    }
+    free(lr);
+    free(row);
+}
+
 static int by_abs_desc(const void *a, const void *b)
 {
     const pulse_ml_push_t *x = a, *y = b;
