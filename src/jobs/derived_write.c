@@ -170,6 +170,12 @@ void pulse_derived_text(pulse_derived_t *w, const char *s, size_t n)
     pulse_buf_append(&w->buf, s, n);
 }
 
+void pulse_derived_bytea(pulse_derived_t *w, const void *bytes, size_t n)
+{
+    put_u32(&w->buf, (uint32_t)n);
+    pulse_buf_append(&w->buf, bytes, n);
+}
+
 void pulse_derived_jsonb(pulse_derived_t *w, const char *json, size_t n)
 {
     put_u32(&w->buf, (uint32_t)n + 1);

@@ -51,6 +51,8 @@ void pulse_derived_int2(pulse_derived_t *w, int16_t v);
 void pulse_derived_float4(pulse_derived_t *w, float v); /* NaN is stored as NaN: use _null for SQL NULL */
 void pulse_derived_float8(pulse_derived_t *w, double v);
 void pulse_derived_text(pulse_derived_t *w, const char *s, size_t n);
+/* bytea: the bytes as they are. */
+void pulse_derived_bytea(pulse_derived_t *w, const void *bytes, size_t n);
 /* jsonb from its JSON text (checked by the server). */
 void pulse_derived_jsonb(pulse_derived_t *w, const char *json, size_t n);
 /* uuid from its 16 bytes; pulse_derived_parse_uuid gives them from the text form (0, or -1 when it is
