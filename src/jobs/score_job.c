@@ -250,7 +250,7 @@ static int run_score(const pulse_config_t *cfg, PGconn *ctl, PGconn *work, const
     pulse_mlrows_t rows;
     int rc = (!all && n_ids == 0)
                  ? (memset(&rows, 0, sizeof(rows)), 0)
-                 : pulse_mlrows_load(work, tenant_id, 0, all ? NULL : ids, all ? 0 : n_ids, &rows, err, sizeof(err));
+                 : pulse_mlrows_load(work, tenant_id, 0, all ? NULL : ids, all ? 0 : n_ids, churn.model, &rows, err, sizeof(err));
     if (rc != 0) {
         free(ids);
         pulse_ml_churn_close(&churn);

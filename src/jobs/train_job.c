@@ -333,7 +333,7 @@ static int run_train(const pulse_config_t *cfg, PGconn *ctl, PGconn *work, const
     if (!behavioural) {
         pulse_jobrun_step(run, "reading customers", 5, 0, 1);
         pulse_mlrows_t rows;
-        if (pulse_mlrows_load(work, tenant_id, 1, NULL, 0, &rows, err, sizeof(err)) != 0)
+        if (pulse_mlrows_load(work, tenant_id, 1, NULL, 0, NULL, &rows, err, sizeof(err)) != 0)
             return pulse_jobrun_fail(run, out, "database", err);
         out->rows_read = rows.n_rows;
         /* no explicit label: a transaction tenant gets behavioural ones */

@@ -198,11 +198,29 @@ static int by_abs_desc(const void *a, const void *b)
     return (x->j > y->j) - (x->j < y->j);
 }
 
+/* Features up to which an insertion sort beats qsort. */
+#define INSERTION_MAX 64
+
+/* x comes before y: stronger, or as strong and an earlier feature. */
+static int stronger(const pulse_ml_push_t *x, const pulse_ml_push_t *y)
+{
+    double ax = fabs(x->v), ay = fabs(y->v);
+    return ax != ay ? ax > ay : x->j < y->j;
+}
+
 size_t pulse_ml_reasons(const double *contrib, size_t n, pulse_ml_push_t *out)
 {
-    for (size_t j = 0; j < n; j++)
-        out[j] = (pulse_ml_push_t){contrib[j], j};
-    qsort(out, n, sizeof(*out), by_abs_desc);
+    /* a few dozen features: an insertion sort (qsort's calls through a pointer were 10% of a
+     * scoring run of 3.5 M rows); the order is total, so the result is qsort's */
+    for (size_t j = 0; j < n; j++) {
+        pulse_ml_push_t p = {contrib[j], j};
+        size_t k = j;
+        for (; n <= INSERTION_MAX && k > 0 && stronger(&p, &out[k - 1]); k--)
+            out[k] = out[k - 1];
+        out[k] = p;
+    }
+    if (n > INSERTION_MAX)
+        qsort(out, n, sizeof(*out), by_abs_desc);
     size_t k = 0;
     int up = 0, down = 0;
     for (size_t i = 0; i < n && (up < PULSE_ML_REASONS_PER_SIDE || down < PULSE_ML_REASONS_PER_SIDE); i++) {

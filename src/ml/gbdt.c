@@ -1648,63 +1648,84 @@ __attribute__((target("avx2"))) static void block_leaves_avx2(const pulse_gbdt_t
 }
 #endif
 
-/* acc[r * stride ..] += the pushes of leaf li[r], for nr rows: whole vectors of 8 doubles. */
-static void add_paths_scalar(const double *push, const uint8_t *li, size_t nr, size_t stride, double *acc)
+/* Trees whose leaves are added per row in one go: the row's sums stay in registers across them,
+ * and their tables (8 KB each at depth 6 and 16 features) stay in the cache. */
+#define PATHS_CHUNK 16
+
+/* acc[r * stride ..] += the pushes of leaf li[tt][r] of trees t0..t0+nt, tree after tree, for nr
+ * rows: whole vectors of 8 doubles. */
+static void add_paths_scalar(const pulse_gbdt_paths_t *p, uint32_t t0, uint32_t nt, uint8_t li[][GBDT_BLOCK], size_t nr,
+                             double *acc)
 {
+    size_t stride = p->stride, tsz = p->n_leaves * stride;
+    const double *base = p->push + (size_t)t0 * tsz;
     for (size_t r = 0; r < nr; r++) {
-        const double *v = push + (size_t)li[r] * stride;
         double *a = acc + r * stride;
-        for (size_t u = 0; u < stride; u++)
-            a[u] += v[u];
+        for (uint32_t tt = 0; tt < nt; tt++) {
+            const double *v = base + tt * tsz + (size_t)li[tt][r] * stride;
+            for (size_t u = 0; u < stride; u++)
+                a[u] += v[u];
+        }
     }
 }
 
 #if GBDT_HAVE_AVX2
-__attribute__((target("avx2"))) static void add_paths_avx2(const double *push, const uint8_t *li, size_t nr, size_t stride,
-                                                           double *acc)
+__attribute__((target("avx2"))) static void add_paths_avx2(const pulse_gbdt_paths_t *p, uint32_t t0, uint32_t nt,
+                                                           uint8_t li[][GBDT_BLOCK], size_t nr, double *acc)
 {
+    size_t stride = p->stride, tsz = p->n_leaves * stride;
+    const double *base = p->push + (size_t)t0 * tsz;
     for (size_t r = 0; r < nr; r++) {
-        const double *v = push + (size_t)li[r] * stride;
         double *a = acc + r * stride;
-        for (size_t u = 0; u < stride; u += 4)
-            _mm256_storeu_pd(a + u, _mm256_add_pd(_mm256_loadu_pd(a + u), _mm256_loadu_pd(v + u)));
+        for (size_t u = 0; u < stride; u += 4) {
+            __m256d sum = _mm256_loadu_pd(a + u);
+            for (uint32_t tt = 0; tt < nt; tt++)
+                sum = _mm256_add_pd(sum, _mm256_loadu_pd(base + tt * tsz + (size_t)li[tt][r] * stride + u));
+            _mm256_storeu_pd(a + u, sum);
+        }
     }
 }
 
-__attribute__((target("avx512f"))) static void add_paths_avx512(const double *push, const uint8_t *li, size_t nr, size_t stride,
-                                                                double *acc)
+__attribute__((target("avx512f"))) static void add_paths_avx512(const pulse_gbdt_paths_t *p, uint32_t t0, uint32_t nt,
+                                                                uint8_t li[][GBDT_BLOCK], size_t nr, double *acc)
 {
+    size_t stride = p->stride, tsz = p->n_leaves * stride;
+    const double *base = p->push + (size_t)t0 * tsz;
     for (size_t r = 0; r < nr; r++) {
-        const double *v = push + (size_t)li[r] * stride;
         double *a = acc + r * stride;
-        for (size_t u = 0; u < stride; u += 8)
-            _mm512_storeu_pd(a + u, _mm512_add_pd(_mm512_loadu_pd(a + u), _mm512_loadu_pd(v + u)));
+        for (size_t u = 0; u < stride; u += 8) {
+            __m512d sum = _mm512_loadu_pd(a + u);
+            for (uint32_t tt = 0; tt < nt; tt++)
+                sum = _mm512_add_pd(sum, _mm512_loadu_pd(base + tt * tsz + (size_t)li[tt][r] * stride + u));
+            _mm512_storeu_pd(a + u, sum);
+        }
     }
 }
 #endif
 
-/* One block of at most GBDT_BLOCK rows: acc[r * stride + u] summed over the trees, tree after tree
- * (a tree's table stays in the cache while every row of the block takes its leaf's pushes). */
+/* One block of at most GBDT_BLOCK rows: acc[r * stride + u] summed over the trees, in tree order
+ * (so every path gives the same sums), PATHS_CHUNK trees at a time. */
 static void paths_block(const pulse_gbdt_paths_t *p, const uint8_t *bins, size_t nr, double *acc, int avx2, int avx512)
 {
     const pulse_gbdt_t *m = p->m;
-    size_t stride = p->stride;
-    uint8_t li[GBDT_BLOCK] __attribute__((aligned(32)));
-    memset(acc, 0, nr * stride * sizeof(double));
-    for (uint32_t t = 0; t < m->n_trees; t++) {
-        const double *push = p->push + (size_t)t * p->n_leaves * stride;
+    uint8_t li[PATHS_CHUNK][GBDT_BLOCK] __attribute__((aligned(32)));
+    memset(acc, 0, nr * p->stride * sizeof(double));
+    for (uint32_t t0 = 0; t0 < m->n_trees; t0 += PATHS_CHUNK) {
+        uint32_t nt = m->n_trees - t0 < PATHS_CHUNK ? m->n_trees - t0 : PATHS_CHUNK;
 #if GBDT_HAVE_AVX2
         if (avx2) {
-            block_leaves_avx2(m, bins, nr, t, li);
+            for (uint32_t tt = 0; tt < nt; tt++)
+                block_leaves_avx2(m, bins, nr, t0 + tt, li[tt]);
             if (avx512)
-                add_paths_avx512(push, li, nr, stride, acc);
+                add_paths_avx512(p, t0, nt, li, nr, acc);
             else
-                add_paths_avx2(push, li, nr, stride, acc);
+                add_paths_avx2(p, t0, nt, li, nr, acc);
             continue;
         }
 #endif
-        block_leaves_scalar(m, bins, nr, t, li);
-        add_paths_scalar(push, li, nr, stride, acc);
+        for (uint32_t tt = 0; tt < nt; tt++)
+            block_leaves_scalar(m, bins, nr, t0 + tt, li[tt]);
+        add_paths_scalar(p, t0, nt, li, nr, acc);
     }
     (void)avx2, (void)avx512;
 }
