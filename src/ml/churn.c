@@ -189,18 +189,6 @@ void pulse_ml_explain_block(const pulse_ml_explainer_t *e, const pulse_ml_data_t
     free(row);
 }
 
-static int by_abs_desc(const void *a, const void *b)
-{
-    const pulse_ml_push_t *x = a, *y = b;
-    double ax = fabs(x->v), ay = fabs(y->v);
-    if (ax != ay)
-        return ax < ay ? 1 : -1;
-    return (x->j > y->j) - (x->j < y->j);
-}
-
-/* Features up to which an insertion sort beats qsort. */
-#define INSERTION_MAX 64
-
 /* x comes before y: stronger, or as strong and an earlier feature. */
 static int stronger(const pulse_ml_push_t *x, const pulse_ml_push_t *y)
 {
@@ -208,27 +196,40 @@ static int stronger(const pulse_ml_push_t *x, const pulse_ml_push_t *y)
     return ax != ay ? ax > ay : x->j < y->j;
 }
 
+/* Puts p into list (strongest first, *len of at most PULSE_ML_REASONS_PER_SIDE), when it is
+ * among the strongest. */
+static void keep_strongest(pulse_ml_push_t *list, int *len, pulse_ml_push_t p)
+{
+    int k = *len;
+    if (k == PULSE_ML_REASONS_PER_SIDE) {
+        if (!stronger(&p, &list[k - 1]))
+            return;
+        k--; /* the weakest goes */
+    } else {
+        (*len)++;
+    }
+    for (; k > 0 && stronger(&p, &list[k - 1]); k--)
+        list[k] = list[k - 1];
+    list[k] = p;
+}
+
 size_t pulse_ml_reasons(const double *contrib, size_t n, pulse_ml_push_t *out)
 {
-    /* a few dozen features: an insertion sort (qsort's calls through a pointer were 10% of a
-     * scoring run of 3.5 M rows); the order is total, so the result is qsort's */
+    /* the strongest of each side in one pass, then merged: what sorting every push and walking
+     * them gave, without the sort (it was 10% of a scoring run of 3.5 M rows) */
+    pulse_ml_push_t up[PULSE_ML_REASONS_PER_SIDE], down[PULSE_ML_REASONS_PER_SIDE];
+    int n_up = 0, n_down = 0;
     for (size_t j = 0; j < n; j++) {
         pulse_ml_push_t p = {contrib[j], j};
-        size_t k = j;
-        for (; n <= INSERTION_MAX && k > 0 && stronger(&p, &out[k - 1]); k--)
-            out[k] = out[k - 1];
-        out[k] = p;
-    }
-    if (n > INSERTION_MAX)
-        qsort(out, n, sizeof(*out), by_abs_desc);
-    size_t k = 0;
-    int up = 0, down = 0;
-    for (size_t i = 0; i < n && (up < PULSE_ML_REASONS_PER_SIDE || down < PULSE_ML_REASONS_PER_SIDE); i++) {
-        double v = out[i].v;
-        if (fabs(v) < 1e-6 || (v > 0 && up >= PULSE_ML_REASONS_PER_SIDE) || (v < 0 && down >= PULSE_ML_REASONS_PER_SIDE))
+        if (fabs(p.v) < 1e-6)
             continue;
-        v > 0 ? up++ : down++;
-        out[k++] = out[i]; /* k <= i: the kept ones move forward in order */
+        if (p.v > 0)
+            keep_strongest(up, &n_up, p);
+        else
+            keep_strongest(down, &n_down, p);
     }
+    size_t k = 0;
+    for (int a = 0, b = 0; a < n_up || b < n_down;)
+        out[k++] = b == n_down || (a < n_up && stronger(&up[a], &down[b])) ? up[a++] : down[b++];
     return k;
 }

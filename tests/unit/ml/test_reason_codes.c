@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "ml/reason_codes.h"
@@ -131,6 +132,53 @@ static void test_bad_codes_refused(void **state)
     pulse_ml_model_free(m);
 }
 
+static int by_strength(const void *a, const void *b)
+{
+    const pulse_ml_push_t *x = a, *y = b;
+    double ax = fabs(x->v), ay = fabs(y->v);
+    if (ax != ay)
+        return ax < ay ? 1 : -1;
+    return (x->j > y->j) - (x->j < y->j);
+}
+
+/* The reasons as pulse_ml_reasons chose them before it selected without sorting: every push
+ * sorted, then walked for up to three of each side, negligible ones skipped. */
+static size_t reasons_by_sorting(const double *contrib, size_t n, pulse_ml_push_t *out)
+{
+    for (size_t j = 0; j < n; j++)
+        out[j] = (pulse_ml_push_t){contrib[j], j};
+    qsort(out, n, sizeof(*out), by_strength);
+    size_t k = 0;
+    int up = 0, down = 0;
+    for (size_t i = 0; i < n; i++) {
+        double v = out[i].v;
+        if (fabs(v) < 1e-6 || (v > 0 && up >= 3) || (v < 0 && down >= 3))
+            continue;
+        v > 0 ? up++ : down++;
+        out[k++] = out[i];
+    }
+    return k;
+}
+
+static void test_reasons_as_sorting_chose(void **state)
+{
+    (void)state;
+    unsigned seed = 7;
+    for (int round = 0; round < 2000; round++) {
+        size_t n = 1 + (size_t)(rand_r(&seed) % 40);
+        double c[40];
+        for (size_t j = 0; j < n; j++) /* few distinct magnitudes: many ties, some negligible */
+            c[j] = ((int)(rand_r(&seed) % 9) - 4) * (rand_r(&seed) % 4 == 0 ? 1e-7 : 0.25);
+        pulse_ml_push_t got[40], want[40];
+        size_t ng = pulse_ml_reasons(c, n, got), nw = reasons_by_sorting(c, n, want);
+        assert_int_equal(ng, nw);
+        for (size_t k = 0; k < ng; k++) {
+            assert_int_equal(got[k].j, want[k].j);
+            assert_true(got[k].v == want[k].v);
+        }
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -138,6 +186,7 @@ int main(void)
         cmocka_unit_test(test_codes_are_small),
         cmocka_unit_test(test_without_model),
         cmocka_unit_test(test_bad_codes_refused),
+        cmocka_unit_test(test_reasons_as_sorting_chose),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
