@@ -125,3 +125,44 @@ BEGIN
     RETURN n;
 END
 $$;
+
+-- Puts the staged rows into the current tenant's results in place, replacing those of the same
+-- customers: for a run over a few customers, where the swap would copy every other row of the
+-- partition and build its indexes again (15 s for 1,000 customers of 3.5 M). The same checks as
+-- the swap (the stage is the owner's, the customers still exist when some were deleted since
+-- p_epoch); with no partition yet it is the swap. Returns the number of rows staged and kept.
+CREATE FUNCTION pulse_derived_merge(p_table text, p_staged bigint, p_epoch bigint) RETURNS bigint
+    LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp
+AS $$
+DECLARE
+    tenant uuid := pulse_derived_check(p_table);
+    live text := pulse_derived_partition(p_table, tenant);
+    stage text := live || '_next';
+    n bigint := p_staged;
+    k bigint;
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_class WHERE oid = to_regclass('public.' || quote_ident(stage)) AND relpersistence = 'p'
+                   AND relowner = (SELECT oid FROM pg_roles WHERE rolname = current_user)) THEN
+        RAISE EXCEPTION 'derived results: nothing staged for % (call pulse_derived_stage first)', p_table;
+    END IF;
+    IF to_regclass('public.' || quote_ident(live)) IS NULL THEN
+        RETURN pulse_derived_swap(p_table, true, p_staged, p_epoch);
+    END IF;
+    PERFORM pulse_derived_lock(tenant);
+    IF p_epoch IS NULL OR p_epoch IS DISTINCT FROM
+            coalesce((SELECT customers_deleted FROM derived_epochs WHERE tenant_id = tenant), 0) THEN
+        EXECUTE format('DELETE FROM public.%I s WHERE NOT EXISTS '
+                       '(SELECT 1 FROM public.customers c WHERE c.tenant_id = %L AND c.id = s.customer_id)',
+                       stage, tenant);
+        GET DIAGNOSTICS k = ROW_COUNT;
+        n := n - k;
+    END IF;
+    EXECUTE format('DELETE FROM public.%I o USING public.%I s WHERE o.customer_id = s.customer_id', live, stage);
+    -- through the parent: the stage has its columns in its order (LIKE), whatever the partition's
+    EXECUTE format('INSERT INTO public.%I SELECT * FROM public.%I', p_table, stage);
+    EXECUTE format('DROP TABLE public.%I', stage);
+    RETURN n;
+END
+$$;
+REVOKE ALL ON FUNCTION pulse_derived_merge(text, bigint, bigint) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION pulse_derived_merge(text, bigint, bigint) TO pulse_app;

@@ -66,8 +66,10 @@ void pulse_derived_float4_array(pulse_derived_t *w, const float *v, size_t n, si
 int pulse_derived_flush(pulse_derived_t *w, int force, char *err, size_t errlen);
 
 /* Ends the COPY and swaps the stage in. keep_others: the tenant's rows for customers the stage does
- * not name stay (a run over some customers); otherwise the stage replaces all of them. Rows naming
- * a customer that is not the tenant's are dropped. *stored: rows now stored. Returns 0 or -1. */
+ * not name stay (a run over some customers; up to 50,000 staged rows are merged in place instead,
+ * pulse_derived_merge); otherwise the stage replaces all of them. Rows naming a customer that is not
+ * the tenant's are dropped. *stored: rows now stored (merged: the staged rows kept). Returns 0 or
+ * -1. */
 int pulse_derived_commit_rows(pulse_derived_t *w, int keep_others, uint64_t *stored, char *err, size_t errlen);
 
 /* Replaces the tenant's rows of table with what select_sql (a SELECT of columns, in that order,
