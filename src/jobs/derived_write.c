@@ -296,24 +296,3 @@ void pulse_derived_abort(pulse_derived_t *w)
         end_copy(w, "the job stopped before its results were complete", NULL, 0);
     pulse_buf_free(&w->buf);
 }
-
-int pulse_derived_rewrite(PGconn *c, const char *table, const char *columns, const char *select_sql, int nparams,
-                          const char *const *params, uint64_t *stored, char *err, size_t errlen)
-{
-    /* the rows come from the stored ones: read the epoch before them */
-    int64_t epoch = pulse_derived_epoch(c);
-    char *name = stage(c, table, err, errlen);
-    if (name == NULL)
-        return -1;
-    pulse_buf_t sql = PULSE_BUF_INIT;
-    pulse_buf_printf(&sql, "INSERT INTO %s (%s) %s", name, columns, select_sql);
-    PQfreemem(name);
-    PGresult *r = PQexecParams(c, sql.data, nparams, NULL, params, NULL, NULL, 0);
-    pulse_buf_free(&sql);
-    int ok = PQresultStatus(r) == PGRES_COMMAND_OK;
-    uint64_t staged = ok ? strtoull(PQcmdTuples(r), NULL, 10) : 0;
-    PQclear(r);
-    if (!ok)
-        return fail_pg(c, err, errlen, "cannot rewrite the results");
-    return swap(c, table, 0, staged, epoch, stored, err, errlen);
-}

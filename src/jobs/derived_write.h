@@ -72,11 +72,6 @@ int pulse_derived_flush(pulse_derived_t *w, int force, char *err, size_t errlen)
  * -1. */
 int pulse_derived_commit_rows(pulse_derived_t *w, int keep_others, uint64_t *stored, char *err, size_t errlen);
 
-/* Replaces the tenant's rows of table with what select_sql (a SELECT of columns, in that order,
- * with nparams parameters) returns, all in the server: for results recomputed from stored ones. */
-int pulse_derived_rewrite(PGconn *c, const char *table, const char *columns, const char *select_sql, int nparams,
-                          const char *const *params, uint64_t *stored, char *err, size_t errlen);
-
 /* Ends an unfinished COPY with an error (the caller then rolls its transaction back). */
 void pulse_derived_abort(pulse_derived_t *w);
 
