@@ -267,7 +267,7 @@ static int run_clv(pulse_jobrun_t *run, PGconn *ctl, PGconn *work, const char *j
         pulse_ml_clv_t c;
         rc = pulse_ml_clv_open(&c, bytes, len, err, sizeof(err));
         if (rc == 0) {
-            rc = pulse_clv_values_write(work, tenant_id, &c, &st, &written, err, sizeof(err));
+            rc = pulse_clv_values_write(work, tenant_id, &c, &st, 1, &written, err, sizeof(err));
             pulse_ml_clv_close(&c);
         }
     }
