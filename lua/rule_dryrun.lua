@@ -19,6 +19,10 @@ local function now_ms()
 end
 
 local function present(v) return v ~= nil and v ~= json.null end
+-- A customer's current churn (analytics a joined with predictions p): the latest prediction, or an
+-- uploaded score when that is newer (pulse_churn_current, migration 0009).
+local CHURN = "pulse_churn_current(p.churn_probability, p.scored_at, a.churn_probability, a.computed_at) AS churn_probability"
+local BAND = "pulse_churn_current(p.risk_band, p.scored_at, a.churn_band, a.computed_at) AS churn_band"
 local function opt(v) if present(v) then return v end return nil end
 
 local function profile(row)
@@ -33,9 +37,10 @@ end
 -- Up to n customers' offer profiles, the same ones every time (lowest ids).
 local function offer_profiles(tenant, n)
     local rows, err = db.query([[
-        SELECT c.id, c.external_id, a.segment, a.churn_probability, a.churn_band, a.clv, a.monetary, a.frequency,
+        SELECT c.id, c.external_id, a.segment, ]] .. CHURN .. [[, ]] .. BAND .. [[, a.clv, a.monetary, a.frequency,
                a.recency_days, a.behavior_score
         FROM customer_analytics a JOIN customers c ON c.id = a.customer_id
+        LEFT JOIN predictions p ON p.tenant_id = a.tenant_id AND p.customer_id = a.customer_id
         WHERE a.tenant_id = $1 AND a.segment IS NOT NULL ORDER BY a.customer_id LIMIT $2]], tenant, n)
     if not rows then error(err, 0) end
     return rows
@@ -71,8 +76,9 @@ local function segments(tenant, source)
     if not draft then return nil, e end
     local rows
     rows, err = db.query([[
-        SELECT r, f, m, churn_band, segment, count(*) AS n FROM customer_analytics
-        WHERE tenant_id = $1 AND r IS NOT NULL GROUP BY 1, 2, 3, 4, 5]], tenant)
+        SELECT a.r, a.f, a.m, ]] .. BAND .. [[, a.segment, count(*) AS n FROM customer_analytics a
+        LEFT JOIN predictions p ON p.tenant_id = a.tenant_id AND p.customer_id = a.customer_id
+        WHERE a.tenant_id = $1 AND a.r IS NOT NULL GROUP BY 1, 2, 3, 4, 5]], tenant)
     if not rows then return nil, err end
     local moves, before, after, total, moved = {}, {}, {}, 0, 0
     for _, row in ipairs(rows) do
@@ -158,8 +164,10 @@ end
 function dryrun.roi_inputs(tenant, target)
     local rows, err = db.query([[
         WITH ranked AS (
-            SELECT monetary, churn_probability, percent_rank() OVER (ORDER BY monetary DESC) AS pr
-            FROM customer_analytics WHERE tenant_id = $1 AND monetary IS NOT NULL)
+            SELECT a.monetary, ]] .. CHURN .. [[, percent_rank() OVER (ORDER BY a.monetary DESC) AS pr
+            FROM customer_analytics a
+            LEFT JOIN predictions p ON p.tenant_id = a.tenant_id AND p.customer_id = a.customer_id
+            WHERE a.tenant_id = $1 AND a.monetary IS NOT NULL)
         SELECT count(*) AS customers, coalesce(sum(monetary), 0) AS monetary FROM ranked
         WHERE pr < $2 AND churn_probability > $3]], tenant, target.monetary_top_share, target.min_churn)
     if not rows then return nil, err end

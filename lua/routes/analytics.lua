@@ -181,10 +181,14 @@ return function(routes)
             local bad = own_org(req)
             if bad then return bad end
             local rows, err = db.query([[
-                SELECT segment, count(*) AS customers, coalesce(sum(monetary), 0) AS revenue,
-                       avg(churn_probability) AS avg_churn, avg(clv) AS avg_value, avg(segment_score) AS avg_score,
-                       avg(recency_days) AS avg_recency_days, avg(frequency) AS avg_frequency, avg(monetary) AS avg_monetary
-                FROM customer_analytics WHERE tenant_id = $1 AND segment IS NOT NULL GROUP BY segment]], req.tenant)
+                SELECT a.segment, count(*) AS customers, coalesce(sum(a.monetary), 0) AS revenue,
+                       avg(pulse_churn_current(p.churn_probability, p.scored_at, a.churn_probability, a.computed_at))
+                           AS avg_churn,
+                       avg(a.clv) AS avg_value, avg(a.segment_score) AS avg_score, avg(a.recency_days) AS avg_recency_days,
+                       avg(a.frequency) AS avg_frequency, avg(a.monetary) AS avg_monetary
+                FROM customer_analytics a
+                LEFT JOIN predictions p ON p.tenant_id = a.tenant_id AND p.customer_id = a.customer_id
+                WHERE a.tenant_id = $1 AND a.segment IS NOT NULL GROUP BY a.segment]], req.tenant)
             if not rows then return nil, err end
             local run
             run, err = db.query([[SELECT id, as_of, customers, created_at, segments_rule FROM analytics_runs

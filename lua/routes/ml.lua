@@ -18,11 +18,31 @@ local DEFAULT_BANDS = { medium = 0.4, high = 0.7 }
 
 local function present(v) return v ~= nil and v ~= json.null end
 
--- Opened active models of this VM, by tenant and kind: {key = id:xmin, model = userdata}. xmin
--- changes with every update of the row (an activation, a replaced model), so a request checks the
--- key with one small query instead of transferring and parsing the model's bytes each time.
+-- Opened models of this VM, by tenant and slot (a kind for the active models, an id for the ones
+-- predictions name): {key = id:xmin, model = userdata}. xmin changes with every update of the row
+-- (an activation, a replaced model), so a request checks the key with one small query instead of
+-- transferring and parsing the model's bytes each time.
 local open_models, n_open = {}, 0
 local MAX_OPEN = 256
+
+-- The model row id (at xmin xv) opened, from the cache or the registry: model | nil, why (the
+-- row is gone or does not load) | nil, nil, err.
+local function opened(tenant, slot, id, xv)
+    local key = id .. ":" .. xv
+    local hit = open_models[slot]
+    if hit and hit.key == key then return hit.model end
+    local b, err = db.query("SELECT model FROM models WHERE tenant_id = $1 AND id = $2", tenant, id)
+    if not b then return nil, nil, err end
+    local m, why = b[1] and ml.open(b[1].model)
+    if not m then
+        open_models[slot] = nil
+        return nil, why or "it is gone"
+    end
+    if n_open >= MAX_OPEN then open_models, n_open = {}, 0 end
+    if not open_models[slot] then n_open = n_open + 1 end
+    open_models[slot] = { key = key, model = m }
+    return m
+end
 
 -- The tenant's active models, opened: {churn = {row, model}, clv = {row, model}} (either may be
 -- absent), or nil and a problem for a model that does not load.
@@ -32,28 +52,58 @@ local function active_models(tenant)
     if not rows then return nil, err end
     local out = {}
     for _, row in ipairs(rows) do
-        local slot = tenant .. ":" .. row.kind
-        local key = row.id .. ":" .. row.xv
-        local hit = open_models[slot]
-        if not hit or hit.key ~= key then
-            local b
-            b, err = db.query("SELECT model FROM models WHERE tenant_id = $1 AND id = $2", tenant, row.id)
-            if not b then return nil, err end
-            local m, why = b[1] and ml.open(b[1].model)
-            if not m then
-                open_models[slot] = nil
-                return nil, problem.new(409, "model_invalid", ("The active %s model (version %d) cannot be loaded: %s; " ..
-                    "train again or activate another version."):format(row.kind == "clv" and "CLV" or "churn", row.version,
-                    why or "it is gone"))
-            end
-            if n_open >= MAX_OPEN then open_models, n_open = {}, 0 end
-            if not open_models[slot] then n_open = n_open + 1 end
-            hit = { key = key, model = m }
-            open_models[slot] = hit
+        local m, why, e = opened(tenant, tenant .. ":" .. row.kind, row.id, row.xv)
+        if e then return nil, e end
+        if not m then
+            return nil, problem.new(409, "model_invalid", ("The active %s model (version %d) cannot be loaded: %s; " ..
+                "train again or activate another version."):format(row.kind == "clv" and "CLV" or "churn", row.version, why))
         end
-        out[row.kind] = { row = row, model = hit.model }
+        out[row.kind] = { row = row, model = m }
     end
     return out
+end
+
+-- The churn model of this id, opened (nil when it is gone, is not a churn model or does not
+-- load), or nil, nil, err.
+local function churn_model(tenant, id)
+    local rows, err = db.query("SELECT xmin::text AS xv FROM models WHERE tenant_id = $1 AND id = $2 AND kind = 'churn'",
+        tenant, id)
+    if not rows then return nil, nil, err end
+    if not rows[1] then return nil end
+    local m, _, e = opened(tenant, tenant .. ":" .. id, id, rows[1].xv)
+    return m, nil, e
+end
+
+local REASONS_UNWORDED = "The model that scored this customer is gone or cannot be loaded: the reasons show their " ..
+    "effect only. Score again (POST /api/v1/ml/predict/batch) for reasons in words."
+
+-- Words the reasons the scoring job stored as codes (row.reason_codes, replaced by row.reasons) with
+-- the model each row names (row.model_id). A row whose model is gone or does not load keeps its
+-- reasons' effects and directions, with a reasons_note saying why they have no words.
+local function word_reasons(tenant, rows)
+    local models = {}
+    for _, r in ipairs(rows) do
+        local codes = r.reason_codes
+        r.reason_codes = nil
+        local reasons = json.array({})
+        if present(codes) then
+            local id = present(r.model_id) and r.model_id or nil
+            if id and models[id] == nil then
+                local m, _, err = churn_model(tenant, id)
+                if err then return nil, err end
+                models[id] = m or false
+            end
+            local m = id and models[id] or nil
+            local list = ml.reasons(m or nil, codes)
+            if not m or not list then
+                list = ml.reasons(nil, codes)
+                r.reasons_note = REASONS_UNWORDED
+            end
+            reasons = list or reasons
+        end
+        r.reasons = reasons
+    end
+    return rows
 end
 
 local function churn_bands(tenant)
@@ -441,8 +491,10 @@ return function(routes)
                 LEFT JOIN customer_analytics a ON a.tenant_id = p.tenant_id AND a.customer_id = p.customer_id
                 WHERE p.tenant_id = $1 AND ($2::text IS NULL OR p.risk_band = $2) AND ($3::text IS NULL OR a.segment = $3)]]
             local rows, err = db.query([[SELECT p.customer_id, c.external_id, p.churn_probability, p.risk_band, p.clv,
-                    a.segment, p.reasons, p.model_id, p.scored_at ]] .. where ..
+                    a.segment, p.reason_codes, p.model_id, p.scored_at ]] .. where ..
                 " ORDER BY p.churn_probability DESC, p.customer_id LIMIT $4 OFFSET $5", req.tenant, band, seg, limit, offset)
+            if not rows then return nil, err end
+            rows, err = word_reasons(req.tenant, rows)
             if not rows then return nil, err end
             local c
             c, err = db.query("SELECT count(*) AS n " .. where, req.tenant, band, seg)
@@ -509,7 +561,7 @@ return function(routes)
         responses = { [200] = { description = "The prediction" }, [404] = "not_found" },
         handler = function(req)
             local rows, err = db.query([[SELECT c.id AS customer_id, c.external_id, p.churn_probability, p.risk_band,
-                    p.clv, p.reasons, p.scored_at, p.model_id, m.version AS model_version, m.algorithm,
+                    p.clv, p.reason_codes, p.scored_at, p.model_id, m.version AS model_version, m.algorithm,
                     (m.metrics->>'roc_auc')::float8 AS model_roc_auc
                 FROM customers c LEFT JOIN predictions p ON p.tenant_id = c.tenant_id AND p.customer_id = c.id
                 LEFT JOIN models m ON m.tenant_id = c.tenant_id AND m.id = p.model_id
@@ -520,8 +572,10 @@ return function(routes)
             if not present(r.churn_probability) then
                 return problem.new(404, "not_scored", "This customer has no churn score yet: POST /api/v1/ml/predict/batch.")
             end
+            rows, err = word_reasons(req.tenant, rows)
+            if not rows then return nil, err end
             local up, down = {}, {}
-            for _, reason in ipairs(present(r.reasons) and r.reasons or {}) do
+            for _, reason in ipairs(r.reasons) do
                 if reason.direction == "raises" then up[#up + 1] = reason else down[#down + 1] = reason end
             end
             -- confidence: how far the score is from a coin toss, and how well the model ranks
@@ -535,6 +589,7 @@ return function(routes)
                 recommendations = json.array(RECOMMENDATIONS[r.risk_band] or {}), clv = r.clv,
                 confidence = conf, confidence_level = conf >= 0.66 and "high" or conf >= 0.4 and "medium" or "low",
                 model = { id = r.model_id, version = r.model_version, algorithm = r.algorithm }, scored_at = r.scored_at,
+                reasons_note = r.reasons_note,
             })
         end,
     }

@@ -32,6 +32,9 @@ int pulse_segment_spec_from_lua(lua_State *L, int seg, int beh, pulse_segment_sp
 int pulse_ajob_params(lua_State *L, const char *json, char *err, size_t errlen);
 /* BEGIN + the tenant setting on c. Returns 0 or -1 with a message. */
 int pulse_ajob_begin(PGconn *c, const char *tenant, char *err, size_t errlen);
+/* The same in a repeatable-read transaction, in the exported snapshot when snapshot is not NULL
+ * (pg_export_snapshot of another transaction: both then read the same data). */
+int pulse_ajob_begin_snapshot(PGconn *c, const char *tenant, const char *snapshot, char *err, size_t errlen);
 /* Runs sql with params on c inside the current transaction; NULL with a message on failure. */
 PGresult *pulse_ajob_exec(PGconn *c, const char *sql, int n, const char *const *params, char *err, size_t errlen);
 

@@ -53,7 +53,8 @@ static void copy_field(pulse_buf_t *b, const char *s, size_t n)
 
 /* Writes the COPY data (external id, clv or \N) to customer_analytics and to the predictions
  * already there, in one tenant transaction. *written: customer_analytics rows. */
-static int write_copy(PGconn *c, const char *tenant, const pulse_buf_t *copy, long *written, char *err, size_t errlen)
+static int write_copy(PGconn *c, const char *tenant, const pulse_buf_t *copy, int with_predictions, long *written, char *err,
+                      size_t errlen)
 {
     const char *p[] = {tenant};
     if (pulse_ajob_begin(c, tenant, err, errlen) != 0)
@@ -83,7 +84,7 @@ static int write_copy(PGconn *c, const char *tenant, const pulse_buf_t *copy, lo
             *written = atol(PQcmdTuples(r));
         PQclear(r);
     }
-    if (ok) {
+    if (ok && with_predictions) {
         r = PQexecParams(c,
                          "UPDATE predictions x SET clv = s.clv FROM pulse_clv_stage s JOIN customers c ON c.tenant_id = $1 "
                          "AND c.external_id = s.ref WHERE x.tenant_id = $1 AND x.customer_id = c.id",
@@ -98,8 +99,8 @@ static int write_copy(PGconn *c, const char *tenant, const pulse_buf_t *copy, lo
     return ok ? 0 : -1;
 }
 
-int pulse_clv_values_write(PGconn *work, const char *tenant, const pulse_ml_clv_t *c, const pulse_txstore_t *st, long *written,
-                           char *err, size_t errlen)
+int pulse_clv_values_write(PGconn *work, const char *tenant, const pulse_ml_clv_t *c, const pulse_txstore_t *st,
+                           int with_predictions, long *written, char *err, size_t errlen)
 {
     *written = 0;
     pulse_txstore_t own;
@@ -124,7 +125,7 @@ int pulse_clv_values_write(PGconn *work, const char *tenant, const pulse_ml_clv_
             pulse_buf_puts(&copy, "\t\\N\n");
     }
     if (rc == 0)
-        rc = write_copy(work, tenant, &copy, written, err, errlen);
+        rc = write_copy(work, tenant, &copy, with_predictions, written, err, errlen);
     pulse_buf_free(&copy);
     free(customer), free(value);
     if (st == &own)
@@ -132,7 +133,8 @@ int pulse_clv_values_write(PGconn *work, const char *tenant, const pulse_ml_clv_
     return rc;
 }
 
-int pulse_clv_values_refresh(PGconn *work, const char *tenant, int *version, long *written, char *err, size_t errlen)
+int pulse_clv_values_refresh(PGconn *work, const char *tenant, int with_predictions, int *version, long *written, char *err,
+                             size_t errlen)
 {
     *written = 0;
     const char *p[] = {tenant};
@@ -156,7 +158,7 @@ int pulse_clv_values_refresh(PGconn *work, const char *tenant, int *version, lon
         return pulse_fail(err, errlen,
                           "the active CLV model (version %d) cannot be loaded: %s; train again or activate another version",
                           *version, why);
-    int rc = pulse_clv_values_write(work, tenant, &c, NULL, written, err, errlen);
+    int rc = pulse_clv_values_write(work, tenant, &c, NULL, with_predictions, written, err, errlen);
     pulse_ml_clv_close(&c);
     return rc;
 }

@@ -170,6 +170,12 @@ void pulse_derived_text(pulse_derived_t *w, const char *s, size_t n)
     pulse_buf_append(&w->buf, s, n);
 }
 
+void pulse_derived_bytea(pulse_derived_t *w, const void *bytes, size_t n)
+{
+    put_u32(&w->buf, (uint32_t)n);
+    pulse_buf_append(&w->buf, bytes, n);
+}
+
 void pulse_derived_jsonb(pulse_derived_t *w, const char *json, size_t n)
 {
     put_u32(&w->buf, (uint32_t)n + 1);
@@ -253,10 +259,34 @@ int pulse_derived_end_copy(pulse_derived_t *w, char *err, size_t errlen)
     return end_copy(w, NULL, err, errlen);
 }
 
+/* Staged rows up to which a run that keeps the others' rows merges them in place: replacing a few
+ * rows costs their index entries, where the swap copies every other row and builds the indexes. */
+#define MERGE_MAX_ROWS 50000
+
+/* The staged rows put into the current ones in place (pulse_derived_merge). */
+static int merge(PGconn *c, const char *table, uint64_t staged, int64_t epoch, uint64_t *stored, char *err, size_t errlen)
+{
+    char n[32], e[32];
+    snprintf(n, sizeof(n), "%llu", (unsigned long long)staged);
+    snprintf(e, sizeof(e), "%lld", (long long)epoch);
+    const char *p[] = {table, n, epoch >= 0 ? e : NULL};
+    PGresult *r = PQexecParams(c, "SELECT pulse_derived_merge($1, $2, $3)", 3, NULL, p, NULL, NULL, 0);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+        PQclear(r);
+        return fail_pg(c, err, errlen, "cannot store the results");
+    }
+    if (stored)
+        *stored = strtoull(PQgetvalue(r, 0, 0), NULL, 10);
+    PQclear(r);
+    return 0;
+}
+
 int pulse_derived_commit_rows(pulse_derived_t *w, int keep_others, uint64_t *stored, char *err, size_t errlen)
 {
     if (pulse_derived_end_copy(w, err, errlen) != 0)
         return -1;
+    if (keep_others && w->rows <= MERGE_MAX_ROWS)
+        return merge(w->c, w->table, w->rows, w->epoch, stored, err, errlen);
     return swap(w->c, w->table, keep_others, w->rows, w->epoch, stored, err, errlen);
 }
 
@@ -265,25 +295,4 @@ void pulse_derived_abort(pulse_derived_t *w)
     if (w->copying)
         end_copy(w, "the job stopped before its results were complete", NULL, 0);
     pulse_buf_free(&w->buf);
-}
-
-int pulse_derived_rewrite(PGconn *c, const char *table, const char *columns, const char *select_sql, int nparams,
-                          const char *const *params, uint64_t *stored, char *err, size_t errlen)
-{
-    /* the rows come from the stored ones: read the epoch before them */
-    int64_t epoch = pulse_derived_epoch(c);
-    char *name = stage(c, table, err, errlen);
-    if (name == NULL)
-        return -1;
-    pulse_buf_t sql = PULSE_BUF_INIT;
-    pulse_buf_printf(&sql, "INSERT INTO %s (%s) %s", name, columns, select_sql);
-    PQfreemem(name);
-    PGresult *r = PQexecParams(c, sql.data, nparams, NULL, params, NULL, NULL, 0);
-    pulse_buf_free(&sql);
-    int ok = PQresultStatus(r) == PGRES_COMMAND_OK;
-    uint64_t staged = ok ? strtoull(PQcmdTuples(r), NULL, 10) : 0;
-    PQclear(r);
-    if (!ok)
-        return fail_pg(c, err, errlen, "cannot rewrite the results");
-    return swap(c, table, 0, staged, epoch, stored, err, errlen);
 }

@@ -51,6 +51,8 @@ void pulse_derived_int2(pulse_derived_t *w, int16_t v);
 void pulse_derived_float4(pulse_derived_t *w, float v); /* NaN is stored as NaN: use _null for SQL NULL */
 void pulse_derived_float8(pulse_derived_t *w, double v);
 void pulse_derived_text(pulse_derived_t *w, const char *s, size_t n);
+/* bytea: the bytes as they are. */
+void pulse_derived_bytea(pulse_derived_t *w, const void *bytes, size_t n);
 /* jsonb from its JSON text (checked by the server). */
 void pulse_derived_jsonb(pulse_derived_t *w, const char *json, size_t n);
 /* uuid from its 16 bytes; pulse_derived_parse_uuid gives them from the text form (0, or -1 when it is
@@ -64,14 +66,11 @@ void pulse_derived_float4_array(pulse_derived_t *w, const float *v, size_t n, si
 int pulse_derived_flush(pulse_derived_t *w, int force, char *err, size_t errlen);
 
 /* Ends the COPY and swaps the stage in. keep_others: the tenant's rows for customers the stage does
- * not name stay (a run over some customers); otherwise the stage replaces all of them. Rows naming
- * a customer that is not the tenant's are dropped. *stored: rows now stored. Returns 0 or -1. */
+ * not name stay (a run over some customers; up to 50,000 staged rows are merged in place instead,
+ * pulse_derived_merge); otherwise the stage replaces all of them. Rows naming a customer that is not
+ * the tenant's are dropped. *stored: rows now stored (merged: the staged rows kept). Returns 0 or
+ * -1. */
 int pulse_derived_commit_rows(pulse_derived_t *w, int keep_others, uint64_t *stored, char *err, size_t errlen);
-
-/* Replaces the tenant's rows of table with what select_sql (a SELECT of columns, in that order,
- * with nparams parameters) returns, all in the server: for results recomputed from stored ones. */
-int pulse_derived_rewrite(PGconn *c, const char *table, const char *columns, const char *select_sql, int nparams,
-                          const char *const *params, uint64_t *stored, char *err, size_t errlen);
 
 /* Ends an unfinished COPY with an error (the caller then rolls its transaction back). */
 void pulse_derived_abort(pulse_derived_t *w);

@@ -29,9 +29,11 @@ typedef struct pulse_mlrows_t {
 /* Reads the tenant's customers: labelled_only keeps those with a churned label; ids (n_ids > 0)
  * restricts them to that list. Columns are in the order of the last customers file's header
  * (then any other attribute, then the stored features), so that training matches the same file
- * trained by pulse bench train. Returns 0 and fills out (pulse_mlrows_free), or -1 with err. */
-int pulse_mlrows_load(PGconn *c, const char *tenant, int labelled_only, const int64_t *ids, size_t n_ids, pulse_mlrows_t *out,
-                      char *err, size_t errlen);
+ * trained by pulse bench train. For scoring, only (not NULL) is the model: the labels are not
+ * read (NaN), nor the attributes when it uses none, nor the stored features when it uses none.
+ * Returns 0 and fills out (pulse_mlrows_free), or -1 with err. */
+int pulse_mlrows_load(PGconn *c, const char *tenant, int labelled_only, const int64_t *ids, size_t n_ids,
+                      const pulse_ml_model_t *only, pulse_mlrows_t *out, char *err, size_t errlen);
 void pulse_mlrows_free(pulse_mlrows_t *r);
 
 /* The training table: every column (text columns as categories, the label as "churned").

@@ -1,7 +1,8 @@
 /* Churn scoring job (see score_job.h). The scores replace the tenant's predictions through
  * jobs/derived_write (binary COPY into a fresh table swapped in; a run over a list of customers
- * keeps the others' rows), and customer_analytics is rewritten with the new churn probabilities
- * and bands, all in one tenant transaction: a failed run leaves the previous scores as they were. */
+ * keeps the others' rows) in one tenant transaction: a failed run leaves the previous scores as
+ * they were. The rows are narrow (the reasons as codes, worded when read), and nothing else is
+ * rewritten: whoever shows a customer's churn reads the current prediction (see migration 0009). */
 #include "jobs/score_job.h"
 
 #include "core/buf.h"
@@ -12,7 +13,7 @@
 #include "jobs/jobrun.h"
 #include "jobs/ml_rows.h"
 #include "ml/churn.h"
-#include "ml/reason_text.h"
+#include "ml/reason_codes.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -56,37 +57,6 @@ static int64_t *requested_ids(PGconn *ctl, const char *params, size_t *n, int *a
     return ids;
 }
 
-/* The feature's name as a marketer reads it: the stored features lose their "analytics." prefix. */
-static const char *plain_name(const char *name)
-{
-    return strncmp(name, "analytics.", 10) == 0 ? name + 10 : name;
-}
-
-/* One reason object: {feature, value, effect, direction, text} for feature j of row. */
-static void reason_json(pulse_buf_t *b, const pulse_ml_model_t *m, const float *row, size_t j, double effect)
-{
-    const pulse_ml_feature_t *f = &m->features[j];
-    const char *name = plain_name(f->name);
-    float x = row[j];
-    char text[400];
-    pulse_ml_reason_text(m, row, j, effect, text, sizeof(text));
-    pulse_buf_puts(b, "{\"feature\":\"");
-    pulse_buf_json_escape(b, name, strlen(name));
-    pulse_buf_puts(b, "\",\"value\":");
-    if (isnan(x)) {
-        pulse_buf_puts(b, "null");
-    } else if (f->categorical && (int)x >= 0 && (int)x < f->n_levels) {
-        pulse_buf_putc(b, '"');
-        pulse_buf_json_escape(b, f->levels[(int)x], strlen(f->levels[(int)x]));
-        pulse_buf_putc(b, '"');
-    } else {
-        pulse_buf_printf(b, "%.7g", (double)x);
-    }
-    pulse_buf_printf(b, ",\"effect\":%.4f,\"direction\":\"%s\",\"text\":\"", effect, effect > 0 ? "raises" : "lowers");
-    pulse_buf_json_escape(b, text, strlen(text));
-    pulse_buf_puts(b, "\"}");
-}
-
 static const char *band_of(double p, double medium, double high)
 {
     return p >= high ? "high" : p >= medium ? "medium" : "low";
@@ -96,128 +66,74 @@ static const char *band_of(double p, double medium, double high)
 typedef struct scores_t {
     const pulse_ml_churn_t *churn;
     const pulse_mlrows_t *rows;
-    const float *x;      /* the scoring matrix, column-major */
+    float *x;            /* the scoring matrix, column-major */
     const double *prob;  /* the model's raw probabilities */
     double medium, high; /* the band cut-offs */
     unsigned char model[16];
     size_t bands[3];
     pulse_jobrun_t *run; /* asked between chunks of rows and before the commit */
-    float *p;            /* per row: the calibrated probability written */
-    uint8_t *band;       /* per row: 0 low, 1 medium, 2 high */
 } scores_t;
 
-static const char *const BAND_NAMES[] = {"low", "medium", "high"};
+/* Customer i's prediction row: the calibrated probability, its band, the reasons as codes. */
+static void put_prediction(pulse_derived_t *w, scores_t *s, size_t i, const pulse_buf_t *codes)
+{
+    const pulse_ml_model_t *m = s->churn->model;
+    double p = pulse_ml_calibration_apply(&m->calibration, s->prob[i]);
+    if (!(p >= 0))
+        p = 0;
+    if (p > 1)
+        p = 1;
+    const char *band = band_of(p, s->medium, s->high);
+    s->bands[band[0] == 'h' ? 2 : band[0] == 'm' ? 1 : 0]++;
+    pulse_derived_row(w, 6);
+    pulse_derived_int8(w, s->rows->ids[i]);
+    pulse_derived_uuid(w, s->model);
+    pulse_derived_float4(w, (float)p);
+    pulse_derived_text(w, band, strlen(band));
+    if (isnan(s->rows->clv[i]))
+        pulse_derived_null(w);
+    else
+        pulse_derived_float8(w, s->rows->clv[i]);
+    pulse_derived_bytea(w, codes->data, codes->len);
+}
 
-/* Each customer's prediction row: the calibrated probability, its band, the reasons (the per-feature
- * pushes on this customer's log-odds, strongest first). 1 when the job must end (cancelled, or the
- * server is stopping), asked every 64 Ki rows. */
+/* Rows explained at a time: 4 Ki rows of pushes stay in the cache (~100 bytes a feature). */
+#define EXPLAIN_BLOCK 4096
+
+/* Each customer's prediction row, with the reasons as codes (the per-feature pushes on this
+ * customer's log-odds, strongest first, worded when read: see ml/reason_codes.h). 1 when the job
+ * must end (cancelled, or the server is stopping), asked every 16 blocks (64 Ki rows). */
 static int write_predictions(pulse_derived_t *w, scores_t *s, char *err, size_t errlen)
 {
     const pulse_ml_model_t *m = s->churn->model;
     size_t n = s->rows->n_rows, nf = m->n_features;
-    pulse_buf_t js = PULSE_BUF_INIT;
-    double *contrib = pulse_xmalloc((nf + 1) * sizeof(double));
+    pulse_ml_data_t d = {n, nf, s->x, NULL, NULL, NULL, NULL, NULL};
+    pulse_ml_explainer_t *ex = pulse_ml_explainer_new(s->churn);
+    pulse_buf_t codes = PULSE_BUF_INIT;
+    double *contrib = pulse_xmalloc(EXPLAIN_BLOCK * (nf + 1) * sizeof(double));
     float *row = pulse_xmalloc((nf ? nf : 1) * sizeof(float));
     pulse_ml_push_t *rk = pulse_xmalloc((nf ? nf : 1) * sizeof(*rk));
     int rc = 0;
-    for (size_t i = 0; i < n && rc == 0; i++) {
-        for (size_t j = 0; j < nf; j++)
-            row[j] = s->x[j * n + i];
-        pulse_ml_churn_contributions(s->churn, row, contrib);
-        size_t nr = pulse_ml_reasons(contrib, nf, rk);
-        pulse_buf_reset(&js);
-        pulse_buf_putc(&js, '[');
-        for (size_t k = 0; k < nr; k++) {
-            if (k > 0)
-                pulse_buf_putc(&js, ',');
-            reason_json(&js, m, row, rk[k].j, rk[k].v);
+    for (size_t i0 = 0; i0 < n && rc == 0; i0 += EXPLAIN_BLOCK) {
+        size_t nb = n - i0 < EXPLAIN_BLOCK ? n - i0 : EXPLAIN_BLOCK;
+        pulse_ml_explain_block(ex, &d, i0, nb, contrib);
+        for (size_t r = 0; r < nb && rc == 0; r++) {
+            size_t i = i0 + r;
+            size_t nr = pulse_ml_reasons(contrib + r * (nf + 1), nf, rk);
+            for (size_t k = 0; k < nf; k++) /* the values the codes keep: the reasons' and their context */
+                row[k] = s->x[k * n + i];
+            pulse_buf_reset(&codes);
+            pulse_ml_reason_codes_pack(&codes, m, row, rk, nr);
+            put_prediction(w, s, i, &codes);
+            rc = pulse_derived_flush(w, 0, err, errlen);
         }
-        pulse_buf_putc(&js, ']');
-        double p = pulse_ml_calibration_apply(&m->calibration, s->prob[i]);
-        if (!(p >= 0))
-            p = 0;
-        if (p > 1)
-            p = 1;
-        const char *band = band_of(p, s->medium, s->high);
-        s->band[i] = band[0] == 'h' ? 2 : band[0] == 'm' ? 1 : 0;
-        s->p[i] = (float)p;
-        s->bands[s->band[i]]++;
-        pulse_derived_row(w, 6);
-        pulse_derived_int8(w, s->rows->ids[i]);
-        pulse_derived_uuid(w, s->model);
-        pulse_derived_float4(w, (float)p);
-        pulse_derived_text(w, band, strlen(band));
-        if (isnan(s->rows->clv[i]))
-            pulse_derived_null(w);
-        else
-            pulse_derived_float8(w, s->rows->clv[i]);
-        pulse_derived_jsonb(w, js.data, js.len);
-        rc = pulse_derived_flush(w, 0, err, errlen);
-        if (rc == 0 && (i & 0xffff) == 0xffff && pulse_jobrun_step(s->run, "storing predictions", 80, n, 0) != 0)
+        if (rc == 0 && (i0 / EXPLAIN_BLOCK) % 16 == 15 && pulse_jobrun_step(s->run, "storing predictions", 80, n, 0) != 0)
             rc = 1;
     }
+    pulse_ml_explainer_free(ex);
     free(rk), free(row), free(contrib);
-    pulse_buf_free(&js);
+    pulse_buf_free(&codes);
     return rc;
-}
-
-#define ANALYTICS_COLUMNS                                                                                                          \
-    "customer_id, run_id, computed_at, recency_days, frequency, monetary, r, f, m, features, segment, segment_score, "             \
-    "churn_probability, churn_band, clv, behavior_score, trend, risk_signals, recommendations, cluster_id, cluster"
-
-/* This run's probabilities and bands in a narrow TEMP table for the rewrite below to join (joining
- * the predictions themselves meant reading their reasons too: 3 GB on 3.5 M customers). */
-static int stage_churn(PGconn *c, const scores_t *s, char *err, size_t errlen)
-{
-    PGresult *r = PQexec(c, "CREATE TEMP TABLE pulse_churn_now (customer_id bigint, p real, band text) ON COMMIT DROP");
-    int ok = PQresultStatus(r) == PGRES_COMMAND_OK;
-    PQclear(r);
-    if (!ok)
-        return pulse_fail(err, errlen, "cannot stage the churn probabilities: %s", PQerrorMessage(c));
-    pulse_derived_t w;
-    if (pulse_derived_open_copy(&w, c, "COPY pulse_churn_now FROM STDIN (FORMAT binary)", err, errlen) != 0)
-        return -1;
-    int rc = 0;
-    for (size_t i = 0; i < s->rows->n_rows && rc == 0; i++) {
-        pulse_derived_row(&w, 3);
-        pulse_derived_int8(&w, s->rows->ids[i]);
-        pulse_derived_float4(&w, s->p[i]);
-        pulse_derived_text(&w, BAND_NAMES[s->band[i]], strlen(BAND_NAMES[s->band[i]]));
-        rc = pulse_derived_flush(&w, 0, err, errlen);
-    }
-    if (rc != 0) {
-        pulse_derived_abort(&w);
-        return -1;
-    }
-    if (pulse_derived_end_copy(&w, err, errlen) != 0)
-        return -1;
-    r = PQexec(c, "ANALYZE pulse_churn_now");
-    PQclear(r);
-    return 0;
-}
-
-/* customer_analytics with this run's churn probabilities and bands, rewritten in the server:
- * cheaper than updating every row in place (a new version, index entries and a dead tuple each). */
-static int rewrite_analytics(PGconn *c, const scores_t *s, char *err, size_t errlen)
-{
-    PGresult *r = PQexec(c, "SELECT EXISTS (SELECT 1 FROM customer_analytics)");
-    int ok = PQresultStatus(r) == PGRES_TUPLES_OK, any = ok && strcmp(PQgetvalue(r, 0, 0), "t") == 0;
-    PQclear(r);
-    if (!ok)
-        return pulse_fail(err, errlen, "cannot read the analytics: %s", PQerrorMessage(c));
-    if (!any)
-        return 0;
-    if (stage_churn(c, s, err, errlen) != 0)
-        return -1;
-    return pulse_derived_rewrite(
-        c, "customer_analytics", ANALYTICS_COLUMNS,
-        "SELECT a.customer_id, a.run_id, a.computed_at, a.recency_days, a.frequency, a.monetary, a.r, a.f, a.m, a.features, "
-        "a.segment, a.segment_score, CASE WHEN p.customer_id IS NULL THEN a.churn_probability ELSE p.p END, "
-        "CASE WHEN p.customer_id IS NULL THEN a.churn_band ELSE p.band END, a.clv, a.behavior_score, a.trend, "
-        "a.risk_signals, a.recommendations, a.cluster_id, a.cluster FROM customer_analytics a LEFT JOIN pulse_churn_now p "
-        "ON p.customer_id = a.customer_id "
-        "WHERE a.tenant_id = pulse_current_tenant()",
-        0, NULL, NULL, err, errlen);
 }
 
 /* The whole write in one tenant transaction on c: a failure rolls all of it back, and so does a job
@@ -227,7 +143,7 @@ static int write_scores(PGconn *c, const char *tenant, scores_t *s, int keep_oth
     if (pulse_ajob_begin(c, tenant, err, errlen) != 0)
         return -1;
     pulse_derived_t w;
-    int rc = pulse_derived_open(&w, c, "predictions", "customer_id, model_id, churn_probability, risk_band, clv, reasons",
+    int rc = pulse_derived_open(&w, c, "predictions", "customer_id, model_id, churn_probability, risk_band, clv, reason_codes",
                                 s->rows->n_rows ? s->rows->epoch : -1, err, errlen);
     if (rc == 0) {
         rc = write_predictions(&w, s, err, errlen);
@@ -237,8 +153,6 @@ static int write_scores(PGconn *c, const char *tenant, scores_t *s, int keep_oth
         else
             rc = pulse_derived_commit_rows(&w, keep_others, NULL, err, errlen);
     }
-    if (rc == 0)
-        rc = rewrite_analytics(c, s, err, errlen);
     if (rc == 0 && pulse_jobrun_check(s->run) != 0)
         rc = 1;
     if (rc == 0) {
@@ -277,6 +191,24 @@ static int needs_segmentation(PGconn *c, const char *tenant, const pulse_ml_mode
                    "yet: run the segmentation first (POST /api/v1/segmentation/organizations/{id}/segment or pulse segment "
                    "--tenant), then score");
     return have ? 0 : -1;
+}
+
+/* The lifetime values from the active CLV model, if any: a model that fails is reported, the churn
+ * scores stand. */
+typedef struct clv_refresh_t {
+    int rc, version; /* rc: pulse_clv_values_refresh's; 1 (no model) until it runs */
+    long written;
+    double seconds;
+    char err[512];
+} clv_refresh_t;
+
+static void refresh_clv(PGconn *work, const char *tenant, const char *job_id, int with_predictions, clv_refresh_t *v)
+{
+    double t = now_s();
+    v->rc = pulse_clv_values_refresh(work, tenant, with_predictions, &v->version, &v->written, v->err, sizeof(v->err));
+    if (v->rc < 0)
+        pulse_log(PULSE_LOG_WARN, "jobs.score", "job %s: no CLV written: %s", job_id, v->err);
+    v->seconds = now_s() - t;
 }
 
 static int run_score(const pulse_config_t *cfg, PGconn *ctl, PGconn *work, const char *job_id, const char *tenant_id,
@@ -328,6 +260,12 @@ static int run_score(const pulse_config_t *cfg, PGconn *ctl, PGconn *work, const
     char *high_s = pulse_mljob_param(ctl, params_json, "{churn_bands,high}");
     double medium = medium_s ? atof(medium_s) : 0.4, high = high_s ? atof(high_s) : 0.7;
     free(medium_s), free(high_s);
+    /* a run over every customer values them first, so that the predictions it writes carry the
+     * new values (read with the analytics) and none has to be updated after */
+    clv_refresh_t clv = {1, 0, 0, 0, ""};
+    if (all && pulse_jobrun_step(&run, "valuing customers", 3, 0, 1) == 0)
+        refresh_clv(work, tenant_id, job_id, 0, &clv);
+    double t_read0 = now_s();
     if (pulse_jobrun_step(&run, "reading customers", 5, 0, 1) != 0) {
         free(ids);
         pulse_ml_churn_close(&churn);
@@ -336,7 +274,7 @@ static int run_score(const pulse_config_t *cfg, PGconn *ctl, PGconn *work, const
     pulse_mlrows_t rows;
     int rc = (!all && n_ids == 0)
                  ? (memset(&rows, 0, sizeof(rows)), 0)
-                 : pulse_mlrows_load(work, tenant_id, 0, all ? NULL : ids, all ? 0 : n_ids, &rows, err, sizeof(err));
+                 : pulse_mlrows_load(work, tenant_id, 0, all ? NULL : ids, all ? 0 : n_ids, churn.model, &rows, err, sizeof(err));
     if (rc != 0) {
         free(ids);
         pulse_ml_churn_close(&churn);
@@ -364,41 +302,34 @@ static int run_score(const pulse_config_t *cfg, PGconn *ctl, PGconn *work, const
         pulse_mlrows_free(&rows);
         return pulse_jobrun_interrupted(&run, out);
     }
-    scores_t sc = {&churn, &rows, x, prob, medium, high, {0}, {0, 0, 0}, &run, NULL, NULL};
-    sc.p = pulse_xmalloc((n ? n : 1) * sizeof(float));
-    sc.band = pulse_xmalloc(n ? n : 1);
+    scores_t sc = {&churn, &rows, x, prob, medium, high, {0}, {0, 0, 0}, &run};
     pulse_derived_parse_uuid(model_id, sc.model);
     double t_reasons = t_pred;
     rc = write_scores(work, tenant_id, &sc, !all, &t_reasons, err, sizeof(err));
-    free(prob), free(x), free(sc.p), free(sc.band);
+    free(prob), free(x);
     pulse_ml_churn_close(&churn);
     pulse_mlrows_free(&rows);
     if (rc != 0)
         return rc > 0 ? pulse_jobrun_interrupted(&run, out) : pulse_jobrun_fail(&run, out, "database", err);
     size_t *bands = sc.bands;
-    /* lifetime values from the active CLV model, if any: a model that fails is reported, the churn
-     * scores stand */
-    int clv_version = 0;
-    long clv_written = 0;
-    char clv_err[512] = "";
-    int clv_rc = pulse_clv_values_refresh(work, tenant_id, &clv_version, &clv_written, clv_err, sizeof(clv_err));
-    if (clv_rc < 0)
-        pulse_log(PULSE_LOG_WARN, "jobs.score", "job %s: no CLV written: %s", job_id, clv_err);
+    if (!all)
+        refresh_clv(work, tenant_id, job_id, 1, &clv);
     double t_end = now_s();
     pulse_buf_t result = PULSE_BUF_INIT;
     pulse_buf_printf(&result,
                      "{\"model_id\":\"%s\",\"version\":%d,\"scored\":%zu,\"bands\":{\"low\":%zu,\"medium\":%zu,\"high\":%zu},"
                      "\"seconds\":%.4f,\"seconds_read\":%.4f,\"seconds_predict\":%.4f,\"seconds_reasons\":%.4f,"
-                     "\"seconds_write\":%.4f,\"rows_per_second\":%.0f,\"clv\":",
-                     model_id, version, n, bands[0], bands[1], bands[2], t_end - t0, t_read - t0, t_pred - t_read,
-                     t_reasons - t_pred, t_end - t_reasons, t_end > t0 ? (double)n / (t_end - t0) : 0.0);
-    if (clv_rc == 0)
-        pulse_buf_printf(&result, "{\"model_version\":%d,\"written\":%ld}}", clv_version, clv_written);
-    else if (clv_rc > 0)
+                     "\"seconds_write\":%.4f,\"seconds_clv\":%.4f,\"rows_per_second\":%.0f,\"clv\":",
+                     model_id, version, n, bands[0], bands[1], bands[2], t_end - t0, t_read - t_read0, t_pred - t_read,
+                     t_reasons - t_pred, t_end - t_reasons - (all ? 0 : clv.seconds), clv.seconds,
+                     t_end > t0 ? (double)n / (t_end - t0) : 0.0);
+    if (clv.rc == 0)
+        pulse_buf_printf(&result, "{\"model_version\":%d,\"written\":%ld}}", clv.version, clv.written);
+    else if (clv.rc > 0)
         pulse_buf_puts(&result, "null}");
     else {
         pulse_buf_puts(&result, "{\"error\":\"");
-        pulse_buf_json_escape(&result, clv_err, strlen(clv_err));
+        pulse_buf_json_escape(&result, clv.err, strlen(clv.err));
         pulse_buf_puts(&result, "\"}}");
     }
     out->rows_accepted = n;

@@ -1,7 +1,8 @@
 /* The churn scoring job (kind "score"): the tenant's active churn model, loaded and validated
  * (a damaged container fails the job with a clear error), applied in batch to the requested
  * customers with its calibration; risk band from the segment rule's churn bands; reasons from
- * per-feature contributions; predictions and customer_analytics written through a staging table. */
+ * per-feature contributions, stored as codes; predictions written through a staging table (the
+ * other results are left alone: their readers take the churn from predictions). */
 #ifndef PULSE_JOBS_SCORE_JOB_H
 #define PULSE_JOBS_SCORE_JOB_H
 

@@ -153,7 +153,8 @@ static int carried_row(void *ud, const unsigned char *const *f, const int32_t *l
 }
 
 /* Reads the tenant's customers (id by external id) with their stored results, in one binary COPY
- * (the bigint id travels to the write: no text join there). */
+ * (the bigint id travels to the write: no text join there). The churn carried is the current one
+ * (the latest prediction, or an uploaded score when that is newer; see migration 0009). */
 static int carried_load(PGconn *c, const pulse_txstore_t *st, carried_t *k, char *err, size_t errlen)
 {
     carried_init(k, pulse_txstore_ncustomers(st));
@@ -163,8 +164,10 @@ static int carried_load(PGconn *c, const pulse_txstore_t *st, carried_t *k, char
     carried_read_t cr = {k, &x, &st->customers};
     int rc =
         pulse_copybin_read(c,
-                           "COPY (SELECT c.external_id, c.id, a.churn_probability, a.clv, a.cluster, a.cluster_id FROM customers c "
+                           "COPY (SELECT c.external_id, c.id, pulse_churn_current(p.churn_probability, p.scored_at, "
+                           "a.churn_probability, a.computed_at), a.clv, a.cluster, a.cluster_id FROM customers c "
                            "LEFT JOIN customer_analytics a ON a.tenant_id = c.tenant_id AND a.customer_id = c.id "
+                           "LEFT JOIN predictions p ON p.tenant_id = c.tenant_id AND p.customer_id = c.id "
                            "WHERE c.tenant_id = pulse_current_tenant() AND c.external_id IS NOT NULL) TO STDOUT (FORMAT binary)",
                            6, carried_row, &cr, "customers", err, errlen);
     free(x.slot);

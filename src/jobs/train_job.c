@@ -261,7 +261,7 @@ static int run_clv(pulse_jobrun_t *run, PGconn *ctl, PGconn *work, const char *j
         pulse_ml_clv_t c;
         rc = pulse_ml_clv_open(&c, bytes, len, err, sizeof(err));
         if (rc == 0) {
-            rc = pulse_clv_values_write(work, tenant_id, &c, &st, &written, err, sizeof(err));
+            rc = pulse_clv_values_write(work, tenant_id, &c, &st, 1, &written, err, sizeof(err));
             pulse_ml_clv_close(&c);
         }
     }
@@ -327,7 +327,7 @@ static int run_train(const pulse_config_t *cfg, PGconn *ctl, PGconn *work, const
     if (!behavioural) {
         pulse_jobrun_step(run, "reading customers", 5, 0, 1);
         pulse_mlrows_t rows;
-        if (pulse_mlrows_load(work, tenant_id, 1, NULL, 0, &rows, err, sizeof(err)) != 0)
+        if (pulse_mlrows_load(work, tenant_id, 1, NULL, 0, NULL, &rows, err, sizeof(err)) != 0)
             return pulse_jobrun_fail(run, out, "database", err);
         out->rows_read = rows.n_rows;
         /* no explicit label: a transaction tenant gets behavioural ones */

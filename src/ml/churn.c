@@ -142,28 +142,94 @@ void pulse_ml_churn_contributions(const pulse_ml_churn_t *c, const float *row, d
     }
 }
 
-static int by_abs_desc(const void *a, const void *b)
+struct pulse_ml_explainer_t {
+    const pulse_ml_churn_t *c;
+    pulse_gbdt_paths_t *paths; /* NULL: the trees are walked row by row */
+};
+
+pulse_ml_explainer_t *pulse_ml_explainer_new(const pulse_ml_churn_t *c)
 {
-    const pulse_ml_push_t *x = a, *y = b;
+    pulse_ml_explainer_t *e = pulse_xmalloc(sizeof(*e));
+    e->c = c;
+    e->paths = c->gbdt ? pulse_gbdt_paths_new(c->gbdt) : NULL;
+    return e;
+}
+
+void pulse_ml_explainer_free(pulse_ml_explainer_t *e)
+{
+    if (e == NULL)
+        return;
+    pulse_gbdt_paths_free(e->paths);
+    free(e);
+}
+
+void pulse_ml_explain_block(const pulse_ml_explainer_t *e, const pulse_ml_data_t *d, size_t row0, size_t nr, double *contrib)
+{
+    const pulse_ml_churn_t *c = e->c;
+    size_t n = c->model->n_features;
+    float *row = pulse_xmalloc((n + 1) * sizeof(float));
+    double *lr = pulse_xmalloc((n + 1) * sizeof(double));
+    if (e->paths)
+        pulse_gbdt_paths_contributions(e->paths, d, row0, nr, contrib);
+    for (size_t r = 0; r < nr; r++) {
+        double *out = contrib + r * (n + 1);
+        if (e->paths && !c->logreg)
+            continue;
+        for (size_t j = 0; j < n; j++)
+            row[j] = d->x[j * d->n_rows + row0 + r];
+        if (!e->paths) {
+            pulse_ml_churn_contributions(c, row, out);
+            continue;
+        }
+        lr[n] = pulse_ml_logreg_contributions(c->logreg, row, lr); /* a blend, as pulse_ml_churn_contributions */
+        for (size_t j = 0; j <= n; j++)
+            out[j] = c->logreg_weight * lr[j] + (1 - c->logreg_weight) * out[j];
+    }
+    free(lr);
+    free(row);
+}
+
+/* x comes before y: stronger, or as strong and an earlier feature. */
+static int stronger(const pulse_ml_push_t *x, const pulse_ml_push_t *y)
+{
     double ax = fabs(x->v), ay = fabs(y->v);
-    if (ax != ay)
-        return ax < ay ? 1 : -1;
-    return (x->j > y->j) - (x->j < y->j);
+    return ax != ay ? ax > ay : x->j < y->j;
+}
+
+/* Puts p into list (strongest first, *len of at most PULSE_ML_REASONS_PER_SIDE), when it is
+ * among the strongest. */
+static void keep_strongest(pulse_ml_push_t *list, int *len, pulse_ml_push_t p)
+{
+    int k = *len;
+    if (k == PULSE_ML_REASONS_PER_SIDE) {
+        if (!stronger(&p, &list[k - 1]))
+            return;
+        k--; /* the weakest goes */
+    } else {
+        (*len)++;
+    }
+    for (; k > 0 && stronger(&p, &list[k - 1]); k--)
+        list[k] = list[k - 1];
+    list[k] = p;
 }
 
 size_t pulse_ml_reasons(const double *contrib, size_t n, pulse_ml_push_t *out)
 {
-    for (size_t j = 0; j < n; j++)
-        out[j] = (pulse_ml_push_t){contrib[j], j};
-    qsort(out, n, sizeof(*out), by_abs_desc);
-    size_t k = 0;
-    int up = 0, down = 0;
-    for (size_t i = 0; i < n && (up < PULSE_ML_REASONS_PER_SIDE || down < PULSE_ML_REASONS_PER_SIDE); i++) {
-        double v = out[i].v;
-        if (fabs(v) < 1e-6 || (v > 0 && up >= PULSE_ML_REASONS_PER_SIDE) || (v < 0 && down >= PULSE_ML_REASONS_PER_SIDE))
+    /* the strongest of each side in one pass, then merged: what sorting every push and walking
+     * them gave, without the sort (it was 10% of a scoring run of 3.5 M rows) */
+    pulse_ml_push_t up[PULSE_ML_REASONS_PER_SIDE], down[PULSE_ML_REASONS_PER_SIDE];
+    int n_up = 0, n_down = 0;
+    for (size_t j = 0; j < n; j++) {
+        pulse_ml_push_t p = {contrib[j], j};
+        if (fabs(p.v) < 1e-6)
             continue;
-        v > 0 ? up++ : down++;
-        out[k++] = out[i]; /* k <= i: the kept ones move forward in order */
+        if (p.v > 0)
+            keep_strongest(up, &n_up, p);
+        else
+            keep_strongest(down, &n_down, p);
     }
+    size_t k = 0;
+    for (int a = 0, b = 0; a < n_up || b < n_down;)
+        out[k++] = b == n_down || (a < n_up && stronger(&up[a], &down[b])) ? up[a++] : down[b++];
     return k;
 }

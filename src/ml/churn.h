@@ -41,6 +41,15 @@ double pulse_ml_churn_predict_row(const pulse_ml_churn_t *c, const float *row);
 /* Per-feature pushes on the row's log-odds: contrib[0..n_features-1], then the bias. */
 void pulse_ml_churn_contributions(const pulse_ml_churn_t *c, const float *row, double *contrib);
 
+/* The same pushes for many rows at a time (the scoring job): an explainer made once per model,
+ * then blocks of rows of d (column-major, the model's features) into contrib[r * (n_features + 1)
+ * + j]. Trees are explained from their leaves (pulse_gbdt_paths_new) when they allow it, else row
+ * by row. */
+typedef struct pulse_ml_explainer_t pulse_ml_explainer_t;
+pulse_ml_explainer_t *pulse_ml_explainer_new(const pulse_ml_churn_t *c);
+void pulse_ml_explainer_free(pulse_ml_explainer_t *e);
+void pulse_ml_explain_block(const pulse_ml_explainer_t *e, const pulse_ml_data_t *d, size_t row0, size_t nr, double *contrib);
+
 /* Reasons shown per direction (raising and lowering the risk). */
 #define PULSE_ML_REASONS_PER_SIDE 3
 

@@ -1524,6 +1524,234 @@ void pulse_gbdt_predict(const pulse_gbdt_t *m, const pulse_ml_data_t *d, double 
     pulse_gbdt_predict_threads(m, d, out, probability, 1);
 }
 
+/* ---- per-feature pushes for many rows ---- */
+
+struct pulse_gbdt_paths_t {
+    const pulse_gbdt_t *m;
+    size_t n_leaves;
+    size_t stride; /* n_used rounded up to 8: a leaf's pushes are whole AVX-512 (or AVX2) vectors */
+    double *push;  /* [tree][leaf][stride]: the pushes along the compiled tree's path to the leaf */
+    double bias;   /* base plus every tree's root value */
+};
+
+#define PATHS_MAX_BYTES ((size_t)256 << 20)
+
+/* The pushes down the complete-tree slot pos (at level) of original node nd into every leaf below
+ * it; acc holds the pushes so far by used slot. Mirrors compile_node: below a leaf every slot
+ * routes left and nothing more is pushed. */
+static void fill_paths(const pulse_gbdt_paths_t *p, const tree_t *tr, const node_t *nd, const uint32_t *slot_of, double *acc,
+                       double *leaves, uint32_t pos, int level)
+{
+    const pulse_gbdt_t *m = p->m;
+    uint32_t n_int = (1u << m->depth) - 1;
+    if (level == m->depth) {
+        memcpy(leaves + (size_t)(pos - n_int) * p->stride, acc, p->stride * sizeof(double));
+        return;
+    }
+    if (!nd || nd->left < 0) {
+        fill_paths(p, tr, NULL, slot_of, acc, leaves, 2 * pos + 1, level + 1);
+        fill_paths(p, tr, NULL, slot_of, acc, leaves, 2 * pos + 2, level + 1);
+        return;
+    }
+    uint32_t u = slot_of[nd->feature];
+    double before = acc[u];
+    const node_t *l = &tr->nodes[nd->left], *r = &tr->nodes[nd->right];
+    acc[u] = before + (l->value - nd->value);
+    fill_paths(p, tr, l, slot_of, acc, leaves, 2 * pos + 1, level + 1);
+    acc[u] = before + (r->value - nd->value);
+    fill_paths(p, tr, r, slot_of, acc, leaves, 2 * pos + 2, level + 1);
+    acc[u] = before;
+}
+
+pulse_gbdt_paths_t *pulse_gbdt_paths_new(const pulse_gbdt_t *m)
+{
+    size_t n_leaves = (size_t)1 << m->depth, stride = ((size_t)m->n_used + 7) / 8 * 8;
+    size_t per_tree = n_leaves * (stride ? stride : 8) * sizeof(double);
+    if (!m->fast || m->n_trees == 0 || per_tree > PATHS_MAX_BYTES / m->n_trees)
+        return NULL;
+    pulse_gbdt_paths_t *p = pulse_xmalloc(sizeof(*p));
+    p->m = m;
+    p->n_leaves = n_leaves;
+    p->stride = stride;
+    p->push = pulse_xmalloc(per_tree * m->n_trees);
+    p->bias = m->base;
+    uint32_t *slot_of = pulse_xmalloc(((size_t)m->n_features + 1) * sizeof(uint32_t));
+    for (uint32_t u = 0; u < m->n_used; u++)
+        slot_of[m->used[u]] = u;
+    double *acc = pulse_xmalloc((stride + 1) * sizeof(double));
+    for (uint32_t k = 0; k < m->n_trees; k++) {
+        for (size_t u = 0; u < stride; u++)
+            acc[u] = 0;
+        p->bias += m->trees[k].nodes[0].value;
+        fill_paths(p, &m->trees[k], m->trees[k].nodes, slot_of, acc, p->push + (size_t)k * n_leaves * stride, 0, 0);
+    }
+    free(acc);
+    free(slot_of);
+    return p;
+}
+
+void pulse_gbdt_paths_free(pulse_gbdt_paths_t *p)
+{
+    if (p == NULL)
+        return;
+    free(p->push);
+    free(p);
+}
+
+/* li[r]: the leaf (0..2^depth) tree t sends row r of the binned block to. */
+static void block_leaves_scalar(const pulse_gbdt_t *m, const uint8_t *bins, size_t nr, uint32_t t, uint8_t *li)
+{
+    uint32_t n_int = (1u << m->depth) - 1;
+    const uint16_t *cf = m->c_feat + (size_t)t * n_int;
+    const uint8_t *cm = m->c_m + (size_t)t * n_int, *ct = m->c_thr + (size_t)t * n_int;
+    for (size_t r = 0; r < nr; r++) {
+        uint32_t idx = 0;
+        for (int l = 0; l < m->depth; l++) {
+            uint8_t b = bins[(size_t)cf[idx] * GBDT_BLOCK + r];
+            idx = 2 * idx + 1 + ((uint8_t)(b - cm[idx]) > ct[idx]);
+        }
+        li[r] = (uint8_t)(idx - n_int);
+    }
+}
+
+#if GBDT_HAVE_AVX2
+__attribute__((target("avx2"))) static void block_leaves_avx2(const pulse_gbdt_t *m, const uint8_t *bins, size_t nr, uint32_t t,
+                                                              uint8_t *li)
+{
+    uint32_t n_int = (1u << m->depth) - 1;
+    size_t groups = (nr + 31) / 32;
+    const uint16_t *cf = m->c_feat + (size_t)t * n_int;
+    const uint32_t *cm = m->c_m4 + (size_t)t * n_int, *ct = m->c_t4 + (size_t)t * n_int;
+    switch (m->depth) {
+#define GBDT_LEAVES_CASE(D)                                                                                                        \
+    case D:                                                                                                                        \
+        tree_leaves_avx2(bins, groups, cf, cm, ct, li, D);                                                                         \
+        break;
+        GBDT_LEAVES_CASE(1)
+        GBDT_LEAVES_CASE(2)
+        GBDT_LEAVES_CASE(3)
+        GBDT_LEAVES_CASE(4)
+        GBDT_LEAVES_CASE(5)
+        GBDT_LEAVES_CASE(6)
+        GBDT_LEAVES_CASE(7)
+        GBDT_LEAVES_CASE(8)
+#undef GBDT_LEAVES_CASE
+    default:
+        memset(li, 0, GBDT_BLOCK);
+    }
+}
+#endif
+
+/* Trees whose leaves are added per row in one go: the row's sums stay in registers across them,
+ * and their tables (8 KB each at depth 6 and 16 features) stay in the cache. */
+#define PATHS_CHUNK 16
+
+/* acc[r * stride ..] += the pushes of leaf li[tt][r] of trees t0..t0+nt, tree after tree, for nr
+ * rows: whole vectors of 8 doubles. */
+static void add_paths_scalar(const pulse_gbdt_paths_t *p, uint32_t t0, uint32_t nt, uint8_t li[][GBDT_BLOCK], size_t nr,
+                             double *acc)
+{
+    size_t stride = p->stride, tsz = p->n_leaves * stride;
+    const double *base = p->push + (size_t)t0 * tsz;
+    for (size_t r = 0; r < nr; r++) {
+        double *a = acc + r * stride;
+        for (uint32_t tt = 0; tt < nt; tt++) {
+            const double *v = base + tt * tsz + (size_t)li[tt][r] * stride;
+            for (size_t u = 0; u < stride; u++)
+                a[u] += v[u];
+        }
+    }
+}
+
+#if GBDT_HAVE_AVX2
+__attribute__((target("avx2"))) static void add_paths_avx2(const pulse_gbdt_paths_t *p, uint32_t t0, uint32_t nt,
+                                                           uint8_t li[][GBDT_BLOCK], size_t nr, double *acc)
+{
+    size_t stride = p->stride, tsz = p->n_leaves * stride;
+    const double *base = p->push + (size_t)t0 * tsz;
+    for (size_t r = 0; r < nr; r++) {
+        double *a = acc + r * stride;
+        for (size_t u = 0; u < stride; u += 4) {
+            __m256d sum = _mm256_loadu_pd(a + u);
+            for (uint32_t tt = 0; tt < nt; tt++)
+                sum = _mm256_add_pd(sum, _mm256_loadu_pd(base + tt * tsz + (size_t)li[tt][r] * stride + u));
+            _mm256_storeu_pd(a + u, sum);
+        }
+    }
+}
+
+__attribute__((target("avx512f"))) static void add_paths_avx512(const pulse_gbdt_paths_t *p, uint32_t t0, uint32_t nt,
+                                                                uint8_t li[][GBDT_BLOCK], size_t nr, double *acc)
+{
+    size_t stride = p->stride, tsz = p->n_leaves * stride;
+    const double *base = p->push + (size_t)t0 * tsz;
+    for (size_t r = 0; r < nr; r++) {
+        double *a = acc + r * stride;
+        for (size_t u = 0; u < stride; u += 8) {
+            __m512d sum = _mm512_loadu_pd(a + u);
+            for (uint32_t tt = 0; tt < nt; tt++)
+                sum = _mm512_add_pd(sum, _mm512_loadu_pd(base + tt * tsz + (size_t)li[tt][r] * stride + u));
+            _mm512_storeu_pd(a + u, sum);
+        }
+    }
+}
+#endif
+
+/* One block of at most GBDT_BLOCK rows: acc[r * stride + u] summed over the trees, in tree order
+ * (so every path gives the same sums), PATHS_CHUNK trees at a time. */
+static void paths_block(const pulse_gbdt_paths_t *p, const uint8_t *bins, size_t nr, double *acc, int avx2, int avx512)
+{
+    const pulse_gbdt_t *m = p->m;
+    uint8_t li[PATHS_CHUNK][GBDT_BLOCK] __attribute__((aligned(32)));
+    memset(acc, 0, nr * p->stride * sizeof(double));
+    for (uint32_t t0 = 0; t0 < m->n_trees; t0 += PATHS_CHUNK) {
+        uint32_t nt = m->n_trees - t0 < PATHS_CHUNK ? m->n_trees - t0 : PATHS_CHUNK;
+#if GBDT_HAVE_AVX2
+        if (avx2) {
+            for (uint32_t tt = 0; tt < nt; tt++)
+                block_leaves_avx2(m, bins, nr, t0 + tt, li[tt]);
+            if (avx512)
+                add_paths_avx512(p, t0, nt, li, nr, acc);
+            else
+                add_paths_avx2(p, t0, nt, li, nr, acc);
+            continue;
+        }
+#endif
+        for (uint32_t tt = 0; tt < nt; tt++)
+            block_leaves_scalar(m, bins, nr, t0 + tt, li[tt]);
+        add_paths_scalar(p, t0, nt, li, nr, acc);
+    }
+    (void)avx2, (void)avx512;
+}
+
+void pulse_gbdt_paths_contributions(const pulse_gbdt_paths_t *p, const pulse_ml_data_t *d, size_t row0, size_t nr, double *contrib)
+{
+    const pulse_gbdt_t *m = p->m;
+    size_t nf = m->n_features, nu = m->n_used, stride = p->stride;
+    int avx2 = 0, avx512 = 0;
+#if GBDT_HAVE_AVX2
+    int force = atomic_load(&force_scalar);
+    avx2 = force != 1 && __builtin_cpu_supports("avx2");
+    avx512 = force == 0 && avx2 && __builtin_cpu_supports("avx512f");
+#endif
+    uint8_t *bins = pulse_xmalloc((nu + 1) * GBDT_BLOCK);
+    double *acc = pulse_xmalloc((stride + 1) * GBDT_BLOCK * sizeof(double));
+    for (size_t b0 = 0; b0 < nr; b0 += GBDT_BLOCK) {
+        size_t nb = nr - b0 < GBDT_BLOCK ? nr - b0 : GBDT_BLOCK;
+        bin_block(m, d, row0 + b0, nb, bins, avx2, avx512);
+        paths_block(p, bins, nb, acc, avx2, avx512);
+        for (size_t r = 0; r < nb; r++) {
+            double *out = contrib + (b0 + r) * (nf + 1);
+            memset(out, 0, nf * sizeof(double));
+            for (size_t u = 0; u < nu; u++)
+                out[m->used[u]] = acc[r * stride + u];
+            out[nf] = p->bias;
+        }
+    }
+    free(acc);
+    free(bins);
+}
+
 /* ---- serialization ---- */
 
 static void put_u8(pulse_buf_t *b, uint8_t v)

@@ -15,13 +15,34 @@ static const char *plain(const char *name)
     return strncmp(name, ANALYTICS_PREFIX, n) == 0 ? name + n : name;
 }
 
+/* Index of a feature by plain name, or n_features when the model lacks it. */
+static size_t index_of(const pulse_ml_model_t *m, const char *name)
+{
+    size_t j = 0;
+    while (j < m->n_features && strcmp(plain(m->features[j].name), name) != 0)
+        j++;
+    return j;
+}
+
+/* The feature the recency sentence compares with ("than usual"). */
+#define USUAL_GAP "interpurchase_mean"
+
 /* Value of another feature of the same row by plain name, NaN when the model lacks it. */
 static double other(const pulse_ml_model_t *m, const float *row, const char *name)
 {
-    for (size_t j = 0; j < m->n_features; j++)
-        if (strcmp(plain(m->features[j].name), name) == 0)
-            return row[j];
-    return NAN;
+    size_t j = index_of(m, name);
+    return j < m->n_features ? row[j] : NAN;
+}
+
+size_t pulse_ml_reason_context(const pulse_ml_model_t *m, size_t j, size_t *out)
+{
+    if (j >= m->n_features || m->features[j].categorical || strcmp(plain(m->features[j].name), "recency_days") != 0)
+        return 0;
+    size_t k = index_of(m, USUAL_GAP);
+    if (k >= m->n_features)
+        return 0;
+    out[0] = k;
+    return 1;
 }
 
 /* A count or day figure: "1", "140"; other numbers with up to 4 significant digits. */
@@ -45,7 +66,7 @@ static void percent(double v, char *out, size_t outlen)
 
 static void recency_words(const pulse_ml_model_t *m, const float *row, double v, char *out, size_t outlen)
 {
-    double usual = other(m, row, "interpurchase_mean");
+    double usual = other(m, row, USUAL_GAP);
     if (isfinite(usual) && usual >= 1 && v >= 1.5 * usual)
         snprintf(out, outlen, "no purchase for %.0f days, %.1f× longer than usual", v, v / usual);
     else if (isfinite(usual) && usual >= 1 && v <= 0.5 * usual)

@@ -15,4 +15,10 @@
  * by effect (> 0 raises the risk), into out (always NUL-terminated, cut to fit). */
 void pulse_ml_reason_text(const pulse_ml_model_t *m, const float *row, size_t j, double effect, char *out, size_t outlen);
 
+/* The other features of the row the sentence for feature j reads (their indexes into out, room
+ * for PULSE_ML_REASON_CONTEXT_MAX): what a stored reason must keep besides its own value to be
+ * worded again later. Returns how many. */
+#define PULSE_ML_REASON_CONTEXT_MAX 1
+size_t pulse_ml_reason_context(const pulse_ml_model_t *m, size_t j, size_t *out);
+
 #endif

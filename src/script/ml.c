@@ -2,13 +2,16 @@
  * registry's PMDL container, raw or as PostgreSQL's bytea text "\x...") into a userdata the
  * application can keep between requests (so a request does not parse the model again), with
  * model:churn(features) for churn models and model:clv(features, summary) for lifetime-value ones;
- * ml.score(model_bytes, features) opens, scores a churn row and closes. A model that does not load
+ * ml.score(model_bytes, features) opens, scores a churn row and closes; ml.reasons(model, codes) words
+ * the reasons a scoring job stored as codes (predictions.reason_codes). A model that does not load
  * is an expected failure (nil, message), never a crash; misuse raises. */
 #include "core/buf.h"
 #include "ml/calibrate.h"
 #include "ml/churn.h"
 #include "ml/clvmodel.h"
+#include "ml/reason_codes.h"
 #include "ml/reason_text.h"
+#include "script/json.h"
 #include "script/script.h"
 
 #include <lauxlib.h>
@@ -319,6 +322,37 @@ static int l_ml_score(lua_State *L)
     return n;
 }
 
+/* ml.reasons(model | nil, codes) -> reasons | nil, message
+ * codes: predictions.reason_codes (raw, or bytea text "\x..."); model: the churn model that wrote
+ * them (ml.open), or nil when it is gone or does not load: then each reason keeps its effect and
+ * direction, with feature, value and text null. reasons: [{feature, value, effect, direction,
+ * text}], as the scoring job wrote them when it stored them as JSON. */
+static int l_ml_reasons(lua_State *L)
+{
+    const pulse_ml_model_t *m = NULL;
+    if (!lua_isnil(L, 1)) {
+        ml_model_t *u = check_model(L);
+        luaL_argcheck(L, u->is_churn, 1, "not a churn model");
+        m = u->churn.model;
+    }
+    size_t len, blen = 0;
+    const char *s = luaL_checklstring(L, 2, &len);
+    unsigned char *raw = unhex(s, len, &blen);
+    pulse_buf_t js = PULSE_BUF_INIT;
+    char err[160] = "the reason codes are malformed or do not belong to this model";
+    int rc = pulse_ml_reason_codes_json(&js, m, raw ? raw : (const unsigned char *)s, raw ? blen : len);
+    if (rc == 0)
+        rc = pulse_json_decode_push(L, js.data, js.len, err, sizeof(err));
+    free(raw);
+    pulse_buf_free(&js);
+    if (rc != 0) {
+        luaL_pushfail(L);
+        lua_pushstring(L, err);
+        return 2;
+    }
+    return 1;
+}
+
 int pulse_script_open_ml(lua_State *L)
 {
     static const luaL_Reg methods[] = {{"kind", l_model_kind},
@@ -337,7 +371,7 @@ int pulse_script_open_ml(lua_State *L)
         lua_setfield(L, -2, "__close");
     }
     lua_pop(L, 1);
-    static const luaL_Reg fns[] = {{"open", l_ml_open}, {"score", l_ml_score}, {NULL, NULL}};
+    static const luaL_Reg fns[] = {{"open", l_ml_open}, {"score", l_ml_score}, {"reasons", l_ml_reasons}, {NULL, NULL}};
     luaL_newlib(L, fns);
     return 1;
 }

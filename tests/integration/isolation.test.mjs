@@ -291,6 +291,9 @@ describe('isolation', { timeout: 120000 }, () => {
         // a temporary table standing in for the stage (its triggers would run as the functions' owner)
         await assert.rejects(ctx.sql(`${asB} CREATE TEMP TABLE ${stage} (LIKE customer_analytics);
             SELECT pulse_derived_swap('customer_analytics', false, 0, NULL)`), /nothing staged/);
+        // the same for the in-place merge of a run over a few customers
+        await assert.rejects(ctx.sql(`${asB} CREATE TEMP TABLE ${stage} (LIKE customer_analytics);
+            SELECT pulse_derived_merge('customer_analytics', 0, NULL)`), /nothing staged/);
         // rows only through a checked swap; the helpers are not callable (the lock would stall swaps)
         await assert.rejects(ctx.sql(`${asB} INSERT INTO customer_analytics (customer_id, run_id)
             VALUES (1, gen_random_uuid())`), /permission denied/);

@@ -384,12 +384,98 @@ describe('churn models over HTTP', { timeout: 300000 }, () => {
         const sc = await call(e, 'POST', '/api/v1/ml/predict/batch', { customer_ids: ['all'] });
         assert.equal(sc.status, 202, sc.text);
         await done(e, sc.json.job_id);
-        const texts = await ctx.sql(`SELECT r->>'text' FROM predictions p, jsonb_array_elements(p.reasons) r
-            WHERE p.tenant_id = '${e.tenant}' AND r->>'feature' = 'recency_days'`);
+        // the reasons are stored as codes and worded when read (the sentence compares with the
+        // customer's usual gap, a value kept next to the codes)
+        const page = await call(e, 'GET', '/api/v1/ml/predictions?limit=500');
+        assert.equal(page.status, 200, page.text);
+        const texts = page.json.items.flatMap((x) => x.reasons).filter((r) => r.feature === 'recency_days').map((r) => r.text);
         assert.ok(texts.length > 0, 'recency is among the reasons');
         const RECENCY = /^(no purchase for \d+ days, \d+\.\d× longer than usual|bought \d+ days ago, sooner than their usual \d+ days|last purchase \d+ days ago) — (raises|lowers) the risk$/;
         for (const t of texts) assert.match(t, RECENCY);
         assert.ok(texts.some((t) => /longer than usual/.test(t)), texts.slice(0, 5).join(' | '));
+    });
+
+    // A customer's stored features by name (the last segmentation's run), as POST /api/v1/predict takes them.
+    const storedFeatures = async (cid) => {
+        const [names, vals] = (await ctx.sql(`SELECT array_to_json(r.feature_names) || '|' || array_to_json(a.features)
+            FROM customer_analytics a JOIN analytics_runs r ON r.id = a.run_id WHERE a.customer_id = ${cid}`))[0].split('|');
+        const fv = JSON.parse(vals);
+        return Object.fromEntries(JSON.parse(names).map((n, i) => [n, fv[i]]));
+    };
+
+    it('words the stored reasons as the live explanation of the same features', async () => {
+        const page = await call(e, 'GET', '/api/v1/ml/predictions?limit=20');
+        assert.equal(page.status, 200, page.text);
+        for (const item of page.json.items.slice(0, 5)) {
+            const live = await call(e, 'POST', '/api/v1/predict', { features: await storedFeatures(item.customer_id) });
+            assert.equal(live.status, 200, live.text);
+            assert.ok(Math.abs(live.json.churn_probability - item.churn_probability) < 1e-5, `${live.text} vs ${JSON.stringify(item)}`);
+            assert.equal(item.reasons.length, live.json.reasons.length, JSON.stringify([item.reasons, live.json.reasons]));
+            item.reasons.forEach((r, i) => {
+                const l = live.json.reasons[i];
+                assert.equal(r.feature, l.feature);
+                assert.equal(r.text, l.text);
+                assert.equal(r.direction, l.direction);
+                assert.ok(Math.abs(r.effect - l.effect) <= 0.00005 + 1e-9, `${r.effect} vs ${l.effect}`); // stored: 4 decimals
+                assert.equal(r.value, l.value === 'missing' ? null : l.value);
+            });
+        }
+    });
+
+    it('a prediction whose model is gone still shows, its reasons without words', async () => {
+        const page = await call(e, 'GET', '/api/v1/ml/predictions?limit=2');
+        const [gone, kept] = page.json.items;
+        const [was] = await ctx.sql(`SELECT model_id FROM predictions WHERE customer_id = ${gone.customer_id}`);
+        await ctx.sql(`UPDATE predictions SET model_id = gen_random_uuid() WHERE customer_id = ${gone.customer_id}`);
+        try {
+            const again = await call(e, 'GET', '/api/v1/ml/predictions?limit=2');
+            assert.equal(again.status, 200, again.text);
+            const [g, k] = again.json.items;
+            assert.equal(g.churn_probability, gone.churn_probability);
+            assert.equal(g.reasons.length, gone.reasons.length);
+            assert.ok(g.reasons.every((r) => r.text === null && r.feature === null && typeof r.effect === 'number'), JSON.stringify(g));
+            assert.deepEqual(g.reasons.map((r) => r.direction), gone.reasons.map((r) => r.direction));
+            assert.match(g.reasons_note, /gone or cannot be loaded/);
+            assert.deepEqual(k.reasons, kept.reasons, 'the other rows keep their words');
+            assert.equal(k.reasons_note, undefined);
+            const one = await call(e, 'GET', `/api/v1/ai/churn-prediction/${gone.customer_id}`);
+            assert.equal(one.status, 200, one.text);
+            assert.match(one.json.reasons_note, /gone/);
+        } finally {
+            await ctx.sql(`UPDATE predictions SET model_id = '${was}' WHERE customer_id = ${gone.customer_id}`);
+        }
+    });
+
+    it('the churn in segment and customer answers follows a new scoring run, without segmenting again', async () => {
+        const shown = async () => {
+            const page = await call(e, 'GET', '/api/v1/ml/predictions?limit=500');
+            const cid = page.json.items[7].customer_id;
+            const seg = await call(e, 'GET', `/api/v1/segmentation/customers/${cid}/segment`);
+            assert.equal(seg.status, 200, seg.text);
+            const cust = await call(e, 'GET', `/api/v1/customers/${cid}`);
+            assert.equal(cust.status, 200, cust.text);
+            const dist = await call(e, 'GET', `/api/v1/segmentation/organizations/${e.tenant}/segments`);
+            assert.equal(dist.status, 200, dist.text);
+            const [avg] = await ctx.sql(`SELECT round(avg(p.churn_probability)::numeric, 6) FROM predictions p
+                JOIN customer_analytics a ON a.tenant_id = p.tenant_id AND a.customer_id = p.customer_id
+                WHERE p.tenant_id = '${e.tenant}' AND a.segment = '${seg.json.segment}'`);
+            const pred = page.json.items[7];
+            assert.equal(seg.json.churn_probability, pred.churn_probability);
+            assert.equal(seg.json.churn_band, pred.risk_band);
+            assert.equal(cust.json.analytics.churn.probability, pred.churn_probability);
+            assert.equal(cust.json.analytics.churn.band, pred.risk_band);
+            const row = dist.json.segments.find((x) => x.segment === seg.json.segment);
+            assert.ok(Math.abs(row.avg_churn - Number(avg)) < 1e-5, `${row.avg_churn} vs ${avg}`);
+            return { cid, p: pred.churn_probability, avg: row.avg_churn };
+        };
+        const before = await shown();
+        const t = await call(e, 'POST', '/api/v1/ml/train', { label: 'behavioural', horizon_days: 60, seed: 3, activate: true });
+        assert.equal(t.status, 202, t.text);
+        await done(e, t.json.job_id);
+        const sc = await call(e, 'POST', '/api/v1/ml/predict/batch', { customer_ids: ['all'] });
+        await done(e, sc.json.job_id);
+        const after = await shown();
+        assert.notEqual(after.avg, before.avg, 'another model, other averages');
     });
 
     // A customer's BG/NBD summary straight from the stored transactions (days, UTC), as the models see it.

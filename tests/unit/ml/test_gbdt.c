@@ -471,6 +471,42 @@ static void test_batch_scorer_equals_predict_row(void **state)
     }
 }
 
+/* The leaf tables give every row's Saabas pushes (up to rounding), on the AVX-512, AVX2 and
+ * scalar paths, for blocks that are not a multiple of the block size; too deep a model has none. */
+static void test_paths_equal_contributions(void **state)
+{
+    int depths[] = {1, 4, 6, 8, 11};
+    for (size_t k = 0; k < sizeof(depths) / sizeof(depths[0]); k++) {
+        table_t t;
+        pulse_gbdt_t *m = train_synth(&t, PULSE_GBDT_LOGLOSS, 30, depths[k]);
+        pulse_gbdt_paths_t *p = pulse_gbdt_paths_new(m);
+        assert_int_equal(p != NULL, depths[k] <= 8);
+        if (p == NULL) {
+            pulse_gbdt_free(m);
+            table_free(&t);
+            continue;
+        }
+        size_t n = 600, row0 = 37;
+        double *got = malloc(n * 9 * sizeof(double)), want[9];
+        float row[8];
+        for (int scalar = 0; scalar < 3; scalar++) {
+            pulse_gbdt_force_scalar(scalar);
+            pulse_gbdt_paths_contributions(p, &t.d, row0, n, got);
+            for (size_t i = 0; i < n; i++) {
+                row_of(&t.d, row0 + i, row);
+                pulse_gbdt_contributions(m, row, want);
+                for (int j = 0; j < 9; j++)
+                    assert_true(fabs(got[i * 9 + j] - want[j]) < 1e-9);
+            }
+        }
+        pulse_gbdt_force_scalar(0);
+        free(got);
+        pulse_gbdt_paths_free(p);
+        pulse_gbdt_free(m);
+        table_free(&t);
+    }
+}
+
 static void test_bad_input_refused(void **state)
 {
     table_t t;
@@ -574,6 +610,7 @@ int main(void)
         cmocka_unit_test(test_save_load_round_trip),
         cmocka_unit_test(test_corrupt_bytes_refused),
         cmocka_unit_test(test_batch_scorer_equals_predict_row),
+        cmocka_unit_test(test_paths_equal_contributions),
         cmocka_unit_test(test_bad_input_refused),
         cmocka_unit_test(test_scale_pos_weight_raises_scores),
         cmocka_unit_test(test_squared_error_exact),
