@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "core/buf.h"
+#include "core/clock.h"
 #include "ingest/csv.h"
 #include "ingest/csv_blocks.h"
 
@@ -320,13 +321,6 @@ static uint32_t estimate_rows(const char *s, const char *e)
     return est > 4e9 ? 4000000000u : (uint32_t)est;
 }
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 static void *run_part(void *arg)
 {
     part_t *pt = arg;
@@ -491,7 +485,7 @@ static int read_mem(const char *buf, size_t len, const char *base, const pulse_t
     }
     pthread_t tid[MAX_THREADS];
     int started = 0;
-    double t0 = now_s();
+    double t0 = pulse_now_s();
     for (int t = 1; t < threads; t++)
         if (pthread_create(&tid[t], NULL, run_part, &parts[t]) == 0)
             started = t;
@@ -519,7 +513,7 @@ static int read_mem(const char *buf, size_t len, const char *base, const pulse_t
         rc = read_csv(&parts[0], buf, len, err, errlen);
     }
     stats->threads = threads;
-    double t1 = now_s();
+    double t1 = pulse_now_s();
     uint64_t line0 = 0;
     for (int t = 0; t < threads; t++) {
         part_t *pt = &parts[t];
@@ -537,7 +531,7 @@ static int read_mem(const char *buf, size_t len, const char *base, const pulse_t
     }
     free(parts);
     stats->parse_seconds = t1 - t0;
-    stats->merge_seconds = now_s() - t1;
+    stats->merge_seconds = pulse_now_s() - t1;
     return rc;
 }
 

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "ingest/xlsx.h"
+#include "core/clock.h"
 
 #define READ_CHUNK ((size_t)256 << 10)
 #define COPY_FLUSH ((size_t)256 << 10)
@@ -36,13 +37,6 @@ typedef struct run_t {
     int cancelled, copy_failed;
     char copy_err[256];
 } run_t;
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static void set_error(pulse_import_result_t *out, pulse_import_status_t st, const char *code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
@@ -311,7 +305,7 @@ static int store_records(run_t *r, const char *import_id, uint64_t staged, pulse
     char sql[2048];
     pulse_buf_t b = PULSE_BUF_INIT;
     int rc = -1;
-    double t0 = now_s();
+    double t0 = pulse_now_s();
     PGresult *res;
 
     /* records this tenant already has (RLS scopes the probe to the tenant) */
@@ -392,9 +386,9 @@ static int store_records(run_t *r, const char *import_id, uint64_t staged, pulse
         PQclear(res);
         pulse_import_note(r->m, "outliers", count, lines, n);
     }
-    *t_insert = now_s() - t0;
+    *t_insert = pulse_now_s() - t0;
 
-    t0 = now_s();
+    t0 = pulse_now_s();
     if (progress(r, "merging customers"))
         goto done;
     if ((res = q(c, out,
@@ -404,7 +398,7 @@ static int store_records(run_t *r, const char *import_id, uint64_t staged, pulse
         goto done;
     out->customers_created = cmd_tuples(res);
     PQclear(res);
-    *t_customers = now_s() - t0;
+    *t_customers = pulse_now_s() - t0;
     rc = 0;
 done:
     pulse_buf_free(&b);
@@ -415,7 +409,7 @@ static int store_customers(run_t *r, const char *import_id, uint64_t staged, pul
 {
     PGconn *c = r->conn;
     const char *params[1] = {import_id};
-    double t0 = now_s();
+    double t0 = pulse_now_s();
     if (progress(r, "merging customers"))
         return -1;
     PGresult *res =
@@ -454,7 +448,7 @@ static int store_customers(run_t *r, const char *import_id, uint64_t staged, pul
     }
     if (out->rows_existing > 0)
         pulse_import_note(r->m, "existing", out->rows_existing, NULL, 0);
-    *t_insert = now_s() - t0;
+    *t_insert = pulse_now_s() - t0;
     return 0;
 }
 
@@ -465,7 +459,7 @@ int pulse_import_run(PGconn *conn, const char *tenant_id, const char *import_id,
                      pulse_import_progress_cb cb, void *ud, pulse_import_result_t *out)
 {
     memset(out, 0, sizeof(*out));
-    double t_start = now_s(), t_read = 0, t_insert = 0, t_customers = 0, t_commit = 0;
+    double t_start = pulse_now_s(), t_read = 0, t_insert = 0, t_customers = 0, t_commit = 0;
     run_t r;
     memset(&r, 0, sizeof(r));
     r.conn = conn;
@@ -557,7 +551,7 @@ int pulse_import_run(PGconn *conn, const char *tenant_id, const char *import_id,
         if (!ok)
             goto finish;
     }
-    t_read = now_s() - t_start;
+    t_read = pulse_now_s() - t_start;
 
     pulse_import_counts_t c;
     pulse_import_counts(r.m, &c);
@@ -583,10 +577,10 @@ int pulse_import_run(PGconn *conn, const char *tenant_id, const char *import_id,
         goto finish;
     if (r.cancelled)
         goto finish;
-    double t0 = now_s();
+    double t0 = pulse_now_s();
     if (exec_ok(conn, out, "COMMIT", 0, NULL) != 0)
         goto finish;
-    t_commit = now_s() - t0;
+    t_commit = pulse_now_s() - t0;
     in_tx = 0;
     out->status = PULSE_IMPORT_OK;
     progress(&r, "done");
@@ -610,7 +604,7 @@ finish:
         out->rows_read = c.rows_read;
         out->rows_rejected = c.rows_rejected;
         pulse_buf_t rep = PULSE_BUF_INIT;
-        pulse_import_report(r.m, out, out->status != PULSE_IMPORT_OK, now_s() - t_start, &rep);
+        pulse_import_report(r.m, out, out->status != PULSE_IMPORT_OK, pulse_now_s() - t_start, &rep);
         /* where the time went, for the benchmark and the logs */
         rep.len--; /* drop the closing brace */
         pulse_buf_printf(&rep, ",\"timings_ms\":{\"read_and_copy\":%.0f,\"insert\":%.0f,\"customers\":%.0f,\"commit\":%.0f}}",

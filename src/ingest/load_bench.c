@@ -7,32 +7,19 @@
 #include <lualib.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "core/buf.h"
+#include "core/clock.h"
+#include "core/procstat.h"
 #include "ingest/csv.h"
 #include "ingest/load.h"
 #include "script/json.h"
 #include "script/script.h"
 
 #define CHUNK ((size_t)256 << 10)
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static double cpu_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static int slurp(const char *path, pulse_buf_t *b, size_t max)
 {
@@ -215,7 +202,7 @@ static double mem_pass(const char *path, const pulse_import_plan_t *plan, int ma
     s->csv = pulse_csv_parser_new(&d, mem_row, s);
     int fd = open(path, O_RDONLY);
     char *buf = pulse_xmalloc(CHUNK);
-    double t0 = now_s(), c0 = cpu_s();
+    double t0 = pulse_now_s(), c0 = pulse_cpu_s();
     int rc = 0;
     ssize_t got;
     while (rc == 0 && (got = read(fd, buf, CHUNK)) > 0)
@@ -223,8 +210,8 @@ static double mem_pass(const char *path, const pulse_import_plan_t *plan, int ma
     if (rc == 0)
         rc = pulse_csv_finish(s->csv);
     mem_flush(s);
-    double t = now_s() - t0;
-    s->cpu_seconds = cpu_s() - c0;
+    double t = pulse_now_s() - t0;
+    s->cpu_seconds = pulse_cpu_s() - c0;
     if (rc != 0)
         fprintf(out, "import bench: parse failed: %s\n", pulse_csv_error(s->csv));
     close(fd);
@@ -272,7 +259,7 @@ static int bench_progress(void *ud, const pulse_import_progress_t *p)
     FILE *out = ud;
     static double t0;
     static const char *last;
-    double t = now_s();
+    double t = pulse_now_s();
     if (last == NULL || strcmp(last, p->phase) != 0) {
         if (last != NULL)
             fprintf(out, "  phase %-18s %.2f s\n", last, t - t0);
@@ -338,7 +325,7 @@ static double baseline_copy(PGconn *own, const char *table, const char *from_ten
     char *buf = pulse_xmalloc(CHUNK);
     pulse_buf_t c = PULSE_BUF_INIT;
     pulse_buf_printf(&c, "COPY %s (%s) FROM STDIN", table, cols);
-    double t0 = now_s();
+    double t0 = pulse_now_s();
     r = PQexec(own, c.data);
     pulse_buf_free(&c);
     int ok = PQresultStatus(r) == PGRES_COPY_IN;
@@ -355,7 +342,7 @@ static double baseline_copy(PGconn *own, const char *table, const char *from_ten
         PQclear(r);
     }
     if (ok)
-        t = now_s() - t0;
+        t = pulse_now_s() - t0;
     close(fd);
     free(buf);
 done:
@@ -388,9 +375,9 @@ static int bench_db(const char *conninfo, const char *path, const pulse_import_p
     const char *table = pulse_import_kind_name(plan->kind);
 
     pulse_import_result_t res;
-    double t0 = now_s();
+    double t0 = pulse_now_s();
     pulse_import_run(app, tenant, import_id, plan, path, bench_progress, out, &res);
-    double t = now_s() - t0;
+    double t = pulse_now_s() - t0;
     if (res.status != PULSE_IMPORT_OK) {
         fprintf(out, "import: %s: %s\n", res.error_code, res.error);
         if (res.report_json)
@@ -411,9 +398,9 @@ static int bench_db(const char *conninfo, const char *path, const pulse_import_p
     if (plan->kind != PULSE_IMPORT_CUSTOMERS && res.rows_read <= 2000000) {
         /* the same file again: every record is already there */
         one_value(own, "SELECT gen_random_uuid()", import_id, sizeof(import_id), out);
-        t0 = now_s();
+        t0 = pulse_now_s();
         pulse_import_run(app, tenant, import_id, plan, path, NULL, NULL, &res);
-        t = now_s() - t0;
+        t = pulse_now_s() - t0;
         fprintf(out, "re-upload of the same file: %.2f s, status %d, %llu inserted, %llu already stored\n", t, (int)res.status,
                 (unsigned long long)res.rows_inserted, (unsigned long long)res.rows_existing);
         free(res.report_json);
@@ -433,9 +420,9 @@ static int bench_db(const char *conninfo, const char *path, const pulse_import_p
                 snprintf(sql, sizeof(sql), "VACUUM %s", table);
                 run_ok(own, sql, out);
                 run_ok(own, "CHECKPOINT", out);
-                t0 = now_s();
+                t0 = pulse_now_s();
                 pulse_import_run(app, tenant, import_id, plan, path, NULL, NULL, &res);
-                double t2 = now_s() - t0;
+                double t2 = pulse_now_s() - t0;
                 free(res.report_json);
                 fprintf(out, "plain COPY of the same %llu rows into %s (as owner, like psql \\copy): %.2f s, %.0f rows/s\n",
                         (unsigned long long)inserted, table, tb, (double)inserted / tb);
@@ -553,8 +540,6 @@ int pulse_import_bench(int argc, char **argv, const char *conninfo, FILE *out)
         rc = bench_db(conninfo, file, &plan, bytes, out);
     else
         fprintf(out, "database: none, end-to-end skipped\n");
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    fprintf(out, "peak RSS: %.1f MB\n", (double)ru.ru_maxrss / 1024.0);
+    fprintf(out, "peak RSS: %.1f MB\n", pulse_peak_rss_mb());
     return rc;
 }

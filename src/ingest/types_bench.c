@@ -1,6 +1,7 @@
 /* Micro-benchmark for column type inference (see types_bench.h). */
 #include "ingest/types_bench.h"
 #include "ingest/types.h"
+#include "core/clock.h"
 
 #include <stdint.h>
 #include <stdlib.h>
@@ -62,13 +63,6 @@ static void values_make(values_t *v, int kind, uint64_t seed)
     v->n = BENCH_VALUES;
 }
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 int pulse_types_bench(FILE *out)
 {
     static const struct {
@@ -84,10 +78,10 @@ int pulse_types_bench(FILE *out)
         double best = 1e9;
         for (int rep = 0; rep < 3; rep++) {
             pulse_column_init(&st);
-            double t0 = now_s();
+            double t0 = pulse_now_s();
             for (size_t i = 0; i < v.n; i++)
                 pulse_column_observe(&st, v.data + v.off[i], v.off[i + 1] - v.off[i]);
-            double t = now_s() - t0;
+            double t = pulse_now_s() - t0;
             if (t < best)
                 best = t;
         }
@@ -101,7 +95,7 @@ int pulse_types_bench(FILE *out)
             rc = -1;
         }
         if (k == 1 || k == 2) {
-            double t0 = now_s(), sum = 0;
+            double t0 = pulse_now_s(), sum = 0;
             int64_t es = 0;
             for (size_t i = 0; i < v.n; i++) {
                 double d = 0;
@@ -111,7 +105,7 @@ int pulse_types_bench(FILE *out)
                 if (k == 2 && pulse_date_parse(v.data + v.off[i], v.off[i + 1] - v.off[i], PULSE_DATE_ISO, &ep, NULL) == 0)
                     es += ep;
             }
-            double t = now_s() - t0;
+            double t = pulse_now_s() - t0;
             fprintf(out, "parse   %-18s %7.1f M values/s (checksum %g)\n", k == 1 ? "pulse_number_parse" : "pulse_date_parse",
                     (double)v.n / t / 1e6, k == 1 ? sum : (double)es);
         }

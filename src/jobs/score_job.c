@@ -6,6 +6,7 @@
 #include "jobs/score_job.h"
 
 #include "core/buf.h"
+#include "core/clock.h"
 #include "core/log.h"
 #include "jobs/analytics_job.h"
 #include "jobs/clv_values.h"
@@ -20,13 +21,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
 
 /* The customer ids of the params, or none for "all" (or no list). *all is set for "all". */
 static int64_t *requested_ids(PGconn *ctl, const char *params, size_t *n, int *all)
@@ -147,7 +141,7 @@ static int write_scores(PGconn *c, const char *tenant, scores_t *s, int keep_oth
                                 s->rows->n_rows ? s->rows->epoch : -1, err, errlen);
     if (rc == 0) {
         rc = write_predictions(&w, s, err, errlen);
-        *t_streamed = now_s();
+        *t_streamed = pulse_now_s();
         if (rc != 0)
             pulse_derived_abort(&w);
         else
@@ -204,11 +198,11 @@ typedef struct clv_refresh_t {
 
 static void refresh_clv(PGconn *work, const char *tenant, const char *job_id, int with_predictions, clv_refresh_t *v)
 {
-    double t = now_s();
+    double t = pulse_now_s();
     v->rc = pulse_clv_values_refresh(work, tenant, with_predictions, &v->version, &v->written, v->err, sizeof(v->err));
     if (v->rc < 0)
         pulse_log(PULSE_LOG_WARN, "jobs.score", "job %s: no CLV written: %s", job_id, v->err);
-    v->seconds = now_s() - t;
+    v->seconds = pulse_now_s() - t;
 }
 
 static int run_score(const pulse_config_t *cfg, PGconn *ctl, PGconn *work, const char *job_id, const char *tenant_id,
@@ -217,7 +211,7 @@ static int run_score(const pulse_config_t *cfg, PGconn *ctl, PGconn *work, const
     memset(out, 0, sizeof(*out));
     pulse_jobrun_t run;
     pulse_jobrun_init(&run, ctl, job_id, tenant_id, stop, observer, ud);
-    double t0 = now_s();
+    double t0 = pulse_now_s();
     char err[512], msg[700];
     pulse_jobrun_step(&run, "loading the model", 2, 0, 1);
     const char *p1[] = {tenant_id};
@@ -265,7 +259,7 @@ static int run_score(const pulse_config_t *cfg, PGconn *ctl, PGconn *work, const
     clv_refresh_t clv = {1, 0, 0, 0, ""};
     if (all && pulse_jobrun_step(&run, "valuing customers", 3, 0, 1) == 0)
         refresh_clv(work, tenant_id, job_id, 0, &clv);
-    double t_read0 = now_s();
+    double t_read0 = pulse_now_s();
     if (pulse_jobrun_step(&run, "reading customers", 5, 0, 1) != 0) {
         free(ids);
         pulse_ml_churn_close(&churn);
@@ -283,7 +277,7 @@ static int run_score(const pulse_config_t *cfg, PGconn *ctl, PGconn *work, const
     const pulse_ml_model_t *m = churn.model;
     size_t n = rows.n_rows, nf = m->n_features;
     out->rows_read = n;
-    double t_read = now_s();
+    double t_read = pulse_now_s();
     if (pulse_jobrun_step(&run, "scoring", 40, n, 1) != 0) {
         free(ids);
         pulse_ml_churn_close(&churn);
@@ -294,7 +288,7 @@ static int run_score(const pulse_config_t *cfg, PGconn *ctl, PGconn *work, const
     pulse_ml_data_t d = {n, nf, x, NULL, NULL, NULL, NULL, NULL};
     double *prob = pulse_xmalloc((n ? n : 1) * sizeof(double));
     pulse_ml_churn_predict(&churn, &d, prob, cfg->threads > 1 ? 2 : 1);
-    double t_pred = now_s();
+    double t_pred = pulse_now_s();
     free(ids);
     if (pulse_jobrun_step(&run, "storing predictions", 80, n, 1) != 0) {
         free(prob), free(x);
@@ -314,7 +308,7 @@ static int run_score(const pulse_config_t *cfg, PGconn *ctl, PGconn *work, const
     size_t *bands = sc.bands;
     if (!all)
         refresh_clv(work, tenant_id, job_id, 1, &clv);
-    double t_end = now_s();
+    double t_end = pulse_now_s();
     pulse_buf_t result = PULSE_BUF_INIT;
     pulse_buf_printf(&result,
                      "{\"model_id\":\"%s\",\"version\":%d,\"scored\":%zu,\"bands\":{\"low\":%zu,\"medium\":%zu,\"high\":%zu},"
