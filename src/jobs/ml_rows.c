@@ -11,6 +11,7 @@
 #include "db/copybin.h"
 #include "jobs/analytics_job.h"
 #include "jobs/derived_write.h"
+#include "jobs/id_index.h"
 #include "jobs/jobs.h"
 
 #include <math.h>
@@ -76,19 +77,6 @@ static long find_col(const pulse_mlrows_t *r, const char *name, size_t hint)
     return find_col_n(r, name, strlen(name), hint);
 }
 
-static long find_row(const pulse_mlrows_t *r, int64_t id)
-{
-    size_t lo = 0, hi = r->n_rows;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        if (r->ids[mid] < id)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return lo < r->n_rows && r->ids[lo] == id ? (long)lo : -1;
-}
-
 /* Column j becomes a text column: its numbers so far get their text too (categories are text). */
 static void make_text(pulse_mlrows_t *r, size_t j)
 {
@@ -114,37 +102,9 @@ static int is_present(const pulse_mlrows_t *r, size_t j, size_t i)
 typedef struct load_t {
     pulse_mlrows_t *r;
     size_t n, cap, hint;
-    int labels;     /* the customers query has the churned label */
-    int64_t min_id; /* slot[id - min_id]: the row of customer id plus 1 (0: none) */
-    size_t n_slots;
-    uint32_t *slot; /* NULL: the ids are too sparse, rows are found by binary search */
+    int labels;            /* the customers query has the churned label */
+    pulse_id_index_t rows; /* the row of a customer id */
 } load_t;
-
-/* The direct index of the customer ids when they are dense enough (identity ids of one tenant
- * mostly are): finding millions of rows by binary search was 14% of a scoring run. */
-static void index_rows(load_t *l)
-{
-    const pulse_mlrows_t *r = l->r;
-    if (r->n_rows == 0 || r->n_rows >= UINT32_MAX)
-        return;
-    uint64_t span = (uint64_t)(r->ids[r->n_rows - 1] - r->ids[0]) + 1;
-    if (span > 4 * (uint64_t)r->n_rows + 4096)
-        return;
-    l->min_id = r->ids[0];
-    l->n_slots = (size_t)span;
-    l->slot = calloc(l->n_slots, sizeof(uint32_t));
-    for (size_t i = 0; l->slot && i < r->n_rows; i++)
-        l->slot[r->ids[i] - l->min_id] = (uint32_t)i + 1;
-}
-
-static long find_row_fast(const load_t *l, int64_t id)
-{
-    if (l->slot == NULL)
-        return find_row(l->r, id);
-    if (id < l->min_id || (uint64_t)(id - l->min_id) >= l->n_slots)
-        return -1;
-    return (long)l->slot[id - l->min_id] - 1;
-}
 
 /* One customer: id, and the churned label when the query has it. */
 static int on_customer(void *ud, const unsigned char *const *f, const int32_t *len)
@@ -170,7 +130,7 @@ static int on_attribute(void *ud, const unsigned char *const *f, const int32_t *
     pulse_mlrows_t *r = l->r;
     if (len[0] != 8 || len[1] < 0 || len[3] < 0)
         return 0;
-    long i = find_row_fast(l, (int64_t)pulse_be64(f[0]));
+    long i = pulse_id_index_find(&l->rows, (int64_t)pulse_be64(f[0]));
     char key[256], *v;
     if (i < 0 || (size_t)len[1] >= sizeof(key))
         return 0;
@@ -218,7 +178,7 @@ static int on_features(void *ud, const unsigned char *const *f, const int32_t *l
     pulse_mlrows_t *r = ft->l->r;
     if (len[0] != 8 || len[1] != 16)
         return 0;
-    long i = find_row_fast(ft->l, (int64_t)pulse_be64(f[0]));
+    long i = pulse_id_index_find(&ft->l->rows, (int64_t)pulse_be64(f[0]));
     if (i < 0)
         return 0;
     if (len[3] == 8)
@@ -454,13 +414,13 @@ static int load_stored_split(PGconn *c, const char *tenant, features_t *ft, char
 static int load_in_tx(PGconn *c, const char *tenant, int labelled_only, const int64_t *ids, size_t n_ids,
                       const pulse_ml_model_t *only, pulse_mlrows_t *out, char *err, size_t errlen)
 {
-    load_t l = {out, 0, 0, 0, only == NULL, 0, 0, NULL};
+    load_t l = {out, 0, 0, 0, only == NULL, {0}};
     out->epoch = pulse_derived_epoch(c);
     int rc = load_customers(c, &l, labelled_only, ids, n_ids, err, errlen);
     out->n_rows = l.n;
     l.cap = 0;
     if (rc == 0)
-        index_rows(&l);
+        pulse_id_index_build(&l.rows, out->ids, out->n_rows);
     if (rc == 0) {
         out->clv = pulse_xmalloc((l.n ? l.n : 1) * sizeof(double));
         for (size_t i = 0; i < l.n; i++)
@@ -481,7 +441,7 @@ static int load_in_tx(PGconn *c, const char *tenant, int labelled_only, const in
     for (size_t k = 0; k < ft.nruns; k++)
         free(ft.runs[k].col);
     free(ft.runs);
-    free(l.slot);
+    pulse_id_index_free(&l.rows);
     return rc;
 }
 

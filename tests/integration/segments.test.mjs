@@ -135,6 +135,22 @@ describe('segmentation', () => {
         assert.equal(Number((await ctx.sql(`SELECT count(*) FROM analytics_runs WHERE tenant_id = '${shop.tenant}'`))[0]), 2);
     });
 
+    it('carries the fresher of a prediction and the stored churn across re-segmentation', async () => {
+        const [a, b] = await ctx.sql(`SELECT customer_id FROM customer_analytics WHERE tenant_id = '${shop.tenant}'
+            ORDER BY customer_id LIMIT 2`);
+        const [part] = await ctx.sql(`SELECT pulse_derived_partition('predictions', '${shop.tenant}')`);
+        await ctx.sql(`CREATE TABLE IF NOT EXISTS ${part} PARTITION OF predictions FOR VALUES IN ('${shop.tenant}')`);
+        // a was scored after its stored churn (0.9, the test above) was written, b before it
+        await ctx.sql(`INSERT INTO predictions (tenant_id, customer_id, churn_probability, risk_band, scored_at) VALUES
+            ('${shop.tenant}', ${a}, 0.1, 'low', now() + interval '1 hour'),
+            ('${shop.tenant}', ${b}, 0.2, 'low', now() - interval '1 hour')`);
+        const r = await ctx.pulse(['segment', '--tenant', shop.tenant]);
+        assert.equal(r.code, 0, r.stderr);
+        assert.deepEqual(await ctx.sql(`SELECT customer_id || ' ' || churn_probability::text || ' ' || churn_band
+            FROM customer_analytics WHERE customer_id IN (${a}, ${b}) ORDER BY customer_id`), [`${a} 0.1 low`, `${b} 0.9 high`]);
+        await ctx.sql(`DELETE FROM predictions WHERE tenant_id = '${shop.tenant}'`);
+    });
+
     it('replaces the tenant\'s rows as a whole: a customer the new run does not compute loses their stale row', async () => {
         const [ghost] = await ctx.sql(`INSERT INTO customers (tenant_id, external_id) VALUES ('${shop.tenant}', 'no-purchases')
             RETURNING id`);
