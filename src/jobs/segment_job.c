@@ -564,15 +564,15 @@ int pulse_segment_job_run(const pulse_config_t *cfg, PGconn *ctl, PGconn *work, 
         rollback(work);
         goto end;
     }
+    /* The reads end here: a transaction that read customer_analytics or predictions holds a lock
+     * that every tenant's swap must wait for (ACCESS EXCLUSIVE on the shared parent), so it must not
+     * stay open through the computation, nor through parsing an uploaded file. The write below is a
+     * transaction of its own, whole or not at all. */
+    rollback(work);
     if (read_uploaded_scores(L, p, &st, &carried, &uploaded, err, sizeof(err)) != 0) {
-        rollback(work);
         code = "bad_churn_scores";
         goto end;
     }
-    /* The reads end here: a transaction that read customer_analytics holds a lock that every
-     * tenant's swap must wait for (ACCESS EXCLUSIVE on the shared parent), so it must not stay open
-     * through the computation. The write below is a transaction of its own, whole or not at all. */
-    rollback(work);
     double t1 = pulse_jobrun_now();
     if (pulse_jobrun_step(&j, "computing", 40, ls.transactions + ls.events, 1) != 0) {
         rollback(work);

@@ -42,29 +42,36 @@ static int get_f32(pulse_ml_reader_t *r, float *v)
     return 0;
 }
 
+/* Feature indexes are stored in 16 bits: a reason or context past them is left out rather than
+ * stored as another feature's (models may have up to 100,000 features). */
+#define MAX_CODED_FEATURE 0xffffu
+
 void pulse_ml_reason_codes_pack(pulse_buf_t *b, const pulse_ml_model_t *m, const float *row, const pulse_ml_push_t *rk, size_t nr)
 {
+    pulse_ml_push_t kept[PULSE_ML_REASONS_PER_SIDE * 2];
+    size_t nk = 0;
+    for (size_t k = 0; k < nr && nk < PULSE_ML_REASONS_PER_SIDE * 2; k++)
+        if (rk[k].j <= MAX_CODED_FEATURE)
+            kept[nk++] = rk[k];
     size_t ctx[PULSE_ML_REASONS_PER_SIDE * 2 * PULSE_ML_REASON_CONTEXT_MAX], nc = 0;
-    for (size_t k = 0; k < nr && k < PULSE_ML_REASONS_PER_SIDE * 2; k++) {
+    for (size_t k = 0; k < nk; k++) {
         size_t want[PULSE_ML_REASON_CONTEXT_MAX];
-        size_t nw = pulse_ml_reason_context(m, rk[k].j, want);
+        size_t nw = pulse_ml_reason_context(m, kept[k].j, want);
         for (size_t w = 0; w < nw; w++) {
             size_t seen = 0;
             while (seen < nc && ctx[seen] != want[w])
                 seen++;
-            if (seen == nc)
+            if (seen == nc && want[w] <= MAX_CODED_FEATURE)
                 ctx[nc++] = want[w];
         }
     }
-    if (nr > PULSE_ML_REASONS_PER_SIDE * 2)
-        nr = PULSE_ML_REASONS_PER_SIDE * 2;
     pulse_ml_put_u8(b, CODES_VERSION);
-    pulse_ml_put_u8(b, (uint8_t)nr);
+    pulse_ml_put_u8(b, (uint8_t)nk);
     pulse_ml_put_u8(b, (uint8_t)nc);
-    for (size_t k = 0; k < nr; k++) {
-        put_u16(b, rk[k].j);
-        put_f32(b, row[rk[k].j]);
-        pulse_ml_put_f64(b, rk[k].v);
+    for (size_t k = 0; k < nk; k++) {
+        put_u16(b, kept[k].j);
+        put_f32(b, row[kept[k].j]);
+        pulse_ml_put_f64(b, kept[k].v);
     }
     for (size_t k = 0; k < nc; k++) {
         put_u16(b, ctx[k]);
@@ -90,9 +97,10 @@ void pulse_ml_reason_json(pulse_buf_t *b, const pulse_ml_model_t *m, const float
     pulse_buf_puts(b, "\",\"value\":");
     if (isnan(x)) {
         pulse_buf_puts(b, "null");
-    } else if (f->categorical && (int)x >= 0 && (int)x < f->n_levels) {
+    } else if (f->categorical && pulse_ml_level_index(f, x) >= 0) {
+        const char *level = f->levels[pulse_ml_level_index(f, x)];
         pulse_buf_putc(b, '"');
-        pulse_buf_json_escape(b, f->levels[(int)x], strlen(f->levels[(int)x]));
+        pulse_buf_json_escape(b, level, strlen(level));
         pulse_buf_putc(b, '"');
     } else {
         pulse_buf_printf(b, "%.7g", (double)x);

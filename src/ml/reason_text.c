@@ -167,6 +167,12 @@ static void humanize(const char *name, char *out, size_t outlen)
     out[o] = '\0';
 }
 
+int pulse_ml_level_index(const pulse_ml_feature_t *f, double x)
+{
+    /* compared as a double first: converting a value out of int's range is undefined */
+    return f->levels != NULL && x >= 0 && x < (double)f->n_levels ? (int)x : -1;
+}
+
 void pulse_ml_reason_text(const pulse_ml_model_t *m, const float *row, size_t j, double effect, char *out, size_t outlen)
 {
     const pulse_ml_feature_t *f = &m->features[j];
@@ -182,9 +188,8 @@ void pulse_ml_reason_text(const pulse_ml_model_t *m, const float *row, size_t j,
         snprintf(phrase, sizeof(phrase), "%s: %s", label, val);
     } else if (f->categorical) {
         humanize(name, label, sizeof(label));
-        int level = (int)v;
-        snprintf(phrase, sizeof(phrase), "%s: %s", label,
-                 level >= 0 && level < f->n_levels && f->levels ? f->levels[level] : "another value");
+        int level = pulse_ml_level_index(f, v);
+        snprintf(phrase, sizeof(phrase), "%s: %s", label, level >= 0 ? f->levels[level] : "another value");
     }
     int n = snprintf(out, outlen, "%s — %s the risk", phrase, effect > 0 ? "raises" : "lowers");
     if (n >= 0 && (size_t)n >= outlen && outlen > 1) { /* cut: never in the middle of a UTF-8 character */

@@ -13,6 +13,8 @@
 
 /* The sentence for feature j of row (m->n_features values, NaN = missing) pushing the log-odds
  * by effect (> 0 raises the risk), into out (always NUL-terminated, cut to fit). */
+/* The level a categorical feature's value x names, or -1 (NaN, out of range, no levels). */
+int pulse_ml_level_index(const pulse_ml_feature_t *f, double x);
 void pulse_ml_reason_text(const pulse_ml_model_t *m, const float *row, size_t j, double effect, char *out, size_t outlen);
 
 /* The other features of the row the sentence for feature j reads (their indexes into out, room

@@ -151,6 +151,17 @@ describe('segmentation', () => {
         await ctx.sql(`DELETE FROM predictions WHERE tenant_id = '${shop.tenant}'`);
     });
 
+    it('stages a tenant\'s results without locking the shared parent (other tenants\' swaps need it)', async () => {
+        // the stage lives until the job commits: a lock on the parent would hold up every swap
+        const lines = await ctx.sql(`BEGIN; SET LOCAL ROLE pulse_app;
+            SELECT set_config('pulse.tenant_id', '${shop.tenant}', true);
+            SELECT pulse_derived_stage('predictions'), pulse_derived_stage('customer_analytics');
+            SELECT 'parents locked: ' || count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation
+                WHERE l.pid = pg_backend_pid() AND c.relname IN ('predictions', 'customer_analytics');
+            ROLLBACK;`);
+        assert.equal(lines.at(-1), 'parents locked: 0');
+    });
+
     it('replaces the tenant\'s rows as a whole: a customer the new run does not compute loses their stale row', async () => {
         const [ghost] = await ctx.sql(`INSERT INTO customers (tenant_id, external_id) VALUES ('${shop.tenant}', 'no-purchases')
             RETURNING id`);

@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -105,6 +106,54 @@ static void test_without_model(void **state)
     pulse_ml_model_free(m);
 }
 
+/* Feature indexes are stored in 16 bits: in a model wider than that, a reason past them is left out,
+ * never stored as (and worded as) another feature's. */
+static void test_wide_model_leaves_out_what_it_cannot_code(void **state)
+{
+    (void)state;
+    const size_t nf = 70000;
+    pulse_ml_model_t *m = pulse_ml_model_new(PULSE_ML_CHURN_GBDT);
+    char name[32];
+    for (size_t j = 0; j < nf; j++) {
+        snprintf(name, sizeof(name), "f%zu", j);
+        pulse_ml_model_add_feature(m, name, 0, 0, NULL);
+    }
+    float *row = calloc(nf, sizeof(float));
+    row[3] = 7, row[65536 + 4] = 9;
+    pulse_ml_push_t rk[2] = {{.j = 65536 + 4, .v = 0.9}, {.j = 3, .v = 0.5}};
+    pulse_buf_t codes = PULSE_BUF_INIT, got = PULSE_BUF_INIT;
+    pulse_ml_reason_codes_pack(&codes, m, row, rk, 2);
+    assert_int_equal(pulse_ml_reason_codes_json(&got, m, (const unsigned char *)codes.data, codes.len), 0);
+    pulse_buf_putc(&got, '\0');
+    assert_non_null(strstr(got.data, "\"feature\":\"f3\""));
+    assert_null(strstr(got.data, "\"feature\":\"f4\"")); /* 65540 wrapped to 4 */
+    assert_null(strstr(got.data, "0.9000"));
+    pulse_buf_free(&codes), pulse_buf_free(&got);
+    free(row);
+    pulse_ml_model_free(m);
+}
+
+/* A categorical value read back from storage out of the levels' range (or far past int's) words as
+ * "another value" and is not shown as a level. */
+static void test_categorical_out_of_range(void **state)
+{
+    (void)state;
+    pulse_ml_model_t *m = model();
+    float values[] = {3, -1, 2.86e28f, -2.86e28f};
+    for (size_t v = 0; v < sizeof(values) / sizeof(values[0]); v++) {
+        float row[7] = {140, -0.75f, values[v], 95.5f, 0.13f, 45, 1};
+        pulse_ml_push_t rk[1] = {{.j = 2, .v = 0.6}};
+        pulse_buf_t codes = PULSE_BUF_INIT, got = PULSE_BUF_INIT;
+        pulse_ml_reason_codes_pack(&codes, m, row, rk, 1);
+        assert_int_equal(pulse_ml_reason_codes_json(&got, m, (const unsigned char *)codes.data, codes.len), 0);
+        pulse_buf_putc(&got, '\0');
+        assert_non_null(strstr(got.data, "Contract: another value"));
+        assert_null(strstr(got.data, "Two year"));
+        pulse_buf_free(&codes), pulse_buf_free(&got);
+    }
+    pulse_ml_model_free(m);
+}
+
 static void test_bad_codes_refused(void **state)
 {
     (void)state;
@@ -185,6 +234,8 @@ int main(void)
         cmocka_unit_test(test_codes_render_as_before),
         cmocka_unit_test(test_codes_are_small),
         cmocka_unit_test(test_without_model),
+        cmocka_unit_test(test_wide_model_leaves_out_what_it_cannot_code),
+        cmocka_unit_test(test_categorical_out_of_range),
         cmocka_unit_test(test_bad_codes_refused),
         cmocka_unit_test(test_reasons_as_sorting_chose),
     };
