@@ -203,6 +203,19 @@ int pulse_ajob_params(lua_State *L, const char *json, char *err, size_t errlen)
     return 0;
 }
 
+/* r's status is want: 0. Otherwise the transaction begun is rolled back and err says why: -1.
+ * Clears r either way. */
+static int ok_or_rollback(PGconn *c, PGresult *r, ExecStatusType want, char *err, size_t errlen)
+{
+    int ok = PQresultStatus(r) == want;
+    PQclear(r);
+    if (ok)
+        return 0;
+    pulse_fail(err, errlen, "%s", PQerrorMessage(c));
+    PQclear(PQexec(c, "ROLLBACK"));
+    return -1;
+}
+
 /* begin_sql, then the snapshot when given, then the tenant's settings. */
 static int begin_as(PGconn *c, const char *tenant, const char *begin_sql, const char *snapshot, char *err, size_t errlen)
 {
@@ -217,15 +230,8 @@ static int begin_as(PGconn *c, const char *tenant, const char *begin_sql, const 
         char sql[160];
         snprintf(sql, sizeof(sql), "SET TRANSACTION SNAPSHOT %s", lit ? lit : "''");
         PQfreemem(lit);
-        r = PQexec(c, sql);
-        ok = PQresultStatus(r) == PGRES_COMMAND_OK;
-        PQclear(r);
-        if (!ok) {
-            pulse_fail(err, errlen, "%s", PQerrorMessage(c));
-            r = PQexec(c, "ROLLBACK");
-            PQclear(r);
+        if (ok_or_rollback(c, PQexec(c, sql), PGRES_COMMAND_OK, err, errlen) != 0)
             return -1;
-        }
     }
     const char *t[] = {tenant};
     /* whole-tenant reads join and sort millions of rows: with the default 4 MB a hash join of 3.5 M
@@ -234,15 +240,7 @@ static int begin_as(PGconn *c, const char *tenant, const char *begin_sql, const 
                      "SELECT set_config('pulse.tenant_id', $1, true), set_config('work_mem', '256MB', true), "
                      "set_config('jit', 'off', true)",
                      1, NULL, t, NULL, NULL, 0);
-    ok = PQresultStatus(r) == PGRES_TUPLES_OK;
-    PQclear(r);
-    if (!ok) {
-        pulse_fail(err, errlen, "%s", PQerrorMessage(c));
-        r = PQexec(c, "ROLLBACK");
-        PQclear(r);
-        return -1;
-    }
-    return 0;
+    return ok_or_rollback(c, r, PGRES_TUPLES_OK, err, errlen);
 }
 
 int pulse_ajob_begin(PGconn *c, const char *tenant, char *err, size_t errlen)

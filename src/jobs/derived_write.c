@@ -70,14 +70,10 @@ int64_t pulse_derived_epoch(PGconn *c)
     return e;
 }
 
-static int swap(PGconn *c, const char *table, int keep_others, uint64_t staged, int64_t epoch, uint64_t *stored, char *err,
-                size_t errlen)
+/* Runs one of the storing functions (sql: a SELECT of it, params as given); *stored: its count. */
+static int store(PGconn *c, const char *sql, int nparams, const char *const *params, uint64_t *stored, char *err, size_t errlen)
 {
-    char n[32], e[32];
-    snprintf(n, sizeof(n), "%llu", (unsigned long long)staged);
-    snprintf(e, sizeof(e), "%lld", (long long)epoch);
-    const char *p[] = {table, keep_others ? "t" : "f", n, epoch >= 0 ? e : NULL};
-    PGresult *r = PQexecParams(c, "SELECT pulse_derived_swap($1, $2, $3, $4)", 4, NULL, p, NULL, NULL, 0);
+    PGresult *r = PQexecParams(c, sql, nparams, NULL, params, NULL, NULL, 0);
     if (PQresultStatus(r) != PGRES_TUPLES_OK) {
         PQclear(r);
         return fail_pg(c, err, errlen, "cannot store the results");
@@ -86,6 +82,16 @@ static int swap(PGconn *c, const char *table, int keep_others, uint64_t staged, 
         *stored = strtoull(PQgetvalue(r, 0, 0), NULL, 10);
     PQclear(r);
     return 0;
+}
+
+static int swap(PGconn *c, const char *table, int keep_others, uint64_t staged, int64_t epoch, uint64_t *stored, char *err,
+                size_t errlen)
+{
+    char n[32], e[32];
+    snprintf(n, sizeof(n), "%llu", (unsigned long long)staged);
+    snprintf(e, sizeof(e), "%lld", (long long)epoch);
+    const char *p[] = {table, keep_others ? "t" : "f", n, epoch >= 0 ? e : NULL};
+    return store(c, "SELECT pulse_derived_swap($1, $2, $3, $4)", 4, p, stored, err, errlen);
 }
 
 int pulse_derived_open(pulse_derived_t *w, PGconn *c, const char *table, const char *columns, int64_t epoch, char *err,
@@ -270,15 +276,7 @@ static int merge(PGconn *c, const char *table, uint64_t staged, int64_t epoch, u
     snprintf(n, sizeof(n), "%llu", (unsigned long long)staged);
     snprintf(e, sizeof(e), "%lld", (long long)epoch);
     const char *p[] = {table, n, epoch >= 0 ? e : NULL};
-    PGresult *r = PQexecParams(c, "SELECT pulse_derived_merge($1, $2, $3)", 3, NULL, p, NULL, NULL, 0);
-    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-        PQclear(r);
-        return fail_pg(c, err, errlen, "cannot store the results");
-    }
-    if (stored)
-        *stored = strtoull(PQgetvalue(r, 0, 0), NULL, 10);
-    PQclear(r);
-    return 0;
+    return store(c, "SELECT pulse_derived_merge($1, $2, $3)", 3, p, stored, err, errlen);
 }
 
 int pulse_derived_commit_rows(pulse_derived_t *w, int keep_others, uint64_t *stored, char *err, size_t errlen)
