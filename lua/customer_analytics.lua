@@ -8,19 +8,23 @@ local M = {}
 
 local function present(v) return v ~= nil and v ~= json.null end
 
--- the churn is the current one: the latest prediction, or an uploaded score when that is newer
--- (pulse_churn_current, migration 0009), so a scoring run shows without segmenting again
+-- A customer's current churn, for every query over customer_analytics a: the latest prediction p,
+-- or an uploaded score when that is newer (pulse_churn_current, migration 0009), so a scoring run
+-- shows without segmenting again. SQL fragments: the probability, the band, and the join they need.
+M.CHURN = "pulse_churn_current(p.churn_probability, p.scored_at, a.churn_probability, a.computed_at)"
+M.BAND = "pulse_churn_current(p.risk_band, p.scored_at, a.churn_band, a.computed_at)"
+M.JOIN_PREDICTIONS = "LEFT JOIN predictions p ON p.tenant_id = a.tenant_id AND p.customer_id = a.customer_id"
+
 local COLUMNS = [[c.id AS customer_id, c.external_id, a.computed_at, a.recency_days, a.frequency,
-    a.monetary, a.r, a.f, a.m, a.segment, a.segment_score,
-    pulse_churn_current(p.churn_probability, p.scored_at, a.churn_probability, a.computed_at) AS churn_probability,
-    pulse_churn_current(p.risk_band, p.scored_at, a.churn_band, a.computed_at) AS churn_band, a.clv,
+    a.monetary, a.r, a.f, a.m, a.segment, a.segment_score, ]] .. M.CHURN .. " AS churn_probability, " ..
+    M.BAND .. [[ AS churn_band, a.clv,
     a.behavior_score, a.trend, a.risk_signals, a.recommendations, a.cluster_id, a.cluster, a.features, a.run_id]]
 
 -- M.row(tenant, id) -> row (analytics columns null when never computed) | nil, problem/err
 function M.row(tenant, id)
     local rows, err = db.query("SELECT " .. COLUMNS .. [[ FROM customers c
         LEFT JOIN customer_analytics a ON a.tenant_id = c.tenant_id AND a.customer_id = c.id
-        LEFT JOIN predictions p ON p.tenant_id = c.tenant_id AND p.customer_id = c.id
+        ]] .. M.JOIN_PREDICTIONS .. [[
         WHERE c.tenant_id = $1 AND c.id = $2]], tenant, id)
     if not rows then return nil, err end
     if not rows[1] then return nil, problem.not_found("No customer " .. id .. ".") end

@@ -3,6 +3,7 @@
 -- customer (grouped by their RFM scores and churn band: at most 500 groups, whatever the number of
 -- customers); offers on a deterministic sample of customers; ROI on the same aggregates the report
 -- uses; triggers and lead scoring on the kind's sample events and leads.
+local customer_analytics = require "customer_analytics"
 local db = require "db"
 local json = require "json"
 local rule_store = require "rule_store"
@@ -19,10 +20,9 @@ local function now_ms()
 end
 
 local function present(v) return v ~= nil and v ~= json.null end
--- A customer's current churn (analytics a joined with predictions p): the latest prediction, or an
--- uploaded score when that is newer (pulse_churn_current, migration 0009).
-local CHURN = "pulse_churn_current(p.churn_probability, p.scored_at, a.churn_probability, a.computed_at) AS churn_probability"
-local BAND = "pulse_churn_current(p.risk_band, p.scored_at, a.churn_band, a.computed_at) AS churn_band"
+-- A customer's current churn (analytics a joined with predictions p, see customer_analytics).
+local CHURN = customer_analytics.CHURN .. " AS churn_probability"
+local BAND = customer_analytics.BAND .. " AS churn_band"
 local function opt(v) if present(v) then return v end return nil end
 
 local function profile(row)
@@ -40,7 +40,7 @@ local function offer_profiles(tenant, n)
         SELECT c.id, c.external_id, a.segment, ]] .. CHURN .. [[, ]] .. BAND .. [[, a.clv, a.monetary, a.frequency,
                a.recency_days, a.behavior_score
         FROM customer_analytics a JOIN customers c ON c.id = a.customer_id
-        LEFT JOIN predictions p ON p.tenant_id = a.tenant_id AND p.customer_id = a.customer_id
+        ]] .. customer_analytics.JOIN_PREDICTIONS .. [[
         WHERE a.tenant_id = $1 AND a.segment IS NOT NULL ORDER BY a.customer_id LIMIT $2]], tenant, n)
     if not rows then error(err, 0) end
     return rows
@@ -77,7 +77,7 @@ local function segments(tenant, source)
     local rows
     rows, err = db.query([[
         SELECT a.r, a.f, a.m, ]] .. BAND .. [[, a.segment, count(*) AS n FROM customer_analytics a
-        LEFT JOIN predictions p ON p.tenant_id = a.tenant_id AND p.customer_id = a.customer_id
+        ]] .. customer_analytics.JOIN_PREDICTIONS .. [[
         WHERE a.tenant_id = $1 AND a.r IS NOT NULL GROUP BY 1, 2, 3, 4, 5]], tenant)
     if not rows then return nil, err end
     local moves, before, after, total, moved = {}, {}, {}, 0, 0
@@ -166,7 +166,7 @@ function dryrun.roi_inputs(tenant, target)
         WITH ranked AS (
             SELECT a.monetary, ]] .. CHURN .. [[, percent_rank() OVER (ORDER BY a.monetary DESC) AS pr
             FROM customer_analytics a
-            LEFT JOIN predictions p ON p.tenant_id = a.tenant_id AND p.customer_id = a.customer_id
+            ]] .. customer_analytics.JOIN_PREDICTIONS .. [[
             WHERE a.tenant_id = $1 AND a.monetary IS NOT NULL)
         SELECT count(*) AS customers, coalesce(sum(monetary), 0) AS monetary FROM ranked
         WHERE pr < $2 AND churn_probability > $3]], tenant, target.monetary_top_share, target.min_churn)

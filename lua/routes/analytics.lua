@@ -182,12 +182,10 @@ return function(routes)
             if bad then return bad end
             local rows, err = db.query([[
                 SELECT a.segment, count(*) AS customers, coalesce(sum(a.monetary), 0) AS revenue,
-                       avg(pulse_churn_current(p.churn_probability, p.scored_at, a.churn_probability, a.computed_at))
-                           AS avg_churn,
+                       avg(]] .. customer_analytics.CHURN .. [[) AS avg_churn,
                        avg(a.clv) AS avg_value, avg(a.segment_score) AS avg_score, avg(a.recency_days) AS avg_recency_days,
                        avg(a.frequency) AS avg_frequency, avg(a.monetary) AS avg_monetary
-                FROM customer_analytics a
-                LEFT JOIN predictions p ON p.tenant_id = a.tenant_id AND p.customer_id = a.customer_id
+                FROM customer_analytics a ]] .. customer_analytics.JOIN_PREDICTIONS .. [[
                 WHERE a.tenant_id = $1 AND a.segment IS NOT NULL GROUP BY a.segment]], req.tenant)
             if not rows then return nil, err end
             local run
