@@ -7,10 +7,12 @@
 #include <stdint.h>
 #include <cmocka.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "ml/clvmodel.h"
+#include "analytics/features.h"
 #include "ml/clvsum.h"
 
 /* Roughly the CDNOW fit in days. */
@@ -185,6 +187,78 @@ static void test_values_a_store(void **state)
     pulse_txstore_free(&st);
 }
 
+/* A clv_gbdt container values a whole store as it values each row (the batch scorer on two
+ * threads against the tree walk), from the same features. */
+static void test_gbdt_values_a_store_as_its_rows(void **state)
+{
+    (void)state;
+    pulse_txstore_t st;
+    pulse_txstore_init(&st);
+    char who[16];
+    for (int k = 0; k < 3000; k++) {
+        snprintf(who, sizeof(who), "c%d", k);
+        for (int j = 0; j <= k % 9; j++)
+            buy(&st, who, 10 + (k * 7 + j * 31) % 380, 5 + (k % 13) * 3 + j);
+    }
+    pulse_txstore_finish(&st);
+    size_t n = 500;
+    float *x = calloc(2 * n, sizeof(float)), *y = calloc(n, sizeof(float));
+    for (size_t i = 0; i < n; i++) {
+        x[i] = (float)(i % 10);
+        x[n + i] = (float)(i % 400);
+        y[i] = x[i] * 20.0f + (x[n + i] < 100 ? 50.0f : 0.0f);
+    }
+    char *names[] = {"analytics.frequency", "analytics.recency_days"};
+    pulse_ml_data_t d = {n, 2, x, y, NULL, names, NULL, NULL};
+    pulse_gbdt_params_t p;
+    pulse_gbdt_params_init(&p);
+    p.objective = PULSE_GBDT_SQUARED;
+    p.n_trees = 40;
+    p.threads = 1;
+    pulse_gbdt_t *g = NULL;
+    char err[256];
+    assert_int_equal(pulse_gbdt_train(&d, NULL, &p, &g, NULL, err, sizeof(err)), 0);
+    pulse_ml_clv_terms_t terms = {90, 0.01};
+    pulse_ml_model_t *m = pulse_ml_clv_pack_gbdt(g, names, 2, terms);
+    pulse_ml_clv_t c;
+    round_trip(m, &c);
+    uint32_t *cust;
+    double *v;
+    size_t nv;
+    assert_int_equal(pulse_ml_clv_value_store(&c, &st, &cust, &v, &nv, err, sizeof(err)), 0);
+    assert_int_equal(nv, 3000);
+
+    pulse_clvsum_t sum;
+    pulse_clvsum_build(&st, &sum);
+    pulse_features_opts_t fo;
+    memset(&fo, 0, sizeof(fo));
+    fo.as_of = sum.end_day;
+    pulse_feature_matrix_t fm;
+    assert_int_equal(pulse_features_compute(&st, &fo, 0, 0, &fm, err, sizeof(err)), 0);
+    long cf = -1, cr = -1;
+    for (size_t k = 0; k < fm.n_cols; k++) {
+        cf = strcmp(fm.info[k].name, "frequency") == 0 ? (long)k : cf;
+        cr = strcmp(fm.info[k].name, "recency_days") == 0 ? (long)k : cr;
+    }
+    assert_true(cf >= 0 && cr >= 0);
+    size_t distinct = 0;
+    for (size_t i = 0; i < nv; i++) {
+        size_t r = cust[i] - fm.first;
+        float row[2] = {fm.x[(size_t)cf * fm.n_rows + r], fm.x[(size_t)cr * fm.n_rows + r]};
+        assert_true(v[i] == pulse_ml_clv_value_row(&c, row));
+        distinct += i > 0 && v[i] != v[i - 1];
+    }
+    assert_true(distinct > 100); /* the values differ between customers: the test can fail */
+    pulse_features_matrix_free(&fm);
+    pulse_clvsum_free(&sum);
+    free(cust), free(v);
+    pulse_ml_clv_close(&c);
+    pulse_ml_model_free(m);
+    pulse_gbdt_free(g);
+    pulse_txstore_free(&st);
+    free(x), free(y);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -193,6 +267,7 @@ int main(void)
         cmocka_unit_test(test_gbdt_container_scores_the_trees),
         cmocka_unit_test(test_refuses_damaged_and_foreign),
         cmocka_unit_test(test_values_a_store),
+        cmocka_unit_test(test_gbdt_values_a_store_as_its_rows),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
